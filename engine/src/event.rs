@@ -1,0 +1,503 @@
+//! The event envelope and payload types: the persisted format.
+//!
+//! Compatibility promise: these types are encoded with postcard, which is
+//! not self-describing. Never reorder, remove or retype a field or an enum
+//! variant of an encoded type; add new variants only at the end of an enum.
+//! `tests/corpus/` holds encodings that must decode forever.
+
+use crate::limits;
+use jiff::civil::Date;
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// Why a value offered to the engine was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidField {
+    pub field: String,
+    pub reason: String,
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> InvalidField {
+    InvalidField {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks a short or long string: length bound and no control characters
+/// (newline and tab are allowed where `multiline` is set).
+pub fn check_text(
+    field: &str,
+    s: &str,
+    max_bytes: usize,
+    multiline: bool,
+) -> Result<(), InvalidField> {
+    if s.len() > max_bytes {
+        return Err(invalid(
+            field,
+            format!("is {} bytes long; the limit is {max_bytes}", s.len()),
+        ));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_control() && !(multiline && (*c == '\n' || *c == '\t')))
+    {
+        return Err(invalid(
+            field,
+            format!("contains the control character U+{:04X}", c as u32),
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(field: &str, s: &str) -> Result<(), InvalidField> {
+    if s.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    check_text(field, s, limits::NAME_BYTES_MAX, false)
+}
+
+/// A workflow instance: one organisation's run through one workflow. Each
+/// instance is one stream with its own contiguous sequence numbers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct InstanceId(String);
+
+impl InstanceId {
+    /// Letters (Swedish ones included), digits and `- _ . : /`; 1 to
+    /// [`limits::INSTANCE_ID_BYTES_MAX`] bytes.
+    pub fn new(s: impl Into<String>) -> Result<Self, InvalidField> {
+        let s = s.into();
+        check_id("instance id", &s, limits::INSTANCE_ID_BYTES_MAX)?;
+        Ok(InstanceId(s))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn check_id(field: &str, s: &str, max: usize) -> Result<(), InvalidField> {
+    if s.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if s.len() > max {
+        return Err(invalid(
+            field,
+            format!("is {} bytes long; the limit is {max}", s.len()),
+        ));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || "-_.:/".contains(*c)))
+    {
+        return Err(invalid(
+            field,
+            format!("{s:?} contains {c:?}; use letters, digits and - _ . : / only"),
+        ));
+    }
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for InstanceId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InstanceId::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The caller's name for one append. Appending again with the same command
+/// id returns the first result and writes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CommandId(String);
+
+impl CommandId {
+    pub fn new(s: impl Into<String>) -> Result<Self, InvalidField> {
+        let s = s.into();
+        check_id("command id", &s, limits::COMMAND_ID_BYTES_MAX)?;
+        Ok(CommandId(s))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for CommandId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CommandId::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for CommandId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Fixed-size bytes shown as lowercase hex in human-readable formats and
+/// stored raw in postcard.
+macro_rules! hex_bytes {
+    ($name:ident, $len:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub [u8; $len]);
+
+        impl $name {
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+
+            pub fn from_hex(s: &str) -> Result<Self, InvalidField> {
+                let mut out = [0u8; $len];
+                hex::decode_to_slice(s, &mut out).map_err(|e| {
+                    invalid(
+                        stringify!($name),
+                        format!("{s:?} is not {} hex digits: {e}", $len * 2),
+                    )
+                })?;
+                Ok($name(out))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.to_hex())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.serialize_str(&self.to_hex())
+                } else {
+                    self.0.serialize(s)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let s = String::deserialize(d)?;
+                    $name::from_hex(&s).map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; $len]>::deserialize(d).map($name)
+                }
+            }
+        }
+    };
+}
+
+hex_bytes!(Hash, 32, "A BLAKE3 hash in the chain.");
+hex_bytes!(
+    EventId,
+    16,
+    "An event's id, derived from its command id and its index in the commit."
+);
+
+impl EventId {
+    /// The id of the `index`th event of command `command`: unique because
+    /// command ids are unique, and the same on every retry of the command.
+    pub fn derive(command: &CommandId, index: u32) -> EventId {
+        let mut h = blake3::Hasher::new_derive_key("styrlogg event id v1");
+        h.update(command.as_str().as_bytes());
+        h.update(&index.to_be_bytes());
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        EventId(out)
+    }
+}
+
+/// Serde for civil dates: ISO 8601 text when human-readable, otherwise
+/// `(year i16, month i8, day i8)`.
+pub mod date_format {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Date, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(d)
+        } else {
+            (d.year(), d.month(), d.day()).serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            s.parse::<Date>()
+                .map_err(|e| serde::de::Error::custom(format!("invalid date {s:?}: {e}")))
+        } else {
+            let (y, m, day) = <(i16, i8, i8)>::deserialize(d)?;
+            Date::new(y, m, day).map_err(serde::de::Error::custom)
+        }
+    }
+}
+
+/// Serde for instants: RFC 3339 in UTC when human-readable, otherwise
+/// microseconds since the Unix epoch as i64.
+pub mod timestamp_format {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(t)
+        } else {
+            t.as_microsecond().serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let t = if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            s.parse::<Timestamp>()
+                .map_err(|e| serde::de::Error::custom(format!("invalid instant {s:?}: {e}")))?
+        } else {
+            Timestamp::from_microsecond(i64::deserialize(d)?).map_err(serde::de::Error::custom)?
+        };
+        if t.subsec_nanosecond() % 1000 != 0 {
+            return Err(serde::de::Error::custom(
+                "instants are stored to whole microseconds",
+            ));
+        }
+        Ok(t)
+    }
+}
+
+/// Who recorded an event, and in which role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub name: String,
+    pub role: String,
+}
+
+impl Actor {
+    pub fn new(name: impl Into<String>, role: impl Into<String>) -> Self {
+        Actor {
+            name: name.into(),
+            role: role.into(),
+        }
+    }
+}
+
+/// Whether a person in a fact is an elected member or an official.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonKind {
+    /// förtroendevald
+    ElectedMember,
+    /// tjänsteperson
+    Official,
+    Other,
+}
+
+/// A typed fact carried by a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactValue {
+    Date(#[serde(with = "date_format")] Date),
+    Text(String),
+    /// An amount in Swedish kronor, in öre so it stays exact.
+    AmountSek {
+        ore: i64,
+    },
+    Person {
+        name: String,
+        role: String,
+        kind: PersonKind,
+    },
+    /// A diarienummer such as `LJ2012/896`.
+    CaseNumber(String),
+    /// A paragraph of a body's minutes.
+    MinutesRef {
+        body: String,
+        #[serde(with = "date_format")]
+        date: Date,
+        paragraph: String,
+    },
+    /// A document and the SHA-256 of its content, in hex.
+    Document {
+        title: String,
+        sha256: String,
+    },
+    /// One option of a closed list (such as a participation-ladder step).
+    Choice(String),
+}
+
+/// A named fact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fact {
+    pub name: String,
+    pub value: FactValue,
+}
+
+/// What happened. New variants go at the end, never in between.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Payload {
+    /// A workflow instance was started for an organisation.
+    InstanceStarted {
+        workflow: String,
+        organisation: String,
+        title: String,
+    },
+    /// A step was recorded with its facts; optionally as a justified
+    /// deviation from the workflow, or as a correction of an earlier event.
+    StepRecorded {
+        step: String,
+        facts: Vec<Fact>,
+        deviation: Option<String>,
+        corrects: Option<EventId>,
+    },
+    /// A free-text note on the instance.
+    NoteAdded { text: String },
+}
+
+impl Payload {
+    /// A short name for the variant, for listings.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Payload::InstanceStarted { .. } => "instance_started",
+            Payload::StepRecorded { .. } => "step_recorded",
+            Payload::NoteAdded { .. } => "note_added",
+        }
+    }
+
+    /// Checks every string and list in the payload against the limits.
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        match self {
+            Payload::InstanceStarted {
+                workflow,
+                organisation,
+                title,
+            } => {
+                check_name("workflow", workflow)?;
+                check_name("organisation", organisation)?;
+                check_text("title", title, limits::TEXT_BYTES_MAX, false)
+            }
+            Payload::StepRecorded {
+                step,
+                facts,
+                deviation,
+                corrects: _,
+            } => {
+                check_name("step", step)?;
+                if facts.len() > limits::FACTS_PER_EVENT_MAX {
+                    return Err(invalid(
+                        "facts",
+                        format!(
+                            "{} facts; the limit is {}",
+                            facts.len(),
+                            limits::FACTS_PER_EVENT_MAX
+                        ),
+                    ));
+                }
+                for fact in facts {
+                    check_name("fact name", &fact.name)?;
+                    fact.value.validate(&fact.name)?;
+                }
+                if let Some(d) = deviation {
+                    check_text("deviation", d, limits::TEXT_BYTES_MAX, true)?;
+                }
+                Ok(())
+            }
+            Payload::NoteAdded { text } => check_text("note", text, limits::TEXT_BYTES_MAX, true),
+        }
+    }
+}
+
+impl FactValue {
+    fn validate(&self, name: &str) -> Result<(), InvalidField> {
+        let field = |what: &str| format!("fact {name:?} {what}");
+        match self {
+            FactValue::Date(_) | FactValue::AmountSek { .. } => Ok(()),
+            FactValue::Text(t) => check_text(&field("text"), t, limits::TEXT_BYTES_MAX, true),
+            FactValue::Person {
+                name: n,
+                role,
+                kind: _,
+            } => {
+                check_name(&field("person name"), n)?;
+                check_name(&field("person role"), role)
+            }
+            FactValue::CaseNumber(c) => check_name(&field("case number"), c),
+            FactValue::MinutesRef {
+                body,
+                date: _,
+                paragraph,
+            } => {
+                check_name(&field("minutes body"), body)?;
+                check_name(&field("minutes paragraph"), paragraph)
+            }
+            FactValue::Document { title, sha256 } => {
+                check_name(&field("document title"), title)?;
+                if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(invalid(field("document sha256"), "must be 64 hex digits"));
+                }
+                Ok(())
+            }
+            FactValue::Choice(c) => check_name(&field("choice"), c),
+        }
+    }
+}
+
+/// An event as a caller offers it: the engine adds the envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// The civil date (Swedish time) the fact happened.
+    #[serde(with = "date_format")]
+    pub occurred_on: Date,
+    pub actor: Actor,
+    pub payload: Payload,
+}
+
+impl NewEvent {
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        check_name("actor name", &self.actor.name)?;
+        check_name("actor role", &self.actor.role)?;
+        self.payload.validate()
+    }
+}
+
+/// The encoded part of a stored event: everything the hash covers.
+/// Field order is part of the format: never reorder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBody {
+    pub event_id: EventId,
+    pub instance: InstanceId,
+    /// Contiguous from 1 within the instance.
+    pub sequence: u64,
+    /// Contiguous from 1 across the whole log.
+    pub position: u64,
+    /// The civil date the fact happened.
+    #[serde(with = "date_format")]
+    pub occurred_on: Date,
+    /// The instant the log accepted it, UTC, whole microseconds.
+    #[serde(with = "timestamp_format")]
+    pub recorded_at: Timestamp,
+    pub actor: Actor,
+    pub command_id: CommandId,
+    pub payload: Payload,
+    /// The hash of the event at `position - 1`, zero for the first.
+    pub prev_hash: Hash,
+}
+
+/// A stored event: format version, body, and the hash over both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub format_version: u8,
+    pub event: EventBody,
+    pub hash: Hash,
+}

@@ -1,0 +1,33 @@
+//! styrlogg's event log: the event envelope, its versioned binary codec, the
+//! tamper-evident hash chain, and the storage backends behind one trait.
+//!
+//! The engine knows events, instances, sequence numbers and hashes. It knows
+//! nothing of which steps a workflow has or what a municipality must do:
+//! that lives in workflow definitions, read by crates above this one.
+
+pub mod chain;
+pub mod clock;
+pub mod codec;
+pub mod event;
+pub mod limits;
+pub mod memory;
+pub mod sled_store;
+pub use sled_store::OpenMode;
+pub mod store;
+
+mod commit;
+pub use commit::import_chunks;
+mod subscription;
+
+pub use chain::{ChainVerifier, VerifyReport};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use event::{
+    Actor, CommandId, EventBody, EventId, Fact, FactValue, Hash, InstanceId, NewEvent, Payload,
+    PersonKind, RecordedEvent,
+};
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+pub use store::{
+    AppendError, AppendOutcome, AppendRequest, EventStore, ExpectedVersion, Head, StoreError,
+};
+pub use subscription::Subscription;

@@ -1,0 +1,31 @@
+//! Every limit the engine enforces, in one place. Each has a unit in its
+//! name and is checked with a clear error where input enters the engine.
+
+/// Longest workflow instance id, in bytes of UTF-8.
+pub const INSTANCE_ID_BYTES_MAX: usize = 128;
+/// Longest command id, in bytes of UTF-8.
+pub const COMMAND_ID_BYTES_MAX: usize = 128;
+/// Longest short name (actor name, role, step id, fact name, organisation), in bytes.
+pub const NAME_BYTES_MAX: usize = 256;
+/// Longest free text (a note, a title, a text fact), in bytes.
+pub const TEXT_BYTES_MAX: usize = 16 * 1024;
+/// Most facts on one event.
+pub const FACTS_PER_EVENT_MAX: usize = 64;
+/// Most events in one atomic append.
+pub const EVENTS_PER_COMMIT_MAX: usize = 256;
+/// Largest encoded event (envelope and payload), in bytes. Kept well below
+/// the size at which sled would move a value out to a separate blob file, so
+/// every event lives in sled's main data file that the write path syncs.
+pub const EVENT_BYTES_MAX: usize = 64 * 1024;
+/// Capacity of the queue in front of the single writer.
+pub const WRITE_QUEUE_DEPTH: usize = 1024;
+/// Most append requests folded into one group commit (one flush, one sync).
+pub const GROUP_REQUESTS_MAX: usize = 512;
+/// Most events written by one group commit.
+pub const GROUP_EVENTS_MAX: usize = 8192;
+/// Events buffered between a subscription's reader task and its consumer.
+pub const SUBSCRIPTION_BUFFER_EVENTS: usize = 1024;
+/// Events read from the store per page when catching up.
+pub const READ_PAGE_EVENTS: usize = 512;
+/// Most events in one import chunk handed to the writer.
+pub const IMPORT_CHUNK_EVENTS: usize = 1024;

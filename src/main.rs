@@ -1,0 +1,269 @@
+//! The `styrlogg` binary: parses the command line, opens the store, runs one
+//! command, and maps failures to exit codes. The only code that knows the
+//! terminal and output formats.
+
+mod cli;
+mod demo;
+mod render;
+mod stress;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use cli::{Cli, Command, Format};
+use engine::{
+    import_chunks, AppendError, ChainVerifier, EventStore, InstanceId, OpenMode, RecordedEvent,
+    SledStore, StoreError, SystemClock,
+};
+use std::io::{BufRead, BufWriter, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// A refusal the user can fix: exit 1 rather than 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("styrlogg: error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("styrlogg: error: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<Refused>() {
+            return 1;
+        }
+        if let Some(e) = cause.downcast_ref::<AppendError>() {
+            return if matches!(e, AppendError::Store(_)) {
+                3
+            } else {
+                1
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            // A wrong --data is the user's to fix; everything else is the system's.
+            return if matches!(
+                e,
+                StoreError::NotFound { .. } | StoreError::NotAStore { .. }
+            ) {
+                1
+            } else {
+                3
+            };
+        }
+    }
+    3
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn open(cli: &Cli, mode: OpenMode) -> Result<SledStore> {
+    SledStore::open(&cli.data, mode, Arc::new(SystemClock)).map_err(anyhow::Error::from)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Log { instance, format } => {
+            let store = open(&cli, OpenMode::MustExist)?;
+            let out = std::io::stdout().lock();
+            let mut out = BufWriter::new(out);
+            let mut emit = |e: &RecordedEvent| -> Result<()> {
+                match format {
+                    Format::Text => write!(out, "{}", render::text(e))?,
+                    Format::Json => writeln!(out, "{}", render::json(e))?,
+                }
+                Ok(())
+            };
+            match instance {
+                Some(id) => {
+                    let id = InstanceId::new(id.clone()).map_err(|e| Refused(e.to_string()))?;
+                    let events = store.read_instance(&id, 1).await?;
+                    if events.is_empty() {
+                        bail!(Refused(format!("no events for instance {id}")));
+                    }
+                    for e in &events {
+                        emit(e)?;
+                    }
+                }
+                None => for_each_event(&store, |e| emit(e)).await?,
+            }
+            out.flush()?;
+            store.close()?;
+        }
+        Command::Verify => {
+            let store = open(&cli, OpenMode::MustExist)?;
+            let head = store.head().await?;
+            let mut verifier = ChainVerifier::new();
+            let mut broken = None;
+            let walked = for_each_event(&store, |e| {
+                verifier.check(e).map_err(|b| {
+                    broken = Some(b.to_string());
+                    anyhow::anyhow!("chain broken")
+                })
+            })
+            .await;
+            let problem = match (broken, walked) {
+                (Some(b), _) => Some(b),
+                (None, Err(e)) => Some(format!("{e:#}")),
+                (None, Ok(())) if verifier.position() != head.position => Some(format!(
+                    "the log ends at position {} but its head says {}",
+                    verifier.position(),
+                    head.position
+                )),
+                (None, Ok(())) if verifier.head() != head.hash => {
+                    Some("the last event's hash differs from the recorded head".into())
+                }
+                _ => None,
+            };
+            if let Some(p) = problem {
+                println!("FAILED: {p}");
+                bail!(Refused(format!("verification failed: {p}")));
+            }
+            let report = verifier.finish();
+            println!(
+                "OK: {} events in {} instances, chain intact; head position {} hash {}",
+                report.events, report.instances, head.position, report.head_hash
+            );
+            store.close()?;
+        }
+        Command::Head => {
+            let store = open(&cli, OpenMode::MustExist)?;
+            let head = store.head().await?;
+            println!("position {} hash {}", head.position, head.hash);
+            store.close()?;
+        }
+        Command::Export { output } => {
+            let store = open(&cli, OpenMode::MustExist)?;
+            let sink: Box<dyn Write> = match output {
+                Some(p) => Box::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("cannot create {}", p.display()))?,
+                ),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let mut sink = BufWriter::new(sink);
+            let mut n = 0u64;
+            for_each_event(&store, |e| {
+                n += 1;
+                writeln!(sink, "{}", render::json(e)).map_err(Into::into)
+            })
+            .await?;
+            sink.flush()?;
+            tracing::info!(events = n, "exported");
+            store.close()?;
+        }
+        Command::Import { file } => import(&cli, file).await?,
+        Command::Demo => demo::run(&cli).await?,
+        Command::Stress(args) => stress::run(&cli, args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Calls `f` on every event in position order, a page at a time.
+async fn for_each_event(
+    store: &impl EventStore,
+    mut f: impl FnMut(&RecordedEvent) -> Result<()>,
+) -> Result<()> {
+    let mut next = 1;
+    loop {
+        let page = store
+            .read_all(next, engine::limits::READ_PAGE_EVENTS)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        next = last.event.position + 1;
+        for e in &page {
+            f(e)?;
+        }
+    }
+}
+
+/// Reads and checks the whole file before writing anything, so a bad line
+/// leaves the store as it was.
+async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let mut events = Vec::new();
+    let mut verifier = ChainVerifier::new();
+    for (i, line) in reader.lines().enumerate() {
+        let n = i + 1;
+        let line = line.with_context(|| format!("reading line {n}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e: RecordedEvent = serde_json::from_str(&line).map_err(|err| {
+            Refused(format!(
+                "{}: line {n}: not an exported event: {err}",
+                file.display()
+            ))
+        })?;
+        verifier
+            .check(&e)
+            .map_err(|b| Refused(format!("{}: line {n}: {b}", file.display())))?;
+        events.push(e);
+    }
+    if events.is_empty() {
+        bail!(Refused(format!("{}: no events to import", file.display())));
+    }
+    let store = open(cli, OpenMode::CreateIfMissing)?;
+    let head = store.head().await?;
+    if head.position != 0 {
+        bail!(Refused(format!(
+            "import loads into an empty store; {} already holds {} events",
+            cli.data.display(),
+            head.position
+        )));
+    }
+    let total = events.len();
+    let mut done = 0;
+    for chunk in import_chunks(events) {
+        done += chunk.len();
+        store.import(chunk).await?;
+        if total > 10_000 {
+            eprintln!("imported {done}/{total} events");
+        }
+    }
+    let head = store.head().await?;
+    println!(
+        "imported {total} events; head position {} hash {}",
+        head.position, head.hash
+    );
+    store.close()?;
+    Ok(())
+}
