@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "styrlogg", version, about, long_about = None, propagate_version = true)]
 #[command(
-    after_help = "Exit status: 0 success; 1 refused (invalid input, conflict, or the log failed verification); 2 usage error; 3 operating error (disk, lock, corrupt store)."
+    after_help = "Exit status: 0 success; 1 refused (invalid input, a --data that is not a store, a conflict, or a log that failed verification); 2 usage error; 3 operating error (disk, lock, corrupt store)."
 )]
 pub struct Cli {
     /// Directory of the embedded store.

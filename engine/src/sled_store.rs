@@ -180,7 +180,8 @@ impl SledStore {
                 hint: "give --data the directory of an existing store, or import or record something first".into(),
             });
         }
-        if !empty && !(path.join("conf").is_file() && path.join("db").is_file()) {
+        let has_sled_files = path.join("conf").is_file() && path.join("db").is_file();
+        if !empty && !has_sled_files {
             return Err(not_a_store(
                 "the directory holds other files and no sled database",
             ));
@@ -538,9 +539,19 @@ impl Writer {
     fn persist(&mut self, mut batch: sled::Batch, head: Head) -> Result<(), StoreError> {
         let head_bytes = postcard::to_stdvec(&head).map_err(io)?;
         batch.insert(HEAD_KEY, head_bytes);
+        let t0 = std::time::Instant::now();
         self.db.apply_batch(batch).map_err(io)?;
+        let t1 = std::time::Instant::now();
         self.db.flush().map_err(io)?;
+        let t2 = std::time::Instant::now();
         self.data_file.sync_data().map_err(io)?;
+        tracing::trace!(
+            head = head.position,
+            apply_us = (t1 - t0).as_micros() as u64,
+            flush_us = (t2 - t1).as_micros() as u64,
+            sync_us = t2.elapsed().as_micros() as u64,
+            "group persisted"
+        );
         Ok(())
     }
 }

@@ -40,7 +40,11 @@ fn demo_export_import_round_trip() {
     assert!(stdout(&demo).contains("Chain verified: 3 events"));
     // Running it again records nothing new.
     let again = styrlogg(&a, &["demo"]);
-    assert!(stderr(&again).contains("already recorded: demo-ljl-start at position 1"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already recorded: demo-ljl-start at position 1"),
+        "{}",
+        stderr(&again)
+    );
     let head = stdout(&styrlogg(&a, &["head"]));
     assert!(head.starts_with("position 3 hash "), "{head}");
 
@@ -55,17 +59,37 @@ fn demo_export_import_round_trip() {
     assert!(import.status.success(), "{}", stderr(&import));
     let verify = styrlogg(&b, &["verify"]);
     assert!(verify.status.success());
-    assert!(stdout(&verify).starts_with("OK: 3 events in 1 instances"), "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).starts_with("OK: 3 events in 1 instances"),
+        "{}",
+        stdout(&verify)
+    );
     let export2 = styrlogg(&b, &["export"]);
-    assert_eq!(export.stdout, export2.stdout, "a second export is byte-identical");
+    assert_eq!(
+        export.stdout, export2.stdout,
+        "a second export is byte-identical"
+    );
 
-    let json = styrlogg(&b, &["log", "--format", "json", "--instance", "ljl-2012-styrsystem"]);
+    let json = styrlogg(
+        &b,
+        &[
+            "log",
+            "--format",
+            "json",
+            "--instance",
+            "ljl-2012-styrsystem",
+        ],
+    );
     assert_eq!(json.stdout, export.stdout);
     let text = styrlogg(&b, &["log"]);
     assert!(stdout(&text).contains("Planeringsdelegationen 2012-08-14 § 100"));
 
     // Importing again into a store that has events is refused, and changes nothing.
-    assert_fails(&styrlogg(&b, &["import", file.to_str().unwrap()]), 1, "import loads into an empty store");
+    assert_fails(
+        &styrlogg(&b, &["import", file.to_str().unwrap()]),
+        1,
+        "import loads into an empty store",
+    );
     assert_eq!(styrlogg(&b, &["export"]).stdout, export.stdout);
 }
 
@@ -75,38 +99,86 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
     let missing = dir.path().join("missing");
     assert_fails(&styrlogg(&missing, &["log"]), 1, "no store at");
     assert!(!missing.exists(), "reading never creates a store");
-    assert_fails(&styrlogg(dir.path(), &["log", "--bogus"]), 2, "unexpected argument '--bogus'");
-    assert_fails(&styrlogg(dir.path(), &["log", "--format", "xml"]), 2, "invalid value 'xml'");
+    assert_fails(
+        &styrlogg(dir.path(), &["log", "--bogus"]),
+        2,
+        "unexpected argument '--bogus'",
+    );
+    assert_fails(
+        &styrlogg(dir.path(), &["log", "--format", "xml"]),
+        2,
+        "invalid value 'xml'",
+    );
 
     let not_store = dir.path().join("papers");
     std::fs::create_dir(&not_store).unwrap();
     std::fs::write(not_store.join("protokoll.txt"), "§ 100").unwrap();
-    assert_fails(&styrlogg(&not_store, &["verify"]), 1, "is not a styrlogg store");
+    assert_fails(
+        &styrlogg(&not_store, &["verify"]),
+        1,
+        "is not a styrlogg store",
+    );
     let file = not_store.join("protokoll.txt");
     assert_fails(&styrlogg(&file, &["log"]), 1, "it is a file");
 
     let store = dir.path().join("store");
     assert!(styrlogg(&store, &["demo"]).status.success());
     let before = styrlogg(&store, &["export"]).stdout;
-    assert_fails(&styrlogg(&store, &["log", "--instance", "no such"]), 1, "contains ' '");
+    assert_fails(
+        &styrlogg(&store, &["log", "--instance", "no such"]),
+        1,
+        "contains ' '",
+    );
 
     // A corrupted import line is named, and the target store stays empty.
-    let lines: Vec<String> = String::from_utf8(before.clone()).unwrap().lines().map(String::from).collect();
+    let lines: Vec<String> = String::from_utf8(before.clone())
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     let target = dir.path().join("target");
     let cases = [
-        ("not json", format!("{}\nnot json\n", lines[0]), "line 2: not an exported event"),
-        ("bad date", lines[0].replace("2011-06-26", "2011-02-30"), "line 1: not an exported event"),
-        ("tampered", format!("{}\n{}\n", lines[0], lines[1].replace("Tommy", "Tomas")), "line 2: position 2: event does not match its hash"),
-        ("reordered", format!("{}\n{}\n", lines[1], lines[0]), "line 1: position 1"),
-        ("gap", format!("{}\n{}\n", lines[0], lines[2]), "line 2: position 2"),
+        (
+            "not json",
+            format!("{}\nnot json\n", lines[0]),
+            "line 2: not an exported event",
+        ),
+        (
+            "bad date",
+            lines[0].replace("2011-06-26", "2011-02-30"),
+            "line 1: not an exported event",
+        ),
+        (
+            "tampered",
+            format!("{}\n{}\n", lines[0], lines[1].replace("Tommy", "Tomas")),
+            "line 2: position 2: event does not match its hash",
+        ),
+        (
+            "reordered",
+            format!("{}\n{}\n", lines[1], lines[0]),
+            "line 1: position 1",
+        ),
+        (
+            "gap",
+            format!("{}\n{}\n", lines[0], lines[2]),
+            "line 2: position 2",
+        ),
     ];
     for (what, content, needle) in cases {
         let f = dir.path().join(format!("{what}.jsonl"));
         std::fs::write(&f, content).unwrap();
-        assert_fails(&styrlogg(&target, &["import", f.to_str().unwrap()]), 1, needle);
+        assert_fails(
+            &styrlogg(&target, &["import", f.to_str().unwrap()]),
+            1,
+            needle,
+        );
         assert!(!target.exists(), "{what}: a refused import creates nothing");
     }
-    assert_eq!(styrlogg(&store, &["export"]).stdout, before, "the source store is untouched");
+    assert_eq!(
+        styrlogg(&store, &["export"]).stdout,
+        before,
+        "the source store is untouched"
+    );
 }
 
 #[test]
@@ -115,7 +187,17 @@ fn help_describes_every_command() {
     let help = styrlogg(dir.path(), &["--help"]);
     assert!(help.status.success());
     let text = stdout(&help);
-    for cmd in ["log", "verify", "head", "export", "import", "demo", "--data", "STYRLOGG_DATA", "Exit status"] {
+    for cmd in [
+        "log",
+        "verify",
+        "head",
+        "export",
+        "import",
+        "demo",
+        "--data",
+        "STYRLOGG_DATA",
+        "Exit status",
+    ] {
         assert!(text.contains(cmd), "--help mentions {cmd}");
     }
     assert!(!text.contains("stress"), "internal commands stay hidden");
