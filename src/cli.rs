@@ -22,6 +22,14 @@ pub struct Cli {
     )]
     pub data: PathBuf,
 
+    /// Directory of your own workflow definitions (*.toml), used besides the built-in ones.
+    #[arg(long, global = true, env = "STYRLOGG_WORKFLOWS", value_name = "DIR")]
+    pub workflows: Option<PathBuf>,
+
+    /// Take this date as today (simulations, catching up); default: today in Swedish time.
+    #[arg(long, global = true, env = "STYRLOGG_TODAY", value_name = "DATE", value_parser = parse_date)]
+    pub today: Option<jiff::civil::Date>,
+
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -30,8 +38,130 @@ pub struct Cli {
     pub command: Command,
 }
 
+pub fn parse_date(s: &str) -> Result<jiff::civil::Date, String> {
+    workflows::facts::parse_date(s)
+}
+
+/// `KEY=VALUE`
+pub fn parse_fact(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+/// Who records: every write names a person and the role they act in.
+#[derive(Debug, clap::Args)]
+pub struct By {
+    /// Your name, as it will stand in the record.
+    #[arg(long, value_name = "NAME")]
+    pub by: String,
+    /// The role you record in; the workflow says which roles may record what.
+    #[arg(long, value_name = "ROLE")]
+    pub role: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsCommand {
+    /// Validate definition files; every problem is shown with its line and column.
+    Check {
+        /// TOML definition files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the built-in definitions and those in --workflows DIR.
+    List,
+    /// Print a definition's source.
+    Show { workflow: String },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Work with workflow definitions.
+    #[command(subcommand)]
+    Workflows(WorkflowsCommand),
+    /// Start an instance of a workflow for an organisation.
+    Start {
+        /// A built-in workflow id, one in --workflows DIR, or a path to a .toml file.
+        workflow: String,
+        /// The new instance's id (letters, digits, - _ . : /).
+        #[arg(long, value_name = "ID")]
+        instance: String,
+        /// The organisation taking part.
+        #[arg(long, value_name = "NAME")]
+        org: String,
+        /// The case number (diarienummer) the matter is registered under.
+        #[arg(long, value_name = "NUMBER")]
+        dnr: Option<String>,
+        /// The date it started; default today.
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        on: Option<jiff::civil::Date>,
+        #[command(flatten)]
+        by: By,
+    },
+    /// Record that a step happened.
+    Record {
+        instance: String,
+        step: String,
+        /// The date it happened (may be in the past).
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        on: jiff::civil::Date,
+        /// A fact of the step, KEY=VALUE; repeat for more. `workflows show` lists them.
+        #[arg(long = "fact", value_name = "KEY=VALUE", value_parser = parse_fact)]
+        facts: Vec<(String, String)>,
+        /// A TOML file of facts: key = "value" or key = ["value", ...].
+        #[arg(long = "facts", value_name = "FILE")]
+        facts_file: Option<PathBuf>,
+        /// Record it although a rule of the workflow is not met, and say why.
+        #[arg(long, value_name = "WHY")]
+        deviation: Option<String>,
+        #[command(flatten)]
+        by: By,
+    },
+    /// Correct an earlier step; the original stays in the log.
+    Correct {
+        /// The event id of the step to correct (see `log`).
+        event: String,
+        /// Why it is corrected.
+        #[arg(long)]
+        reason: String,
+        /// The date it really happened, if that was wrong.
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        date: Option<jiff::civil::Date>,
+        /// A fact to replace, KEY=VALUE; repeat for more.
+        #[arg(long = "fact", value_name = "KEY=VALUE", value_parser = parse_fact)]
+        facts: Vec<(String, String)>,
+        /// The date of the correction; default today.
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        on: Option<jiff::civil::Date>,
+        #[command(flatten)]
+        by: By,
+    },
+    /// Extend or waive a step's pending deadline.
+    Deadline {
+        instance: String,
+        step: String,
+        /// The new last day.
+        #[arg(long, value_name = "DATE", value_parser = parse_date, conflicts_with = "waive", required_unless_present = "waive")]
+        extend_to: Option<jiff::civil::Date>,
+        /// The deadline no longer applies.
+        #[arg(long)]
+        waive: bool,
+        #[arg(long)]
+        reason: String,
+        /// The date of the change; default today.
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        on: Option<jiff::civil::Date>,
+        #[command(flatten)]
+        by: By,
+    },
+    /// Done, open, waiting and overdue steps, and the next deadlines.
+    Status {
+        /// One instance; default all.
+        instance: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// List events, oldest first.
     Log {
         /// Only this workflow instance.

@@ -1,133 +1,123 @@
-//! `styrlogg demo`: records the opening steps of Landstinget i Jönköpings
-//! län's path into SKL's 2012-2014 network, as the source document (seed
-//! 000) states them, then shows and verifies them.
+//! `styrlogg demo`: starts Landstinget i Jönköpings län's instance of SKL's
+//! 2012-2014 network and records the first documented step (seed 000),
+//! with the date inconsistency of the minutes flagged as a deviation; shows
+//! a rejection, the log, the status as of 2012-09-01, and verifies the chain.
 
 use crate::cli::Cli;
-use crate::render;
+use crate::{open, render};
 use anyhow::Result;
 use engine::{
-    Actor, AppendRequest, ChainVerifier, CommandId, EventStore, ExpectedVersion, Fact, FactValue,
-    InstanceId, NewEvent, OpenMode, Payload, PersonKind, SledStore, SystemClock,
+    Actor, AppendRequest, ChainVerifier, CommandId, EventStore, ExpectedVersion, InstanceId,
+    OpenMode,
 };
 use jiff::civil::date;
-use std::sync::Arc;
+use workflows::status::InstanceStatus;
+use workflows::{builtin, decide, Command, Definition, Instance};
 
 const INSTANCE: &str = "ljl-2012-styrsystem";
 
-fn person(name: &str, role: &str, kind: PersonKind) -> FactValue {
-    FactValue::Person {
-        name: name.into(),
-        role: role.into(),
-        kind,
-    }
-}
-
-fn fact(name: &str, value: FactValue) -> Fact {
-    Fact {
-        name: name.into(),
-        value,
-    }
-}
-
-/// The documented steps, each its own command so reruns are idempotent.
-fn history() -> Vec<(&'static str, NewEvent)> {
-    let recorder = Actor::new("styrlogg demo", "registrator");
-    let step = |step: &str, facts: Vec<Fact>| Payload::StepRecorded {
-        step: step.into(),
-        facts,
-        deviation: None,
-        corrects: None,
-    };
-    vec![
-        (
-            "demo-ljl-start",
-            NewEvent {
-                occurred_on: date(2011, 6, 26),
-                actor: recorder.clone(),
-                payload: Payload::InstanceStarted {
-                    workflow: "skl-styrsystem-2012-2014".into(),
-                    organisation: "Landstinget i Jönköpings län".into(),
-                    title: "Deltagande i demokratiprojekt \"Utveckling av styrsystem med medborgardialog\"".into(),
-                },
-            },
-        ),
-        (
-            "demo-ljl-planeringsgruppen-30",
-            NewEvent {
-                occurred_on: date(2011, 6, 26),
-                actor: recorder.clone(),
-                payload: step(
-                    "skrivelse_till_landstingsstyrelsen",
-                    vec![
-                        fact(
-                            "protokoll",
-                            FactValue::MinutesRef {
-                                body: "Planeringsgruppen Allmänpolitiska utskottet".into(),
-                                date: date(2011, 6, 26),
-                                paragraph: "§ 30".into(),
-                            },
-                        ),
-                        fact("ordförande", person("Tommy Bernevång Forsberg", "ordförande i Allmänpolitiska utskottet", PersonKind::ElectedMember)),
-                        fact("sekreterare", person("Lena Bohman Hjelmstedt", "sekreterare i Allmänpolitiska utskottet", PersonKind::Other)),
-                        fact("rätt utdraget", person("Anneli Andersson", "intygar utdraget", PersonKind::Other)),
-                        fact(
-                            "anmärkning",
-                            FactValue::Text("Protokollet är daterat 2011-06-26 men gäller ansökan våren 2012; datum återgivet som i protokollet.".into()),
-                        ),
-                    ],
-                ),
-            },
-        ),
-        (
-            "demo-ljl-planeringsdelegationen-100",
-            NewEvent {
-                occurred_on: date(2012, 8, 14),
-                actor: recorder,
-                payload: step(
-                    "beredning_planeringsdelegationen",
-                    vec![
-                        fact(
-                            "protokoll",
-                            FactValue::MinutesRef {
-                                body: "Planeringsdelegationen".into(),
-                                date: date(2012, 8, 14),
-                                paragraph: "§ 100".into(),
-                            },
-                        ),
-                        fact("diarienummer", FactValue::CaseNumber("LJ2012/896".into())),
-                        fact("justerare", person("Håkan Jansson", "justerare", PersonKind::Other)),
-                        fact("rätt utdraget", person("Lena Sandqvist", "intygar utdraget", PersonKind::Other)),
-                        fact("utdrag till", FactValue::Text("Landstingsstyrelsen".into())),
-                    ],
-                ),
-            },
-        ),
-    ]
-}
-
 pub async fn run(cli: &Cli) -> Result<()> {
-    let store = SledStore::open(&cli.data, OpenMode::CreateIfMissing, Arc::new(SystemClock))?;
-    let instance = InstanceId::new(INSTANCE)?;
-    for (command, event) in history() {
+    let source = builtin::DEFINITIONS
+        .iter()
+        .find(|(n, _)| n.starts_with("skl-styrsystem"))
+        .expect("built in")
+        .1;
+    let def = Definition::parse(source)
+        .map_err(|p| anyhow::anyhow!("built-in definition invalid: {p:?}"))?;
+    let store = open(cli, OpenMode::CreateIfMissing)?;
+    let id = InstanceId::new(INSTANCE)?;
+    let today = crate::flow::today(cli);
+    let recorder = Actor::new("styrlogg demo", "sekreterare");
+
+    if store.read_instance(&id, 1).await?.is_empty() {
+        let start = workflows::start(
+            &def,
+            "Landstinget i Jönköpings län",
+            Some("LJ2012/896"),
+            date(2011, 6, 26),
+            recorder.clone(),
+            today,
+        )?;
         let outcome = store
             .append(AppendRequest {
-                instance: instance.clone(),
-                expected: ExpectedVersion::Any,
-                command_id: CommandId::new(command)?,
-                events: vec![event],
+                instance: id.clone(),
+                expected: ExpectedVersion::NoStream,
+                command_id: CommandId::new("demo-ljl-start")?,
+                events: vec![start],
             })
             .await?;
-        let how = if outcome.deduplicated {
-            "already recorded"
+        eprintln!("recorded the start at position {}", outcome.first_position);
+        let inst = Instance::fold(&store.read_instance(&id, 1).await?)?;
+        let step = decide(
+            &inst,
+            Command::Record {
+                step: "intresseanmalan".into(),
+                occurred_on: date(2011, 6, 26),
+                actor: recorder.clone(),
+                facts: vec![
+                    ("kontaktperson".into(), "Tommy Bernevång Forsberg|ordförande i Allmänpolitiska utskottet|elected".into()),
+                    ("organisation".into(), "Landstinget i Jönköpings län, Allmänpolitiska utskottet".into()),
+                ],
+                deviation: Some(
+                    "Skrivelsen säger att utskottet ansökte under våren 2012, men planeringsgruppens protokoll (§ 30) är daterat 2011-06-26; datumet återges som i protokollet.".into(),
+                ),
+            },
+            today,
+        )?;
+        let outcome = store
+            .append(AppendRequest {
+                instance: id.clone(),
+                expected: ExpectedVersion::Exactly(inst.version),
+                command_id: CommandId::new("demo-ljl-intresseanmalan")?,
+                events: step,
+            })
+            .await?;
+        eprintln!(
+            "recorded intresseanmalan at position {}",
+            outcome.first_position
+        );
+    } else {
+        eprintln!(
+            "{INSTANCE} is already in {}; recording nothing new",
+            cli.data.display()
+        );
+    }
+
+    let events = store.read_instance(&id, 1).await?;
+    println!("Event log for {INSTANCE} in {}:\n", cli.data.display());
+    for e in &events {
+        print!("{}", render::text(e));
+    }
+    let inst = Instance::fold(&events)?;
+
+    println!("\nA step out of order is refused, and nothing is written:");
+    let attempt = Command::Record {
+        step: "projektplan".into(),
+        occurred_on: date(2012, 10, 1),
+        actor: Actor::new("styrlogg demo", "projektledare"),
+        facts: vec![],
+        deviation: None,
+    };
+    match decide(&inst, attempt, today) {
+        Err(rejection) => println!("  styrlogg: {rejection}"),
+        Ok(_) => println!("  (unexpectedly accepted)"),
+    }
+
+    println!("\nStatus as of 2012-09-01:");
+    let status = InstanceStatus::of(&inst, date(2012, 9, 1));
+    for s in &status.steps {
+        let state = if s.overdue {
+            "OVERDUE".to_string()
         } else {
-            "recorded"
+            format!("{:?}", s.state).to_lowercase()
         };
-        eprintln!("{how}: {command} at position {}", outcome.first_position);
+        let due = s
+            .deadline
+            .map(|d| format!(" (due {d})"))
+            .unwrap_or_default();
+        println!("  {:<28} {state}{due}", s.id);
     }
-    println!("Event log for {instance} in {}:\n", cli.data.display());
-    for e in store.read_instance(&instance, 1).await? {
-        print!("{}", render::text(&e));
-    }
+
     let mut verifier = ChainVerifier::new();
     let mut next = 1;
     loop {

@@ -4,6 +4,7 @@
 
 mod cli;
 mod demo;
+mod flow;
 mod render;
 mod stress;
 
@@ -47,7 +48,7 @@ fn main() -> ExitCode {
 
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        if cause.is::<Refused>() {
+        if cause.is::<Refused>() || cause.is::<workflows::Rejection>() {
             return 1;
         }
         if let Some(e) = cause.downcast_ref::<AppendError>() {
@@ -87,7 +88,7 @@ fn init_tracing(verbose: u8) {
         .init();
 }
 
-fn open(cli: &Cli, mode: OpenMode) -> Result<SledStore> {
+pub(crate) fn open(cli: &Cli, mode: OpenMode) -> Result<SledStore> {
     SledStore::open(&cli.data, mode, Arc::new(SystemClock)).map_err(anyhow::Error::from)
 }
 
@@ -184,6 +185,56 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Import { file } => import(&cli, file).await?,
         Command::Demo => demo::run(&cli).await?,
+        Command::Workflows(cmd) => flow::workflows(&cli, cmd)?,
+        Command::Start {
+            workflow,
+            instance,
+            org,
+            dnr,
+            on,
+            by,
+        } => flow::start(&cli, workflow, instance, org, dnr.as_deref(), *on, by).await?,
+        Command::Record {
+            instance,
+            step,
+            on,
+            facts,
+            facts_file,
+            deviation,
+            by,
+        } => {
+            flow::record(
+                &cli,
+                instance,
+                step,
+                *on,
+                facts,
+                facts_file.as_deref(),
+                deviation.as_deref(),
+                by,
+            )
+            .await?
+        }
+        Command::Correct {
+            event,
+            reason,
+            date,
+            facts,
+            on,
+            by,
+        } => flow::correct(&cli, event, reason, *date, facts, *on, by).await?,
+        Command::Deadline {
+            instance,
+            step,
+            extend_to,
+            waive,
+            reason,
+            on,
+            by,
+        } => flow::deadline(&cli, instance, step, *extend_to, *waive, reason, *on, by).await?,
+        Command::Status { instance, format } => {
+            flow::status(&cli, instance.as_deref(), *format).await?
+        }
         Command::Stress(args) => stress::run(&cli, args).await?,
     }
     Ok(ExitCode::SUCCESS)

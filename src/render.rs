@@ -1,6 +1,6 @@
 //! How events look on the terminal: a readable text form, and JSON Lines.
 
-use engine::{FactValue, Payload, RecordedEvent};
+use engine::{DeadlineChange, FactValue, Payload, RecordedEvent};
 use std::fmt::Write;
 
 /// One event as a block of readable text.
@@ -10,43 +10,80 @@ pub fn text(e: &RecordedEvent) -> String {
     let what = match &b.payload {
         Payload::InstanceStarted {
             workflow,
+            definition_hash,
             organisation,
-            title,
-        } => {
-            format!("instance started: {organisation}, workflow {workflow}: {title}")
-        }
+            case_number,
+            ..
+        } => format!(
+            "instance started: {organisation}, workflow {workflow} (definition {}){}",
+            &definition_hash.to_hex()[..16],
+            case_number
+                .as_ref()
+                .map(|c| format!(", Dnr {c}"))
+                .unwrap_or_default()
+        ),
         Payload::StepRecorded { step, .. } => format!("step {step}"),
+        Payload::StepCorrected { corrects, .. } => format!("correction of event {corrects}"),
+        Payload::DeadlineChanged {
+            step,
+            change,
+            reason,
+        } => match change {
+            DeadlineChange::Extended { to } => {
+                format!("deadline of {step} extended to {to}: {reason}")
+            }
+            DeadlineChange::Waived => format!("deadline of {step} waived: {reason}"),
+        },
         Payload::NoteAdded { text } => format!("note: {text}"),
     };
     let _ = writeln!(
         s,
-        "#{pos} {inst}/{seq}  {occ}  {what}\n    recorded {rec} by {name} ({role}), command {cmd}\n    hash {hash}",
+        "#{pos} {inst}/{seq}  {occ}  {what}\n    event {id}, recorded {rec} by {name} ({role})\n    hash {hash}",
         pos = b.position,
         inst = b.instance,
         seq = b.sequence,
         occ = b.occurred_on,
+        id = b.event_id,
         rec = b.recorded_at,
         name = b.actor.name,
         role = b.actor.role,
-        cmd = b.command_id,
         hash = e.hash,
     );
-    if let Payload::StepRecorded {
-        facts,
-        deviation,
-        corrects,
-        ..
-    } = &b.payload
-    {
-        for f in facts {
-            let _ = writeln!(s, "    {}: {}", f.name, fact(&f.value));
+    let facts = match &b.payload {
+        Payload::StepRecorded {
+            facts,
+            deviation,
+            late,
+            ..
+        } => {
+            if let Some(d) = deviation {
+                let _ = writeln!(s, "    DEVIATION: {d}");
+            }
+            if let Some(l) = late {
+                let _ = writeln!(
+                    s,
+                    "    LATE: {} day(s) after the deadline {}",
+                    l.days_late, l.deadline
+                );
+            }
+            facts.as_slice()
         }
-        if let Some(d) = deviation {
-            let _ = writeln!(s, "    DEVIATION: {d}");
+        Payload::StepCorrected {
+            reason,
+            occurred_on,
+            facts,
+            ..
+        } => {
+            let _ = writeln!(s, "    reason: {reason}");
+            if let Some(d) = occurred_on {
+                let _ = writeln!(s, "    happened on: {d}");
+            }
+            facts.as_slice()
         }
-        if let Some(c) = corrects {
-            let _ = writeln!(s, "    corrects event {c}");
-        }
+        _ => &[],
+    };
+    for f in facts {
+        let _ = writeln!(s, "    {}: {}", f.name, fact(&f.value));
     }
     s
 }
@@ -56,7 +93,14 @@ fn fact(v: &FactValue) -> String {
         FactValue::Date(d) => d.to_string(),
         FactValue::Text(t) => t.clone(),
         FactValue::AmountSek { ore } => format!("{},{:02} kr", ore / 100, (ore % 100).abs()),
-        FactValue::Person { name, role, kind } => format!("{name}, {role} ({kind:?})"),
+        FactValue::Person { name, role, kind } => format!(
+            "{name}, {role} ({})",
+            match kind {
+                engine::PersonKind::ElectedMember => "förtroendevald",
+                engine::PersonKind::Official => "tjänsteperson",
+                engine::PersonKind::Other => "övrig",
+            }
+        ),
         FactValue::CaseNumber(c) => format!("Dnr {c}"),
         FactValue::MinutesRef {
             body,

@@ -33,7 +33,7 @@ pub fn sample_event() -> NewEvent {
                 },
             ],
             deviation: None,
-            corrects: None,
+            late: None,
         },
     }
 }

@@ -52,6 +52,14 @@ pub fn check_text(
     Ok(())
 }
 
+/// A justification: required, multi-line, up to [`limits::TEXT_BYTES_MAX`].
+fn check_reason(field: &str, s: &str) -> Result<(), InvalidField> {
+    if s.trim().is_empty() {
+        return Err(invalid(field, "must not be empty: say why"));
+    }
+    check_text(field, s, limits::TEXT_BYTES_MAX, true)
+}
+
 fn check_name(field: &str, s: &str) -> Result<(), InvalidField> {
     if s.trim().is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -343,26 +351,88 @@ pub struct Fact {
     pub value: FactValue,
 }
 
+/// A step recorded after its deadline: which deadline, and by how much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lateness {
+    #[serde(with = "date_format")]
+    pub deadline: Date,
+    pub days_late: u32,
+}
+
+/// How a deadline was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineChange {
+    /// The last day is now `to`.
+    Extended {
+        #[serde(with = "date_format")]
+        to: Date,
+    },
+    /// The deadline no longer applies.
+    Waived,
+}
+
 /// What happened. New variants go at the end, never in between.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Payload {
-    /// A workflow instance was started for an organisation.
+    /// A workflow instance was started for an organisation, under the
+    /// definition whose full text and BLAKE3 hash are carried here, so the
+    /// instance keeps that version whatever later versions say.
     InstanceStarted {
         workflow: String,
+        definition_hash: Hash,
+        definition: String,
         organisation: String,
         title: String,
+        case_number: Option<String>,
     },
     /// A step was recorded with its facts; optionally as a justified
-    /// deviation from the workflow, or as a correction of an earlier event.
+    /// deviation from the workflow, and flagged when late.
     StepRecorded {
         step: String,
         facts: Vec<Fact>,
         deviation: Option<String>,
-        corrects: Option<EventId>,
+        late: Option<Lateness>,
+    },
+    /// An earlier event is corrected: the facts named here replace the
+    /// original's, and `occurred_on`, when set, its date. The original stays.
+    StepCorrected {
+        corrects: EventId,
+        reason: String,
+        #[serde(with = "opt_date_format")]
+        occurred_on: Option<Date>,
+        facts: Vec<Fact>,
+    },
+    /// A step's deadline was extended or waived.
+    DeadlineChanged {
+        step: String,
+        change: DeadlineChange,
+        reason: String,
     },
     /// A free-text note on the instance.
     NoteAdded { text: String },
+}
+
+/// Serde for optional civil dates, as [`date_format`].
+pub mod opt_date_format {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+        struct W<'a>(&'a Date);
+        impl Serialize for W<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                date_format::serialize(self.0, s)
+            }
+        }
+        d.as_ref().map(W).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(with = "date_format")] Date);
+        Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+    }
 }
 
 impl Payload {
@@ -371,47 +441,78 @@ impl Payload {
         match self {
             Payload::InstanceStarted { .. } => "instance_started",
             Payload::StepRecorded { .. } => "step_recorded",
+            Payload::StepCorrected { .. } => "step_corrected",
+            Payload::DeadlineChanged { .. } => "deadline_changed",
             Payload::NoteAdded { .. } => "note_added",
         }
     }
 
     /// Checks every string and list in the payload against the limits.
     pub fn validate(&self) -> Result<(), InvalidField> {
+        let check_facts = |facts: &[Fact]| {
+            if facts.len() > limits::FACTS_PER_EVENT_MAX {
+                return Err(invalid(
+                    "facts",
+                    format!(
+                        "{} facts; the limit is {}",
+                        facts.len(),
+                        limits::FACTS_PER_EVENT_MAX
+                    ),
+                ));
+            }
+            for fact in facts {
+                check_name("fact name", &fact.name)?;
+                fact.value.validate(&fact.name)?;
+            }
+            Ok(())
+        };
         match self {
             Payload::InstanceStarted {
                 workflow,
+                definition_hash: _,
+                definition,
                 organisation,
                 title,
+                case_number,
             } => {
                 check_name("workflow", workflow)?;
+                check_text("definition", definition, limits::DEFINITION_BYTES_MAX, true)?;
                 check_name("organisation", organisation)?;
-                check_text("title", title, limits::TEXT_BYTES_MAX, false)
+                check_text("title", title, limits::TEXT_BYTES_MAX, false)?;
+                if let Some(c) = case_number {
+                    check_name("case number", c)?;
+                }
+                Ok(())
             }
             Payload::StepRecorded {
                 step,
                 facts,
                 deviation,
-                corrects: _,
+                late: _,
             } => {
                 check_name("step", step)?;
-                if facts.len() > limits::FACTS_PER_EVENT_MAX {
-                    return Err(invalid(
-                        "facts",
-                        format!(
-                            "{} facts; the limit is {}",
-                            facts.len(),
-                            limits::FACTS_PER_EVENT_MAX
-                        ),
-                    ));
-                }
-                for fact in facts {
-                    check_name("fact name", &fact.name)?;
-                    fact.value.validate(&fact.name)?;
-                }
+                check_facts(facts)?;
                 if let Some(d) = deviation {
-                    check_text("deviation", d, limits::TEXT_BYTES_MAX, true)?;
+                    check_reason("deviation", d)?;
                 }
                 Ok(())
+            }
+            Payload::StepCorrected {
+                corrects: _,
+                reason,
+                occurred_on: _,
+                facts,
+            } => {
+                check_reason("reason", reason)?;
+                check_facts(facts)
+            }
+            Payload::DeadlineChanged {
+                step,
+                change: _,
+                reason,
+            } => {
+                check_name("step", step)?;
+                check_reason("reason", reason)
             }
             Payload::NoteAdded { text } => check_text("note", text, limits::TEXT_BYTES_MAX, true),
         }

@@ -22,8 +22,8 @@ mod subscription;
 pub use chain::{ChainVerifier, VerifyReport};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{
-    Actor, CommandId, EventBody, EventId, Fact, FactValue, Hash, InstanceId, NewEvent, Payload,
-    PersonKind, RecordedEvent,
+    Actor, CommandId, DeadlineChange, EventBody, EventId, Fact, FactValue, Hash, InstanceId,
+    Lateness, NewEvent, Payload, PersonKind, RecordedEvent,
 };
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;

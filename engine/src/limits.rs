@@ -29,3 +29,5 @@ pub const SUBSCRIPTION_BUFFER_EVENTS: usize = 1024;
 pub const READ_PAGE_EVENTS: usize = 512;
 /// Most events in one import chunk handed to the writer.
 pub const IMPORT_CHUNK_EVENTS: usize = 1024;
+/// Largest workflow definition carried by an instance, in bytes of TOML.
+pub const DEFINITION_BYTES_MAX: usize = 48 * 1024;

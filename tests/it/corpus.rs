@@ -86,8 +86,11 @@ fn samples() -> Vec<NewEvent> {
             actor: actor.clone(),
             payload: Payload::InstanceStarted {
                 workflow: "skl-styrsystem-2012-2014".into(),
+                definition_hash: engine::Hash([7; 32]),
+                definition: "id = \"skl-styrsystem-2012-2014\"\nversion = 1\n".into(),
                 organisation: "Landstinget i Jönköpings län".into(),
                 title: "Utveckling av styrsystem med medborgardialog".into(),
+                case_number: Some("LJ2012/896".into()),
             },
         },
         NewEvent {
@@ -95,9 +98,12 @@ fn samples() -> Vec<NewEvent> {
             actor: actor.clone(),
             payload: Payload::StepRecorded {
                 step: "beslut".into(),
-                facts,
+                facts: facts.clone(),
                 deviation: None,
-                corrects: None,
+                late: Some(engine::Lateness {
+                    deadline: date(2012, 8, 20),
+                    days_late: 1,
+                }),
             },
         },
         NewEvent {
@@ -107,7 +113,37 @@ fn samples() -> Vec<NewEvent> {
                 step: "skrivelse".into(),
                 facts: vec![],
                 deviation: Some("Protokollet är daterat 2011-06-26".into()),
-                corrects: Some(engine::EventId::derive(&CommandId::new("v1-a").unwrap(), 1)),
+                late: None,
+            },
+        },
+        NewEvent {
+            occurred_on: on,
+            actor: actor.clone(),
+            payload: Payload::StepCorrected {
+                corrects: engine::EventId::derive(&CommandId::new("v1-a").unwrap(), 1),
+                reason: "Fel datum i protokollet".into(),
+                occurred_on: Some(date(2012, 8, 22)),
+                facts: facts[..2].to_vec(),
+            },
+        },
+        NewEvent {
+            occurred_on: on,
+            actor: actor.clone(),
+            payload: Payload::DeadlineChanged {
+                step: "projektplan".into(),
+                change: engine::DeadlineChange::Extended {
+                    to: date(2012, 11, 30),
+                },
+                reason: "SKL medgav anstånd".into(),
+            },
+        },
+        NewEvent {
+            occurred_on: on,
+            actor: actor.clone(),
+            payload: Payload::DeadlineChanged {
+                step: "natverkstraff".into(),
+                change: engine::DeadlineChange::Waived,
+                reason: "Träffen ställdes in".into(),
             },
         },
         NewEvent {
@@ -200,7 +236,7 @@ async fn every_committed_encoding_still_decodes() {
     }
     assert_eq!(
         kinds.len(),
-        3,
+        5,
         "the corpus covers every payload variant: {kinds:?}"
     );
 }

@@ -1,0 +1,544 @@
+//! The workflow commands: checking definitions, starting instances,
+//! recording steps, corrections and deadline changes, and status. Each
+//! write folds the instance from the log, decides purely, and appends with
+//! the version it decided on.
+
+use crate::cli::{By, Cli, Format, WorkflowsCommand};
+use crate::{open, Refused};
+use anyhow::{bail, Context, Result};
+use engine::{
+    Actor, AppendError, AppendRequest, CommandId, DeadlineChange, EventId, EventStore,
+    ExpectedVersion, InstanceId, NewEvent, OpenMode, Payload, SledStore,
+};
+use jiff::civil::Date;
+use std::path::Path;
+use workflows::status::{InstanceStatus, StepState};
+use workflows::{builtin, decide, Command as WfCommand, Definition, Instance};
+
+/// Today in Swedish time, unless --today says otherwise.
+pub fn today(cli: &Cli) -> Date {
+    cli.today.unwrap_or_else(|| {
+        jiff::Timestamp::now()
+            .in_tz("Europe/Stockholm")
+            .map(|z| z.date())
+            .unwrap_or_else(|_| jiff::Zoned::now().date())
+    })
+}
+
+/// Every definition available: built-in ones, then those in --workflows DIR.
+fn available(cli: &Cli) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = builtin::DEFINITIONS
+        .iter()
+        .map(|(name, src)| (format!("(built-in) {name}"), src.to_string()))
+        .collect();
+    if let Some(dir) = &cli.workflows {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read --workflows {}", dir.display()))?;
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            let src = std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            out.push((p.display().to_string(), src));
+        }
+    }
+    Ok(out)
+}
+
+fn problems_text(file: &str, source: &str, problems: &[workflows::Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.render(file, source))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A definition by id (built-in or --workflows DIR; the latter wins) or by path.
+fn resolve(cli: &Cli, workflow: &str) -> Result<Definition> {
+    let path = Path::new(workflow);
+    if workflow.ends_with(".toml") || path.is_file() {
+        let src = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read workflow file {workflow}"))?;
+        return Definition::parse(&src).map_err(|p| {
+            Refused(format!(
+                "{workflow} has errors:\n{}",
+                problems_text(workflow, &src, &p)
+            ))
+            .into()
+        });
+    }
+    let mut found = None;
+    let mut ids = Vec::new();
+    for (name, src) in available(cli)? {
+        match Definition::parse(&src) {
+            Ok(d) => {
+                ids.push(d.id.clone());
+                if d.id == workflow {
+                    found = Some(d);
+                }
+            }
+            Err(p) => tracing::warn!(
+                "{name} has errors and is skipped:\n{}",
+                problems_text(&name, &src, &p)
+            ),
+        }
+    }
+    found.ok_or_else(|| {
+        Refused(format!(
+            "no workflow {workflow:?}; known: {}",
+            ids.join(", ")
+        ))
+        .into()
+    })
+}
+
+pub fn workflows(cli: &Cli, cmd: &WorkflowsCommand) -> Result<()> {
+    match cmd {
+        WorkflowsCommand::Check { files } => {
+            let mut failed = 0;
+            for f in files {
+                let name = f.display().to_string();
+                let src =
+                    std::fs::read_to_string(f).with_context(|| format!("cannot read {name}"))?;
+                match Definition::parse(&src) {
+                    Ok(d) => println!(
+                        "{name}: ok: {} version {}, {} steps, {} roles",
+                        d.id,
+                        d.version,
+                        d.steps.len(),
+                        d.roles.len()
+                    ),
+                    Err(problems) => {
+                        failed += 1;
+                        eprintln!("{}", problems_text(&name, &src, &problems));
+                        eprintln!("{name}: {} problem(s)", problems.len());
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!(Refused(format!(
+                    "{failed} of {} definition file(s) have problems",
+                    files.len()
+                )));
+            }
+        }
+        WorkflowsCommand::List => {
+            for (name, src) in available(cli)? {
+                match Definition::parse(&src) {
+                    Ok(d) => println!("{:<28} v{}  {}  [{}]", d.id, d.version, d.title.sv, name),
+                    Err(p) => println!(
+                        "{name}: {} problem(s); run `styrlogg workflows check`",
+                        p.len()
+                    ),
+                }
+            }
+        }
+        WorkflowsCommand::Show { workflow } => print!("{}", resolve(cli, workflow)?.source),
+    }
+    Ok(())
+}
+
+fn actor(by: &By) -> Actor {
+    Actor::new(by.by.trim(), by.role.trim())
+}
+
+fn instance_id(s: &str) -> Result<InstanceId> {
+    InstanceId::new(s).map_err(|e| Refused(e.to_string()).into())
+}
+
+/// A command id derived from the command's content: repeating the exact
+/// same command (a retry) is recognised and writes nothing.
+fn derived_command_id(instance: &InstanceId, events: &[NewEvent]) -> CommandId {
+    let mut h = blake3::Hasher::new_derive_key("styrlogg cli command v1");
+    h.update(instance.as_str().as_bytes());
+    h.update(
+        serde_json::to_string(events)
+            .expect("events serialize")
+            .as_bytes(),
+    );
+    CommandId::new(format!("cli-{}", &h.finalize().to_hex()[..32])).expect("valid id")
+}
+
+async fn load(store: &SledStore, id: &InstanceId) -> Result<Instance> {
+    let events = store.read_instance(id, 1).await?;
+    if events.is_empty() {
+        bail!(Refused(format!(
+            "no instance {id}; start it with `styrlogg start WORKFLOW --instance {id} ...`"
+        )));
+    }
+    Instance::fold(&events).map_err(|e| Refused(e.to_string()).into())
+}
+
+/// Folds, decides and appends at the decided version; a concurrent writer
+/// makes it decide again (a few times at most).
+async fn decide_and_append(
+    store: &SledStore,
+    id: &InstanceId,
+    cmd: WfCommand,
+    today: Date,
+) -> Result<engine::AppendOutcome> {
+    for _ in 0..5 {
+        let inst = load(store, id).await?;
+        let events = decide(&inst, cmd.clone(), today)?;
+        let command_id = derived_command_id(id, &events);
+        match store
+            .append(AppendRequest {
+                instance: id.clone(),
+                expected: ExpectedVersion::Exactly(inst.version),
+                command_id,
+                events,
+            })
+            .await
+        {
+            Err(AppendError::Conflict { .. }) => continue,
+            other => return Ok(other?),
+        }
+    }
+    bail!("instance {id} kept changing while deciding; try again")
+}
+
+fn report(outcome: &engine::AppendOutcome, what: &str) {
+    if outcome.deduplicated {
+        println!(
+            "{what} was already recorded (position {}); nothing new written",
+            outcome.first_position
+        );
+    } else {
+        println!(
+            "{what} recorded at position {} (instance sequence {})",
+            outcome.first_position, outcome.first_sequence
+        );
+    }
+}
+
+pub async fn start(
+    cli: &Cli,
+    workflow: &str,
+    instance: &str,
+    org: &str,
+    dnr: Option<&str>,
+    on: Option<Date>,
+    by: &By,
+) -> Result<()> {
+    let def = resolve(cli, workflow)?;
+    let id = instance_id(instance)?;
+    let today = today(cli);
+    let event = workflows::start(&def, org, dnr, on.unwrap_or(today), actor(by), today)?;
+    let store = open(cli, OpenMode::CreateIfMissing)?;
+    let command_id = derived_command_id(&id, std::slice::from_ref(&event));
+    let result = store
+        .append(AppendRequest {
+            instance: id.clone(),
+            expected: ExpectedVersion::NoStream,
+            command_id,
+            events: vec![event],
+        })
+        .await;
+    match result {
+        Err(AppendError::Conflict { .. }) => {
+            bail!(Refused(format!(
+                "instance {id} already exists; choose another --instance"
+            )))
+        }
+        other => report(
+            &other?,
+            &format!(
+                "instance {id} of {} v{} (definition {})",
+                def.id,
+                def.version,
+                &def.hash.to_hex()[..16]
+            ),
+        ),
+    }
+    store.close()?;
+    Ok(())
+}
+
+fn facts_from_file(path: &Path) -> Result<Vec<(String, String)>> {
+    let src = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read facts file {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&src)
+        .map_err(|e| Refused(format!("{}: {}", path.display(), e.message().trim())))?;
+    let mut out = Vec::new();
+    for (k, v) in table {
+        let values = match v {
+            toml::Value::Array(a) => a,
+            other => vec![other],
+        };
+        for v in values {
+            let text = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Datetime(d) => d.to_string(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => bail!(Refused(format!(
+                    "{}: fact {k:?} must be a string, got a {}",
+                    path.display(),
+                    other.type_str()
+                ))),
+            };
+            out.push((k.clone(), text));
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn record(
+    cli: &Cli,
+    instance: &str,
+    step: &str,
+    on: Date,
+    facts: &[(String, String)],
+    facts_file: Option<&Path>,
+    deviation: Option<&str>,
+    by: &By,
+) -> Result<()> {
+    let id = instance_id(instance)?;
+    let mut all = match facts_file {
+        Some(p) => facts_from_file(p)?,
+        None => Vec::new(),
+    };
+    all.extend(facts.iter().cloned());
+    let store = open(cli, OpenMode::MustExist)?;
+    let cmd = WfCommand::Record {
+        step: step.to_string(),
+        occurred_on: on,
+        actor: actor(by),
+        facts: all,
+        deviation: deviation.map(String::from),
+    };
+    let outcome = decide_and_append(&store, &id, cmd, today(cli)).await?;
+    report(&outcome, &format!("step {step} of {id}"));
+    let events = store.read_instance(&id, outcome.first_sequence).await?;
+    if let Some(Payload::StepRecorded {
+        late: Some(late),
+        deviation,
+        ..
+    }) = events.first().map(|e| &e.event.payload)
+    {
+        println!(
+            "flagged late: {} day(s) after the deadline {}",
+            late.days_late, late.deadline
+        );
+        let _ = deviation;
+    }
+    if deviation.is_some() {
+        println!("flagged as a deviation; every report shows it");
+    }
+    store.close()?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn correct(
+    cli: &Cli,
+    event: &str,
+    reason: &str,
+    date: Option<Date>,
+    facts: &[(String, String)],
+    on: Option<Date>,
+    by: &By,
+) -> Result<()> {
+    let event_id = EventId::from_hex(event).map_err(|e| {
+        Refused(format!(
+            "{event:?} is not an event id (32 hex digits, see `styrlogg log`): {e}"
+        ))
+    })?;
+    let store = open(cli, OpenMode::MustExist)?;
+    let mut found = None;
+    let mut next = 1;
+    'scan: loop {
+        let page = store
+            .read_all(next, engine::limits::READ_PAGE_EVENTS)
+            .await?;
+        let Some(last) = page.last() else { break };
+        next = last.event.position + 1;
+        for e in page {
+            if e.event.event_id == event_id {
+                found = Some(e.event.instance);
+                break 'scan;
+            }
+        }
+    }
+    let Some(id) = found else {
+        bail!(Refused(format!("no event {event} in the log")))
+    };
+    let today = today(cli);
+    let cmd = WfCommand::Correct {
+        event: event_id,
+        on: on.unwrap_or(today),
+        actor: actor(by),
+        reason: reason.to_string(),
+        new_date: date,
+        facts: facts.to_vec(),
+    };
+    let outcome = decide_and_append(&store, &id, cmd, today).await?;
+    report(&outcome, &format!("correction of {event} in {id}"));
+    store.close()?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn deadline(
+    cli: &Cli,
+    instance: &str,
+    step: &str,
+    extend_to: Option<Date>,
+    waive: bool,
+    reason: &str,
+    on: Option<Date>,
+    by: &By,
+) -> Result<()> {
+    let id = instance_id(instance)?;
+    let change = match (extend_to, waive) {
+        (Some(to), false) => DeadlineChange::Extended { to },
+        (None, true) => DeadlineChange::Waived,
+        _ => bail!(Refused("give either --extend-to DATE or --waive".into())),
+    };
+    let store = open(cli, OpenMode::MustExist)?;
+    let today = today(cli);
+    let cmd = WfCommand::ChangeDeadline {
+        step: step.to_string(),
+        on: on.unwrap_or(today),
+        actor: actor(by),
+        change,
+        reason: reason.to_string(),
+    };
+    let outcome = decide_and_append(&store, &id, cmd, today).await?;
+    report(&outcome, &format!("deadline change for {step} of {id}"));
+    store.close()?;
+    Ok(())
+}
+
+pub async fn status(cli: &Cli, instance: Option<&str>, format: Format) -> Result<()> {
+    let store = open(cli, OpenMode::MustExist)?;
+    let ids = match instance {
+        Some(i) => vec![instance_id(i)?],
+        None => {
+            let mut ids = Vec::new();
+            let mut next = 1;
+            loop {
+                let page = store
+                    .read_all(next, engine::limits::READ_PAGE_EVENTS)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                next = last.event.position + 1;
+                ids.extend(
+                    page.into_iter()
+                        .filter(|e| matches!(e.event.payload, Payload::InstanceStarted { .. }))
+                        .map(|e| e.event.instance),
+                );
+            }
+            ids
+        }
+    };
+    let today = today(cli);
+    let mut statuses = Vec::new();
+    for id in &ids {
+        statuses.push(InstanceStatus::of(&load(&store, id).await?, today));
+    }
+    match format {
+        Format::Json => {
+            for s in &statuses {
+                println!("{}", serde_json::to_string(s)?);
+            }
+        }
+        Format::Text => {
+            if statuses.is_empty() {
+                println!("no instances yet; start one with `styrlogg start`");
+            }
+            for s in &statuses {
+                print!("{}", status_text(s));
+            }
+        }
+    }
+    store.close()?;
+    Ok(())
+}
+
+fn status_text(s: &InstanceStatus) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} — {} — {} v{} (definition {}){}\nas of {}",
+        s.instance,
+        s.organisation,
+        s.workflow,
+        s.definition_version,
+        &s.definition_hash[..16],
+        s.case_number
+            .as_ref()
+            .map(|c| format!(", Dnr {c}"))
+            .unwrap_or_default(),
+        s.today
+    );
+    for step in &s.steps {
+        let mark = match (&step.state, step.overdue) {
+            (_, true) => "[!]",
+            (StepState::Done, _) => "[x]",
+            (StepState::Open, _) => "[ ]",
+            (StepState::Waiting, _) => "[-]",
+        };
+        let mut line = format!("  {mark} {:<28} {}", step.id, step.title);
+        for d in &step.done {
+            let _ = write!(line, "\n        done {}", d.occurred_on);
+            if let Some(n) = d.days_late {
+                let _ = write!(line, ", LATE by {n} day(s)");
+            }
+            if let Some(dev) = &d.deviation {
+                let _ = write!(line, ", DEVIATION: {dev}");
+            }
+            if d.corrections > 0 {
+                let _ = write!(line, ", corrected {} time(s)", d.corrections);
+            }
+        }
+        if let Some(deadline) = step.deadline {
+            if step.state != StepState::Done {
+                let days = (deadline - s.today).get_days();
+                let when = if step.overdue {
+                    format!("OVERDUE since {deadline} ({} day(s))", -days)
+                } else {
+                    format!("due {deadline} ({days} day(s) left)")
+                };
+                let _ = write!(line, "\n        {when}");
+                if step.overdue {
+                    if let Some(r) = &step.escalate_to {
+                        let _ = write!(line, ", escalate to {r}");
+                    }
+                }
+            }
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    let overdue: Vec<&str> = s.overdue().map(|x| x.id.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "Overdue: {}",
+        if overdue.is_empty() {
+            "none".to_string()
+        } else {
+            overdue.join(", ")
+        }
+    );
+    let upcoming: Vec<String> = s
+        .upcoming()
+        .iter()
+        .take(3)
+        .map(|x| format!("{} {}", x.deadline.expect("filtered"), x.id))
+        .collect();
+    let _ = writeln!(
+        out,
+        "Next deadlines: {}\n",
+        if upcoming.is_empty() {
+            "none".to_string()
+        } else {
+            upcoming.join("; ")
+        }
+    );
+    out
+}

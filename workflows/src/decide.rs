@@ -1,0 +1,592 @@
+//! The pure decision: given a definition or an instance's state and a
+//! command, the events to append or a rejection that names the rule, the
+//! step and what would satisfy it. No IO, no clock: `today` is passed in.
+
+use crate::definition::{Definition, Step};
+use crate::facts;
+use crate::instance::Instance;
+use engine::{
+    Actor, DeadlineChange, EventId, Fact, FactValue, Lateness, NewEvent, Payload, PersonKind,
+};
+use jiff::civil::Date;
+use std::fmt;
+
+/// The rules a command can break. Codes are stable (reports and the API use them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    UnknownStep,
+    RoleNotAllowed,
+    FutureDate,
+    UnknownFact,
+    IllTypedFact,
+    RepeatedFact,
+    NotRepeatable,
+    MissingFact,
+    MissingPersonKind,
+    MissingPrerequisite,
+    BeforePrerequisite,
+    ConditionNotMet,
+    DeviationNotAllowed,
+    UnknownEvent,
+    NoDeadline,
+    InvalidText,
+    WindowOpen,
+    BlockedBy,
+}
+
+impl Rule {
+    pub fn code(self) -> &'static str {
+        match self {
+            Rule::UnknownStep => "unknown-step",
+            Rule::RoleNotAllowed => "role-not-allowed",
+            Rule::FutureDate => "future-date",
+            Rule::UnknownFact => "unknown-fact",
+            Rule::IllTypedFact => "ill-typed-fact",
+            Rule::RepeatedFact => "repeated-fact",
+            Rule::NotRepeatable => "not-repeatable",
+            Rule::MissingFact => "missing-fact",
+            Rule::MissingPersonKind => "missing-person-kind",
+            Rule::MissingPrerequisite => "missing-prerequisite",
+            Rule::BeforePrerequisite => "before-prerequisite",
+            Rule::ConditionNotMet => "condition-not-met",
+            Rule::DeviationNotAllowed => "deviation-not-allowed",
+            Rule::UnknownEvent => "unknown-event",
+            Rule::NoDeadline => "no-deadline",
+            Rule::InvalidText => "invalid-text",
+            Rule::WindowOpen => "window-open",
+            Rule::BlockedBy => "blocked-by",
+        }
+    }
+
+    /// Whether a justified deviation may record the step anyway.
+    pub fn deviation_may_override(self) -> bool {
+        matches!(
+            self,
+            Rule::MissingFact
+                | Rule::MissingPersonKind
+                | Rule::MissingPrerequisite
+                | Rule::BeforePrerequisite
+                | Rule::ConditionNotMet
+                | Rule::WindowOpen
+                | Rule::BlockedBy
+        )
+    }
+}
+
+/// Why a command was refused. Nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub rule: Rule,
+    pub step: Option<String>,
+    pub message: String,
+    /// What would satisfy the rule.
+    pub remedy: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rejected by rule {}", self.rule.code())?;
+        if let Some(s) = &self.step {
+            write!(f, " at step {s}")?;
+        }
+        write!(f, ": {}. {}", self.message, self.remedy)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+fn reject(
+    rule: Rule,
+    step: Option<&str>,
+    message: impl Into<String>,
+    remedy: impl Into<String>,
+) -> Rejection {
+    Rejection {
+        rule,
+        step: step.map(String::from),
+        message: message.into(),
+        remedy: remedy.into(),
+    }
+}
+
+/// What a user asks of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Record that `step` happened on `occurred_on`, with facts as typed
+    /// (`name`, `value`), optionally as a justified deviation.
+    Record {
+        step: String,
+        occurred_on: Date,
+        actor: Actor,
+        facts: Vec<(String, String)>,
+        deviation: Option<String>,
+    },
+    /// Correct an earlier step: new facts replace those of the same name,
+    /// `new_date` the date it happened. `on` is the date of the correction.
+    Correct {
+        event: EventId,
+        on: Date,
+        actor: Actor,
+        reason: String,
+        new_date: Option<Date>,
+        facts: Vec<(String, String)>,
+    },
+    /// Extend or waive the deadline pending for `step`.
+    ChangeDeadline {
+        step: String,
+        on: Date,
+        actor: Actor,
+        change: DeadlineChange,
+        reason: String,
+    },
+}
+
+fn roles_list(roles: &[String]) -> String {
+    roles.join(", ")
+}
+
+fn deviation_roles(step: &Step) -> &[String] {
+    if step.deviation_by.is_empty() {
+        &step.recorded_by
+    } else {
+        &step.deviation_by
+    }
+}
+
+fn known_step<'a>(def: &'a Definition, step: &str) -> Result<&'a Step, Rejection> {
+    def.step(step).ok_or_else(|| {
+        reject(
+            Rule::UnknownStep,
+            Some(step),
+            format!("workflow {} has no step {step:?}", def.id),
+            format!(
+                "Use one of: {}",
+                def.steps
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+fn not_future(step: Option<&str>, on: Date, today: Date) -> Result<(), Rejection> {
+    if on > today {
+        return Err(reject(
+            Rule::FutureDate,
+            step,
+            format!("{on} is after today ({today})"),
+            "Record a step on or after the day it happens",
+        ));
+    }
+    Ok(())
+}
+
+fn text_ok(step: Option<&str>, what: &str, s: &str) -> Result<(), Rejection> {
+    if s.trim().is_empty() {
+        return Err(reject(
+            Rule::InvalidText,
+            step,
+            format!("the {what} is empty"),
+            format!("Give a {what} that says why"),
+        ));
+    }
+    engine::event::check_text(what, s, engine::limits::TEXT_BYTES_MAX, true).map_err(|e| {
+        reject(
+            Rule::InvalidText,
+            step,
+            e.to_string(),
+            "Shorten it or remove control characters",
+        )
+    })
+}
+
+/// Starts an instance of `def`: the definition's text and hash go into the
+/// event, so the instance keeps this version.
+pub fn start(
+    def: &Definition,
+    organisation: &str,
+    case_number: Option<&str>,
+    on: Date,
+    actor: Actor,
+    today: Date,
+) -> Result<NewEvent, Rejection> {
+    if !def.has_role(&actor.role) {
+        return Err(reject(
+            Rule::RoleNotAllowed,
+            None,
+            format!("role {:?} is not a role of workflow {}", actor.role, def.id),
+            format!(
+                "Start it as one of: {}",
+                def.roles
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    not_future(None, on, today)?;
+    Ok(NewEvent {
+        occurred_on: on,
+        actor,
+        payload: Payload::InstanceStarted {
+            workflow: def.id.clone(),
+            definition_hash: def.hash,
+            definition: def.source.clone(),
+            organisation: organisation.to_string(),
+            title: def.title.sv.clone(),
+            case_number: case_number.map(String::from),
+        },
+    })
+}
+
+/// Parses typed facts for `step`: unknown names, wrong types and repeats
+/// of single-valued facts are refused outright.
+fn typed_facts(step: &Step, raw: &[(String, String)]) -> Result<Vec<Fact>, Rejection> {
+    let sid = Some(step.id.as_str());
+    let mut out: Vec<Fact> = Vec::new();
+    for (name, value) in raw {
+        let Some(spec) = step.facts.iter().find(|f| f.name == *name) else {
+            return Err(reject(
+                Rule::UnknownFact,
+                sid,
+                format!("step {} has no fact {name:?}", step.id),
+                format!(
+                    "Its facts are: {}",
+                    step.facts
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        let value = facts::parse(spec, value)
+            .map_err(|e| reject(Rule::IllTypedFact, sid, e, "Give the value in that form"))?;
+        if !spec.many && out.iter().any(|f| f.name == *name) {
+            return Err(reject(
+                Rule::RepeatedFact,
+                sid,
+                format!("fact {name:?} is given twice"),
+                "Give it once",
+            ));
+        }
+        out.push(Fact {
+            name: name.clone(),
+            value,
+        });
+    }
+    Ok(out)
+}
+
+/// Content and order rules that a justified deviation may override.
+fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Vec<Rejection> {
+    let sid = Some(step.id.as_str());
+    let mut v = Vec::new();
+    for before in &step.after {
+        let dates: Vec<Date> = inst.occurrences_of(before).map(|o| o.occurred_on).collect();
+        if dates.is_empty() {
+            v.push(reject(
+                Rule::MissingPrerequisite,
+                sid,
+                format!(
+                    "step {} comes after {before}, which has not been recorded",
+                    step.id
+                ),
+                format!("Record {before} first, or record this step with --deviation \"why\""),
+            ));
+        } else if dates.iter().all(|d| *d > on) {
+            let earliest = dates.iter().min().expect("non-empty");
+            v.push(reject(
+                Rule::BeforePrerequisite,
+                sid,
+                format!("{on} is before {before} happened ({earliest})"),
+                format!("Give a date on or after {earliest}, correct the date of {before}, or use --deviation \"why\""),
+            ));
+        }
+    }
+    if let Some(w) = &step.window_closed {
+        if let Some(start) = inst.occurrences_of(&w.step).map(|o| o.occurred_on).min() {
+            let end = crate::calendar::add(start, w.period);
+            let last = if w.next_weekday {
+                crate::calendar::next_weekday_rule(end)
+            } else {
+                end
+            };
+            if on <= last {
+                v.push(reject(
+                    Rule::WindowOpen,
+                    sid,
+                    format!("{on} is within the window counted from {} ({start}), which stays open until {last}", w.step),
+                    format!("Record {} on {} or later", step.id, last.tomorrow().expect("in range")),
+                ));
+            }
+        }
+    }
+    for u in &step.unless {
+        if let Some(o) = inst
+            .occurrences_of(u)
+            .filter(|o| o.occurred_on <= on)
+            .min_by_key(|o| o.occurred_on)
+        {
+            v.push(reject(
+                Rule::BlockedBy,
+                sid,
+                format!(
+                    "{} cannot happen once {u} has (recorded on {})",
+                    step.id, o.occurred_on
+                ),
+                format!("Wait for the outcome of {u}, or record with --deviation \"why\""),
+            ));
+        }
+    }
+    for c in &step.requires {
+        let latest = inst
+            .occurrences_of(&c.step)
+            .filter(|o| o.occurred_on <= on)
+            .max_by_key(|o| (o.occurred_on, o.position));
+        let value = latest
+            .and_then(|o| o.facts.iter().find(|f| f.name == c.fact))
+            .map(|f| facts::as_text(&f.value));
+        if value.as_deref() != Some(c.equals.as_str()) {
+            v.push(reject(
+                Rule::ConditionNotMet,
+                sid,
+                format!(
+                    "step {} requires {}.{} = {:?}, but it is {}",
+                    step.id,
+                    c.step,
+                    c.fact,
+                    c.equals,
+                    value.map_or("not recorded".to_string(), |x| format!("{x:?}"))
+                ),
+                format!(
+                    "Record {} with {}={} first; otherwise this is information, not dialogue",
+                    c.step, c.fact, c.equals
+                ),
+            ));
+        }
+    }
+    for spec in &step.facts {
+        let given: Vec<&FactValue> = facts
+            .iter()
+            .filter(|f| f.name == spec.name)
+            .map(|f| &f.value)
+            .collect();
+        if spec.required && given.is_empty() {
+            v.push(reject(
+                Rule::MissingFact,
+                sid,
+                format!(
+                    "required fact {:?} ({}) is missing",
+                    spec.name,
+                    spec.ty.name()
+                ),
+                format!(
+                    "Add --fact {}=VALUE with {}",
+                    spec.name,
+                    facts::syntax(&spec.ty)
+                ),
+            ));
+        }
+        for kind in &spec.need_kinds {
+            let present = given
+                .iter()
+                .any(|g| matches!(g, FactValue::Person { kind: k, .. } if k == kind));
+            if !present {
+                let what = match kind {
+                    PersonKind::ElectedMember => "an elected member (förtroendevald)",
+                    PersonKind::Official => "an official (tjänsteperson)",
+                    PersonKind::Other => "another person",
+                };
+                v.push(reject(
+                    Rule::MissingPersonKind,
+                    sid,
+                    format!("{:?} must include {what}", spec.name),
+                    format!(
+                        "Add --fact {}=\"NAME|ROLE|{}\"",
+                        spec.name,
+                        if *kind == PersonKind::ElectedMember {
+                            "elected"
+                        } else {
+                            "official"
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// Decides a command against an instance's state.
+pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent>, Rejection> {
+    let def = &inst.definition;
+    match cmd {
+        Command::Record {
+            step,
+            occurred_on,
+            actor,
+            facts: raw,
+            deviation,
+        } => {
+            let step = known_step(def, &step)?;
+            let sid = Some(step.id.as_str());
+            if !step.recorded_by.contains(&actor.role) {
+                return Err(reject(
+                    Rule::RoleNotAllowed,
+                    sid,
+                    format!("role {:?} may not record {}", actor.role, step.id),
+                    format!("It is recorded by: {}", roles_list(&step.recorded_by)),
+                ));
+            }
+            not_future(sid, occurred_on, today)?;
+            let facts = typed_facts(step, &raw)?;
+            if !step.repeat {
+                if let Some(o) = inst.occurrences_of(&step.id).next() {
+                    return Err(reject(
+                        Rule::NotRepeatable,
+                        sid,
+                        format!(
+                            "{} happens once and was recorded on {} (event {})",
+                            step.id, o.occurred_on, o.event_id
+                        ),
+                        format!("To change it, use `correct {}`", o.event_id),
+                    ));
+                }
+            }
+            let violations = soft_violations(inst, step, occurred_on, &facts);
+            match (&deviation, violations.first()) {
+                (None, Some(first)) => return Err(first.clone()),
+                (Some(why), _) => {
+                    text_ok(sid, "deviation", why)?;
+                    if !deviation_roles(step).contains(&actor.role) {
+                        return Err(reject(
+                            Rule::DeviationNotAllowed,
+                            sid,
+                            format!(
+                                "role {:?} may not record a deviation at {}",
+                                actor.role, step.id
+                            ),
+                            format!(
+                                "Deviations here are recorded by: {}",
+                                roles_list(deviation_roles(step))
+                            ),
+                        ));
+                    }
+                }
+                (None, None) => {}
+            }
+            let late = inst.next_deadline(step).and_then(|deadline| {
+                (occurred_on > deadline).then(|| Lateness {
+                    deadline,
+                    days_late: (occurred_on - deadline).get_days().unsigned_abs(),
+                })
+            });
+            Ok(vec![NewEvent {
+                occurred_on,
+                actor,
+                payload: Payload::StepRecorded {
+                    step: step.id.clone(),
+                    facts,
+                    deviation,
+                    late,
+                },
+            }])
+        }
+        Command::Correct {
+            event,
+            on,
+            actor,
+            reason,
+            new_date,
+            facts: raw,
+        } => {
+            let Some(original) = inst.occurrences.iter().find(|o| o.event_id == event) else {
+                return Err(reject(
+                    Rule::UnknownEvent,
+                    None,
+                    format!(
+                        "instance {} has no recorded step with event id {event}",
+                        inst.id
+                    ),
+                    "Find the event id with `styrlogg log --instance ID`",
+                ));
+            };
+            let step = known_step(def, &original.step)?;
+            let sid = Some(step.id.as_str());
+            if !step.recorded_by.contains(&actor.role) {
+                return Err(reject(
+                    Rule::RoleNotAllowed,
+                    sid,
+                    format!("role {:?} may not correct {}", actor.role, step.id),
+                    format!(
+                        "Corrections are made by those who record it: {}",
+                        roles_list(&step.recorded_by)
+                    ),
+                ));
+            }
+            not_future(sid, on, today)?;
+            if let Some(d) = new_date {
+                not_future(sid, d, today)?;
+            }
+            text_ok(sid, "reason", &reason)?;
+            let facts = typed_facts(step, &raw)?;
+            Ok(vec![NewEvent {
+                occurred_on: on,
+                actor,
+                payload: Payload::StepCorrected {
+                    corrects: event,
+                    reason,
+                    occurred_on: new_date,
+                    facts,
+                },
+            }])
+        }
+        Command::ChangeDeadline {
+            step,
+            on,
+            actor,
+            change,
+            reason,
+        } => {
+            let step = known_step(def, &step)?;
+            let sid = Some(step.id.as_str());
+            if !deviation_roles(step).contains(&actor.role) {
+                return Err(reject(
+                    Rule::RoleNotAllowed,
+                    sid,
+                    format!(
+                        "role {:?} may not change the deadline of {}",
+                        actor.role, step.id
+                    ),
+                    format!(
+                        "Deadlines here are changed by: {}",
+                        roles_list(deviation_roles(step))
+                    ),
+                ));
+            }
+            not_future(sid, on, today)?;
+            text_ok(sid, "reason", &reason)?;
+            if inst.next_deadline(step).is_none() {
+                return Err(reject(
+                    Rule::NoDeadline,
+                    sid,
+                    format!("{} has no pending deadline to change", step.id),
+                    "Check `styrlogg status` for the deadlines that are pending",
+                ));
+            }
+            Ok(vec![NewEvent {
+                occurred_on: on,
+                actor,
+                payload: Payload::DeadlineChanged {
+                    step: step.id.clone(),
+                    change,
+                    reason,
+                },
+            }])
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Turning what a user types (`--fact KEY=VALUE`) into typed facts, by the
+//! types a step's definition gives.
+
+use crate::definition::{FactSpec, FactType};
+use engine::{FactValue, PersonKind};
+use jiff::civil::Date;
+
+/// How a value of each type is written on the command line.
+pub fn syntax(ty: &FactType) -> String {
+    match ty {
+        FactType::Date => "a date, 2012-08-14".into(),
+        FactType::Person => "NAME|ROLE|KIND with KIND elected (förtroendevald) or official (tjänsteperson), e.g. \"Anna Berg|ordförande|elected\"".into(),
+        FactType::Amount => "an amount in kronor, 8000 or 8 000,50".into(),
+        FactType::CaseNumber => "a case number (diarienummer), LJ2012/896".into(),
+        FactType::Minutes => "BODY|DATE|§, e.g. \"Planeringsdelegationen|2012-08-14|§ 100\"".into(),
+        FactType::Document => "TITLE|SHA256 (64 hex digits of the document's content hash)".into(),
+        FactType::Text => "any text".into(),
+        FactType::Choice(options) => format!("one of: {}", options.join(", ")),
+    }
+}
+
+/// Parses a civil date, naming what is wrong with one that does not exist.
+pub fn parse_date(s: &str) -> Result<Date, String> {
+    s.trim()
+        .parse::<Date>()
+        .map_err(|e| format!("{s:?} is not a real date (YYYY-MM-DD): {e}"))
+}
+
+fn parts(s: &str, n: usize) -> Option<Vec<&str>> {
+    let v: Vec<&str> = s.split('|').map(str::trim).collect();
+    (v.len() == n && v.iter().all(|x| !x.is_empty())).then_some(v)
+}
+
+/// Parses `raw` as a value of the fact's type.
+pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, String> {
+    let bad = || {
+        format!(
+            "fact {:?} must be {}; got {raw:?}",
+            spec.name,
+            syntax(&spec.ty)
+        )
+    };
+    let raw_t = raw.trim();
+    if raw_t.is_empty() {
+        return Err(bad());
+    }
+    Ok(match &spec.ty {
+        FactType::Date => {
+            FactValue::Date(parse_date(raw_t).map_err(|e| format!("fact {:?}: {e}", spec.name))?)
+        }
+        FactType::Person => {
+            let p = parts(raw_t, 3).ok_or_else(bad)?;
+            let kind = match p[2].to_lowercase().as_str() {
+                "elected" | "elected_member" | "förtroendevald" => PersonKind::ElectedMember,
+                "official" | "tjänsteperson" | "tjänsteman" => PersonKind::Official,
+                "other" | "övrig" => PersonKind::Other,
+                _ => return Err(bad()),
+            };
+            FactValue::Person {
+                name: p[0].into(),
+                role: p[1].into(),
+                kind,
+            }
+        }
+        FactType::Amount => FactValue::AmountSek {
+            ore: parse_amount(raw_t).ok_or_else(bad)?,
+        },
+        FactType::CaseNumber => FactValue::CaseNumber(raw_t.into()),
+        FactType::Minutes => {
+            let p = parts(raw_t, 3).ok_or_else(bad)?;
+            let date = parse_date(p[1]).map_err(|e| format!("fact {:?}: {e}", spec.name))?;
+            FactValue::MinutesRef {
+                body: p[0].into(),
+                date,
+                paragraph: p[2].into(),
+            }
+        }
+        FactType::Document => {
+            let p = parts(raw_t, 2).ok_or_else(bad)?;
+            if p[1].len() != 64 || !p[1].chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(bad());
+            }
+            FactValue::Document {
+                title: p[0].into(),
+                sha256: p[1].to_lowercase(),
+            }
+        }
+        FactType::Text => FactValue::Text(raw.into()),
+        FactType::Choice(options) => {
+            if !options.iter().any(|o| o == raw_t) {
+                return Err(bad());
+            }
+            FactValue::Choice(raw_t.into())
+        }
+    })
+}
+
+/// "8000", "8 000", "8000,50", "8000.5", "8 000 kr" → öre.
+fn parse_amount(s: &str) -> Option<i64> {
+    let s = s
+        .trim_end_matches("kr")
+        .trim()
+        .replace([' ', '\u{a0}'], "")
+        .replace(',', ".");
+    let (whole, frac) = match s.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (s.as_str(), ""),
+    };
+    if whole.is_empty()
+        || frac.len() > 2
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let kr: i64 = whole.parse().ok()?;
+    let ore: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().ok()?
+    };
+    kr.checked_mul(100)?.checked_add(ore)
+}
+
+/// Whether a stored value has the type a spec asks for.
+pub fn has_type(spec: &FactSpec, v: &FactValue) -> bool {
+    match (&spec.ty, v) {
+        (FactType::Date, FactValue::Date(_))
+        | (FactType::Person, FactValue::Person { .. })
+        | (FactType::Amount, FactValue::AmountSek { .. })
+        | (FactType::CaseNumber, FactValue::CaseNumber(_))
+        | (FactType::Minutes, FactValue::MinutesRef { .. })
+        | (FactType::Document, FactValue::Document { .. })
+        | (FactType::Text, FactValue::Text(_)) => true,
+        (FactType::Choice(options), FactValue::Choice(c)) => options.contains(c),
+        _ => false,
+    }
+}
+
+/// The value as text, for comparing with a condition's `equals`.
+pub fn as_text(v: &FactValue) -> String {
+    match v {
+        FactValue::Date(d) => d.to_string(),
+        FactValue::Text(t) | FactValue::CaseNumber(t) | FactValue::Choice(t) => t.clone(),
+        FactValue::AmountSek { ore } => ore.to_string(),
+        FactValue::Person { name, .. } => name.clone(),
+        FactValue::MinutesRef {
+            body,
+            date,
+            paragraph,
+        } => format!("{body}|{date}|{paragraph}"),
+        FactValue::Document { title, .. } => title.clone(),
+    }
+}

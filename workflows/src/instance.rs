@@ -1,0 +1,185 @@
+//! An instance's state, folded from its events: which definition it runs,
+//! which steps happened when (with corrections applied), and how its
+//! deadlines were changed.
+
+use crate::calendar;
+use crate::definition::{DeadlineRule, Definition, Step};
+use engine::{DeadlineChange, EventId, Fact, InstanceId, Lateness, Payload, RecordedEvent};
+use jiff::civil::Date;
+
+/// One recorded occurrence of a step, as corrected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occurrence {
+    pub event_id: EventId,
+    pub position: u64,
+    pub step: String,
+    pub occurred_on: Date,
+    pub facts: Vec<Fact>,
+    pub deviation: Option<String>,
+    pub late: Option<Lateness>,
+    pub corrections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub definition: Definition,
+    pub organisation: String,
+    pub title: String,
+    pub case_number: Option<String>,
+    pub started_on: Date,
+    /// The instance's last sequence number.
+    pub version: u64,
+    pub occurrences: Vec<Occurrence>,
+    /// Deadline changes in order: step, change, and how many occurrences
+    /// the step had then (a change applies to the deadline pending then).
+    pub deadline_changes: Vec<(String, DeadlineChange, usize)>,
+}
+
+/// Why an instance's events could not be folded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FoldError {
+    #[error("instance has no events")]
+    Empty,
+    #[error("the first event of instance {0} is not instance_started")]
+    NotStarted(String),
+    #[error("the definition carried by instance {instance} does not validate: {problem}")]
+    BadDefinition { instance: String, problem: String },
+}
+
+impl Instance {
+    /// Folds an instance's events, oldest first.
+    pub fn fold(events: &[RecordedEvent]) -> Result<Instance, FoldError> {
+        let first = events.first().ok_or(FoldError::Empty)?;
+        let Payload::InstanceStarted {
+            definition,
+            organisation,
+            title,
+            case_number,
+            ..
+        } = &first.event.payload
+        else {
+            return Err(FoldError::NotStarted(first.event.instance.to_string()));
+        };
+        let definition = Definition::parse(definition).map_err(|p| FoldError::BadDefinition {
+            instance: first.event.instance.to_string(),
+            problem: p.first().map(|p| p.message.clone()).unwrap_or_default(),
+        })?;
+        let mut inst = Instance {
+            id: first.event.instance.clone(),
+            definition,
+            organisation: organisation.clone(),
+            title: title.clone(),
+            case_number: case_number.clone(),
+            started_on: first.event.occurred_on,
+            version: first.event.sequence,
+            occurrences: Vec::new(),
+            deadline_changes: Vec::new(),
+        };
+        for e in &events[1..] {
+            inst.apply(e);
+        }
+        Ok(inst)
+    }
+
+    /// Applies one more event of this instance.
+    pub fn apply(&mut self, e: &RecordedEvent) {
+        self.version = e.event.sequence;
+        match &e.event.payload {
+            Payload::InstanceStarted { .. } | Payload::NoteAdded { .. } => {}
+            Payload::StepRecorded {
+                step,
+                facts,
+                deviation,
+                late,
+            } => self.occurrences.push(Occurrence {
+                event_id: e.event.event_id,
+                position: e.event.position,
+                step: step.clone(),
+                occurred_on: e.event.occurred_on,
+                facts: facts.clone(),
+                deviation: deviation.clone(),
+                late: *late,
+                corrections: 0,
+            }),
+            Payload::StepCorrected {
+                corrects,
+                occurred_on,
+                facts,
+                ..
+            } => {
+                if let Some(o) = self
+                    .occurrences
+                    .iter_mut()
+                    .find(|o| o.event_id == *corrects)
+                {
+                    if let Some(d) = occurred_on {
+                        o.occurred_on = *d;
+                    }
+                    for f in facts {
+                        o.facts.retain(|old| old.name != f.name);
+                    }
+                    o.facts.extend(facts.iter().cloned());
+                    o.corrections += 1;
+                }
+            }
+            Payload::DeadlineChanged { step, change, .. } => {
+                let done = self.occurrences_of(step).count();
+                self.deadline_changes.push((step.clone(), *change, done));
+            }
+        }
+    }
+
+    pub fn occurrences_of<'a>(
+        &'a self,
+        step: &'a str,
+    ) -> impl Iterator<Item = &'a Occurrence> + 'a {
+        self.occurrences.iter().filter(move |o| o.step == step)
+    }
+
+    /// The last day by which the next occurrence of `step` is due, if any:
+    /// None when it has no deadline, it is waived, the step it counts from
+    /// has not happened, or every yearly deadline is met.
+    pub fn next_deadline(&self, step: &Step) -> Option<Date> {
+        let d = step.deadline.as_ref()?;
+        let done = self.occurrences_of(&step.id).count();
+        let base = match &d.rule {
+            DeadlineRule::LastDay(date) => (done == 0).then_some(*date)?,
+            DeadlineRule::AfterStep { step: from, period } => {
+                if done > 0 {
+                    return None;
+                }
+                let start = self.occurrences_of(from).map(|o| o.occurred_on).min()?;
+                calendar::add(start, *period)
+            }
+            DeadlineRule::Yearly {
+                month,
+                day,
+                from_year,
+                to_year,
+                year_offset,
+            } => {
+                let year = from_year.checked_add(i16::try_from(done).ok()?)?;
+                if year > *to_year {
+                    return None;
+                }
+                Date::new(year + year_offset, *month, *day).ok()?
+            }
+        };
+        let mut last = if d.next_weekday {
+            calendar::next_weekday_rule(base)
+        } else {
+            base
+        };
+        // Changes apply to the deadline that was pending when they were made.
+        for (s, change, at) in &self.deadline_changes {
+            if *s == step.id && *at == done {
+                match change {
+                    DeadlineChange::Extended { to } => last = *to,
+                    DeadlineChange::Waived => return None,
+                }
+            }
+        }
+        Some(last)
+    }
+}

@@ -1,0 +1,119 @@
+//! One instance's status on a given day: what is done, what can be done
+//! now, what waits for earlier steps, what is overdue, and what is due next.
+
+use crate::instance::Instance;
+use jiff::civil::Date;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// Recorded (and, for repeating steps, nothing due).
+    Done,
+    /// Its earlier steps are recorded: it can be recorded now.
+    Open,
+    /// Waits for earlier steps.
+    Waiting,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Done {
+    pub event_id: String,
+    pub occurred_on: Date,
+    pub deviation: Option<String>,
+    pub days_late: Option<u32>,
+    pub corrections: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepStatus {
+    pub id: String,
+    pub title: String,
+    pub kind: &'static str,
+    pub state: StepState,
+    pub done: Vec<Done>,
+    pub deadline: Option<Date>,
+    pub overdue: bool,
+    pub escalate_to: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceStatus {
+    pub instance: String,
+    pub workflow: String,
+    pub definition_version: u32,
+    pub definition_hash: String,
+    pub organisation: String,
+    pub case_number: Option<String>,
+    pub today: Date,
+    pub steps: Vec<StepStatus>,
+}
+
+impl InstanceStatus {
+    pub fn of(inst: &Instance, today: Date) -> InstanceStatus {
+        let steps = inst
+            .definition
+            .steps
+            .iter()
+            .map(|step| {
+                let done: Vec<Done> = inst
+                    .occurrences_of(&step.id)
+                    .map(|o| Done {
+                        event_id: o.event_id.to_hex(),
+                        occurred_on: o.occurred_on,
+                        deviation: o.deviation.clone(),
+                        days_late: o.late.map(|l| l.days_late),
+                        corrections: o.corrections,
+                    })
+                    .collect();
+                let deadline = inst.next_deadline(step);
+                let ready = step
+                    .after
+                    .iter()
+                    .all(|a| inst.occurrences_of(a).next().is_some());
+                let state = if !done.is_empty() && (deadline.is_none() || !step.repeat) {
+                    StepState::Done
+                } else if ready {
+                    StepState::Open
+                } else {
+                    StepState::Waiting
+                };
+                StepStatus {
+                    id: step.id.clone(),
+                    title: step.title.sv.clone(),
+                    kind: step.kind.name(),
+                    overdue: state != StepState::Done && deadline.is_some_and(|d| d < today),
+                    state,
+                    done,
+                    deadline,
+                    escalate_to: step.deadline.as_ref().and_then(|d| d.escalate_to.clone()),
+                }
+            })
+            .collect();
+        InstanceStatus {
+            instance: inst.id.to_string(),
+            workflow: inst.definition.id.clone(),
+            definition_version: inst.definition.version,
+            definition_hash: inst.definition.hash.to_hex(),
+            organisation: inst.organisation.clone(),
+            case_number: inst.case_number.clone(),
+            today,
+            steps,
+        }
+    }
+
+    pub fn overdue(&self) -> impl Iterator<Item = &StepStatus> {
+        self.steps.iter().filter(|s| s.overdue)
+    }
+
+    /// Pending deadlines from today on, soonest first.
+    pub fn upcoming(&self) -> Vec<&StepStatus> {
+        let mut v: Vec<&StepStatus> = self
+            .steps
+            .iter()
+            .filter(|s| s.state != StepState::Done && s.deadline.is_some_and(|d| d >= self.today))
+            .collect();
+        v.sort_by_key(|s| s.deadline);
+        v
+    }
+}
