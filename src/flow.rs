@@ -8,7 +8,7 @@ use crate::{open, Refused};
 use anyhow::{bail, Context, Result};
 use engine::{
     Actor, AppendError, AppendRequest, CommandId, DeadlineChange, EventId, EventStore,
-    ExpectedVersion, InstanceId, NewEvent, OpenMode, Payload, SledStore,
+    ExpectedVersion, InstanceId, OpenMode, Payload, SledStore,
 };
 use jiff::civil::Date;
 use std::path::Path;
@@ -149,16 +149,12 @@ fn instance_id(s: &str) -> Result<InstanceId> {
     InstanceId::new(s).map_err(|e| Refused(e.to_string()).into())
 }
 
-/// A command id derived from the command's content: repeating the exact
-/// same command (a retry) is recognised and writes nothing.
-fn derived_command_id(instance: &InstanceId, events: &[NewEvent]) -> CommandId {
+/// A command id derived from what the user asked: repeating the exact same
+/// command (a retry) is recognised and writes nothing.
+fn derived_command_id(instance: &InstanceId, what: &str) -> CommandId {
     let mut h = blake3::Hasher::new_derive_key("styrlogg cli command v1");
     h.update(instance.as_str().as_bytes());
-    h.update(
-        serde_json::to_string(events)
-            .expect("events serialize")
-            .as_bytes(),
-    );
+    h.update(what.as_bytes());
     CommandId::new(format!("cli-{}", &h.finalize().to_hex()[..32])).expect("valid id")
 }
 
@@ -180,10 +176,17 @@ async fn decide_and_append(
     cmd: WfCommand,
     today: Date,
 ) -> Result<engine::AppendOutcome> {
+    let command_id = derived_command_id(id, &format!("{cmd:?}"));
+    if let Some(done) = store.command_outcome(&command_id).await? {
+        return Ok(engine::AppendOutcome {
+            deduplicated: true,
+            ..done
+        });
+    }
     for _ in 0..5 {
         let inst = load(store, id).await?;
         let events = decide(&inst, cmd.clone(), today)?;
-        let command_id = derived_command_id(id, &events);
+        let command_id = command_id.clone();
         match store
             .append(AppendRequest {
                 instance: id.clone(),
@@ -228,7 +231,7 @@ pub async fn start(
     let today = today(cli);
     let event = workflows::start(&def, org, dnr, on.unwrap_or(today), actor(by), today)?;
     let store = open(cli, OpenMode::CreateIfMissing)?;
-    let command_id = derived_command_id(&id, std::slice::from_ref(&event));
+    let command_id = derived_command_id(&id, &serde_json::to_string(&event)?);
     let result = store
         .append(AppendRequest {
             instance: id.clone(),

@@ -167,6 +167,13 @@ impl EventStore for MemoryStore {
         Ok(self.lock().stager.head())
     }
 
+    async fn command_outcome(
+        &self,
+        command_id: &CommandId,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        Ok(self.lock().commands.get(command_id).cloned())
+    }
+
     fn subscribe(&self, from_position: u64) -> Subscription {
         let weak = self.weak();
         Subscription::spawn(

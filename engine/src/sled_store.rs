@@ -418,6 +418,15 @@ impl EventStore for SledStore {
         Ok(*self.inner.heads.borrow())
     }
 
+    async fn command_outcome(
+        &self,
+        command_id: &CommandId,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let outcome = SledIndex(&self.inner.db).command(command_id)?;
+        // Only what is durable counts.
+        Ok(outcome.filter(|o| o.last_position <= self.durable_position()))
+    }
+
     fn subscribe(&self, from_position: u64) -> Subscription {
         let weak = self.weak();
         Subscription::spawn(

@@ -147,6 +147,13 @@ pub trait EventStore: Send + Sync {
     /// The last position and hash.
     async fn head(&self) -> Result<Head, StoreError>;
 
+    /// The outcome of a committed command id, if it was committed: lets a
+    /// caller recognise a retry before deciding again.
+    async fn command_outcome(
+        &self,
+        command_id: &CommandId,
+    ) -> Result<Option<AppendOutcome>, StoreError>;
+
     /// Every event from `from_position` on: first those already stored,
     /// then new ones as they are committed.
     fn subscribe(&self, from_position: u64) -> Subscription;

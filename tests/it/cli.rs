@@ -226,3 +226,252 @@ fn help_describes_every_command() {
     }
     assert!(!text.contains("stress"), "internal commands stay hidden");
 }
+
+#[test]
+fn start_record_status_and_rejections() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("store");
+    let by = ["--by", "Anita Brynje", "--role", "registrator"];
+    let run = |args: &[&str]| styrlogg(&s, args);
+    let start = [
+        "start",
+        "skl-styrsystem-2012-2014",
+        "--instance",
+        "tyreso-2012",
+        "--org",
+        "Tyresö kommun",
+        "--on",
+        "2012-01-15",
+    ];
+    let out = run(&[&start[..], &by[..]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let retry = run(&[&start[..], &by[..]].concat());
+    assert!(
+        stdout(&retry).contains("already recorded"),
+        "an identical retry is recognised: {}",
+        stdout(&retry)
+    );
+    let other = [
+        "start",
+        "masterclass-2015-2017",
+        "--instance",
+        "tyreso-2012",
+        "--org",
+        "Tyresö kommun",
+        "--on",
+        "2015-10-22",
+    ];
+    assert_fails(
+        &run(&[&other[..], &by[..]].concat()),
+        1,
+        "instance tyreso-2012 already exists",
+    );
+
+    let facts = dir.path().join("facts.toml");
+    std::fs::write(&facts, "kontaktperson = [\"Anita Brynje|kontaktperson|official\", \"Karin Hassler|kontaktperson|official\"]\norganisation = \"Tyresö kommun\"\n").unwrap();
+    let out = run(&[
+        &[
+            "record",
+            "tyreso-2012",
+            "intresseanmalan",
+            "--on",
+            "2012-01-20",
+            "--facts",
+            facts.to_str().unwrap(),
+        ][..],
+        &by[..],
+    ]
+    .concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("step intresseanmalan of tyreso-2012 recorded at position 2"),
+        "{}",
+        stdout(&out)
+    );
+
+    let before = run(&["export"]).stdout;
+    let plan = [
+        "record",
+        "tyreso-2012",
+        "projektplan",
+        "--on",
+        "2012-10-01",
+        "--by",
+        "P L",
+        "--role",
+        "projektledare",
+    ];
+    assert_fails(
+        &run(&plan),
+        1,
+        "rejected by rule missing-prerequisite at step projektplan",
+    );
+    assert_fails(
+        &run(&[
+            &[
+                "record",
+                "tyreso-2012",
+                "styrelsebeslut",
+                "--on",
+                "2012-02-30",
+            ][..],
+            &by[..],
+        ]
+        .concat()),
+        2,
+        "not a real date",
+    );
+    assert_fails(
+        &run(&[
+            &[
+                "record",
+                "nacka-2012",
+                "styrelsebeslut",
+                "--on",
+                "2012-02-03",
+            ][..],
+            &by[..],
+        ]
+        .concat()),
+        1,
+        "no instance nacka-2012",
+    );
+    assert_fails(
+        &run(&[
+            "record",
+            "tyreso-2012",
+            "styrelsebeslut",
+            "--on",
+            "2012-09-03",
+            "--fact",
+            "organ=KS",
+            "--by",
+            "X",
+            "--role",
+            "registrator",
+        ]),
+        1,
+        "missing-fact",
+    );
+    assert_fails(
+        &run(&[
+            "start",
+            "no-such-flow",
+            "--instance",
+            "x",
+            "--org",
+            "y",
+            "--by",
+            "a",
+            "--role",
+            "b",
+        ]),
+        1,
+        "no workflow \"no-such-flow\"",
+    );
+    assert_eq!(run(&["export"]).stdout, before, "rejections write nothing");
+
+    // A late board decision is accepted and flagged.
+    let board = [
+        "record",
+        "tyreso-2012",
+        "styrelsebeslut",
+        "--on",
+        "2012-09-03",
+        "--fact",
+        "organ=Kommunstyrelsen",
+        "--fact",
+        "protokoll=Kommunstyrelsen|2012-09-03|§ 7",
+        "--fact",
+        "diarienummer=KS 2012/88",
+        "--by",
+        "S",
+        "--role",
+        "sekreterare",
+    ];
+    let out = run(&board);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("flagged late: 3 day(s) after the deadline 2012-08-31"),
+        "{}",
+        stdout(&out)
+    );
+    let again = run(&board);
+    assert!(
+        stdout(&again).contains("already recorded"),
+        "an identical retry is recognised: {}",
+        stdout(&again)
+    );
+
+    let status = run(&["status", "tyreso-2012", "--today", "2012-10-20"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let text = stdout(&status);
+    assert!(text.contains("[x] intresseanmalan"), "{text}");
+    assert!(text.contains("LATE by 3 day(s)"), "{text}");
+    assert!(text.contains("[!] projektplan"), "{text}");
+    assert!(text.contains("escalate to styrgrupp"), "{text}");
+    assert!(text.contains("OVERDUE since 2012-10-14"), "{text}");
+    assert!(
+        text.contains("Next deadlines: 2012-11-30 uppfoljning_budget"),
+        "{text}"
+    );
+
+    let json = run(&["status", "--format", "json", "--today", "2012-10-20"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["instance"], "tyreso-2012");
+    let plan = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "projektplan")
+        .unwrap();
+    assert_eq!(plan["overdue"], true);
+    assert_eq!(plan["deadline"], "2012-10-14");
+}
+
+#[test]
+fn workflows_check_lists_every_problem_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/definitions");
+    let mut files: Vec<String> = std::fs::read_dir(&defs)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    files.sort();
+    let args: Vec<&str> = std::iter::once("workflows")
+        .chain(std::iter::once("check"))
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let ok = styrlogg(dir.path(), &args);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(stdout(&ok).matches(": ok: ").count(), 5);
+
+    let bad = dir.path().join("bad.toml");
+    let src = std::fs::read_to_string(defs.join("medborgardialog.toml"))
+        .unwrap()
+        .replace("after = [\"checklista\"]", "after = [\"checklistan\"]")
+        .replace(
+            "recorded_by = [\"handlaggare\"]\nfacts = [{ name = \"hur\"",
+            "recorded_by = [\"kommunikator\"]\nfacts = [{ name = \"hur\"",
+        );
+    std::fs::write(&bad, &src).unwrap();
+    let out = styrlogg(dir.path(), &["workflows", "check", bad.to_str().unwrap()]);
+    assert_fails(&out, 1, "1 of 1 definition file(s) have problems");
+    let err = stderr(&out);
+    let line_of = |needle: &str| src.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert!(
+        err.contains(&format!(
+            "bad.toml:{}:",
+            line_of("after = [\"checklistan\"]")
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("bad.toml:{}:", line_of("\"kommunikator\""))),
+        "{err}"
+    );
+    assert!(
+        err.contains("requires a fact of \"checklista\" but does not come after it"),
+        "{err}"
+    );
+}

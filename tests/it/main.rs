@@ -2,9 +2,11 @@
 //! every backend, a property test against a model, the codec corpus, the
 //! crash loop, and the command line's behaviour on good and bad input.
 
+mod calendar;
 mod cli;
 mod conformance;
 mod corpus;
 mod crash;
 mod model;
 mod support;
+mod workflows;

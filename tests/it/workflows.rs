@@ -1,0 +1,759 @@
+//! Workflow definitions and their enforcement: every built-in definition
+//! validates, a broken file gets every error with its line, and given
+//! events / when a command / then events or a rejection, for every rule.
+
+use engine::{
+    codec, Actor, CommandId, DeadlineChange, EventBody, EventId, Hash, InstanceId, NewEvent,
+    Payload, RecordedEvent,
+};
+use jiff::civil::{date, Date};
+use workflows::{builtin, decide, Command, Definition, Instance, Rejection, Rule};
+
+fn source(name: &str) -> &'static str {
+    builtin::DEFINITIONS
+        .iter()
+        .find(|(n, _)| n.starts_with(name))
+        .unwrap_or_else(|| panic!("no built-in {name}"))
+        .1
+}
+
+const TODAY: Date = date(2026, 11, 22);
+
+/// An instance built from events, one command at a time.
+struct Given {
+    events: Vec<RecordedEvent>,
+}
+
+impl Given {
+    fn start(def: &str, role: &str) -> Given {
+        let def = Definition::parse(source(def)).unwrap();
+        let e = workflows::start(
+            &def,
+            "Landstinget i Jönköpings län",
+            Some("LJ2012/896"),
+            date(2012, 1, 2),
+            Actor::new("A", role),
+            TODAY,
+        )
+        .unwrap();
+        let mut g = Given { events: Vec::new() };
+        g.push(e);
+        g
+    }
+
+    fn push(&mut self, e: NewEvent) {
+        let seq = self.events.len() as u64 + 1;
+        let command = CommandId::new(format!("c{seq}")).unwrap();
+        let body = EventBody {
+            event_id: EventId::derive(&command, 0),
+            instance: InstanceId::new("test").unwrap(),
+            sequence: seq,
+            position: seq,
+            occurred_on: e.occurred_on,
+            recorded_at: "2026-11-22T08:00:00Z".parse().unwrap(),
+            actor: e.actor,
+            command_id: command,
+            payload: e.payload,
+            prev_hash: self.events.last().map_or(Hash::default(), |p| p.hash),
+        };
+        self.events.push(codec::seal(body).unwrap().0);
+    }
+
+    fn instance(&self) -> Instance {
+        Instance::fold(&self.events).unwrap()
+    }
+
+    fn when(&self, cmd: Command) -> Result<Vec<NewEvent>, Rejection> {
+        decide(&self.instance(), cmd, TODAY)
+    }
+
+    /// Records a step that must be accepted.
+    fn and(mut self, step: &str, on: Date, role: &str, facts: &[(&str, &str)]) -> Given {
+        let events = self
+            .when(record(step, on, role, facts))
+            .unwrap_or_else(|r| panic!("{step}: {r}"));
+        for e in events {
+            self.push(e);
+        }
+        self
+    }
+
+    fn last_id(&self) -> EventId {
+        self.events.last().unwrap().event.event_id
+    }
+}
+
+fn record(step: &str, on: Date, role: &str, facts: &[(&str, &str)]) -> Command {
+    Command::Record {
+        step: step.into(),
+        occurred_on: on,
+        actor: Actor::new("Lena Sandqvist", role),
+        facts: facts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        deviation: None,
+    }
+}
+
+fn with_deviation(cmd: Command, why: &str) -> Command {
+    match cmd {
+        Command::Record {
+            step,
+            occurred_on,
+            actor,
+            facts,
+            ..
+        } => Command::Record {
+            step,
+            occurred_on,
+            actor,
+            facts,
+            deviation: Some(why.into()),
+        },
+        other => other,
+    }
+}
+
+#[track_caller]
+fn rejected(result: Result<Vec<NewEvent>, Rejection>, rule: Rule, needle: &str) -> Rejection {
+    match result {
+        Ok(events) => panic!("expected {rule:?}, got events {events:?}"),
+        Err(r) => {
+            assert_eq!(r.rule, rule, "{r}");
+            assert!(r.to_string().contains(needle), "{r} mentions {needle:?}");
+            r
+        }
+    }
+}
+
+fn step_payload(events: &[NewEvent]) -> &Payload {
+    assert_eq!(events.len(), 1);
+    &events[0].payload
+}
+
+const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn doc(title: &str) -> String {
+    format!("{title}|{SHA}")
+}
+
+/// The SKL network up to a decided board, project leader and steering group.
+fn skl_ready_for_plan() -> Given {
+    Given::start("skl-styrsystem", "registrator")
+        .and(
+            "intresseanmalan",
+            date(2012, 1, 20),
+            "registrator",
+            &[
+                ("kontaktperson", "Anita Brynje|kontaktperson|official"),
+                ("organisation", "Tyresö kommun"),
+            ],
+        )
+        .and(
+            "styrelsebeslut",
+            date(2012, 8, 21),
+            "sekreterare",
+            &[
+                ("organ", "Landstingsstyrelsen"),
+                ("protokoll", "Landstingsstyrelsen|2012-08-21|§ 1"),
+                ("diarienummer", "LJ2012/896"),
+            ],
+        )
+        .and(
+            "projektledare_utsedd",
+            date(2012, 8, 22),
+            "sekreterare",
+            &[
+                ("projektledare", "P L|projektledare|official"),
+                ("mandat", "m"),
+                ("resurser", "halvtid"),
+            ],
+        )
+        .and(
+            "styrgrupp_tillsatt",
+            date(2012, 8, 22),
+            "sekreterare",
+            &[
+                ("ledamot", "Tommy Bernevång Forsberg|ordförande|elected"),
+                ("ledamot", "Anna Chef|landstingsdirektör|official"),
+            ],
+        )
+}
+
+#[test]
+fn every_builtin_definition_validates() {
+    assert_eq!(builtin::DEFINITIONS.len(), 5);
+    for (name, src) in builtin::DEFINITIONS {
+        let def = Definition::parse(src).unwrap_or_else(|p| panic!("{name}: {p:?}"));
+        assert!(!def.steps.is_empty() && !def.roles.is_empty(), "{name}");
+        let on_disk = std::fs::read_to_string(format!(
+            "{}/workflows/definitions/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        assert_eq!(
+            &on_disk, src,
+            "{name}: the binary carries the file as it is"
+        );
+    }
+}
+
+#[test]
+fn a_broken_definition_gets_every_error_with_its_line() {
+    let src = r#"id = "trasig"
+version = 1
+title = { sv = "Trasig", en = "Broken" }
+
+[[roles]]
+id = "sekreterare"
+title = { sv = "S", en = "S" }
+
+[[steps]]
+id = "a"
+title = { sv = "A", en = "A" }
+kind = "decision"
+after = ["c"]
+recorded_by = ["sekreterare"]
+
+[[steps]]
+id = "b"
+title = { sv = "B", en = "B" }
+kind = "plan"
+after = ["nosuch"]
+recorded_by = ["ordforande"]
+facts = [{ name = "swot", type = "pdf" }]
+deadline = { after_step = "ghost", days = 14 }
+
+[[steps]]
+id = "c"
+title = { sv = "C", en = "C" }
+kind = "wedding"
+after = ["a"]
+recorded_by = ["sekreterare"]
+"#;
+    let problems = Definition::parse(src).unwrap_err();
+    let rendered: Vec<String> = problems
+        .iter()
+        .map(|p| p.render("trasig.toml", src))
+        .collect();
+    let expect = [
+        (
+            "trasig.toml:29:",
+            "the steps form a cycle, so none of them could ever be recorded: a -> c -> a",
+        ),
+        ("trasig.toml:20:", "\"nosuch\", which is not a step"),
+        (
+            "trasig.toml:21:",
+            "\"ordforande\" is not a role of this workflow, so nobody can hold it",
+        ),
+        ("trasig.toml:22:", "type \"pdf\", which does not exist"),
+        (
+            "trasig.toml:23:",
+            "counts from \"ghost\", which is not a step",
+        ),
+        (
+            "trasig.toml:28:",
+            "kind \"wedding\" is not in the vocabulary",
+        ),
+    ];
+    for (place, what) in expect {
+        assert!(
+            rendered
+                .iter()
+                .any(|r| r.starts_with(place) && r.contains(what)),
+            "missing {place} {what} in:\n{}",
+            rendered.join("\n")
+        );
+    }
+    assert_eq!(problems.len(), expect.len(), "{}", rendered.join("\n"));
+
+    let syntax = "id = \"x\"\nversion = \n";
+    let p = Definition::parse(syntax).unwrap_err();
+    assert_eq!(p.len(), 1);
+    assert!(
+        p[0].render("x.toml", syntax).starts_with("x.toml:2:"),
+        "{}",
+        p[0].render("x.toml", syntax)
+    );
+}
+
+#[test]
+fn the_plan_needs_its_swot_and_its_predecessors() {
+    let plan =
+        |facts: &[(&str, &str)]| record("projektplan", date(2012, 10, 1), "projektledare", facts);
+    let full = [
+        ("plan", doc("Projektplan")),
+        ("swot", doc("SWOT")),
+        ("nulagesanalys", doc("Nuläge")),
+        ("onskat_tillstand", doc("Om tre år")),
+    ];
+    let full: Vec<(&str, &str)> = full.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let early = Given::start("skl-styrsystem", "registrator");
+    rejected(
+        early.when(plan(&full)),
+        Rule::MissingPrerequisite,
+        "comes after projektledare_utsedd",
+    );
+
+    let g = skl_ready_for_plan();
+    let without_swot: Vec<(&str, &str)> =
+        full.iter().filter(|(k, _)| *k != "swot").cloned().collect();
+    let r = rejected(g.when(plan(&without_swot)), Rule::MissingFact, "\"swot\"");
+    assert!(r.remedy.contains("--fact swot="), "{}", r.remedy);
+    rejected(
+        g.when(plan(&[("plan", "Projektplan|not-a-hash"), ("swot", "x")])),
+        Rule::IllTypedFact,
+        "TITLE|SHA256",
+    );
+    rejected(
+        g.when(plan(&[("budget", "1")])),
+        Rule::UnknownFact,
+        "no fact \"budget\"",
+    );
+    let mut twice = full.clone();
+    twice.push(("swot", full[1].1));
+    rejected(g.when(plan(&twice)), Rule::RepeatedFact, "given twice");
+    rejected(
+        g.when(record(
+            "projektplan",
+            date(2012, 10, 1),
+            "registrator",
+            &full,
+        )),
+        Rule::RoleNotAllowed,
+        "recorded by: projektledare",
+    );
+    rejected(
+        g.when(record(
+            "projektplan",
+            date(2027, 1, 1),
+            "projektledare",
+            &full,
+        )),
+        Rule::FutureDate,
+        "after today",
+    );
+    rejected(
+        g.when(record(
+            "projektplanen",
+            date(2012, 10, 1),
+            "projektledare",
+            &full,
+        )),
+        Rule::UnknownStep,
+        "Use one of",
+    );
+
+    let accepted = g.when(plan(&full)).unwrap();
+    assert!(matches!(
+        step_payload(&accepted),
+        Payload::StepRecorded {
+            late: None,
+            deviation: None,
+            ..
+        }
+    ));
+    let g = g.and("projektplan", date(2012, 10, 1), "projektledare", &full);
+    rejected(g.when(plan(&full)), Rule::NotRepeatable, "correct");
+}
+
+#[test]
+fn a_steering_group_needs_an_elected_member() {
+    let g = Given::start("skl-styrsystem", "registrator")
+        .and(
+            "intresseanmalan",
+            date(2012, 1, 20),
+            "registrator",
+            &[
+                ("kontaktperson", "A B|kontakt|official"),
+                ("organisation", "X"),
+            ],
+        )
+        .and(
+            "styrelsebeslut",
+            date(2012, 8, 21),
+            "sekreterare",
+            &[
+                ("organ", "LS"),
+                ("protokoll", "LS|2012-08-21|§ 1"),
+                ("diarienummer", "LJ2012/896"),
+            ],
+        );
+    let officials_only = record(
+        "styrgrupp_tillsatt",
+        date(2012, 8, 22),
+        "sekreterare",
+        &[
+            ("ledamot", "A|direktör|official"),
+            ("ledamot", "B|chef|official"),
+        ],
+    );
+    rejected(
+        g.when(officials_only.clone()),
+        Rule::MissingPersonKind,
+        "an elected member",
+    );
+    rejected(
+        g.when(record(
+            "styrgrupp_tillsatt",
+            date(2012, 8, 22),
+            "sekreterare",
+            &[("ledamot", "A|direktör|boss")],
+        )),
+        Rule::IllTypedFact,
+        "elected",
+    );
+    // A justified deviation records it, flagged.
+    let events = g
+        .when(with_deviation(
+            officials_only,
+            "Politiska ledamöter utses i september",
+        ))
+        .unwrap();
+    assert!(
+        matches!(step_payload(&events), Payload::StepRecorded { deviation: Some(d), .. } if d.contains("september"))
+    );
+}
+
+#[test]
+fn dialogue_gate_and_dates_follow_what_happened() {
+    let g = Given::start("medborgardialog", "handlaggare")
+        .and(
+            "fraga_vackt",
+            date(2013, 2, 1),
+            "handlaggare",
+            &[("fraga", "Framtidens vuxenpsykiatri")],
+        )
+        .and(
+            "checklista",
+            date(2013, 2, 10),
+            "handlaggare",
+            &[
+                ("fragan_paverkbar", "nej"),
+                ("beslutsfattare_paverkbara", "ja"),
+            ],
+        );
+    let decide_dialogue = record(
+        "beslut_om_dialog",
+        date(2013, 2, 20),
+        "sekreterare",
+        &[
+            ("syfte", "s"),
+            ("trappsteg", "dialog"),
+            ("malgrupper", "m"),
+            ("metod", "m"),
+            ("beslutar", "nämnden i maj"),
+        ],
+    );
+    rejected(
+        g.when(decide_dialogue.clone()),
+        Rule::ConditionNotMet,
+        "checklista.fragan_paverkbar = \"ja\"",
+    );
+    rejected(
+        g.when(with_deviation(decide_dialogue.clone(), "x")),
+        Rule::DeviationNotAllowed,
+        "recorded by: ordforande",
+    );
+    // The checklist is corrected: the question was open to influence after all.
+    let mut g = g;
+    let checklist = g.last_id();
+    let fix = Command::Correct {
+        event: checklist,
+        on: date(2013, 2, 15),
+        actor: Actor::new("H", "handlaggare"),
+        reason: "Nämnden har inte beslutat ännu".into(),
+        new_date: None,
+        facts: vec![("fragan_paverkbar".into(), "ja".into())],
+    };
+    for e in g.when(fix).unwrap() {
+        g.push(e);
+    }
+    let g = g.and(
+        "beslut_om_dialog",
+        date(2013, 2, 20),
+        "sekreterare",
+        &[
+            ("syfte", "s"),
+            ("trappsteg", "dialog"),
+            ("malgrupper", "m"),
+            ("metod", "m"),
+            ("beslutar", "nämnden i maj"),
+        ],
+    );
+    // Recorded after the fact: the dialogue was held in March, typed in now.
+    let g = g
+        .and(
+            "dialog_genomford",
+            date(2013, 3, 12),
+            "handlaggare",
+            &[("metod", "rundabordssamtal"), ("deltagare_antal", "45")],
+        )
+        .and(
+            "resultat_sammanstallt",
+            date(2013, 3, 20),
+            "handlaggare",
+            &[("sammanstallning", &doc("Sammanställning"))],
+        );
+    let used = |on: Date| {
+        record(
+            "resultat_anvant",
+            on,
+            "sekreterare",
+            &[
+                ("organ", "Regionstyrelsen"),
+                ("protokoll", "Regionstyrelsen|2013-03-01|§ 12"),
+                ("diarienummer", "RS 2013/1"),
+            ],
+        )
+    };
+    rejected(
+        g.when(used(date(2013, 3, 1))),
+        Rule::BeforePrerequisite,
+        "before dialog_genomford happened (2013-03-12)",
+    );
+    assert!(g.when(used(date(2013, 5, 2))).is_ok());
+}
+
+#[test]
+fn late_steps_are_accepted_and_flagged_and_deadlines_can_change() {
+    let g = Given::start("skl-styrsystem", "registrator").and(
+        "intresseanmalan",
+        date(2012, 1, 20),
+        "registrator",
+        &[
+            ("kontaktperson", "A B|kontakt|official"),
+            ("organisation", "X"),
+        ],
+    );
+    let board = |on: Date| {
+        record(
+            "styrelsebeslut",
+            on,
+            "sekreterare",
+            &[
+                ("organ", "KS"),
+                ("protokoll", "KS|2012-10-02|§ 5"),
+                ("diarienummer", "KS 2012/9"),
+            ],
+        )
+    };
+    let events = g.when(board(date(2012, 10, 2))).unwrap();
+    match step_payload(&events) {
+        Payload::StepRecorded { late: Some(l), .. } => {
+            assert_eq!(l.deadline, date(2012, 8, 31));
+            assert_eq!(l.days_late, 32);
+        }
+        other => panic!("expected a late flag, got {other:?}"),
+    }
+    let change = |change| Command::ChangeDeadline {
+        step: "styrelsebeslut".into(),
+        on: date(2012, 8, 30),
+        actor: Actor::new("S", "sekreterare"),
+        change,
+        reason: "Sammanträdet flyttat".into(),
+    };
+    let mut extended = Given {
+        events: g.events.clone(),
+    };
+    for e in extended
+        .when(change(DeadlineChange::Extended {
+            to: date(2012, 10, 31),
+        }))
+        .unwrap()
+    {
+        extended.push(e);
+    }
+    assert!(matches!(
+        step_payload(&extended.when(board(date(2012, 10, 2))).unwrap()),
+        Payload::StepRecorded { late: None, .. }
+    ));
+    let mut waived = Given {
+        events: g.events.clone(),
+    };
+    for e in waived.when(change(DeadlineChange::Waived)).unwrap() {
+        waived.push(e);
+    }
+    assert_eq!(
+        waived
+            .instance()
+            .next_deadline(waived.instance().definition.step("styrelsebeslut").unwrap()),
+        None
+    );
+    rejected(
+        waived.when(change(DeadlineChange::Waived)),
+        Rule::NoDeadline,
+        "no pending deadline",
+    );
+    let by_registrar = Command::ChangeDeadline {
+        step: "styrelsebeslut".into(),
+        on: date(2012, 8, 30),
+        actor: Actor::new("R", "registrator"),
+        change: DeadlineChange::Waived,
+        reason: "x".into(),
+    };
+    rejected(
+        g.when(by_registrar),
+        Rule::RoleNotAllowed,
+        "changed by: sekreterare",
+    );
+}
+
+#[test]
+fn corrections_point_at_the_original_which_stays() {
+    let g = Given::start("skl-styrsystem", "registrator").and(
+        "intresseanmalan",
+        date(2012, 1, 20),
+        "registrator",
+        &[
+            ("kontaktperson", "A B|kontakt|official"),
+            ("organisation", "Tyresö"),
+        ],
+    );
+    let original = g.last_id();
+    let correct = |event, role: &str| Command::Correct {
+        event,
+        on: date(2012, 2, 1),
+        actor: Actor::new("R", role),
+        reason: "Fel namn".into(),
+        new_date: Some(date(2012, 1, 19)),
+        facts: vec![("organisation".into(), "Tyresö kommun".into())],
+    };
+    rejected(
+        g.when(correct(EventId([9; 16]), "registrator")),
+        Rule::UnknownEvent,
+        "no recorded step",
+    );
+    rejected(
+        g.when(correct(original, "skl")),
+        Rule::RoleNotAllowed,
+        "may not correct",
+    );
+    let mut g = g;
+    for e in g.when(correct(original, "registrator")).unwrap() {
+        g.push(e);
+    }
+    let inst = g.instance();
+    let occ = inst.occurrences_of("intresseanmalan").next().unwrap();
+    assert_eq!(occ.occurred_on, date(2012, 1, 19));
+    assert_eq!(occ.corrections, 1);
+    assert!(occ
+        .facts
+        .iter()
+        .any(|f| f.name == "organisation"
+            && f.value == engine::FactValue::Text("Tyresö kommun".into())));
+    assert_eq!(g.events.len(), 3, "the original stays in the log");
+}
+
+#[test]
+fn minutes_chain_counts_statutory_deadlines() {
+    let g = Given::start("protokoll-laga-kraft", "sekreterare").and(
+        "sammantrade",
+        date(2012, 6, 9),
+        "sekreterare",
+        &[
+            ("protokoll", "Planeringsdelegationen|2012-06-09|§ 100"),
+            ("beslut", "att godkänna"),
+        ],
+    );
+    let inst = g.instance();
+    // 14 days from 9 June is Midsummer Day, 23 June: the last day moves to Monday 25 June.
+    assert_eq!(
+        inst.next_deadline(inst.definition.step("justerat").unwrap()),
+        Some(date(2012, 6, 25))
+    );
+    let g = g
+        .and(
+            "justerat",
+            date(2012, 6, 25),
+            "sekreterare",
+            &[
+                ("ordforande", "O|ordförande|elected"),
+                ("justerare", "J|justerare|elected"),
+            ],
+        )
+        .and("anslag", date(2012, 6, 26), "sekreterare", &[]);
+    // Three weeks from 26 June is Tuesday 17 July; final from 18 July.
+    rejected(
+        g.when(record("laga_kraft", date(2012, 7, 17), "sekreterare", &[])),
+        Rule::WindowOpen,
+        "open until 2012-07-17",
+    );
+    assert!(g
+        .when(record("laga_kraft", date(2012, 7, 18), "sekreterare", &[]))
+        .is_ok());
+    let appealed = g.and(
+        "overklagat",
+        date(2012, 7, 10),
+        "registrator",
+        &[("klagande", "En kommunmedlem")],
+    );
+    rejected(
+        appealed.when(record("laga_kraft", date(2012, 7, 18), "sekreterare", &[])),
+        Rule::BlockedBy,
+        "once overklagat has",
+    );
+}
+
+#[test]
+fn an_instance_keeps_the_definition_it_started_with() {
+    let mut changed = source("protokoll-laga-kraft").replace("version = 1", "version = 2");
+    changed = changed.replace(
+        "days = 14, next_weekday = true",
+        "days = 30, next_weekday = true",
+    );
+    let def = Definition::parse(&changed).unwrap();
+    let e = workflows::start(
+        &def,
+        "Härryda kommun",
+        None,
+        date(2012, 6, 1),
+        Actor::new("S", "sekreterare"),
+        TODAY,
+    )
+    .unwrap();
+    let mut g = Given { events: Vec::new() };
+    g.push(e);
+    let g = g.and(
+        "sammantrade",
+        date(2012, 6, 9),
+        "sekreterare",
+        &[("protokoll", "KS|2012-06-09|§ 1"), ("beslut", "b")],
+    );
+    let inst = g.instance();
+    assert_eq!(inst.definition.version, 2);
+    assert_eq!(inst.definition.hash, def.hash);
+    assert_ne!(
+        def.hash,
+        Definition::parse(source("protokoll-laga-kraft"))
+            .unwrap()
+            .hash
+    );
+    assert_eq!(
+        inst.next_deadline(inst.definition.step("justerat").unwrap()),
+        Some(date(2012, 7, 9))
+    );
+}
+
+#[test]
+fn yearly_follow_ups_are_due_each_year() {
+    let g = skl_ready_for_plan();
+    let inst = g.instance();
+    let budget = inst.definition.step("uppfoljning_budget").unwrap();
+    assert_eq!(inst.next_deadline(budget), Some(date(2012, 11, 30)));
+    let g = g.and(
+        "uppfoljning_budget",
+        date(2012, 11, 20),
+        "projektledare",
+        &[("budgetdokument", &doc("Budget 2013"))],
+    );
+    assert_eq!(g.instance().next_deadline(budget), Some(date(2013, 11, 30)));
+    let report = inst.definition.step("uppfoljning_arsberattelse").unwrap();
+    assert_eq!(
+        inst.next_deadline(report),
+        Some(date(2013, 4, 30)),
+        "the annual report for 2012 is due in April 2013"
+    );
+}
