@@ -13,13 +13,7 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Directory of the embedded store.
-    #[arg(
-        long,
-        global = true,
-        env = "STYRLOGG_DATA",
-        default_value = "./styrlogg-data",
-        value_name = "DIR"
-    )]
+    #[arg(long, global = true, env = "STYRLOGG_DATA", default_value = "./styrlogg-data", value_name = "DIR")]
     pub data: PathBuf,
 
     /// Directory of your own workflow definitions (*.toml), used besides the built-in ones.

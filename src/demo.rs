@@ -6,10 +6,7 @@
 use crate::cli::Cli;
 use crate::{open, render};
 use anyhow::Result;
-use engine::{
-    Actor, AppendRequest, ChainVerifier, CommandId, EventStore, ExpectedVersion, InstanceId,
-    OpenMode,
-};
+use engine::{Actor, AppendRequest, ChainVerifier, CommandId, EventStore, ExpectedVersion, InstanceId, OpenMode};
 use jiff::civil::date;
 use workflows::status::InstanceStatus;
 use workflows::{builtin, decide, Command, Definition, Instance};
@@ -17,13 +14,8 @@ use workflows::{builtin, decide, Command, Definition, Instance};
 const INSTANCE: &str = "ljl-2012-styrsystem";
 
 pub async fn run(cli: &Cli) -> Result<()> {
-    let source = builtin::DEFINITIONS
-        .iter()
-        .find(|(n, _)| n.starts_with("skl-styrsystem"))
-        .expect("built in")
-        .1;
-    let def = Definition::parse(source)
-        .map_err(|p| anyhow::anyhow!("built-in definition invalid: {p:?}"))?;
+    let source = builtin::DEFINITIONS.iter().find(|(n, _)| n.starts_with("skl-styrsystem")).expect("built in").1;
+    let def = Definition::parse(source).map_err(|p| anyhow::anyhow!("built-in definition invalid: {p:?}"))?;
     let store = open(cli, OpenMode::CreateIfMissing)?;
     let id = InstanceId::new(INSTANCE)?;
     let today = crate::flow::today(cli);
@@ -72,15 +64,9 @@ pub async fn run(cli: &Cli) -> Result<()> {
                 events: step,
             })
             .await?;
-        eprintln!(
-            "recorded intresseanmalan at position {}",
-            outcome.first_position
-        );
+        eprintln!("recorded intresseanmalan at position {}", outcome.first_position);
     } else {
-        eprintln!(
-            "{INSTANCE} is already in {}; recording nothing new",
-            cli.data.display()
-        );
+        eprintln!("{INSTANCE} is already in {}; recording nothing new", cli.data.display());
     }
 
     let events = store.read_instance(&id, 1).await?;
@@ -106,24 +92,15 @@ pub async fn run(cli: &Cli) -> Result<()> {
     println!("\nStatus as of 2012-09-01:");
     let status = InstanceStatus::of(&inst, date(2012, 9, 1));
     for s in &status.steps {
-        let state = if s.overdue {
-            "OVERDUE".to_string()
-        } else {
-            format!("{:?}", s.state).to_lowercase()
-        };
-        let due = s
-            .deadline
-            .map(|d| format!(" (due {d})"))
-            .unwrap_or_default();
+        let state = if s.overdue { "OVERDUE".to_string() } else { format!("{:?}", s.state).to_lowercase() };
+        let due = s.deadline.map(|d| format!(" (due {d})")).unwrap_or_default();
         println!("  {:<28} {state}{due}", s.id);
     }
 
     let mut verifier = ChainVerifier::new();
     let mut next = 1;
     loop {
-        let page = store
-            .read_all(next, engine::limits::READ_PAGE_EVENTS)
-            .await?;
+        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
         let Some(last) = page.last() else { break };
         next = last.event.position + 1;
         for e in &page {

@@ -7,8 +7,8 @@ use crate::cli::{By, Cli, Format, WorkflowsCommand};
 use crate::{open, Refused};
 use anyhow::{bail, Context, Result};
 use engine::{
-    Actor, AppendError, AppendRequest, CommandId, DeadlineChange, EventId, EventStore,
-    ExpectedVersion, InstanceId, OpenMode, Payload, SledStore,
+    Actor, AppendError, AppendRequest, CommandId, DeadlineChange, EventId, EventStore, ExpectedVersion, InstanceId,
+    OpenMode, Payload, SledStore,
 };
 use jiff::civil::Date;
 use std::path::Path;
@@ -18,30 +18,23 @@ use workflows::{builtin, decide, Command as WfCommand, Definition, Instance};
 /// Today in Swedish time, unless --today says otherwise.
 pub fn today(cli: &Cli) -> Date {
     cli.today.unwrap_or_else(|| {
-        jiff::Timestamp::now()
-            .in_tz("Europe/Stockholm")
-            .map(|z| z.date())
-            .unwrap_or_else(|_| jiff::Zoned::now().date())
+        jiff::Timestamp::now().in_tz("Europe/Stockholm").map(|z| z.date()).unwrap_or_else(|_| jiff::Zoned::now().date())
     })
 }
 
 /// Every definition available: built-in ones, then those in --workflows DIR.
 fn available(cli: &Cli) -> Result<Vec<(String, String)>> {
-    let mut out: Vec<(String, String)> = builtin::DEFINITIONS
-        .iter()
-        .map(|(name, src)| (format!("(built-in) {name}"), src.to_string()))
-        .collect();
+    let mut out: Vec<(String, String)> =
+        builtin::DEFINITIONS.iter().map(|(name, src)| (format!("(built-in) {name}"), src.to_string())).collect();
     if let Some(dir) = &cli.workflows {
-        let entries = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read --workflows {}", dir.display()))?;
+        let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read --workflows {}", dir.display()))?;
         let mut paths: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
         paths.sort();
         for p in paths {
-            let src = std::fs::read_to_string(&p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
+            let src = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
             out.push((p.display().to_string(), src));
         }
     }
@@ -49,26 +42,16 @@ fn available(cli: &Cli) -> Result<Vec<(String, String)>> {
 }
 
 fn problems_text(file: &str, source: &str, problems: &[workflows::Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| p.render(file, source))
-        .collect::<Vec<_>>()
-        .join("\n")
+    problems.iter().map(|p| p.render(file, source)).collect::<Vec<_>>().join("\n")
 }
 
 /// A definition by id (built-in or --workflows DIR; the latter wins) or by path.
 fn resolve(cli: &Cli, workflow: &str) -> Result<Definition> {
     let path = Path::new(workflow);
     if workflow.ends_with(".toml") || path.is_file() {
-        let src = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read workflow file {workflow}"))?;
-        return Definition::parse(&src).map_err(|p| {
-            Refused(format!(
-                "{workflow} has errors:\n{}",
-                problems_text(workflow, &src, &p)
-            ))
-            .into()
-        });
+        let src = std::fs::read_to_string(path).with_context(|| format!("cannot read workflow file {workflow}"))?;
+        return Definition::parse(&src)
+            .map_err(|p| Refused(format!("{workflow} has errors:\n{}", problems_text(workflow, &src, &p))).into());
     }
     let mut found = None;
     let mut ids = Vec::new();
@@ -80,19 +63,10 @@ fn resolve(cli: &Cli, workflow: &str) -> Result<Definition> {
                     found = Some(d);
                 }
             }
-            Err(p) => tracing::warn!(
-                "{name} has errors and is skipped:\n{}",
-                problems_text(&name, &src, &p)
-            ),
+            Err(p) => tracing::warn!("{name} has errors and is skipped:\n{}", problems_text(&name, &src, &p)),
         }
     }
-    found.ok_or_else(|| {
-        Refused(format!(
-            "no workflow {workflow:?}; known: {}",
-            ids.join(", ")
-        ))
-        .into()
-    })
+    found.ok_or_else(|| Refused(format!("no workflow {workflow:?}; known: {}", ids.join(", "))).into())
 }
 
 pub fn workflows(cli: &Cli, cmd: &WorkflowsCommand) -> Result<()> {
@@ -101,8 +75,7 @@ pub fn workflows(cli: &Cli, cmd: &WorkflowsCommand) -> Result<()> {
             let mut failed = 0;
             for f in files {
                 let name = f.display().to_string();
-                let src =
-                    std::fs::read_to_string(f).with_context(|| format!("cannot read {name}"))?;
+                let src = std::fs::read_to_string(f).with_context(|| format!("cannot read {name}"))?;
                 match Definition::parse(&src) {
                     Ok(d) => println!(
                         "{name}: ok: {} version {}, {} steps, {} roles",
@@ -119,20 +92,14 @@ pub fn workflows(cli: &Cli, cmd: &WorkflowsCommand) -> Result<()> {
                 }
             }
             if failed > 0 {
-                bail!(Refused(format!(
-                    "{failed} of {} definition file(s) have problems",
-                    files.len()
-                )));
+                bail!(Refused(format!("{failed} of {} definition file(s) have problems", files.len())));
             }
         }
         WorkflowsCommand::List => {
             for (name, src) in available(cli)? {
                 match Definition::parse(&src) {
                     Ok(d) => println!("{:<28} v{}  {}  [{}]", d.id, d.version, d.title.sv, name),
-                    Err(p) => println!(
-                        "{name}: {} problem(s); run `styrlogg workflows check`",
-                        p.len()
-                    ),
+                    Err(p) => println!("{name}: {} problem(s); run `styrlogg workflows check`", p.len()),
                 }
             }
         }
@@ -161,9 +128,7 @@ fn derived_command_id(instance: &InstanceId, what: &str) -> CommandId {
 async fn load(store: &SledStore, id: &InstanceId) -> Result<Instance> {
     let events = store.read_instance(id, 1).await?;
     if events.is_empty() {
-        bail!(Refused(format!(
-            "no instance {id}; start it with `styrlogg start WORKFLOW --instance {id} ...`"
-        )));
+        bail!(Refused(format!("no instance {id}; start it with `styrlogg start WORKFLOW --instance {id} ...`")));
     }
     Instance::fold(&events).map_err(|e| Refused(e.to_string()).into())
 }
@@ -178,10 +143,7 @@ async fn decide_and_append(
 ) -> Result<engine::AppendOutcome> {
     let command_id = derived_command_id(id, &format!("{cmd:?}"));
     if let Some(done) = store.command_outcome(&command_id).await? {
-        return Ok(engine::AppendOutcome {
-            deduplicated: true,
-            ..done
-        });
+        return Ok(engine::AppendOutcome { deduplicated: true, ..done });
     }
     for _ in 0..5 {
         let inst = load(store, id).await?;
@@ -205,10 +167,7 @@ async fn decide_and_append(
 
 fn report(outcome: &engine::AppendOutcome, what: &str) {
     if outcome.deduplicated {
-        println!(
-            "{what} was already recorded (position {}); nothing new written",
-            outcome.first_position
-        );
+        println!("{what} was already recorded (position {}); nothing new written", outcome.first_position);
     } else {
         println!(
             "{what} recorded at position {} (instance sequence {})",
@@ -242,18 +201,11 @@ pub async fn start(
         .await;
     match result {
         Err(AppendError::Conflict { .. }) => {
-            bail!(Refused(format!(
-                "instance {id} already exists; choose another --instance"
-            )))
+            bail!(Refused(format!("instance {id} already exists; choose another --instance")))
         }
         other => report(
             &other?,
-            &format!(
-                "instance {id} of {} v{} (definition {})",
-                def.id,
-                def.version,
-                &def.hash.to_hex()[..16]
-            ),
+            &format!("instance {id} of {} v{} (definition {})", def.id, def.version, &def.hash.to_hex()[..16]),
         ),
     }
     store.close()?;
@@ -261,10 +213,9 @@ pub async fn start(
 }
 
 fn facts_from_file(path: &Path) -> Result<Vec<(String, String)>> {
-    let src = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read facts file {}", path.display()))?;
-    let table: toml::Table = toml::from_str(&src)
-        .map_err(|e| Refused(format!("{}: {}", path.display(), e.message().trim())))?;
+    let src = std::fs::read_to_string(path).with_context(|| format!("cannot read facts file {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&src).map_err(|e| Refused(format!("{}: {}", path.display(), e.message().trim())))?;
     let mut out = Vec::new();
     for (k, v) in table {
         let values = match v {
@@ -317,16 +268,8 @@ pub async fn record(
     let outcome = decide_and_append(&store, &id, cmd, today(cli)).await?;
     report(&outcome, &format!("step {step} of {id}"));
     let events = store.read_instance(&id, outcome.first_sequence).await?;
-    if let Some(Payload::StepRecorded {
-        late: Some(late),
-        deviation,
-        ..
-    }) = events.first().map(|e| &e.event.payload)
-    {
-        println!(
-            "flagged late: {} day(s) after the deadline {}",
-            late.days_late, late.deadline
-        );
+    if let Some(Payload::StepRecorded { late: Some(late), deviation, .. }) = events.first().map(|e| &e.event.payload) {
+        println!("flagged late: {} day(s) after the deadline {}", late.days_late, late.deadline);
         let _ = deviation;
     }
     if deviation.is_some() {
@@ -346,18 +289,13 @@ pub async fn correct(
     on: Option<Date>,
     by: &By,
 ) -> Result<()> {
-    let event_id = EventId::from_hex(event).map_err(|e| {
-        Refused(format!(
-            "{event:?} is not an event id (32 hex digits, see `styrlogg log`): {e}"
-        ))
-    })?;
+    let event_id = EventId::from_hex(event)
+        .map_err(|e| Refused(format!("{event:?} is not an event id (32 hex digits, see `styrlogg log`): {e}")))?;
     let store = open(cli, OpenMode::MustExist)?;
     let mut found = None;
     let mut next = 1;
     'scan: loop {
-        let page = store
-            .read_all(next, engine::limits::READ_PAGE_EVENTS)
-            .await?;
+        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
         let Some(last) = page.last() else { break };
         next = last.event.position + 1;
         for e in page {
@@ -367,9 +305,7 @@ pub async fn correct(
             }
         }
     }
-    let Some(id) = found else {
-        bail!(Refused(format!("no event {event} in the log")))
-    };
+    let Some(id) = found else { bail!(Refused(format!("no event {event} in the log"))) };
     let today = today(cli);
     let cmd = WfCommand::Correct {
         event: event_id,
@@ -425,9 +361,7 @@ pub async fn status(cli: &Cli, instance: Option<&str>, format: Format) -> Result
             let mut ids = Vec::new();
             let mut next = 1;
             loop {
-                let page = store
-                    .read_all(next, engine::limits::READ_PAGE_EVENTS)
-                    .await?;
+                let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
                 let Some(last) = page.last() else { break };
                 next = last.event.position + 1;
                 ids.extend(
@@ -474,10 +408,7 @@ fn status_text(s: &InstanceStatus) -> String {
         s.workflow,
         s.definition_version,
         &s.definition_hash[..16],
-        s.case_number
-            .as_ref()
-            .map(|c| format!(", Dnr {c}"))
-            .unwrap_or_default(),
+        s.case_number.as_ref().map(|c| format!(", Dnr {c}")).unwrap_or_default(),
         s.today
     );
     for step in &s.steps {
@@ -519,29 +450,13 @@ fn status_text(s: &InstanceStatus) -> String {
         let _ = writeln!(out, "{line}");
     }
     let overdue: Vec<&str> = s.overdue().map(|x| x.id.as_str()).collect();
-    let _ = writeln!(
-        out,
-        "Overdue: {}",
-        if overdue.is_empty() {
-            "none".to_string()
-        } else {
-            overdue.join(", ")
-        }
-    );
-    let upcoming: Vec<String> = s
-        .upcoming()
-        .iter()
-        .take(3)
-        .map(|x| format!("{} {}", x.deadline.expect("filtered"), x.id))
-        .collect();
+    let _ = writeln!(out, "Overdue: {}", if overdue.is_empty() { "none".to_string() } else { overdue.join(", ") });
+    let upcoming: Vec<String> =
+        s.upcoming().iter().take(3).map(|x| format!("{} {}", x.deadline.expect("filtered"), x.id)).collect();
     let _ = writeln!(
         out,
         "Next deadlines: {}\n",
-        if upcoming.is_empty() {
-            "none".to_string()
-        } else {
-            upcoming.join("; ")
-        }
+        if upcoming.is_empty() { "none".to_string() } else { upcoming.join("; ") }
     );
     out
 }

@@ -12,8 +12,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{Cli, Command, Format};
 use engine::{
-    import_chunks, AppendError, ChainVerifier, EventStore, InstanceId, OpenMode, RecordedEvent,
-    SledStore, StoreError, SystemClock,
+    import_chunks, AppendError, ChainVerifier, EventStore, InstanceId, OpenMode, RecordedEvent, SledStore, StoreError,
+    SystemClock,
 };
 use std::io::{BufRead, BufWriter, Write};
 use std::process::ExitCode;
@@ -27,10 +27,7 @@ pub struct Refused(pub String);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("styrlogg: error: cannot start the async runtime: {e}");
@@ -52,22 +49,11 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             return 1;
         }
         if let Some(e) = cause.downcast_ref::<AppendError>() {
-            return if matches!(e, AppendError::Store(_)) {
-                3
-            } else {
-                1
-            };
+            return if matches!(e, AppendError::Store(_)) { 3 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             // A wrong --data is the user's to fix; everything else is the system's.
-            return if matches!(
-                e,
-                StoreError::NotFound { .. } | StoreError::NotAStore { .. }
-            ) {
-                1
-            } else {
-                3
-            };
+            return if matches!(e, StoreError::NotFound { .. } | StoreError::NotAStore { .. }) { 1 } else { 3 };
         }
     }
     3
@@ -82,10 +68,7 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 pub(crate) fn open(cli: &Cli, mode: OpenMode) -> Result<SledStore> {
@@ -166,10 +149,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export { output } => {
             let store = open(&cli, OpenMode::MustExist)?;
             let sink: Box<dyn Write> = match output {
-                Some(p) => Box::new(
-                    std::fs::File::create(p)
-                        .with_context(|| format!("cannot create {}", p.display()))?,
-                ),
+                Some(p) => {
+                    Box::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
+                }
                 None => Box::new(std::io::stdout().lock()),
             };
             let mut sink = BufWriter::new(sink);
@@ -186,70 +168,29 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import { file } => import(&cli, file).await?,
         Command::Demo => demo::run(&cli).await?,
         Command::Workflows(cmd) => flow::workflows(&cli, cmd)?,
-        Command::Start {
-            workflow,
-            instance,
-            org,
-            dnr,
-            on,
-            by,
-        } => flow::start(&cli, workflow, instance, org, dnr.as_deref(), *on, by).await?,
-        Command::Record {
-            instance,
-            step,
-            on,
-            facts,
-            facts_file,
-            deviation,
-            by,
-        } => {
-            flow::record(
-                &cli,
-                instance,
-                step,
-                *on,
-                facts,
-                facts_file.as_deref(),
-                deviation.as_deref(),
-                by,
-            )
-            .await?
+        Command::Start { workflow, instance, org, dnr, on, by } => {
+            flow::start(&cli, workflow, instance, org, dnr.as_deref(), *on, by).await?
         }
-        Command::Correct {
-            event,
-            reason,
-            date,
-            facts,
-            on,
-            by,
-        } => flow::correct(&cli, event, reason, *date, facts, *on, by).await?,
-        Command::Deadline {
-            instance,
-            step,
-            extend_to,
-            waive,
-            reason,
-            on,
-            by,
-        } => flow::deadline(&cli, instance, step, *extend_to, *waive, reason, *on, by).await?,
-        Command::Status { instance, format } => {
-            flow::status(&cli, instance.as_deref(), *format).await?
+        Command::Record { instance, step, on, facts, facts_file, deviation, by } => {
+            flow::record(&cli, instance, step, *on, facts, facts_file.as_deref(), deviation.as_deref(), by).await?
         }
+        Command::Correct { event, reason, date, facts, on, by } => {
+            flow::correct(&cli, event, reason, *date, facts, *on, by).await?
+        }
+        Command::Deadline { instance, step, extend_to, waive, reason, on, by } => {
+            flow::deadline(&cli, instance, step, *extend_to, *waive, reason, *on, by).await?
+        }
+        Command::Status { instance, format } => flow::status(&cli, instance.as_deref(), *format).await?,
         Command::Stress(args) => stress::run(&cli, args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Calls `f` on every event in position order, a page at a time.
-async fn for_each_event(
-    store: &impl EventStore,
-    mut f: impl FnMut(&RecordedEvent) -> Result<()>,
-) -> Result<()> {
+async fn for_each_event(store: &impl EventStore, mut f: impl FnMut(&RecordedEvent) -> Result<()>) -> Result<()> {
     let mut next = 1;
     loop {
-        let page = store
-            .read_all(next, engine::limits::READ_PAGE_EVENTS)
-            .await?;
+        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
         let Some(last) = page.last() else {
             return Ok(());
         };
@@ -266,8 +207,7 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
     let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        let f =
-            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
         Box::new(std::io::BufReader::new(f))
     };
     let mut events = Vec::new();
@@ -278,15 +218,9 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let e: RecordedEvent = serde_json::from_str(&line).map_err(|err| {
-            Refused(format!(
-                "{}: line {n}: not an exported event: {err}",
-                file.display()
-            ))
-        })?;
-        verifier
-            .check(&e)
-            .map_err(|b| Refused(format!("{}: line {n}: {b}", file.display())))?;
+        let e: RecordedEvent = serde_json::from_str(&line)
+            .map_err(|err| Refused(format!("{}: line {n}: not an exported event: {err}", file.display())))?;
+        verifier.check(&e).map_err(|b| Refused(format!("{}: line {n}: {b}", file.display())))?;
         events.push(e);
     }
     if events.is_empty() {
@@ -311,10 +245,7 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
         }
     }
     let head = store.head().await?;
-    println!(
-        "imported {total} events; head position {} hash {}",
-        head.position, head.hash
-    );
+    println!("imported {total} events; head position {} hash {}", head.position, head.hash);
     store.close()?;
     Ok(())
 }

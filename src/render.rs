@@ -8,27 +8,14 @@ pub fn text(e: &RecordedEvent) -> String {
     let b = &e.event;
     let mut s = String::new();
     let what = match &b.payload {
-        Payload::InstanceStarted {
-            workflow,
-            definition_hash,
-            organisation,
-            case_number,
-            ..
-        } => format!(
+        Payload::InstanceStarted { workflow, definition_hash, organisation, case_number, .. } => format!(
             "instance started: {organisation}, workflow {workflow} (definition {}){}",
             &definition_hash.to_hex()[..16],
-            case_number
-                .as_ref()
-                .map(|c| format!(", Dnr {c}"))
-                .unwrap_or_default()
+            case_number.as_ref().map(|c| format!(", Dnr {c}")).unwrap_or_default()
         ),
         Payload::StepRecorded { step, .. } => format!("step {step}"),
         Payload::StepCorrected { corrects, .. } => format!("correction of event {corrects}"),
-        Payload::DeadlineChanged {
-            step,
-            change,
-            reason,
-        } => match change {
+        Payload::DeadlineChanged { step, change, reason } => match change {
             DeadlineChange::Extended { to } => {
                 format!("deadline of {step} extended to {to}: {reason}")
             }
@@ -50,30 +37,16 @@ pub fn text(e: &RecordedEvent) -> String {
         hash = e.hash,
     );
     let facts = match &b.payload {
-        Payload::StepRecorded {
-            facts,
-            deviation,
-            late,
-            ..
-        } => {
+        Payload::StepRecorded { facts, deviation, late, .. } => {
             if let Some(d) = deviation {
                 let _ = writeln!(s, "    DEVIATION: {d}");
             }
             if let Some(l) = late {
-                let _ = writeln!(
-                    s,
-                    "    LATE: {} day(s) after the deadline {}",
-                    l.days_late, l.deadline
-                );
+                let _ = writeln!(s, "    LATE: {} day(s) after the deadline {}", l.days_late, l.deadline);
             }
             facts.as_slice()
         }
-        Payload::StepCorrected {
-            reason,
-            occurred_on,
-            facts,
-            ..
-        } => {
+        Payload::StepCorrected { reason, occurred_on, facts, .. } => {
             let _ = writeln!(s, "    reason: {reason}");
             if let Some(d) = occurred_on {
                 let _ = writeln!(s, "    happened on: {d}");
@@ -102,11 +75,7 @@ fn fact(v: &FactValue) -> String {
             }
         ),
         FactValue::CaseNumber(c) => format!("Dnr {c}"),
-        FactValue::MinutesRef {
-            body,
-            date,
-            paragraph,
-        } => format!("{body} {date} {paragraph}"),
+        FactValue::MinutesRef { body, date, paragraph } => format!("{body} {date} {paragraph}"),
         FactValue::Document { title, sha256 } => format!("{title} (sha256 {sha256})"),
         FactValue::Choice(c) => c.clone(),
     }

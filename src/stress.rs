@@ -4,8 +4,8 @@
 use crate::cli::{Cli, StressArgs};
 use anyhow::{Context, Result};
 use engine::{
-    Actor, AppendRequest, CommandId, EventStore, ExpectedVersion, Fact, FactValue, InstanceId,
-    NewEvent, OpenMode, Payload, SledStore, SystemClock,
+    Actor, AppendRequest, CommandId, EventStore, ExpectedVersion, Fact, FactValue, InstanceId, NewEvent, OpenMode,
+    Payload, SledStore, SystemClock,
 };
 use std::io::Write;
 use std::sync::Arc;
@@ -27,10 +27,7 @@ pub fn sample_event() -> NewEvent {
                         paragraph: "§ 100".into(),
                     },
                 },
-                Fact {
-                    name: "diarienummer".into(),
-                    value: FactValue::CaseNumber("LJ2012/896".into()),
-                },
+                Fact { name: "diarienummer".into(), value: FactValue::CaseNumber("LJ2012/896".into()) },
             ],
             deviation: None,
             late: None,
@@ -39,10 +36,7 @@ pub fn sample_event() -> NewEvent {
 }
 
 pub async fn run(cli: &Cli, args: &StressArgs) -> Result<()> {
-    anyhow::ensure!(
-        args.writers >= 1 && args.batch >= 1,
-        "--writers and --batch must be at least 1"
-    );
+    anyhow::ensure!(args.writers >= 1 && args.batch >= 1, "--writers and --batch must be at least 1");
     let store = SledStore::open(&cli.data, OpenMode::CreateIfMissing, Arc::new(SystemClock))?;
     let started = Instant::now();
     let mut tasks = Vec::new();

@@ -39,12 +39,7 @@ impl ChainVerifier {
     /// Per-instance sequence checks then start from whatever the instance
     /// reaches first.
     pub fn after(position: u64, head: Hash) -> Self {
-        ChainVerifier {
-            position,
-            head,
-            sequences: HashMap::new(),
-            started_after: position,
-        }
+        ChainVerifier { position, head, sequences: HashMap::new(), started_after: position }
     }
 
     /// Checks the next event: contiguous position, link to the previous
@@ -52,17 +47,9 @@ impl ChainVerifier {
     pub fn check(&mut self, e: &RecordedEvent) -> Result<(), ChainBreak> {
         let body = &e.event;
         let expected_position = self.position + 1;
-        let fail = |reason: String| {
-            Err(ChainBreak {
-                position: expected_position,
-                reason,
-            })
-        };
+        let fail = |reason: String| Err(ChainBreak { position: expected_position, reason });
         if body.position != expected_position {
-            return fail(format!(
-                "found position {} where {expected_position} was expected",
-                body.position
-            ));
+            return fail(format!("found position {} where {expected_position} was expected", body.position));
         }
         if body.prev_hash != self.head {
             return fail(format!(

@@ -64,14 +64,7 @@ pub fn seal(body: EventBody) -> Result<(RecordedEvent, Vec<u8>), EncodeError> {
     let mut bytes = encode_body(FORMAT_VERSION, &body)?;
     let hash = hash_encoded(&bytes);
     bytes.extend_from_slice(&hash.0);
-    Ok((
-        RecordedEvent {
-            format_version: FORMAT_VERSION,
-            event: body,
-            hash,
-        },
-        bytes,
-    ))
+    Ok((RecordedEvent { format_version: FORMAT_VERSION, event: body, hash }, bytes))
 }
 
 /// Re-encodes a recorded event (for example one read from an export) and
@@ -80,14 +73,10 @@ pub fn reseal(event: &RecordedEvent) -> Result<Vec<u8>, DecodeError> {
     if event.format_version == 0 || event.format_version > FORMAT_VERSION {
         return Err(DecodeError::UnknownVersion(event.format_version));
     }
-    let mut bytes = encode_body(event.format_version, &event.event)
-        .map_err(|e| DecodeError::Body(e.to_string()))?;
+    let mut bytes = encode_body(event.format_version, &event.event).map_err(|e| DecodeError::Body(e.to_string()))?;
     let computed = hash_encoded(&bytes);
     if computed != event.hash {
-        return Err(DecodeError::HashMismatch {
-            stored: event.hash,
-            computed,
-        });
+        return Err(DecodeError::HashMismatch { stored: event.hash, computed });
     }
     bytes.extend_from_slice(&computed.0);
     Ok(bytes)
@@ -105,8 +94,8 @@ pub fn decode(record: &[u8]) -> Result<RecordedEvent, DecodeError> {
     let version = encoded[0];
     let body: EventBody = match version {
         1 => {
-            let (body, rest) = postcard::take_from_bytes::<EventBody>(&encoded[1..])
-                .map_err(|e| DecodeError::Body(e.to_string()))?;
+            let (body, rest) =
+                postcard::take_from_bytes::<EventBody>(&encoded[1..]).map_err(|e| DecodeError::Body(e.to_string()))?;
             if !rest.is_empty() {
                 return Err(DecodeError::Trailing(rest.len()));
             }
@@ -121,9 +110,5 @@ pub fn decode(record: &[u8]) -> Result<RecordedEvent, DecodeError> {
     if computed != stored {
         return Err(DecodeError::HashMismatch { stored, computed });
     }
-    Ok(RecordedEvent {
-        format_version: version,
-        event: body,
-        hash: stored,
-    })
+    Ok(RecordedEvent { format_version: version, event: body, hash: stored })
 }

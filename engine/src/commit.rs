@@ -43,12 +43,7 @@ pub(crate) struct Stager {
 
 impl Stager {
     pub fn new(head: Head, last_recorded_at: Option<Timestamp>) -> Self {
-        Stager {
-            head,
-            last_recorded_at,
-            versions: HashMap::new(),
-            commands: HashMap::new(),
-        }
+        Stager { head, last_recorded_at, versions: HashMap::new(), commands: HashMap::new() }
     }
 
     pub fn head(&self) -> Head {
@@ -68,11 +63,7 @@ impl Stager {
         }
     }
 
-    fn command(
-        &self,
-        idx: &impl Index,
-        id: &CommandId,
-    ) -> Result<Option<AppendOutcome>, StoreError> {
+    fn command(&self, idx: &impl Index, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
         match self.commands.get(id) {
             Some(o) => Ok(Some(o.clone())),
             None => idx.command(id),
@@ -81,16 +72,9 @@ impl Stager {
 
     /// Decides one append against the stored state and the overlay. On
     /// error the stager is unchanged.
-    pub fn stage_append(
-        &mut self,
-        idx: &impl Index,
-        req: AppendRequest,
-        now: Timestamp,
-    ) -> Result<Stage, AppendError> {
+    pub fn stage_append(&mut self, idx: &impl Index, req: AppendRequest, now: Timestamp) -> Result<Stage, AppendError> {
         if req.events.is_empty() {
-            return Err(AppendError::Invalid(
-                "an append needs at least one event".into(),
-            ));
+            return Err(AppendError::Invalid("an append needs at least one event".into()));
         }
         if req.events.len() > limits::EVENTS_PER_COMMIT_MAX {
             return Err(AppendError::Invalid(format!(
@@ -107,22 +91,14 @@ impl Stager {
                     what: format!("{count} event(s) on instance {}", prev.instance),
                 });
             }
-            return Ok(Stage::Duplicate(AppendOutcome {
-                deduplicated: true,
-                ..prev
-            }));
+            return Ok(Stage::Duplicate(AppendOutcome { deduplicated: true, ..prev }));
         }
         for (i, e) in req.events.iter().enumerate() {
-            e.validate()
-                .map_err(|err| AppendError::Invalid(format!("event {}: {err}", i + 1)))?;
+            e.validate().map_err(|err| AppendError::Invalid(format!("event {}: {err}", i + 1)))?;
         }
         let actual = self.version(idx, &req.instance)?;
         if !req.expected.admits(actual) {
-            return Err(AppendError::Conflict {
-                instance: req.instance,
-                expected: req.expected,
-                actual,
-            });
+            return Err(AppendError::Conflict { instance: req.instance, expected: req.expected, actual });
         }
         // recorded_at never goes backwards along the log, so "as known on
         // date X" is a prefix of the log.
@@ -146,12 +122,9 @@ impl Stager {
                 payload: e.payload,
                 prev_hash: head.hash,
             };
-            let (event, bytes) = codec::seal(body)
-                .map_err(|err| AppendError::Invalid(format!("event {}: {err}", i + 1)))?;
-            head = Head {
-                position: event.event.position,
-                hash: event.hash,
-            };
+            let (event, bytes) =
+                codec::seal(body).map_err(|err| AppendError::Invalid(format!("event {}: {err}", i + 1)))?;
+            head = Head { position: event.event.position, hash: event.hash };
             records.push((event, bytes));
         }
         let first = &records[0].0.event;
@@ -174,40 +147,20 @@ impl Stager {
     /// Checks exported events that must continue the chain exactly, and
     /// stages them command by command. A command must not be split across
     /// two calls. On error the stager is unchanged.
-    pub fn stage_import(
-        &mut self,
-        idx: &impl Index,
-        events: Vec<RecordedEvent>,
-    ) -> Result<Vec<Staged>, AppendError> {
-        let saved = (
-            self.head,
-            self.last_recorded_at,
-            self.versions.clone(),
-            self.commands.clone(),
-        );
+    pub fn stage_import(&mut self, idx: &impl Index, events: Vec<RecordedEvent>) -> Result<Vec<Staged>, AppendError> {
+        let saved = (self.head, self.last_recorded_at, self.versions.clone(), self.commands.clone());
         let result = self.stage_import_inner(idx, events);
         if result.is_err() {
-            (
-                self.head,
-                self.last_recorded_at,
-                self.versions,
-                self.commands,
-            ) = saved;
+            (self.head, self.last_recorded_at, self.versions, self.commands) = saved;
         }
         result
     }
 
-    fn stage_import_inner(
-        &mut self,
-        idx: &impl Index,
-        events: Vec<RecordedEvent>,
-    ) -> Result<Vec<Staged>, AppendError> {
+    fn stage_import_inner(&mut self, idx: &impl Index, events: Vec<RecordedEvent>) -> Result<Vec<Staged>, AppendError> {
         let mut out: Vec<Staged> = Vec::new();
         for e in events {
             let b = &e.event;
-            let at = |why: String| {
-                AppendError::Invalid(format!("imported event at position {}: {why}", b.position))
-            };
+            let at = |why: String| AppendError::Invalid(format!("imported event at position {}: {why}", b.position));
             if b.position != self.head.position + 1 {
                 return Err(at(format!("expected position {}", self.head.position + 1)));
             }
@@ -220,22 +173,16 @@ impl Stager {
             let bytes = codec::reseal(&e).map_err(|err| at(err.to_string()))?;
             if let Some(last) = self.last_recorded_at {
                 if b.recorded_at < last {
-                    return Err(at(format!(
-                        "recorded_at {} goes back before {last}",
-                        b.recorded_at
-                    )));
+                    return Err(at(format!("recorded_at {} goes back before {last}", b.recorded_at)));
                 }
             }
             let version = self.version(idx, &b.instance)?;
             if b.sequence != version + 1 {
-                return Err(at(format!(
-                    "instance {} sequence {} does not follow {version}",
-                    b.instance, b.sequence
-                )));
+                return Err(at(format!("instance {} sequence {} does not follow {version}", b.instance, b.sequence)));
             }
-            let continues = out.last().is_some_and(|s| {
-                s.records[0].0.event.command_id == b.command_id && s.outcome.instance == b.instance
-            });
+            let continues = out
+                .last()
+                .is_some_and(|s| s.records[0].0.event.command_id == b.command_id && s.outcome.instance == b.instance);
             if continues {
                 let staged = out.last_mut().expect("checked above");
                 staged.outcome.last_sequence = b.sequence;
@@ -246,10 +193,7 @@ impl Stager {
                 }
             } else {
                 if self.command(idx, &b.command_id)?.is_some() {
-                    return Err(at(format!(
-                        "command id {} was already used earlier in the log",
-                        b.command_id
-                    )));
+                    return Err(at(format!("command id {} was already used earlier in the log", b.command_id)));
                 }
                 out.push(Staged {
                     records: Vec::new(),
@@ -264,15 +208,11 @@ impl Stager {
                     },
                 });
             }
-            self.head = Head {
-                position: b.position,
-                hash: e.hash,
-            };
+            self.head = Head { position: b.position, hash: e.hash };
             self.last_recorded_at = Some(b.recorded_at);
             self.versions.insert(b.instance.clone(), b.sequence);
             let staged = out.last_mut().expect("pushed above");
-            self.commands
-                .insert(b.command_id.clone(), staged.outcome.clone());
+            self.commands.insert(b.command_id.clone(), staged.outcome.clone());
             staged.records.push((e, bytes));
         }
         Ok(out)
@@ -285,9 +225,7 @@ pub fn import_chunks(events: Vec<RecordedEvent>) -> Vec<Vec<RecordedEvent>> {
     let mut chunks = Vec::new();
     let mut current: Vec<RecordedEvent> = Vec::new();
     for e in events {
-        let boundary = current
-            .last()
-            .is_none_or(|l| l.event.command_id != e.event.command_id);
+        let boundary = current.last().is_none_or(|l| l.event.command_id != e.event.command_id);
         if boundary && current.len() >= limits::IMPORT_CHUNK_EVENTS {
             chunks.push(std::mem::take(&mut current));
         }

@@ -20,34 +20,17 @@ pub struct InvalidField {
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> InvalidField {
-    InvalidField {
-        field: field.into(),
-        reason: reason.into(),
-    }
+    InvalidField { field: field.into(), reason: reason.into() }
 }
 
 /// Checks a short or long string: length bound and no control characters
 /// (newline and tab are allowed where `multiline` is set).
-pub fn check_text(
-    field: &str,
-    s: &str,
-    max_bytes: usize,
-    multiline: bool,
-) -> Result<(), InvalidField> {
+pub fn check_text(field: &str, s: &str, max_bytes: usize, multiline: bool) -> Result<(), InvalidField> {
     if s.len() > max_bytes {
-        return Err(invalid(
-            field,
-            format!("is {} bytes long; the limit is {max_bytes}", s.len()),
-        ));
+        return Err(invalid(field, format!("is {} bytes long; the limit is {max_bytes}", s.len())));
     }
-    if let Some(c) = s
-        .chars()
-        .find(|c| c.is_control() && !(multiline && (*c == '\n' || *c == '\t')))
-    {
-        return Err(invalid(
-            field,
-            format!("contains the control character U+{:04X}", c as u32),
-        ));
+    if let Some(c) = s.chars().find(|c| c.is_control() && !(multiline && (*c == '\n' || *c == '\t'))) {
+        return Err(invalid(field, format!("contains the control character U+{:04X}", c as u32)));
     }
     Ok(())
 }
@@ -91,19 +74,10 @@ fn check_id(field: &str, s: &str, max: usize) -> Result<(), InvalidField> {
         return Err(invalid(field, "must not be empty"));
     }
     if s.len() > max {
-        return Err(invalid(
-            field,
-            format!("is {} bytes long; the limit is {max}", s.len()),
-        ));
+        return Err(invalid(field, format!("is {} bytes long; the limit is {max}", s.len())));
     }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_alphanumeric() || "-_.:/".contains(*c)))
-    {
-        return Err(invalid(
-            field,
-            format!("{s:?} contains {c:?}; use letters, digits and - _ . : / only"),
-        ));
+    if let Some(c) = s.chars().find(|c| !(c.is_alphanumeric() || "-_.:/".contains(*c))) {
+        return Err(invalid(field, format!("{s:?} contains {c:?}; use letters, digits and - _ . : / only")));
     }
     Ok(())
 }
@@ -164,12 +138,8 @@ macro_rules! hex_bytes {
 
             pub fn from_hex(s: &str) -> Result<Self, InvalidField> {
                 let mut out = [0u8; $len];
-                hex::decode_to_slice(s, &mut out).map_err(|e| {
-                    invalid(
-                        stringify!($name),
-                        format!("{s:?} is not {} hex digits: {e}", $len * 2),
-                    )
-                })?;
+                hex::decode_to_slice(s, &mut out)
+                    .map_err(|e| invalid(stringify!($name), format!("{s:?} is not {} hex digits: {e}", $len * 2)))?;
                 Ok($name(out))
             }
         }
@@ -210,11 +180,7 @@ macro_rules! hex_bytes {
 }
 
 hex_bytes!(Hash, 32, "A BLAKE3 hash in the chain.");
-hex_bytes!(
-    EventId,
-    16,
-    "An event's id, derived from its command id and its index in the commit."
-);
+hex_bytes!(EventId, 16, "An event's id, derived from its command id and its index in the commit.");
 
 impl EventId {
     /// The id of the `index`th event of command `command`: unique because
@@ -245,8 +211,7 @@ pub mod date_format {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
         if d.is_human_readable() {
             let s = String::deserialize(d)?;
-            s.parse::<Date>()
-                .map_err(|e| serde::de::Error::custom(format!("invalid date {s:?}: {e}")))
+            s.parse::<Date>().map_err(|e| serde::de::Error::custom(format!("invalid date {s:?}: {e}")))
         } else {
             let (y, m, day) = <(i16, i8, i8)>::deserialize(d)?;
             Date::new(y, m, day).map_err(serde::de::Error::custom)
@@ -270,15 +235,12 @@ pub mod timestamp_format {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
         let t = if d.is_human_readable() {
             let s = String::deserialize(d)?;
-            s.parse::<Timestamp>()
-                .map_err(|e| serde::de::Error::custom(format!("invalid instant {s:?}: {e}")))?
+            s.parse::<Timestamp>().map_err(|e| serde::de::Error::custom(format!("invalid instant {s:?}: {e}")))?
         } else {
             Timestamp::from_microsecond(i64::deserialize(d)?).map_err(serde::de::Error::custom)?
         };
         if t.subsec_nanosecond() % 1000 != 0 {
-            return Err(serde::de::Error::custom(
-                "instants are stored to whole microseconds",
-            ));
+            return Err(serde::de::Error::custom("instants are stored to whole microseconds"));
         }
         Ok(t)
     }
@@ -293,10 +255,7 @@ pub struct Actor {
 
 impl Actor {
     pub fn new(name: impl Into<String>, role: impl Into<String>) -> Self {
-        Actor {
-            name: name.into(),
-            role: role.into(),
-        }
+        Actor { name: name.into(), role: role.into() }
     }
 }
 
@@ -389,12 +348,7 @@ pub enum Payload {
     },
     /// A step was recorded with its facts; optionally as a justified
     /// deviation from the workflow, and flagged when late.
-    StepRecorded {
-        step: String,
-        facts: Vec<Fact>,
-        deviation: Option<String>,
-        late: Option<Lateness>,
-    },
+    StepRecorded { step: String, facts: Vec<Fact>, deviation: Option<String>, late: Option<Lateness> },
     /// An earlier event is corrected: the facts named here replace the
     /// original's, and `occurred_on`, when set, its date. The original stays.
     StepCorrected {
@@ -405,11 +359,7 @@ pub enum Payload {
         facts: Vec<Fact>,
     },
     /// A step's deadline was extended or waived.
-    DeadlineChanged {
-        step: String,
-        change: DeadlineChange,
-        reason: String,
-    },
+    DeadlineChanged { step: String, change: DeadlineChange, reason: String },
     /// A free-text note on the instance.
     NoteAdded { text: String },
 }
@@ -453,11 +403,7 @@ impl Payload {
             if facts.len() > limits::FACTS_PER_EVENT_MAX {
                 return Err(invalid(
                     "facts",
-                    format!(
-                        "{} facts; the limit is {}",
-                        facts.len(),
-                        limits::FACTS_PER_EVENT_MAX
-                    ),
+                    format!("{} facts; the limit is {}", facts.len(), limits::FACTS_PER_EVENT_MAX),
                 ));
             }
             for fact in facts {
@@ -467,14 +413,7 @@ impl Payload {
             Ok(())
         };
         match self {
-            Payload::InstanceStarted {
-                workflow,
-                definition_hash: _,
-                definition,
-                organisation,
-                title,
-                case_number,
-            } => {
+            Payload::InstanceStarted { workflow, definition_hash: _, definition, organisation, title, case_number } => {
                 check_name("workflow", workflow)?;
                 check_text("definition", definition, limits::DEFINITION_BYTES_MAX, true)?;
                 check_name("organisation", organisation)?;
@@ -484,12 +423,7 @@ impl Payload {
                 }
                 Ok(())
             }
-            Payload::StepRecorded {
-                step,
-                facts,
-                deviation,
-                late: _,
-            } => {
+            Payload::StepRecorded { step, facts, deviation, late: _ } => {
                 check_name("step", step)?;
                 check_facts(facts)?;
                 if let Some(d) = deviation {
@@ -497,20 +431,11 @@ impl Payload {
                 }
                 Ok(())
             }
-            Payload::StepCorrected {
-                corrects: _,
-                reason,
-                occurred_on: _,
-                facts,
-            } => {
+            Payload::StepCorrected { corrects: _, reason, occurred_on: _, facts } => {
                 check_reason("reason", reason)?;
                 check_facts(facts)
             }
-            Payload::DeadlineChanged {
-                step,
-                change: _,
-                reason,
-            } => {
+            Payload::DeadlineChanged { step, change: _, reason } => {
                 check_name("step", step)?;
                 check_reason("reason", reason)
             }
@@ -525,20 +450,12 @@ impl FactValue {
         match self {
             FactValue::Date(_) | FactValue::AmountSek { .. } => Ok(()),
             FactValue::Text(t) => check_text(&field("text"), t, limits::TEXT_BYTES_MAX, true),
-            FactValue::Person {
-                name: n,
-                role,
-                kind: _,
-            } => {
+            FactValue::Person { name: n, role, kind: _ } => {
                 check_name(&field("person name"), n)?;
                 check_name(&field("person role"), role)
             }
             FactValue::CaseNumber(c) => check_name(&field("case number"), c),
-            FactValue::MinutesRef {
-                body,
-                date: _,
-                paragraph,
-            } => {
+            FactValue::MinutesRef { body, date: _, paragraph } => {
                 check_name(&field("minutes body"), body)?;
                 check_name(&field("minutes paragraph"), paragraph)
             }

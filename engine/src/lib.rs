@@ -22,12 +22,10 @@ mod subscription;
 pub use chain::{ChainVerifier, VerifyReport};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{
-    Actor, CommandId, DeadlineChange, EventBody, EventId, Fact, FactValue, Hash, InstanceId,
-    Lateness, NewEvent, Payload, PersonKind, RecordedEvent,
+    Actor, CommandId, DeadlineChange, EventBody, EventId, Fact, FactValue, Hash, InstanceId, Lateness, NewEvent,
+    Payload, PersonKind, RecordedEvent,
 };
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
-pub use store::{
-    AppendError, AppendOutcome, AppendRequest, EventStore, ExpectedVersion, Head, StoreError,
-};
+pub use store::{AppendError, AppendOutcome, AppendRequest, EventStore, ExpectedVersion, Head, StoreError};
 pub use subscription::Subscription;

@@ -48,30 +48,15 @@ impl Index for View<'_> {
 impl State {
     fn store(&mut self, staged: crate::commit::Staged) {
         for (e, _) in staged.records {
-            self.instances
-                .entry(e.event.instance.clone())
-                .or_default()
-                .push(e.event.position);
+            self.instances.entry(e.event.instance.clone()).or_default().push(e.event.position);
             self.events.push(e);
         }
-        let cmd = self
-            .events
-            .last()
-            .expect("a staged command has events")
-            .event
-            .command_id
-            .clone();
+        let cmd = self.events.last().expect("a staged command has events").event.command_id.clone();
         self.commands.insert(cmd, staged.outcome);
     }
 
     fn split(&mut self) -> (View<'_>, &mut Stager) {
-        (
-            View {
-                instances: &self.instances,
-                commands: &self.commands,
-            },
-            &mut self.stager,
-        )
+        (View { instances: &self.instances, commands: &self.commands }, &mut self.stager)
     }
 }
 
@@ -114,10 +99,7 @@ impl EventStore for MemoryStore {
             Stage::New(staged) => {
                 let outcome = staged.outcome.clone();
                 state.store(staged);
-                self.inner.heads.send_replace(Head {
-                    position: outcome.last_position,
-                    hash: outcome.last_hash,
-                });
+                self.inner.heads.send_replace(Head { position: outcome.last_position, hash: outcome.last_hash });
                 Ok(outcome)
             }
         }
@@ -136,28 +118,16 @@ impl EventStore for MemoryStore {
         Ok(head)
     }
 
-    async fn read_instance(
-        &self,
-        instance: &InstanceId,
-        from_sequence: u64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_instance(&self, instance: &InstanceId, from_sequence: u64) -> Result<Vec<RecordedEvent>, StoreError> {
         let state = self.lock();
         let Some(positions) = state.instances.get(instance) else {
             return Ok(Vec::new());
         };
         let skip = from_sequence.saturating_sub(1) as usize;
-        Ok(positions
-            .iter()
-            .skip(skip)
-            .map(|p| state.events[*p as usize - 1].clone())
-            .collect())
+        Ok(positions.iter().skip(skip).map(|p| state.events[*p as usize - 1].clone()).collect())
     }
 
-    async fn read_all(
-        &self,
-        from_position: u64,
-        max: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(&self, from_position: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let state = self.lock();
         let start = from_position.saturating_sub(1) as usize;
         Ok(state.events.iter().skip(start).take(max).cloned().collect())
@@ -167,10 +137,7 @@ impl EventStore for MemoryStore {
         Ok(self.lock().stager.head())
     }
 
-    async fn command_outcome(
-        &self,
-        command_id: &CommandId,
-    ) -> Result<Option<AppendOutcome>, StoreError> {
+    async fn command_outcome(&self, command_id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
         Ok(self.lock().commands.get(command_id).cloned())
     }
 

@@ -70,14 +70,8 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 }
 
 enum Request {
-    Append(
-        AppendRequest,
-        oneshot::Sender<Result<AppendOutcome, AppendError>>,
-    ),
-    Import(
-        Vec<RecordedEvent>,
-        oneshot::Sender<Result<Head, AppendError>>,
-    ),
+    Append(AppendRequest, oneshot::Sender<Result<AppendOutcome, AppendError>>),
+    Import(Vec<RecordedEvent>, oneshot::Sender<Result<Head, AppendError>>),
 }
 
 impl Request {
@@ -120,10 +114,8 @@ impl Index for SledIndex<'_> {
             None => Ok(0),
             Some(kv) => {
                 let (k, _) = kv.map_err(io)?;
-                be_u64(&k[k.len() - 8..]).ok_or_else(|| StoreError::Corrupt {
-                    position: 0,
-                    reason: "malformed stream index key".into(),
-                })
+                be_u64(&k[k.len() - 8..])
+                    .ok_or_else(|| StoreError::Corrupt { position: 0, reason: "malformed stream index key".into() })
             }
         }
     }
@@ -131,28 +123,20 @@ impl Index for SledIndex<'_> {
     fn command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
         match self.0.get(command_key(id)).map_err(io)? {
             None => Ok(None),
-            Some(v) => postcard::from_bytes(&v)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt {
-                    position: 0,
-                    reason: format!("command index entry for {id} does not decode: {e}"),
-                }),
+            Some(v) => postcard::from_bytes(&v).map(Some).map_err(|e| StoreError::Corrupt {
+                position: 0,
+                reason: format!("command index entry for {id} does not decode: {e}"),
+            }),
         }
     }
 }
 
 fn decode_at(position: u64, bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
-    let e = codec::decode(bytes).map_err(|e| StoreError::Corrupt {
-        position,
-        reason: e.to_string(),
-    })?;
+    let e = codec::decode(bytes).map_err(|e| StoreError::Corrupt { position, reason: e.to_string() })?;
     if e.event.position != position {
         return Err(StoreError::Corrupt {
             position,
-            reason: format!(
-                "record stored at position {position} says it is position {}",
-                e.event.position
-            ),
+            reason: format!("record stored at position {position} says it is position {}", e.event.position),
         });
     }
     Ok(e)
@@ -160,16 +144,9 @@ fn decode_at(position: u64, bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
 
 impl SledStore {
     /// Opens (or creates) the store in directory `path`.
-    pub fn open(
-        path: &Path,
-        mode: OpenMode,
-        clock: Arc<dyn Clock>,
-    ) -> Result<SledStore, StoreError> {
+    pub fn open(path: &Path, mode: OpenMode, clock: Arc<dyn Clock>) -> Result<SledStore, StoreError> {
         let shown = path.display().to_string();
-        let not_a_store = |why: &str| StoreError::NotAStore {
-            path: shown.clone(),
-            why: why.into(),
-        };
+        let not_a_store = |why: &str| StoreError::NotAStore { path: shown.clone(), why: why.into() };
         if path.exists() && !path.is_dir() {
             return Err(not_a_store("it is a file, not a directory"));
         }
@@ -182,17 +159,13 @@ impl SledStore {
         }
         let has_sled_files = path.join("conf").is_file() && path.join("db").is_file();
         if !empty && !has_sled_files {
-            return Err(not_a_store(
-                "the directory holds other files and no sled database",
-            ));
+            return Err(not_a_store("the directory holds other files and no sled database"));
         }
         std::fs::create_dir_all(path).map_err(io)?;
         let db = sled::Config::new().path(path).open().map_err(|e| {
             let text = e.to_string();
             if text.contains("lock") {
-                StoreError::Locked {
-                    path: shown.clone(),
-                }
+                StoreError::Locked { path: shown.clone() }
             } else {
                 StoreError::Io(format!("opening sled at {shown}: {text}"))
             }
@@ -203,22 +176,13 @@ impl SledStore {
             None if db.iter().next().is_none() => {
                 db.insert(MARKER_KEY, MARKER).map_err(io)?;
                 db.flush().map_err(io)?;
-                File::open(path.join("db"))
-                    .and_then(|f| f.sync_all())
-                    .map_err(io)?;
+                File::open(path.join("db")).and_then(|f| f.sync_all()).map_err(io)?;
                 File::open(path).and_then(|d| d.sync_all()).map_err(io)?;
             }
-            None => {
-                return Err(not_a_store(
-                    "it is a sled database without a styrlogg marker",
-                ))
-            }
+            None => return Err(not_a_store("it is a sled database without a styrlogg marker")),
         }
         let (head, last_recorded_at) = Self::load_head(&db)?;
-        let data_file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path.join("db"))
-            .map_err(io)?;
+        let data_file = std::fs::OpenOptions::new().write(true).open(path.join("db")).map_err(io)?;
         let (requests, rx) = mpsc::channel(limits::WRITE_QUEUE_DEPTH);
         let (heads_tx, heads) = watch::channel(head);
         let writer = Writer {
@@ -229,10 +193,8 @@ impl SledStore {
             heads: heads_tx,
             poisoned: None,
         };
-        let handle = std::thread::Builder::new()
-            .name("styrlogg-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(io)?;
+        let handle =
+            std::thread::Builder::new().name("styrlogg-writer".into()).spawn(move || writer.run(rx)).map_err(io)?;
         Ok(SledStore {
             inner: Arc::new(Inner {
                 db,
@@ -253,23 +215,13 @@ impl SledStore {
                 reason: format!("the head record does not decode: {e}"),
             })?,
         };
-        let last = db
-            .range(event_key(0)..=event_key(u64::MAX))
-            .next_back()
-            .transpose()
-            .map_err(io)?;
+        let last = db.range(event_key(0)..=event_key(u64::MAX)).next_back().transpose().map_err(io)?;
         let (actual, recorded_at) = match last {
             None => (Head::default(), None),
             Some((k, v)) => {
                 let position = be_u64(&k[1..]).unwrap_or(0);
                 let e = decode_at(position, &v)?;
-                (
-                    Head {
-                        position,
-                        hash: e.hash,
-                    },
-                    Some(e.event.recorded_at),
-                )
+                (Head { position, hash: e.hash }, Some(e.event.recorded_at))
             }
         };
         if actual != recorded {
@@ -293,20 +245,14 @@ impl SledStore {
     pub fn close(self) -> Result<(), StoreError> {
         drop(self.inner.requests.lock().expect("lock").take());
         if let Some(h) = self.inner.writer.lock().expect("lock").take() {
-            h.join()
-                .map_err(|_| StoreError::Io("the writer thread panicked".into()))?;
+            h.join().map_err(|_| StoreError::Io("the writer thread panicked".into()))?;
         }
         self.inner.db.flush().map_err(io)?;
         Ok(())
     }
 
     fn sender(&self) -> Result<mpsc::Sender<Request>, StoreError> {
-        self.inner
-            .requests
-            .lock()
-            .expect("lock")
-            .clone()
-            .ok_or(StoreError::Closed)
+        self.inner.requests.lock().expect("lock").clone().ok_or(StoreError::Closed)
     }
 
     fn durable_position(&self) -> u64 {
@@ -322,10 +268,7 @@ impl SledStore {
 impl EventStore for SledStore {
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, AppendError> {
         let (tx, rx) = oneshot::channel();
-        self.sender()?
-            .send(Request::Append(req, tx))
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.sender()?.send(Request::Append(req, tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -337,50 +280,32 @@ impl EventStore for SledStore {
             )));
         }
         let (tx, rx) = oneshot::channel();
-        self.sender()?
-            .send(Request::Import(events, tx))
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.sender()?.send(Request::Import(events, tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn read_instance(
-        &self,
-        instance: &InstanceId,
-        from_sequence: u64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_instance(&self, instance: &InstanceId, from_sequence: u64) -> Result<Vec<RecordedEvent>, StoreError> {
         let durable = self.durable_position();
         let db = &self.inner.db;
         let mut out = Vec::new();
         let range = stream_key(instance, from_sequence.max(1))..=stream_key(instance, u64::MAX);
         for kv in db.range(range) {
             let (_, v) = kv.map_err(io)?;
-            let position = be_u64(&v).ok_or_else(|| StoreError::Corrupt {
-                position: 0,
-                reason: "malformed stream index value".into(),
-            })?;
+            let position = be_u64(&v)
+                .ok_or_else(|| StoreError::Corrupt { position: 0, reason: "malformed stream index value".into() })?;
             if position > durable {
                 break;
             }
-            let bytes =
-                db.get(event_key(position))
-                    .map_err(io)?
-                    .ok_or_else(|| StoreError::Corrupt {
-                        position,
-                        reason: format!(
-                            "the index of instance {instance} points to a missing event"
-                        ),
-                    })?;
+            let bytes = db.get(event_key(position)).map_err(io)?.ok_or_else(|| StoreError::Corrupt {
+                position,
+                reason: format!("the index of instance {instance} points to a missing event"),
+            })?;
             out.push(decode_at(position, &bytes)?);
         }
         Ok(out)
     }
 
-    async fn read_all(
-        &self,
-        from_position: u64,
-        max: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(&self, from_position: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let durable = self.durable_position();
         let from = from_position.max(1);
         if from > durable {
@@ -388,12 +313,7 @@ impl EventStore for SledStore {
         }
         let mut out = Vec::with_capacity(max.min((durable - from + 1) as usize));
         let mut expected = from;
-        for kv in self
-            .inner
-            .db
-            .range(event_key(from)..=event_key(durable))
-            .take(max)
-        {
+        for kv in self.inner.db.range(event_key(from)..=event_key(durable)).take(max) {
             let (k, v) = kv.map_err(io)?;
             let position = be_u64(&k[1..]).unwrap_or(0);
             if position != expected {
@@ -418,10 +338,7 @@ impl EventStore for SledStore {
         Ok(*self.inner.heads.borrow())
     }
 
-    async fn command_outcome(
-        &self,
-        command_id: &CommandId,
-    ) -> Result<Option<AppendOutcome>, StoreError> {
+    async fn command_outcome(&self, command_id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
         let outcome = SledIndex(&self.inner.db).command(command_id)?;
         // Only what is durable counts.
         Ok(outcome.filter(|o| o.last_position <= self.durable_position()))
@@ -448,10 +365,7 @@ struct Writer {
 }
 
 enum Pending {
-    Append(
-        oneshot::Sender<Result<AppendOutcome, AppendError>>,
-        AppendOutcome,
-    ),
+    Append(oneshot::Sender<Result<AppendOutcome, AppendError>>, AppendOutcome),
     Import(oneshot::Sender<Result<Head, AppendError>>, Head),
 }
 
@@ -513,11 +427,7 @@ impl Writer {
             }
         }
         let head = self.stager.head();
-        let result = if writes == 0 {
-            Ok(())
-        } else {
-            self.persist(batch, head)
-        };
+        let result = if writes == 0 { Ok(()) } else { self.persist(batch, head) };
         self.stager.end_group();
         match result {
             Ok(()) => {
@@ -572,10 +482,7 @@ fn put(batch: &mut sled::Batch, staged: Staged) -> usize {
     for (e, bytes) in staged.records {
         let b = &e.event;
         batch.insert(&event_key(b.position)[..], bytes);
-        batch.insert(
-            stream_key(&b.instance, b.sequence),
-            &b.position.to_be_bytes()[..],
-        );
+        batch.insert(stream_key(&b.instance, b.sequence), &b.position.to_be_bytes()[..]);
         command.get_or_insert_with(|| b.command_id.clone());
     }
     let command = command.expect("a staged command has events");

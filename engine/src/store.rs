@@ -96,15 +96,11 @@ pub enum StoreError {
 /// others are the caller's to fix, and in every case nothing was written.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AppendError {
-    #[error("conflict on instance {instance}: expected {expected}, but it is at version {actual}; reload and decide again")]
-    Conflict {
-        instance: InstanceId,
-        expected: ExpectedVersion,
-        actual: u64,
-    },
     #[error(
-        "command id {command_id} was already used for {what}; a retry must repeat the same command"
+        "conflict on instance {instance}: expected {expected}, but it is at version {actual}; reload and decide again"
     )]
+    Conflict { instance: InstanceId, expected: ExpectedVersion, actual: u64 },
+    #[error("command id {command_id} was already used for {what}; a retry must repeat the same command")]
     CommandIdReused { command_id: CommandId, what: String },
     #[error("invalid append: {0}")]
     Invalid(String),
@@ -131,28 +127,17 @@ pub trait EventStore: Send + Sync {
     async fn import(&self, events: Vec<RecordedEvent>) -> Result<Head, AppendError>;
 
     /// Events of one instance with sequence >= `from_sequence`, in order.
-    async fn read_instance(
-        &self,
-        instance: &InstanceId,
-        from_sequence: u64,
-    ) -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn read_instance(&self, instance: &InstanceId, from_sequence: u64) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// Up to `max` events with position >= `from_position`, in order.
-    async fn read_all(
-        &self,
-        from_position: u64,
-        max: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn read_all(&self, from_position: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// The last position and hash.
     async fn head(&self) -> Result<Head, StoreError>;
 
     /// The outcome of a committed command id, if it was committed: lets a
     /// caller recognise a retry before deciding again.
-    async fn command_outcome(
-        &self,
-        command_id: &CommandId,
-    ) -> Result<Option<AppendOutcome>, StoreError>;
+    async fn command_outcome(&self, command_id: &CommandId) -> Result<Option<AppendOutcome>, StoreError>;
 
     /// Every event from `from_position` on: first those already stored,
     /// then new ones as they are committed.

@@ -29,11 +29,7 @@ impl Subscription {
     /// Spawns the reading task on the current tokio runtime. `store` is
     /// upgraded only while reading, so a subscription never keeps a closed
     /// store alive.
-    pub(crate) fn spawn<S, F>(
-        upgrade: F,
-        mut heads: watch::Receiver<crate::store::Head>,
-        from_position: u64,
-    ) -> Self
+    pub(crate) fn spawn<S, F>(upgrade: F, mut heads: watch::Receiver<crate::store::Head>, from_position: u64) -> Self
     where
         S: EventStore + 'static,
         F: Fn() -> Option<S> + Send + 'static,

@@ -27,10 +27,7 @@ fn movable_holidays_hold_their_rules_for_every_year_1900_to_2100() {
     for year in 1900..=2100i16 {
         let easter = calendar::easter_sunday(year);
         assert_eq!(easter.weekday(), Weekday::Sunday, "{year}");
-        assert!(
-            easter >= date(year, 3, 22) && easter <= date(year, 4, 25),
-            "{year}: {easter}"
-        );
+        assert!(easter >= date(year, 3, 22) && easter <= date(year, 4, 25), "{year}: {easter}");
         let midsummer = calendar::midsummer_day(year);
         assert_eq!(midsummer.weekday(), Weekday::Saturday);
         assert!((20..=26).contains(&midsummer.day()) && midsummer.month() == 6);
@@ -65,48 +62,16 @@ fn holidays_of_2012() {
 #[test]
 fn next_weekday_rule_table() {
     let cases = [
-        (
-            date(2012, 10, 15),
-            date(2012, 10, 15),
-            "an ordinary Monday stays",
-        ),
-        (
-            date(2012, 10, 13),
-            date(2012, 10, 15),
-            "Saturday moves to Monday",
-        ),
-        (
-            date(2012, 10, 14),
-            date(2012, 10, 15),
-            "Sunday moves to Monday",
-        ),
-        (
-            date(2012, 6, 22),
-            date(2012, 6, 25),
-            "Midsummer Eve (Friday) moves past Midsummer Day",
-        ),
+        (date(2012, 10, 15), date(2012, 10, 15), "an ordinary Monday stays"),
+        (date(2012, 10, 13), date(2012, 10, 15), "Saturday moves to Monday"),
+        (date(2012, 10, 14), date(2012, 10, 15), "Sunday moves to Monday"),
+        (date(2012, 6, 22), date(2012, 6, 25), "Midsummer Eve (Friday) moves past Midsummer Day"),
         (date(2012, 6, 23), date(2012, 6, 25), "Midsummer Day"),
-        (
-            date(2012, 12, 24),
-            date(2012, 12, 27),
-            "Christmas Eve, Christmas Day and Boxing Day",
-        ),
-        (
-            date(2012, 12, 31),
-            date(2013, 1, 2),
-            "New Year's Eve and New Year's Day",
-        ),
-        (
-            date(2013, 3, 29),
-            date(2013, 4, 2),
-            "Good Friday to Easter Monday",
-        ),
+        (date(2012, 12, 24), date(2012, 12, 27), "Christmas Eve, Christmas Day and Boxing Day"),
+        (date(2012, 12, 31), date(2013, 1, 2), "New Year's Eve and New Year's Day"),
+        (date(2013, 3, 29), date(2013, 4, 2), "Good Friday to Easter Monday"),
         (date(2012, 5, 17), date(2012, 5, 18), "Ascension Day"),
-        (
-            date(2014, 6, 6),
-            date(2014, 6, 9),
-            "National Day on a Friday",
-        ),
+        (date(2014, 6, 6), date(2014, 6, 9), "National Day on a Friday"),
         (date(2012, 11, 3), date(2012, 11, 5), "All Saints' Day"),
         (date(2015, 1, 6), date(2015, 1, 7), "Epiphany on a Tuesday"),
         (date(2016, 5, 1), date(2016, 5, 2), "May Day on a Sunday"),
@@ -130,11 +95,7 @@ fn periods_count_as_the_law_counts() {
         let got = calendar::add(from, period);
         assert_eq!(got, end, "{from} + {period:?}");
         if let Period::Weeks(_) = period {
-            assert_eq!(
-                got.weekday(),
-                from.weekday(),
-                "weeks end on the same weekday"
-            );
+            assert_eq!(got.weekday(), from.weekday(), "weeks end on the same weekday");
         }
     }
 }

@@ -41,11 +41,7 @@ fn demo_export_import_round_trip() {
     assert!(stdout(&demo).contains("Chain verified: 2 events"));
     // Running it again records nothing new.
     let again = styrlogg(&a, &["demo"]);
-    assert!(
-        stderr(&again).contains("recording nothing new"),
-        "{}",
-        stderr(&again)
-    );
+    assert!(stderr(&again).contains("recording nothing new"), "{}", stderr(&again));
     let head = stdout(&styrlogg(&a, &["head"]));
     assert!(head.starts_with("position 2 hash "), "{head}");
     record_selection(&a);
@@ -61,37 +57,18 @@ fn demo_export_import_round_trip() {
     assert!(import.status.success(), "{}", stderr(&import));
     let verify = styrlogg(&b, &["verify"]);
     assert!(verify.status.success());
-    assert!(
-        stdout(&verify).starts_with("OK: 3 events in 1 instances"),
-        "{}",
-        stdout(&verify)
-    );
+    assert!(stdout(&verify).starts_with("OK: 3 events in 1 instances"), "{}", stdout(&verify));
     let export2 = styrlogg(&b, &["export"]);
-    assert_eq!(
-        export.stdout, export2.stdout,
-        "a second export is byte-identical"
-    );
+    assert_eq!(export.stdout, export2.stdout, "a second export is byte-identical");
 
-    let json = styrlogg(
-        &b,
-        &[
-            "log",
-            "--format",
-            "json",
-            "--instance",
-            "ljl-2012-styrsystem",
-        ],
-    );
+    let json = styrlogg(&b, &["log", "--format", "json", "--instance", "ljl-2012-styrsystem"]);
     assert_eq!(json.stdout, export.stdout);
     let text = styrlogg(&b, &["log"]);
-    assert!(stdout(&text).contains("kontaktperson: Tommy Bernevång Forsberg, ordförande i Allmänpolitiska utskottet (förtroendevald)"));
+    assert!(stdout(&text)
+        .contains("kontaktperson: Tommy Bernevång Forsberg, ordförande i Allmänpolitiska utskottet (förtroendevald)"));
 
     // Importing again into a store that has events is refused, and changes nothing.
-    assert_fails(
-        &styrlogg(&b, &["import", file.to_str().unwrap()]),
-        1,
-        "import loads into an empty store",
-    );
+    assert_fails(&styrlogg(&b, &["import", file.to_str().unwrap()]), 1, "import loads into an empty store");
     assert_eq!(styrlogg(&b, &["export"]).stdout, export.stdout);
 }
 
@@ -122,25 +99,13 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
     let missing = dir.path().join("missing");
     assert_fails(&styrlogg(&missing, &["log"]), 1, "no store at");
     assert!(!missing.exists(), "reading never creates a store");
-    assert_fails(
-        &styrlogg(dir.path(), &["log", "--bogus"]),
-        2,
-        "unexpected argument '--bogus'",
-    );
-    assert_fails(
-        &styrlogg(dir.path(), &["log", "--format", "xml"]),
-        2,
-        "invalid value 'xml'",
-    );
+    assert_fails(&styrlogg(dir.path(), &["log", "--bogus"]), 2, "unexpected argument '--bogus'");
+    assert_fails(&styrlogg(dir.path(), &["log", "--format", "xml"]), 2, "invalid value 'xml'");
 
     let not_store = dir.path().join("papers");
     std::fs::create_dir(&not_store).unwrap();
     std::fs::write(not_store.join("protokoll.txt"), "§ 100").unwrap();
-    assert_fails(
-        &styrlogg(&not_store, &["verify"]),
-        1,
-        "is not a styrlogg store",
-    );
+    assert_fails(&styrlogg(&not_store, &["verify"]), 1, "is not a styrlogg store");
     let file = not_store.join("protokoll.txt");
     assert_fails(&styrlogg(&file, &["log"]), 1, "it is a file");
 
@@ -148,61 +113,29 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
     assert!(styrlogg(&store, &["demo"]).status.success());
     record_selection(&store);
     let before = styrlogg(&store, &["export"]).stdout;
-    assert_fails(
-        &styrlogg(&store, &["log", "--instance", "no such"]),
-        1,
-        "contains ' '",
-    );
+    assert_fails(&styrlogg(&store, &["log", "--instance", "no such"]), 1, "contains ' '");
 
     // A corrupted import line is named, and the target store stays empty.
-    let lines: Vec<String> = String::from_utf8(before.clone())
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
+    let lines: Vec<String> = String::from_utf8(before.clone()).unwrap().lines().map(String::from).collect();
     let target = dir.path().join("target");
     let cases = [
-        (
-            "not json",
-            format!("{}\nnot json\n", lines[0]),
-            "line 2: not an exported event",
-        ),
-        (
-            "bad date",
-            lines[0].replace("2011-06-26", "2011-02-30"),
-            "line 1: not an exported event",
-        ),
+        ("not json", format!("{}\nnot json\n", lines[0]), "line 2: not an exported event"),
+        ("bad date", lines[0].replace("2011-06-26", "2011-02-30"), "line 1: not an exported event"),
         (
             "tampered",
             format!("{}\n{}\n", lines[0], lines[1].replace("Tommy", "Tomas")),
             "line 2: position 2: event does not match its hash",
         ),
-        (
-            "reordered",
-            format!("{}\n{}\n", lines[1], lines[0]),
-            "line 1: position 1",
-        ),
-        (
-            "gap",
-            format!("{}\n{}\n", lines[0], lines[2]),
-            "line 2: position 2",
-        ),
+        ("reordered", format!("{}\n{}\n", lines[1], lines[0]), "line 1: position 1"),
+        ("gap", format!("{}\n{}\n", lines[0], lines[2]), "line 2: position 2"),
     ];
     for (what, content, needle) in cases {
         let f = dir.path().join(format!("{what}.jsonl"));
         std::fs::write(&f, content).unwrap();
-        assert_fails(
-            &styrlogg(&target, &["import", f.to_str().unwrap()]),
-            1,
-            needle,
-        );
+        assert_fails(&styrlogg(&target, &["import", f.to_str().unwrap()]), 1, needle);
         assert!(!target.exists(), "{what}: a refused import creates nothing");
     }
-    assert_eq!(
-        styrlogg(&store, &["export"]).stdout,
-        before,
-        "the source store is untouched"
-    );
+    assert_eq!(styrlogg(&store, &["export"]).stdout, before, "the source store is untouched");
 }
 
 #[test]
@@ -211,17 +144,7 @@ fn help_describes_every_command() {
     let help = styrlogg(dir.path(), &["--help"]);
     assert!(help.status.success());
     let text = stdout(&help);
-    for cmd in [
-        "log",
-        "verify",
-        "head",
-        "export",
-        "import",
-        "demo",
-        "--data",
-        "STYRLOGG_DATA",
-        "Exit status",
-    ] {
+    for cmd in ["log", "verify", "head", "export", "import", "demo", "--data", "STYRLOGG_DATA", "Exit status"] {
         assert!(text.contains(cmd), "--help mentions {cmd}");
     }
     assert!(!text.contains("stress"), "internal commands stay hidden");
@@ -246,93 +169,31 @@ fn start_record_status_and_rejections() {
     let out = run(&[&start[..], &by[..]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let retry = run(&[&start[..], &by[..]].concat());
-    assert!(
-        stdout(&retry).contains("already recorded"),
-        "an identical retry is recognised: {}",
-        stdout(&retry)
-    );
-    let other = [
-        "start",
-        "masterclass-2015-2017",
-        "--instance",
-        "tyreso-2012",
-        "--org",
-        "Tyresö kommun",
-        "--on",
-        "2015-10-22",
-    ];
-    assert_fails(
-        &run(&[&other[..], &by[..]].concat()),
-        1,
-        "instance tyreso-2012 already exists",
-    );
+    assert!(stdout(&retry).contains("already recorded"), "an identical retry is recognised: {}", stdout(&retry));
+    let other =
+        ["start", "masterclass-2015-2017", "--instance", "tyreso-2012", "--org", "Tyresö kommun", "--on", "2015-10-22"];
+    assert_fails(&run(&[&other[..], &by[..]].concat()), 1, "instance tyreso-2012 already exists");
 
     let facts = dir.path().join("facts.toml");
     std::fs::write(&facts, "kontaktperson = [\"Anita Brynje|kontaktperson|official\", \"Karin Hassler|kontaktperson|official\"]\norganisation = \"Tyresö kommun\"\n").unwrap();
     let out = run(&[
-        &[
-            "record",
-            "tyreso-2012",
-            "intresseanmalan",
-            "--on",
-            "2012-01-20",
-            "--facts",
-            facts.to_str().unwrap(),
-        ][..],
+        &["record", "tyreso-2012", "intresseanmalan", "--on", "2012-01-20", "--facts", facts.to_str().unwrap()][..],
         &by[..],
     ]
     .concat());
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("step intresseanmalan of tyreso-2012 recorded at position 2"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("step intresseanmalan of tyreso-2012 recorded at position 2"), "{}", stdout(&out));
 
     let before = run(&["export"]).stdout;
-    let plan = [
-        "record",
-        "tyreso-2012",
-        "projektplan",
-        "--on",
-        "2012-10-01",
-        "--by",
-        "P L",
-        "--role",
-        "projektledare",
-    ];
+    let plan = ["record", "tyreso-2012", "projektplan", "--on", "2012-10-01", "--by", "P L", "--role", "projektledare"];
+    assert_fails(&run(&plan), 1, "rejected by rule missing-prerequisite at step projektplan");
     assert_fails(
-        &run(&plan),
-        1,
-        "rejected by rule missing-prerequisite at step projektplan",
-    );
-    assert_fails(
-        &run(&[
-            &[
-                "record",
-                "tyreso-2012",
-                "styrelsebeslut",
-                "--on",
-                "2012-02-30",
-            ][..],
-            &by[..],
-        ]
-        .concat()),
+        &run(&[&["record", "tyreso-2012", "styrelsebeslut", "--on", "2012-02-30"][..], &by[..]].concat()),
         2,
         "not a real date",
     );
     assert_fails(
-        &run(&[
-            &[
-                "record",
-                "nacka-2012",
-                "styrelsebeslut",
-                "--on",
-                "2012-02-03",
-            ][..],
-            &by[..],
-        ]
-        .concat()),
+        &run(&[&["record", "nacka-2012", "styrelsebeslut", "--on", "2012-02-03"][..], &by[..]].concat()),
         1,
         "no instance nacka-2012",
     );
@@ -354,18 +215,7 @@ fn start_record_status_and_rejections() {
         "missing-fact",
     );
     assert_fails(
-        &run(&[
-            "start",
-            "no-such-flow",
-            "--instance",
-            "x",
-            "--org",
-            "y",
-            "--by",
-            "a",
-            "--role",
-            "b",
-        ]),
+        &run(&["start", "no-such-flow", "--instance", "x", "--org", "y", "--by", "a", "--role", "b"]),
         1,
         "no workflow \"no-such-flow\"",
     );
@@ -391,17 +241,9 @@ fn start_record_status_and_rejections() {
     ];
     let out = run(&board);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("flagged late: 3 day(s) after the deadline 2012-08-31"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("flagged late: 3 day(s) after the deadline 2012-08-31"), "{}", stdout(&out));
     let again = run(&board);
-    assert!(
-        stdout(&again).contains("already recorded"),
-        "an identical retry is recognised: {}",
-        stdout(&again)
-    );
+    assert!(stdout(&again).contains("already recorded"), "an identical retry is recognised: {}", stdout(&again));
 
     let status = run(&["status", "tyreso-2012", "--today", "2012-10-20"]);
     assert!(status.status.success(), "{}", stderr(&status));
@@ -411,20 +253,12 @@ fn start_record_status_and_rejections() {
     assert!(text.contains("[!] projektplan"), "{text}");
     assert!(text.contains("escalate to styrgrupp"), "{text}");
     assert!(text.contains("OVERDUE since 2012-10-14"), "{text}");
-    assert!(
-        text.contains("Next deadlines: 2012-11-30 uppfoljning_budget"),
-        "{text}"
-    );
+    assert!(text.contains("Next deadlines: 2012-11-30 uppfoljning_budget"), "{text}");
 
     let json = run(&["status", "--format", "json", "--today", "2012-10-20"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["instance"], "tyreso-2012");
-    let plan = v["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "projektplan")
-        .unwrap();
+    let plan = v["steps"].as_array().unwrap().iter().find(|s| s["id"] == "projektplan").unwrap();
     assert_eq!(plan["overdue"], true);
     assert_eq!(plan["deadline"], "2012-10-14");
 }
@@ -433,15 +267,11 @@ fn start_record_status_and_rejections() {
 fn workflows_check_lists_every_problem_with_its_place() {
     let dir = tempfile::tempdir().unwrap();
     let defs = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/definitions");
-    let mut files: Vec<String> = std::fs::read_dir(&defs)
-        .unwrap()
-        .map(|e| e.unwrap().path().display().to_string())
-        .collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(&defs).unwrap().map(|e| e.unwrap().path().display().to_string()).collect();
     files.sort();
-    let args: Vec<&str> = std::iter::once("workflows")
-        .chain(std::iter::once("check"))
-        .chain(files.iter().map(String::as_str))
-        .collect();
+    let args: Vec<&str> =
+        std::iter::once("workflows").chain(std::iter::once("check")).chain(files.iter().map(String::as_str)).collect();
     let ok = styrlogg(dir.path(), &args);
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert_eq!(stdout(&ok).matches(": ok: ").count(), 5);
@@ -459,19 +289,7 @@ fn workflows_check_lists_every_problem_with_its_place() {
     assert_fails(&out, 1, "1 of 1 definition file(s) have problems");
     let err = stderr(&out);
     let line_of = |needle: &str| src.lines().position(|l| l.contains(needle)).unwrap() + 1;
-    assert!(
-        err.contains(&format!(
-            "bad.toml:{}:",
-            line_of("after = [\"checklistan\"]")
-        )),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!("bad.toml:{}:", line_of("\"kommunikator\""))),
-        "{err}"
-    );
-    assert!(
-        err.contains("requires a fact of \"checklista\" but does not come after it"),
-        "{err}"
-    );
+    assert!(err.contains(&format!("bad.toml:{}:", line_of("after = [\"checklistan\"]"))), "{err}");
+    assert!(err.contains(&format!("bad.toml:{}:", line_of("\"kommunikator\""))), "{err}");
+    assert!(err.contains("requires a fact of \"checklista\" but does not come after it"), "{err}");
 }

@@ -5,8 +5,8 @@
 
 use crate::support::*;
 use engine::{
-    codec, Actor, AppendRequest, CommandId, EventStore, ExpectedVersion, Fact, FactValue,
-    MemoryStore, NewEvent, Payload, PersonKind,
+    codec, Actor, AppendRequest, CommandId, EventStore, ExpectedVersion, Fact, FactValue, MemoryStore, NewEvent,
+    Payload, PersonKind,
 };
 use jiff::civil::date;
 use std::path::{Path, PathBuf};
@@ -20,18 +20,12 @@ fn samples() -> Vec<NewEvent> {
     let actor = Actor::new("Åsa Öberg", "registrator");
     let on = date(2012, 8, 21);
     let facts = vec![
-        Fact {
-            name: "beslutsdatum".into(),
-            value: FactValue::Date(date(2012, 8, 21)),
-        },
+        Fact { name: "beslutsdatum".into(), value: FactValue::Date(date(2012, 8, 21)) },
         Fact {
             name: "beslut".into(),
             value: FactValue::Text("Landstingsstyrelsen godkänner deltagande\nunder tre år".into()),
         },
-        Fact {
-            name: "avgift".into(),
-            value: FactValue::AmountSek { ore: 800_000 },
-        },
+        Fact { name: "avgift".into(), value: FactValue::AmountSek { ore: 800_000 } },
         Fact {
             name: "ordförande".into(),
             value: FactValue::Person {
@@ -50,16 +44,9 @@ fn samples() -> Vec<NewEvent> {
         },
         Fact {
             name: "övrig".into(),
-            value: FactValue::Person {
-                name: "N N".into(),
-                role: "justerare".into(),
-                kind: PersonKind::Other,
-            },
+            value: FactValue::Person { name: "N N".into(), role: "justerare".into(), kind: PersonKind::Other },
         },
-        Fact {
-            name: "diarienummer".into(),
-            value: FactValue::CaseNumber("LJ2012/896".into()),
-        },
+        Fact { name: "diarienummer".into(), value: FactValue::CaseNumber("LJ2012/896".into()) },
         Fact {
             name: "protokoll".into(),
             value: FactValue::MinutesRef {
@@ -70,15 +57,9 @@ fn samples() -> Vec<NewEvent> {
         },
         Fact {
             name: "projektplan".into(),
-            value: FactValue::Document {
-                title: "Projektplan med SWOT".into(),
-                sha256: "ab".repeat(32),
-            },
+            value: FactValue::Document { title: "Projektplan med SWOT".into(), sha256: "ab".repeat(32) },
         },
-        Fact {
-            name: "trappsteg".into(),
-            value: FactValue::Choice("dialog".into()),
-        },
+        Fact { name: "trappsteg".into(), value: FactValue::Choice("dialog".into()) },
     ];
     vec![
         NewEvent {
@@ -100,10 +81,7 @@ fn samples() -> Vec<NewEvent> {
                 step: "beslut".into(),
                 facts: facts.clone(),
                 deviation: None,
-                late: Some(engine::Lateness {
-                    deadline: date(2012, 8, 20),
-                    days_late: 1,
-                }),
+                late: Some(engine::Lateness { deadline: date(2012, 8, 20), days_late: 1 }),
             },
         },
         NewEvent {
@@ -131,9 +109,7 @@ fn samples() -> Vec<NewEvent> {
             actor: actor.clone(),
             payload: Payload::DeadlineChanged {
                 step: "projektplan".into(),
-                change: engine::DeadlineChange::Extended {
-                    to: date(2012, 11, 30),
-                },
+                change: engine::DeadlineChange::Extended { to: date(2012, 11, 30) },
                 reason: "SKL medgav anstånd".into(),
             },
         },
@@ -146,13 +122,7 @@ fn samples() -> Vec<NewEvent> {
                 reason: "Träffen ställdes in".into(),
             },
         },
-        NewEvent {
-            occurred_on: on,
-            actor,
-            payload: Payload::NoteAdded {
-                text: "Åäö ÅÄÖ é ü\ttab".into(),
-            },
-        },
+        NewEvent { occurred_on: on, actor, payload: Payload::NoteAdded { text: "Åäö ÅÄÖ é ü\ttab".into() } },
     ]
 }
 
@@ -181,12 +151,7 @@ async fn generate() -> Vec<(Vec<u8>, String)> {
     all_events(&store)
         .await
         .into_iter()
-        .map(|e| {
-            (
-                codec::reseal(&e).unwrap(),
-                serde_json::to_string_pretty(&e).unwrap() + "\n",
-            )
-        })
+        .map(|e| (codec::reseal(&e).unwrap(), serde_json::to_string_pretty(&e).unwrap() + "\n"))
         .collect()
 }
 
@@ -211,34 +176,17 @@ async fn every_committed_encoding_still_decodes() {
         .filter(|p| p.extension().is_some_and(|x| x == "bin"))
         .collect();
     files.sort();
-    assert!(
-        files.len() >= 4,
-        "the corpus is committed under tests/corpus"
-    );
+    assert!(files.len() >= 4, "the corpus is committed under tests/corpus");
     let mut kinds = std::collections::BTreeSet::new();
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         let e = codec::decode(&bytes).unwrap_or_else(|err| panic!("{}: {err}", f.display()));
         let json = std::fs::read_to_string(f.with_extension("json")).unwrap();
-        assert_eq!(
-            serde_json::to_string_pretty(&e).unwrap() + "\n",
-            json,
-            "{} decodes to its JSON",
-            f.display()
-        );
-        assert_eq!(
-            codec::reseal(&e).unwrap(),
-            bytes,
-            "{} re-encodes to the same bytes",
-            f.display()
-        );
+        assert_eq!(serde_json::to_string_pretty(&e).unwrap() + "\n", json, "{} decodes to its JSON", f.display());
+        assert_eq!(codec::reseal(&e).unwrap(), bytes, "{} re-encodes to the same bytes", f.display());
         kinds.insert(e.event.payload.kind());
     }
-    assert_eq!(
-        kinds.len(),
-        5,
-        "the corpus covers every payload variant: {kinds:?}"
-    );
+    assert_eq!(kinds.len(), 5, "the corpus covers every payload variant: {kinds:?}");
 }
 
 #[tokio::test]
@@ -255,16 +203,10 @@ async fn this_build_encodes_the_corpus_identically() {
 #[test]
 fn hostile_bytes_are_refused_not_panicked_on() {
     let good = std::fs::read(corpus_dir().join("v1/002.bin")).unwrap();
-    assert!(matches!(
-        codec::decode(&[]),
-        Err(codec::DecodeError::TooShort(0))
-    ));
+    assert!(matches!(codec::decode(&[]), Err(codec::DecodeError::TooShort(0))));
     let mut v9 = good.clone();
     v9[0] = 9;
-    assert!(matches!(
-        codec::decode(&v9),
-        Err(codec::DecodeError::UnknownVersion(9))
-    ));
+    assert!(matches!(codec::decode(&v9), Err(codec::DecodeError::UnknownVersion(9))));
     for cut in [1, 10, good.len() / 2, good.len() - 33, good.len() - 1] {
         assert!(codec::decode(&good[..cut]).is_err(), "truncated at {cut}");
     }
@@ -272,10 +214,7 @@ fn hostile_bytes_are_refused_not_panicked_on() {
         for bit in 0..8 {
             let mut flipped = good.clone();
             flipped[i] ^= 1 << bit;
-            assert!(
-                codec::decode(&flipped).is_err(),
-                "a flip of bit {bit} of byte {i} is detected"
-            );
+            assert!(codec::decode(&flipped).is_err(), "a flip of bit {bit} of byte {i} is detected");
         }
     }
 }

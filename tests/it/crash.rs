@@ -13,17 +13,11 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_no_acknowledged_event() {
-    let cycles: u32 = std::env::var("STYRLOGG_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let cycles: u32 = std::env::var("STYRLOGG_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
     let mut rng = fastrand::Rng::with_seed(
-        std::env::var("STYRLOGG_CRASH_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0x5eed),
+        std::env::var("STYRLOGG_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed),
     );
     let mut verifier = ChainVerifier::new();
     // Command id -> events seen for it, over the whole run.
@@ -37,12 +31,7 @@ async fn sigkill_loses_no_acknowledged_event() {
             .arg("--data")
             .arg(&data)
             .args(["stress", "--print-acks", "--commands", "1000000"])
-            .args([
-                "--writers",
-                &writers.to_string(),
-                "--batch",
-                &batch.to_string(),
-            ])
+            .args(["--writers", &writers.to_string(), "--batch", &batch.to_string()])
             .args(["--prefix", &format!("c{cycle}")])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -61,9 +50,7 @@ async fn sigkill_loses_no_acknowledged_event() {
             }
         });
         // Wait for the first acknowledgement, then kill at a random moment.
-        let first = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("child acknowledges an append");
+        let first = rx.recv_timeout(Duration::from_secs(60)).expect("child acknowledges an append");
         std::thread::sleep(Duration::from_millis(rng.u64(0..60)));
         child.kill().unwrap();
         child.wait().unwrap();
@@ -76,22 +63,14 @@ async fn sigkill_loses_no_acknowledged_event() {
         let mut next = verifier.position() + 1;
         let mut new_events = 0u64;
         loop {
-            let page = store
-                .read_all(next, 1000)
-                .await
-                .unwrap_or_else(|e: StoreError| panic!("cycle {cycle}: {e}"));
+            let page = store.read_all(next, 1000).await.unwrap_or_else(|e: StoreError| panic!("cycle {cycle}: {e}"));
             let Some(last) = page.last() else { break };
             next = last.event.position + 1;
             for e in &page {
-                verifier
-                    .check(e)
-                    .unwrap_or_else(|b| panic!("cycle {cycle}: chain broken: {b}"));
+                verifier.check(e).unwrap_or_else(|b| panic!("cycle {cycle}: chain broken: {b}"));
                 let id = e.event.command_id.to_string();
                 if last_command.as_deref() != Some(id.as_str()) {
-                    assert!(
-                        !seen.contains_key(&id),
-                        "cycle {cycle}: command {id} stored twice"
-                    );
+                    assert!(!seen.contains_key(&id), "cycle {cycle}: command {id} stored twice");
                     last_command = Some(id.clone());
                 }
                 *seen.entry(id).or_default() += 1;
@@ -99,11 +78,7 @@ async fn sigkill_loses_no_acknowledged_event() {
             }
         }
         let head = store.head().await.unwrap();
-        assert_eq!(
-            head.position,
-            verifier.position(),
-            "cycle {cycle}: head matches the last event"
-        );
+        assert_eq!(head.position, verifier.position(), "cycle {cycle}: head matches the last event");
         for id in &acked {
             assert_eq!(
                 seen.get(id).copied(),

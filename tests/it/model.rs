@@ -26,21 +26,11 @@ struct Op {
 fn op() -> impl Strategy<Value = Op> {
     (
         0u8..3,
-        prop_oneof![
-            Just(Expect::Any),
-            Just(Expect::NoStream),
-            Just(Expect::Current),
-            Just(Expect::Stale)
-        ],
+        prop_oneof![Just(Expect::Any), Just(Expect::NoStream), Just(Expect::Current), Just(Expect::Stale)],
         0u8..16,
         1usize..4,
     )
-        .prop_map(|(instance, expect, command, events)| Op {
-            instance,
-            expect,
-            command,
-            events,
-        })
+        .prop_map(|(instance, expect, command, events)| Op { instance, expect, command, events })
 }
 
 #[derive(Debug, PartialEq)]
@@ -63,10 +53,7 @@ impl Model {
     fn apply(&mut self, op: &Op, store_hash: impl FnOnce() -> engine::Hash) -> Result_ {
         if let Some((inst, n, outcome)) = self.commands.get(&op.command) {
             return if *inst == op.instance && *n == op.events {
-                Result_::Duplicate(AppendOutcome {
-                    deduplicated: true,
-                    ..outcome.clone()
-                })
+                Result_::Duplicate(AppendOutcome { deduplicated: true, ..outcome.clone() })
             } else {
                 Result_::Reused
             };
@@ -94,8 +81,7 @@ impl Model {
             deduplicated: false,
         };
         self.versions.insert(op.instance, outcome.last_sequence);
-        self.commands
-            .insert(op.command, (op.instance, op.events, outcome.clone()));
+        self.commands.insert(op.command, (op.instance, op.events, outcome.clone()));
         Result_::Written(outcome)
     }
 }
@@ -110,14 +96,8 @@ async fn check(store: impl EventStore, ops: Vec<Op>) -> Result<(), TestCaseError
             Expect::Current => ExpectedVersion::Exactly(version),
             Expect::Stale => ExpectedVersion::Exactly(version + 1),
         };
-        let got = store
-            .append(req(
-                &format!("i{}", op.instance),
-                expected,
-                &format!("c{}", op.command),
-                op.events,
-            ))
-            .await;
+        let got =
+            store.append(req(&format!("i{}", op.instance), expected, &format!("c{}", op.command), op.events)).await;
         let got = match got {
             Ok(o) if o.deduplicated => Result_::Duplicate(o),
             Ok(o) => Result_::Written(o),
@@ -135,29 +115,17 @@ async fn check(store: impl EventStore, ops: Vec<Op>) -> Result<(), TestCaseError
     let events = all_events(&store).await;
     let actual: Vec<(String, String, u64)> = events
         .iter()
-        .map(|e| {
-            (
-                e.event.instance.to_string(),
-                e.event.command_id.to_string(),
-                e.event.sequence,
-            )
-        })
+        .map(|e| (e.event.instance.to_string(), e.event.command_id.to_string(), e.event.sequence))
         .collect();
-    let expected: Vec<(String, String, u64)> = model
-        .log
-        .iter()
-        .map(|(i, c, s)| (format!("i{i}"), format!("c{c}"), *s))
-        .collect();
+    let expected: Vec<(String, String, u64)> =
+        model.log.iter().map(|(i, c, s)| (format!("i{i}"), format!("c{c}"), *s)).collect();
     prop_assert_eq!(actual, expected);
     verify(&store).await;
     Ok(())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 proptest! {

@@ -2,8 +2,8 @@
 //! conformance suite runs against.
 
 use engine::{
-    Actor, AppendRequest, ChainVerifier, CommandId, EventStore, ExpectedVersion, InstanceId,
-    ManualClock, MemoryStore, NewEvent, OpenMode, Payload, RecordedEvent, SledStore,
+    Actor, AppendRequest, ChainVerifier, CommandId, EventStore, ExpectedVersion, InstanceId, ManualClock, MemoryStore,
+    NewEvent, OpenMode, Payload, RecordedEvent, SledStore,
 };
 use std::sync::Arc;
 
@@ -72,10 +72,7 @@ pub struct Memory {
 impl Memory {
     pub fn new() -> Self {
         let clock = clock();
-        Memory {
-            store: MemoryStore::new(clock.clone()),
-            clock,
-        }
+        Memory { store: MemoryStore::new(clock.clone()), clock }
     }
 }
 
@@ -98,35 +95,21 @@ pub struct Sled {
 
 impl Sled {
     pub fn new() -> Self {
-        Sled {
-            dir: tempfile::tempdir().unwrap(),
-            others: Vec::new(),
-            clock: clock(),
-        }
+        Sled { dir: tempfile::tempdir().unwrap(), others: Vec::new(), clock: clock() }
     }
 }
 
 impl Backend for Sled {
     type Store = SledStore;
     fn open(&mut self) -> SledStore {
-        SledStore::open(
-            &self.dir.path().join("store"),
-            OpenMode::CreateIfMissing,
-            self.clock.clone(),
-        )
-        .unwrap()
+        SledStore::open(&self.dir.path().join("store"), OpenMode::CreateIfMissing, self.clock.clone()).unwrap()
     }
     fn close(&mut self, store: SledStore) {
         store.close().unwrap();
     }
     fn fresh(&mut self) -> SledStore {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(
-            &dir.path().join("store"),
-            OpenMode::CreateIfMissing,
-            self.clock.clone(),
-        )
-        .unwrap();
+        let store = SledStore::open(&dir.path().join("store"), OpenMode::CreateIfMissing, self.clock.clone()).unwrap();
         self.others.push(dir);
         store
     }

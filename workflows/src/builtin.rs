@@ -5,24 +5,9 @@
 
 /// (file name, source text) of each built-in definition.
 pub const DEFINITIONS: &[(&str, &str)] = &[
-    (
-        "skl-styrsystem-2012-2014.toml",
-        include_str!("../definitions/skl-styrsystem-2012-2014.toml"),
-    ),
-    (
-        "masterclass-2015-2017.toml",
-        include_str!("../definitions/masterclass-2015-2017.toml"),
-    ),
-    (
-        "medborgardialog.toml",
-        include_str!("../definitions/medborgardialog.toml"),
-    ),
-    (
-        "protokoll-laga-kraft.toml",
-        include_str!("../definitions/protokoll-laga-kraft.toml"),
-    ),
-    (
-        "harryda-medborgardialog.toml",
-        include_str!("../definitions/harryda-medborgardialog.toml"),
-    ),
+    ("skl-styrsystem-2012-2014.toml", include_str!("../definitions/skl-styrsystem-2012-2014.toml")),
+    ("masterclass-2015-2017.toml", include_str!("../definitions/masterclass-2015-2017.toml")),
+    ("medborgardialog.toml", include_str!("../definitions/medborgardialog.toml")),
+    ("protokoll-laga-kraft.toml", include_str!("../definitions/protokoll-laga-kraft.toml")),
+    ("harryda-medborgardialog.toml", include_str!("../definitions/harryda-medborgardialog.toml")),
 ];

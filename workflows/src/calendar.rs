@@ -28,11 +28,8 @@ pub fn easter_sunday(year: i16) -> Date {
 /// The first date in `year`-`month` from `first_day` on that falls on `weekday`.
 fn first_weekday_from(year: i16, month: i8, first_day: i8, weekday: Weekday) -> Date {
     let start = Date::new(year, month, first_day).expect("valid start");
-    let ahead =
-        (weekday.to_monday_zero_offset() - start.weekday().to_monday_zero_offset()).rem_euclid(7);
-    start
-        .checked_add(i64::from(ahead).days())
-        .expect("in range")
+    let ahead = (weekday.to_monday_zero_offset() - start.weekday().to_monday_zero_offset()).rem_euclid(7);
+    start.checked_add(i64::from(ahead).days()).expect("in range")
 }
 
 /// Midsummer Day: the Saturday from 20 to 26 June.

@@ -5,9 +5,7 @@
 use crate::definition::{Definition, Step};
 use crate::facts;
 use crate::instance::Instance;
-use engine::{
-    Actor, DeadlineChange, EventId, Fact, FactValue, Lateness, NewEvent, Payload, PersonKind,
-};
+use engine::{Actor, DeadlineChange, EventId, Fact, FactValue, Lateness, NewEvent, Payload, PersonKind};
 use jiff::civil::Date;
 use std::fmt;
 
@@ -95,18 +93,8 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
-fn reject(
-    rule: Rule,
-    step: Option<&str>,
-    message: impl Into<String>,
-    remedy: impl Into<String>,
-) -> Rejection {
-    Rejection {
-        rule,
-        step: step.map(String::from),
-        message: message.into(),
-        remedy: remedy.into(),
-    }
+fn reject(rule: Rule, step: Option<&str>, message: impl Into<String>, remedy: impl Into<String>) -> Rejection {
+    Rejection { rule, step: step.map(String::from), message: message.into(), remedy: remedy.into() }
 }
 
 /// What a user asks of an instance.
@@ -114,13 +102,7 @@ fn reject(
 pub enum Command {
     /// Record that `step` happened on `occurred_on`, with facts as typed
     /// (`name`, `value`), optionally as a justified deviation.
-    Record {
-        step: String,
-        occurred_on: Date,
-        actor: Actor,
-        facts: Vec<(String, String)>,
-        deviation: Option<String>,
-    },
+    Record { step: String, occurred_on: Date, actor: Actor, facts: Vec<(String, String)>, deviation: Option<String> },
     /// Correct an earlier step: new facts replace those of the same name,
     /// `new_date` the date it happened. `on` is the date of the correction.
     Correct {
@@ -132,13 +114,7 @@ pub enum Command {
         facts: Vec<(String, String)>,
     },
     /// Extend or waive the deadline pending for `step`.
-    ChangeDeadline {
-        step: String,
-        on: Date,
-        actor: Actor,
-        change: DeadlineChange,
-        reason: String,
-    },
+    ChangeDeadline { step: String, on: Date, actor: Actor, change: DeadlineChange, reason: String },
 }
 
 fn roles_list(roles: &[String]) -> String {
@@ -159,14 +135,7 @@ fn known_step<'a>(def: &'a Definition, step: &str) -> Result<&'a Step, Rejection
             Rule::UnknownStep,
             Some(step),
             format!("workflow {} has no step {step:?}", def.id),
-            format!(
-                "Use one of: {}",
-                def.steps
-                    .iter()
-                    .map(|s| s.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            format!("Use one of: {}", def.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")),
         )
     })
 }
@@ -192,14 +161,8 @@ fn text_ok(step: Option<&str>, what: &str, s: &str) -> Result<(), Rejection> {
             format!("Give a {what} that says why"),
         ));
     }
-    engine::event::check_text(what, s, engine::limits::TEXT_BYTES_MAX, true).map_err(|e| {
-        reject(
-            Rule::InvalidText,
-            step,
-            e.to_string(),
-            "Shorten it or remove control characters",
-        )
-    })
+    engine::event::check_text(what, s, engine::limits::TEXT_BYTES_MAX, true)
+        .map_err(|e| reject(Rule::InvalidText, step, e.to_string(), "Shorten it or remove control characters"))
 }
 
 /// Starts an instance of `def`: the definition's text and hash go into the
@@ -217,14 +180,7 @@ pub fn start(
             Rule::RoleNotAllowed,
             None,
             format!("role {:?} is not a role of workflow {}", actor.role, def.id),
-            format!(
-                "Start it as one of: {}",
-                def.roles
-                    .iter()
-                    .map(|r| r.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            format!("Start it as one of: {}", def.roles.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")),
         ));
     }
     not_future(None, on, today)?;
@@ -253,30 +209,15 @@ fn typed_facts(step: &Step, raw: &[(String, String)]) -> Result<Vec<Fact>, Rejec
                 Rule::UnknownFact,
                 sid,
                 format!("step {} has no fact {name:?}", step.id),
-                format!(
-                    "Its facts are: {}",
-                    step.facts
-                        .iter()
-                        .map(|f| f.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                format!("Its facts are: {}", step.facts.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")),
             ));
         };
-        let value = facts::parse(spec, value)
-            .map_err(|e| reject(Rule::IllTypedFact, sid, e, "Give the value in that form"))?;
+        let value =
+            facts::parse(spec, value).map_err(|e| reject(Rule::IllTypedFact, sid, e, "Give the value in that form"))?;
         if !spec.many && out.iter().any(|f| f.name == *name) {
-            return Err(reject(
-                Rule::RepeatedFact,
-                sid,
-                format!("fact {name:?} is given twice"),
-                "Give it once",
-            ));
+            return Err(reject(Rule::RepeatedFact, sid, format!("fact {name:?} is given twice"), "Give it once"));
         }
-        out.push(Fact {
-            name: name.clone(),
-            value,
-        });
+        out.push(Fact { name: name.clone(), value });
     }
     Ok(out)
 }
@@ -291,10 +232,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
             v.push(reject(
                 Rule::MissingPrerequisite,
                 sid,
-                format!(
-                    "step {} comes after {before}, which has not been recorded",
-                    step.id
-                ),
+                format!("step {} comes after {before}, which has not been recorded", step.id),
                 format!("Record {before} first, or record this step with --deviation \"why\""),
             ));
         } else if dates.iter().all(|d| *d > on) {
@@ -310,46 +248,34 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
     if let Some(w) = &step.window_closed {
         if let Some(start) = inst.occurrences_of(&w.step).map(|o| o.occurred_on).min() {
             let end = crate::calendar::add(start, w.period);
-            let last = if w.next_weekday {
-                crate::calendar::next_weekday_rule(end)
-            } else {
-                end
-            };
+            let last = if w.next_weekday { crate::calendar::next_weekday_rule(end) } else { end };
             if on <= last {
                 v.push(reject(
                     Rule::WindowOpen,
                     sid,
-                    format!("{on} is within the window counted from {} ({start}), which stays open until {last}", w.step),
+                    format!(
+                        "{on} is within the window counted from {} ({start}), which stays open until {last}",
+                        w.step
+                    ),
                     format!("Record {} on {} or later", step.id, last.tomorrow().expect("in range")),
                 ));
             }
         }
     }
     for u in &step.unless {
-        if let Some(o) = inst
-            .occurrences_of(u)
-            .filter(|o| o.occurred_on <= on)
-            .min_by_key(|o| o.occurred_on)
-        {
+        if let Some(o) = inst.occurrences_of(u).filter(|o| o.occurred_on <= on).min_by_key(|o| o.occurred_on) {
             v.push(reject(
                 Rule::BlockedBy,
                 sid,
-                format!(
-                    "{} cannot happen once {u} has (recorded on {})",
-                    step.id, o.occurred_on
-                ),
+                format!("{} cannot happen once {u} has (recorded on {})", step.id, o.occurred_on),
                 format!("Wait for the outcome of {u}, or record with --deviation \"why\""),
             ));
         }
     }
     for c in &step.requires {
-        let latest = inst
-            .occurrences_of(&c.step)
-            .filter(|o| o.occurred_on <= on)
-            .max_by_key(|o| (o.occurred_on, o.position));
-        let value = latest
-            .and_then(|o| o.facts.iter().find(|f| f.name == c.fact))
-            .map(|f| facts::as_text(&f.value));
+        let latest =
+            inst.occurrences_of(&c.step).filter(|o| o.occurred_on <= on).max_by_key(|o| (o.occurred_on, o.position));
+        let value = latest.and_then(|o| o.facts.iter().find(|f| f.name == c.fact)).map(|f| facts::as_text(&f.value));
         if value.as_deref() != Some(c.equals.as_str()) {
             v.push(reject(
                 Rule::ConditionNotMet,
@@ -370,31 +296,17 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
         }
     }
     for spec in &step.facts {
-        let given: Vec<&FactValue> = facts
-            .iter()
-            .filter(|f| f.name == spec.name)
-            .map(|f| &f.value)
-            .collect();
+        let given: Vec<&FactValue> = facts.iter().filter(|f| f.name == spec.name).map(|f| &f.value).collect();
         if spec.required && given.is_empty() {
             v.push(reject(
                 Rule::MissingFact,
                 sid,
-                format!(
-                    "required fact {:?} ({}) is missing",
-                    spec.name,
-                    spec.ty.name()
-                ),
-                format!(
-                    "Add --fact {}=VALUE with {}",
-                    spec.name,
-                    facts::syntax(&spec.ty)
-                ),
+                format!("required fact {:?} ({}) is missing", spec.name, spec.ty.name()),
+                format!("Add --fact {}=VALUE with {}", spec.name, facts::syntax(&spec.ty)),
             ));
         }
         for kind in &spec.need_kinds {
-            let present = given
-                .iter()
-                .any(|g| matches!(g, FactValue::Person { kind: k, .. } if k == kind));
+            let present = given.iter().any(|g| matches!(g, FactValue::Person { kind: k, .. } if k == kind));
             if !present {
                 let what = match kind {
                     PersonKind::ElectedMember => "an elected member (förtroendevald)",
@@ -408,11 +320,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                     format!(
                         "Add --fact {}=\"NAME|ROLE|{}\"",
                         spec.name,
-                        if *kind == PersonKind::ElectedMember {
-                            "elected"
-                        } else {
-                            "official"
-                        }
+                        if *kind == PersonKind::ElectedMember { "elected" } else { "official" }
                     ),
                 ));
             }
@@ -425,13 +333,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
 pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent>, Rejection> {
     let def = &inst.definition;
     match cmd {
-        Command::Record {
-            step,
-            occurred_on,
-            actor,
-            facts: raw,
-            deviation,
-        } => {
+        Command::Record { step, occurred_on, actor, facts: raw, deviation } => {
             let step = known_step(def, &step)?;
             let sid = Some(step.id.as_str());
             if !step.recorded_by.contains(&actor.role) {
@@ -466,52 +368,29 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                         return Err(reject(
                             Rule::DeviationNotAllowed,
                             sid,
-                            format!(
-                                "role {:?} may not record a deviation at {}",
-                                actor.role, step.id
-                            ),
-                            format!(
-                                "Deviations here are recorded by: {}",
-                                roles_list(deviation_roles(step))
-                            ),
+                            format!("role {:?} may not record a deviation at {}", actor.role, step.id),
+                            format!("Deviations here are recorded by: {}", roles_list(deviation_roles(step))),
                         ));
                     }
                 }
                 (None, None) => {}
             }
             let late = inst.next_deadline(step).and_then(|deadline| {
-                (occurred_on > deadline).then(|| Lateness {
-                    deadline,
-                    days_late: (occurred_on - deadline).get_days().unsigned_abs(),
-                })
+                (occurred_on > deadline)
+                    .then(|| Lateness { deadline, days_late: (occurred_on - deadline).get_days().unsigned_abs() })
             });
             Ok(vec![NewEvent {
                 occurred_on,
                 actor,
-                payload: Payload::StepRecorded {
-                    step: step.id.clone(),
-                    facts,
-                    deviation,
-                    late,
-                },
+                payload: Payload::StepRecorded { step: step.id.clone(), facts, deviation, late },
             }])
         }
-        Command::Correct {
-            event,
-            on,
-            actor,
-            reason,
-            new_date,
-            facts: raw,
-        } => {
+        Command::Correct { event, on, actor, reason, new_date, facts: raw } => {
             let Some(original) = inst.occurrences.iter().find(|o| o.event_id == event) else {
                 return Err(reject(
                     Rule::UnknownEvent,
                     None,
-                    format!(
-                        "instance {} has no recorded step with event id {event}",
-                        inst.id
-                    ),
+                    format!("instance {} has no recorded step with event id {event}", inst.id),
                     "Find the event id with `styrlogg log --instance ID`",
                 ));
             };
@@ -522,10 +401,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                     Rule::RoleNotAllowed,
                     sid,
                     format!("role {:?} may not correct {}", actor.role, step.id),
-                    format!(
-                        "Corrections are made by those who record it: {}",
-                        roles_list(&step.recorded_by)
-                    ),
+                    format!("Corrections are made by those who record it: {}", roles_list(&step.recorded_by)),
                 ));
             }
             not_future(sid, on, today)?;
@@ -537,35 +413,18 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             Ok(vec![NewEvent {
                 occurred_on: on,
                 actor,
-                payload: Payload::StepCorrected {
-                    corrects: event,
-                    reason,
-                    occurred_on: new_date,
-                    facts,
-                },
+                payload: Payload::StepCorrected { corrects: event, reason, occurred_on: new_date, facts },
             }])
         }
-        Command::ChangeDeadline {
-            step,
-            on,
-            actor,
-            change,
-            reason,
-        } => {
+        Command::ChangeDeadline { step, on, actor, change, reason } => {
             let step = known_step(def, &step)?;
             let sid = Some(step.id.as_str());
             if !deviation_roles(step).contains(&actor.role) {
                 return Err(reject(
                     Rule::RoleNotAllowed,
                     sid,
-                    format!(
-                        "role {:?} may not change the deadline of {}",
-                        actor.role, step.id
-                    ),
-                    format!(
-                        "Deadlines here are changed by: {}",
-                        roles_list(deviation_roles(step))
-                    ),
+                    format!("role {:?} may not change the deadline of {}", actor.role, step.id),
+                    format!("Deadlines here are changed by: {}", roles_list(deviation_roles(step))),
                 ));
             }
             not_future(sid, on, today)?;
@@ -581,11 +440,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             Ok(vec![NewEvent {
                 occurred_on: on,
                 actor,
-                payload: Payload::DeadlineChanged {
-                    step: step.id.clone(),
-                    change,
-                    reason,
-                },
+                payload: Payload::DeadlineChanged { step: step.id.clone(), change, reason },
             }])
         }
     }

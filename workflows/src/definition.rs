@@ -81,11 +81,7 @@ impl StepKind {
     ];
 
     pub fn name(self) -> &'static str {
-        StepKind::ALL
-            .iter()
-            .find(|(_, k)| *k == self)
-            .map(|(n, _)| *n)
-            .expect("every kind is listed")
+        StepKind::ALL.iter().find(|(_, k)| *k == self).map(|(n, _)| *n).expect("every kind is listed")
     }
 
     fn parse(s: &str) -> Option<StepKind> {
@@ -107,16 +103,8 @@ pub enum FactType {
 }
 
 impl FactType {
-    pub const NAMES: &'static [&'static str] = &[
-        "date",
-        "person",
-        "amount",
-        "case_number",
-        "minutes",
-        "document",
-        "text",
-        "choice",
-    ];
+    pub const NAMES: &'static [&'static str] =
+        &["date", "person", "amount", "case_number", "minutes", "document", "text", "choice"];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -162,13 +150,7 @@ pub enum DeadlineRule {
     AfterStep { step: String, period: Period },
     /// Once a year, on `month`-`day` of year + `year_offset`, for each year
     /// from `from_year` to `to_year`.
-    Yearly {
-        month: i8,
-        day: i8,
-        from_year: i16,
-        to_year: i16,
-        year_offset: i16,
-    },
+    Yearly { month: i8, day: i8, from_year: i16, to_year: i16, year_offset: i16 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,12 +221,8 @@ impl Definition {
 
     /// Parses and validates `source`; `Err` holds every problem found.
     pub fn parse(source: &str) -> Result<Definition, Vec<Problem>> {
-        let raw: RawDefinition = toml::from_str(source).map_err(|e| {
-            vec![Problem {
-                span: e.span().unwrap_or(0..0),
-                message: e.message().trim().to_string(),
-            }]
-        })?;
+        let raw: RawDefinition = toml::from_str(source)
+            .map_err(|e| vec![Problem { span: e.span().unwrap_or(0..0), message: e.message().trim().to_string() }])?;
         validate(raw, source)
     }
 }
@@ -403,10 +381,7 @@ struct Problems(Vec<Problem>);
 
 impl Problems {
     fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.0.push(Problem {
-            span,
-            message: message.into(),
-        });
+        self.0.push(Problem { span, message: message.into() });
     }
 }
 
@@ -414,13 +389,9 @@ fn check_id(p: &mut Problems, what: &str, id: &Spanned<String>) {
     let s = id.get_ref();
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if !ok {
-        p.at(
-            id.span(),
-            format!("{what} {s:?} must be 1-64 characters of a-z, 0-9, _ and -"),
-        );
+        p.at(id.span(), format!("{what} {s:?} must be 1-64 characters of a-z, 0-9, _ and -"));
     }
 }
 
@@ -435,10 +406,7 @@ fn toml_date(p: &mut Problems, d: &Spanned<toml::value::Datetime>) -> Option<Dat
             }
         },
         _ => {
-            p.at(
-                d.span(),
-                format!("{dt} must be a plain date such as 2012-10-15, without a time"),
-            );
+            p.at(d.span(), format!("{dt} must be a plain date such as 2012-10-15, without a time"));
             None
         }
     }
@@ -463,21 +431,12 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
     for r in &raw.roles {
         check_id(&mut p, "role id", &r.id);
         if !role_ids.insert(r.id.get_ref().clone()) {
-            p.at(
-                r.id.span(),
-                format!("role {:?} is defined twice", r.id.get_ref()),
-            );
+            p.at(r.id.span(), format!("role {:?} is defined twice", r.id.get_ref()));
         }
-        roles.push(Role {
-            id: r.id.get_ref().clone(),
-            title: r.title.clone(),
-        });
+        roles.push(Role { id: r.id.get_ref().clone(), title: r.title.clone() });
     }
     if raw.roles.is_empty() {
-        p.at(
-            raw.id.span(),
-            "the definition has no [[roles]]: nobody could record anything",
-        );
+        p.at(raw.id.span(), "the definition has no [[roles]]: nobody could record anything");
     }
     if raw.steps.is_empty() {
         p.at(raw.id.span(), "the definition has no [[steps]]");
@@ -497,14 +456,8 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
     let mut step_ids: BTreeMap<String, Range<usize>> = BTreeMap::new();
     for s in &raw.steps {
         check_id(&mut p, "step id", &s.id);
-        if step_ids
-            .insert(s.id.get_ref().clone(), s.id.span())
-            .is_some()
-        {
-            p.at(
-                s.id.span(),
-                format!("step {:?} is defined twice", s.id.get_ref()),
-            );
+        if step_ids.insert(s.id.get_ref().clone(), s.id.span()).is_some() {
+            p.at(s.id.span(), format!("step {:?} is defined twice", s.id.get_ref()));
         }
     }
     let mut steps = Vec::new();
@@ -517,11 +470,7 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
                 format!(
                     "step {sid:?}: kind {:?} is not in the vocabulary: {}",
                     s.kind.get_ref(),
-                    StepKind::ALL
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    StepKind::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
                 ),
             );
         }
@@ -529,20 +478,14 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
             if !step_ids.contains_key(a.get_ref()) {
                 p.at(
                     a.span(),
-                    format!(
-                        "step {sid:?} comes after {:?}, which is not a step of this workflow",
-                        a.get_ref()
-                    ),
+                    format!("step {sid:?} comes after {:?}, which is not a step of this workflow", a.get_ref()),
                 );
             } else if a.get_ref() == sid {
                 p.at(a.span(), format!("step {sid:?} cannot come after itself"));
             }
         }
         if s.recorded_by.get_ref().is_empty() {
-            p.at(
-                s.recorded_by.span(),
-                format!("step {sid:?}: recorded_by names no role, so nobody could record it"),
-            );
+            p.at(s.recorded_by.span(), format!("step {sid:?}: recorded_by names no role, so nobody could record it"));
         }
         for r in s.recorded_by.get_ref() {
             known_role(&mut p, r, &format!("step {sid:?}: recorded_by role"));
@@ -555,16 +498,10 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
         for f in &s.facts {
             let fname = f.name.get_ref();
             if fname.trim().is_empty() || fname.len() > 64 {
-                p.at(
-                    f.name.span(),
-                    format!("step {sid:?}: fact names are 1-64 bytes"),
-                );
+                p.at(f.name.span(), format!("step {sid:?}: fact names are 1-64 bytes"));
             }
             if !fact_names.insert(fname.clone()) {
-                p.at(
-                    f.name.span(),
-                    format!("step {sid:?}: fact {fname:?} is listed twice"),
-                );
+                p.at(f.name.span(), format!("step {sid:?}: fact {fname:?} is listed twice"));
             }
             let ty = match f.ty.get_ref().as_str() {
                 "date" => Some(FactType::Date),
@@ -575,44 +512,46 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
                 "document" => Some(FactType::Document),
                 "text" => Some(FactType::Text),
                 "choice" => match &f.options {
-                    Some(o) if !o.get_ref().is_empty() => {
-                        Some(FactType::Choice(o.get_ref().clone()))
-                    }
+                    Some(o) if !o.get_ref().is_empty() => Some(FactType::Choice(o.get_ref().clone())),
                     _ => {
-                        p.at(
-                            f.ty.span(),
-                            format!(
-                                "step {sid:?}: fact {fname:?} is a choice but lists no options"
-                            ),
-                        );
+                        p.at(f.ty.span(), format!("step {sid:?}: fact {fname:?} is a choice but lists no options"));
                         None
                     }
                 },
                 other => {
                     p.at(
                         f.ty.span(),
-                        format!("step {sid:?}: fact {fname:?} has type {other:?}, which does not exist; types: {}", FactType::NAMES.join(", ")),
+                        format!(
+                            "step {sid:?}: fact {fname:?} has type {other:?}, which does not exist; types: {}",
+                            FactType::NAMES.join(", ")
+                        ),
                     );
                     None
                 }
             };
             if let (Some(o), Some(t)) = (&f.options, &ty) {
                 if !matches!(t, FactType::Choice(_)) {
-                    p.at(
-                        o.span(),
-                        format!("step {sid:?}: fact {fname:?}: options are only for choice facts"),
-                    );
+                    p.at(o.span(), format!("step {sid:?}: fact {fname:?}: options are only for choice facts"));
                 }
             }
             let mut need_kinds = Vec::new();
             if let Some(nk) = &f.need_kinds {
                 if !(f.many && matches!(ty, Some(FactType::Person))) {
-                    p.at(nk.span(), format!("step {sid:?}: fact {fname:?}: need_kinds is only for persons with many = true"));
+                    p.at(
+                        nk.span(),
+                        format!("step {sid:?}: fact {fname:?}: need_kinds is only for persons with many = true"),
+                    );
                 }
                 for k in nk.get_ref() {
                     match person_kind(k.get_ref()) {
                         Some(pk) => need_kinds.push(pk),
-                        None => p.at(k.span(), format!("step {sid:?}: person kind {:?} is neither elected_member nor official", k.get_ref())),
+                        None => p.at(
+                            k.span(),
+                            format!(
+                                "step {sid:?}: person kind {:?} is neither elected_member nor official",
+                                k.get_ref()
+                            ),
+                        ),
                     }
                 }
             }
@@ -631,36 +570,49 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
         for c in &s.requires {
             let cstep = c.step.get_ref();
             match raw.steps.iter().find(|o| o.id.get_ref() == cstep) {
-                None => p.at(c.step.span(), format!("step {sid:?} requires a fact of {cstep:?}, which is not a step of this workflow")),
+                None => p.at(
+                    c.step.span(),
+                    format!("step {sid:?} requires a fact of {cstep:?}, which is not a step of this workflow"),
+                ),
                 Some(o) => {
                     if !o.facts.iter().any(|f| f.name.get_ref() == c.fact.get_ref()) {
-                        p.at(c.fact.span(), format!("step {sid:?} requires fact {:?} of step {cstep:?}, which has no such fact", c.fact.get_ref()));
+                        p.at(
+                            c.fact.span(),
+                            format!(
+                                "step {sid:?} requires fact {:?} of step {cstep:?}, which has no such fact",
+                                c.fact.get_ref()
+                            ),
+                        );
                     }
                     if !s.after.iter().any(|a| a.get_ref() == cstep) {
                         p.at(c.step.span(), format!("step {sid:?} requires a fact of {cstep:?} but does not come after it; add it to `after`"));
                     }
                 }
             }
-            requires.push(Condition {
-                step: cstep.clone(),
-                fact: c.fact.get_ref().clone(),
-                equals: c.equals.clone(),
-            });
+            requires.push(Condition { step: cstep.clone(), fact: c.fact.get_ref().clone(), equals: c.equals.clone() });
         }
-        let deadline = s
-            .deadline
-            .as_ref()
-            .and_then(|d| deadline(&mut p, sid, d, &step_ids, &known_role));
+        let deadline = s.deadline.as_ref().and_then(|d| deadline(&mut p, sid, d, &step_ids, &known_role));
         let window_closed = s.window_closed.as_ref().and_then(|w| {
             let span = w.span();
             let w = w.get_ref();
             if !step_ids.contains_key(w.after_step.get_ref()) {
-                p.at(w.after_step.span(), format!("step {sid:?}: the window counts from {:?}, which is not a step of this workflow", w.after_step.get_ref()));
+                p.at(
+                    w.after_step.span(),
+                    format!(
+                        "step {sid:?}: the window counts from {:?}, which is not a step of this workflow",
+                        w.after_step.get_ref()
+                    ),
+                );
             }
             let periods: Vec<Period> =
-                [w.days.map(Period::Days), w.weeks.map(Period::Weeks), w.months.map(Period::Months)].into_iter().flatten().collect();
+                [w.days.map(Period::Days), w.weeks.map(Period::Weeks), w.months.map(Period::Months)]
+                    .into_iter()
+                    .flatten()
+                    .collect();
             match periods.as_slice() {
-                [period] => Some(Window { step: w.after_step.get_ref().clone(), period: *period, next_weekday: w.next_weekday }),
+                [period] => {
+                    Some(Window { step: w.after_step.get_ref().clone(), period: *period, next_weekday: w.next_weekday })
+                }
                 _ => {
                     p.at(span, format!("step {sid:?}: window_closed needs exactly one of days, weeks or months"));
                     None
@@ -671,10 +623,7 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
             if !step_ids.contains_key(u.get_ref()) {
                 p.at(
                     u.span(),
-                    format!(
-                        "step {sid:?} is blocked by {:?}, which is not a step of this workflow",
-                        u.get_ref()
-                    ),
+                    format!("step {sid:?} is blocked by {:?}, which is not a step of this workflow", u.get_ref()),
                 );
             }
         }
@@ -685,12 +634,7 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
                 kind,
                 after: s.after.iter().map(|a| a.get_ref().clone()).collect(),
                 repeat: s.repeat,
-                recorded_by: s
-                    .recorded_by
-                    .get_ref()
-                    .iter()
-                    .map(|r| r.get_ref().clone())
-                    .collect(),
+                recorded_by: s.recorded_by.get_ref().iter().map(|r| r.get_ref().clone()).collect(),
                 deviation_by: s.deviation_by.iter().map(|r| r.get_ref().clone()).collect(),
                 facts,
                 requires,
@@ -725,32 +669,16 @@ fn deadline(
 ) -> Option<Deadline> {
     let span = d.span();
     let d = d.get_ref();
-    let given = [
-        d.by.is_some(),
-        d.before.is_some(),
-        d.after_step.is_some(),
-        d.yearly.is_some(),
-    ]
-    .iter()
-    .filter(|x| **x)
-    .count();
+    let given =
+        [d.by.is_some(), d.before.is_some(), d.after_step.is_some(), d.yearly.is_some()].iter().filter(|x| **x).count();
     if given != 1 {
-        p.at(
-            span.clone(),
-            format!(
-                "step {sid:?}: a deadline needs exactly one of by, before, after_step or yearly"
-            ),
-        );
+        p.at(span.clone(), format!("step {sid:?}: a deadline needs exactly one of by, before, after_step or yearly"));
         return None;
     }
     if let Some(e) = &d.escalate_to {
         known_role(p, e, &format!("step {sid:?}: escalate_to role"));
     }
-    let periods = [
-        d.days.map(Period::Days),
-        d.weeks.map(Period::Weeks),
-        d.months.map(Period::Months),
-    ];
+    let periods = [d.days.map(Period::Days), d.weeks.map(Period::Weeks), d.months.map(Period::Months)];
     let periods: Vec<Period> = periods.into_iter().flatten().collect();
     let rule = if let Some(by) = &d.by {
         toml_date(p, by).map(DeadlineRule::LastDay)
@@ -758,15 +686,21 @@ fn deadline(
         toml_date(p, before).map(|b| DeadlineRule::LastDay(b.yesterday().expect("in range")))
     } else if let Some(step) = &d.after_step {
         if !step_ids.contains_key(step.get_ref()) {
-            p.at(step.span(), format!("step {sid:?}: the deadline counts from {:?}, which is not a step of this workflow", step.get_ref()));
+            p.at(
+                step.span(),
+                format!(
+                    "step {sid:?}: the deadline counts from {:?}, which is not a step of this workflow",
+                    step.get_ref()
+                ),
+            );
         }
         match periods.as_slice() {
-            [period] => Some(DeadlineRule::AfterStep {
-                step: step.get_ref().clone(),
-                period: *period,
-            }),
+            [period] => Some(DeadlineRule::AfterStep { step: step.get_ref().clone(), period: *period }),
             _ => {
-                p.at(span.clone(), format!("step {sid:?}: a deadline after a step needs exactly one of days, weeks or months"));
+                p.at(
+                    span.clone(),
+                    format!("step {sid:?}: a deadline after a step needs exactly one of days, weeks or months"),
+                );
                 None
             }
         }
@@ -779,7 +713,10 @@ fn deadline(
             || !(1900..=2100).contains(&yr.from_year)
             || !(1900..=2100).contains(&yr.to_year)
         {
-            p.at(y.span(), format!("step {sid:?}: yearly needs a real month and day and from_year <= to_year within 1900-2100"));
+            p.at(
+                y.span(),
+                format!("step {sid:?}: yearly needs a real month and day and from_year <= to_year within 1900-2100"),
+            );
             None
         } else {
             Some(DeadlineRule::Yearly {
@@ -792,10 +729,7 @@ fn deadline(
         }
     };
     if !periods.is_empty() && d.after_step.is_none() {
-        p.at(
-            span,
-            format!("step {sid:?}: days, weeks and months only count from after_step"),
-        );
+        p.at(span, format!("step {sid:?}: days, weeks and months only count from after_step"));
     }
     Some(Deadline {
         rule: rule?,
@@ -807,11 +741,7 @@ fn deadline(
 
 /// Reports each cycle in the `after` graph once, at one of its steps.
 fn find_cycles(p: &mut Problems, steps: &[RawStep]) {
-    let index: BTreeMap<&str, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.get_ref().as_str(), i))
-        .collect();
+    let index: BTreeMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.get_ref().as_str(), i)).collect();
     // 0 = unvisited, 1 = on the current path, 2 = done.
     let mut state = vec![0u8; steps.len()];
     fn visit(
@@ -833,17 +763,11 @@ fn find_cycles(p: &mut Problems, steps: &[RawStep]) {
             }
             if state[j] == 1 {
                 let from = path.iter().position(|x| *x == j).expect("on path");
-                let mut names: Vec<&str> = path[from..]
-                    .iter()
-                    .map(|k| steps[*k].id.get_ref().as_str())
-                    .collect();
+                let mut names: Vec<&str> = path[from..].iter().map(|k| steps[*k].id.get_ref().as_str()).collect();
                 names.push(steps[j].id.get_ref());
                 p.at(
                     a.span(),
-                    format!(
-                        "the steps form a cycle, so none of them could ever be recorded: {}",
-                        names.join(" -> ")
-                    ),
+                    format!("the steps form a cycle, so none of them could ever be recorded: {}", names.join(" -> ")),
                 );
             } else if state[j] == 0 {
                 visit(j, steps, index, state, path, p);

@@ -21,9 +21,7 @@ pub fn syntax(ty: &FactType) -> String {
 
 /// Parses a civil date, naming what is wrong with one that does not exist.
 pub fn parse_date(s: &str) -> Result<Date, String> {
-    s.trim()
-        .parse::<Date>()
-        .map_err(|e| format!("{s:?} is not a real date (YYYY-MM-DD): {e}"))
+    s.trim().parse::<Date>().map_err(|e| format!("{s:?} is not a real date (YYYY-MM-DD): {e}"))
 }
 
 fn parts(s: &str, n: usize) -> Option<Vec<&str>> {
@@ -33,21 +31,13 @@ fn parts(s: &str, n: usize) -> Option<Vec<&str>> {
 
 /// Parses `raw` as a value of the fact's type.
 pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, String> {
-    let bad = || {
-        format!(
-            "fact {:?} must be {}; got {raw:?}",
-            spec.name,
-            syntax(&spec.ty)
-        )
-    };
+    let bad = || format!("fact {:?} must be {}; got {raw:?}", spec.name, syntax(&spec.ty));
     let raw_t = raw.trim();
     if raw_t.is_empty() {
         return Err(bad());
     }
     Ok(match &spec.ty {
-        FactType::Date => {
-            FactValue::Date(parse_date(raw_t).map_err(|e| format!("fact {:?}: {e}", spec.name))?)
-        }
+        FactType::Date => FactValue::Date(parse_date(raw_t).map_err(|e| format!("fact {:?}: {e}", spec.name))?),
         FactType::Person => {
             let p = parts(raw_t, 3).ok_or_else(bad)?;
             let kind = match p[2].to_lowercase().as_str() {
@@ -56,34 +46,21 @@ pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, String> {
                 "other" | "övrig" => PersonKind::Other,
                 _ => return Err(bad()),
             };
-            FactValue::Person {
-                name: p[0].into(),
-                role: p[1].into(),
-                kind,
-            }
+            FactValue::Person { name: p[0].into(), role: p[1].into(), kind }
         }
-        FactType::Amount => FactValue::AmountSek {
-            ore: parse_amount(raw_t).ok_or_else(bad)?,
-        },
+        FactType::Amount => FactValue::AmountSek { ore: parse_amount(raw_t).ok_or_else(bad)? },
         FactType::CaseNumber => FactValue::CaseNumber(raw_t.into()),
         FactType::Minutes => {
             let p = parts(raw_t, 3).ok_or_else(bad)?;
             let date = parse_date(p[1]).map_err(|e| format!("fact {:?}: {e}", spec.name))?;
-            FactValue::MinutesRef {
-                body: p[0].into(),
-                date,
-                paragraph: p[2].into(),
-            }
+            FactValue::MinutesRef { body: p[0].into(), date, paragraph: p[2].into() }
         }
         FactType::Document => {
             let p = parts(raw_t, 2).ok_or_else(bad)?;
             if p[1].len() != 64 || !p[1].chars().all(|c| c.is_ascii_hexdigit()) {
                 return Err(bad());
             }
-            FactValue::Document {
-                title: p[0].into(),
-                sha256: p[1].to_lowercase(),
-            }
+            FactValue::Document { title: p[0].into(), sha256: p[1].to_lowercase() }
         }
         FactType::Text => FactValue::Text(raw.into()),
         FactType::Choice(options) => {
@@ -97,11 +74,7 @@ pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, String> {
 
 /// "8000", "8 000", "8000,50", "8000.5", "8 000 kr" → öre.
 fn parse_amount(s: &str) -> Option<i64> {
-    let s = s
-        .trim_end_matches("kr")
-        .trim()
-        .replace([' ', '\u{a0}'], "")
-        .replace(',', ".");
+    let s = s.trim_end_matches("kr").trim().replace([' ', '\u{a0}'], "").replace(',', ".");
     let (whole, frac) = match s.split_once('.') {
         Some((w, f)) => (w, f),
         None => (s.as_str(), ""),
@@ -114,11 +87,7 @@ fn parse_amount(s: &str) -> Option<i64> {
         return None;
     }
     let kr: i64 = whole.parse().ok()?;
-    let ore: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<2}").parse().ok()?
-    };
+    let ore: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().ok()? };
     kr.checked_mul(100)?.checked_add(ore)
 }
 
@@ -144,11 +113,7 @@ pub fn as_text(v: &FactValue) -> String {
         FactValue::Text(t) | FactValue::CaseNumber(t) | FactValue::Choice(t) => t.clone(),
         FactValue::AmountSek { ore } => ore.to_string(),
         FactValue::Person { name, .. } => name.clone(),
-        FactValue::MinutesRef {
-            body,
-            date,
-            paragraph,
-        } => format!("{body}|{date}|{paragraph}"),
+        FactValue::MinutesRef { body, date, paragraph } => format!("{body}|{date}|{paragraph}"),
         FactValue::Document { title, .. } => title.clone(),
     }
 }

@@ -20,6 +20,19 @@ pub struct Occurrence {
     pub corrections: u32,
 }
 
+/// A step's pending deadline and how it was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingDeadline {
+    /// The date the definition's rule gives.
+    pub base: Date,
+    /// The last day that applies.
+    pub last_day: Date,
+    /// The next-weekday rule moved `base` to `last_day`.
+    pub moved_to_weekday: bool,
+    /// A deadline change set `last_day`.
+    pub extended: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Instance {
     pub id: InstanceId,
@@ -51,14 +64,7 @@ impl Instance {
     /// Folds an instance's events, oldest first.
     pub fn fold(events: &[RecordedEvent]) -> Result<Instance, FoldError> {
         let first = events.first().ok_or(FoldError::Empty)?;
-        let Payload::InstanceStarted {
-            definition,
-            organisation,
-            title,
-            case_number,
-            ..
-        } = &first.event.payload
-        else {
+        let Payload::InstanceStarted { definition, organisation, title, case_number, .. } = &first.event.payload else {
             return Err(FoldError::NotStarted(first.event.instance.to_string()));
         };
         let definition = Definition::parse(definition).map_err(|p| FoldError::BadDefinition {
@@ -87,12 +93,7 @@ impl Instance {
         self.version = e.event.sequence;
         match &e.event.payload {
             Payload::InstanceStarted { .. } | Payload::NoteAdded { .. } => {}
-            Payload::StepRecorded {
-                step,
-                facts,
-                deviation,
-                late,
-            } => self.occurrences.push(Occurrence {
+            Payload::StepRecorded { step, facts, deviation, late } => self.occurrences.push(Occurrence {
                 event_id: e.event.event_id,
                 position: e.event.position,
                 step: step.clone(),
@@ -102,17 +103,8 @@ impl Instance {
                 late: *late,
                 corrections: 0,
             }),
-            Payload::StepCorrected {
-                corrects,
-                occurred_on,
-                facts,
-                ..
-            } => {
-                if let Some(o) = self
-                    .occurrences
-                    .iter_mut()
-                    .find(|o| o.event_id == *corrects)
-                {
+            Payload::StepCorrected { corrects, occurred_on, facts, .. } => {
+                if let Some(o) = self.occurrences.iter_mut().find(|o| o.event_id == *corrects) {
                     if let Some(d) = occurred_on {
                         o.occurred_on = *d;
                     }
@@ -130,10 +122,7 @@ impl Instance {
         }
     }
 
-    pub fn occurrences_of<'a>(
-        &'a self,
-        step: &'a str,
-    ) -> impl Iterator<Item = &'a Occurrence> + 'a {
+    pub fn occurrences_of<'a>(&'a self, step: &'a str) -> impl Iterator<Item = &'a Occurrence> + 'a {
         self.occurrences.iter().filter(move |o| o.step == step)
     }
 
@@ -141,6 +130,13 @@ impl Instance {
     /// None when it has no deadline, it is waived, the step it counts from
     /// has not happened, or every yearly deadline is met.
     pub fn next_deadline(&self, step: &Step) -> Option<Date> {
+        self.pending_deadline(step).map(|p| p.last_day)
+    }
+
+    /// The pending deadline of `step` with how it was reached: the date the
+    /// rule gives, whether the next-weekday rule moved it, and whether it
+    /// was extended.
+    pub fn pending_deadline(&self, step: &Step) -> Option<PendingDeadline> {
         let d = step.deadline.as_ref()?;
         let done = self.occurrences_of(&step.id).count();
         let base = match &d.rule {
@@ -152,13 +148,7 @@ impl Instance {
                 let start = self.occurrences_of(from).map(|o| o.occurred_on).min()?;
                 calendar::add(start, *period)
             }
-            DeadlineRule::Yearly {
-                month,
-                day,
-                from_year,
-                to_year,
-                year_offset,
-            } => {
+            DeadlineRule::Yearly { month, day, from_year, to_year, year_offset } => {
                 let year = from_year.checked_add(i16::try_from(done).ok()?)?;
                 if year > *to_year {
                     return None;
@@ -166,20 +156,21 @@ impl Instance {
                 Date::new(year + year_offset, *month, *day).ok()?
             }
         };
-        let mut last = if d.next_weekday {
-            calendar::next_weekday_rule(base)
-        } else {
-            base
-        };
+        let mut last = if d.next_weekday { calendar::next_weekday_rule(base) } else { base };
+        let moved = last != base;
+        let mut extended = false;
         // Changes apply to the deadline that was pending when they were made.
         for (s, change, at) in &self.deadline_changes {
             if *s == step.id && *at == done {
                 match change {
-                    DeadlineChange::Extended { to } => last = *to,
+                    DeadlineChange::Extended { to } => {
+                        last = *to;
+                        extended = true;
+                    }
                     DeadlineChange::Waived => return None,
                 }
             }
         }
-        Some(last)
+        Some(PendingDeadline { base, last_day: last, moved_to_weekday: moved && !extended, extended })
     }
 }

@@ -67,10 +67,7 @@ impl InstanceStatus {
                     })
                     .collect();
                 let deadline = inst.next_deadline(step);
-                let ready = step
-                    .after
-                    .iter()
-                    .all(|a| inst.occurrences_of(a).next().is_some());
+                let ready = step.after.iter().all(|a| inst.occurrences_of(a).next().is_some());
                 let state = if !done.is_empty() && (deadline.is_none() || !step.repeat) {
                     StepState::Done
                 } else if ready {
