@@ -156,6 +156,25 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// The audit trail of an instance or an organisation: every event, flags, corrections, hashes.
+    Audit {
+        /// One instance; or use --org, or neither for the whole log.
+        instance: Option<String>,
+        #[arg(long, value_name = "ORG", conflicts_with = "instance")]
+        org: Option<String>,
+        #[command(flatten)]
+        out: ReportOut,
+    },
+    /// Coming and missed deadlines, soonest first; --format ics for calendars.
+    Deadlines {
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+        #[command(flatten)]
+        out: ReportOut,
+    },
+    /// Reports: compliance, dialogue register, annual report section.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// List events, oldest first.
     Log {
         /// Only this workflow instance.
@@ -188,6 +207,69 @@ pub enum Command {
     /// throughput (used by the crash test and for measurements).
     #[command(hide = true)]
     Stress(StressArgs),
+}
+
+/// Output choices shared by every report.
+#[derive(Debug, clap::Args)]
+pub struct ReportOut {
+    /// text for the terminal, md, html (one printable file), json, csv (the main table), ics (deadlines only).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Report language.
+    #[arg(long, value_enum, default_value_t = LangArg::Sv)]
+    pub lang: LangArg,
+    /// Build from what had been recorded by the end of this date (Swedish time).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub as_of: Option<jiff::civil::Date>,
+    /// Write to this file instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Md,
+    Html,
+    Json,
+    Csv,
+    Ics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LangArg {
+    Sv,
+    En,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Each obligation of an instance's workflow: met, met late, met with deviation, overdue; with evidence.
+    Compliance {
+        #[arg(long, value_name = "ID")]
+        instance: String,
+        #[command(flatten)]
+        out: ReportOut,
+    },
+    /// Every citizen dialogue: question, ladder step, dates, results, the decisions that used them.
+    Dialogues {
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+        /// `case`: each dialogue in the dialogue guide's template (Ingress, Bakgrund, Syfte, Process, Resultat).
+        #[arg(long, value_name = "TEMPLATE", value_parser = ["case"])]
+        template: Option<String>,
+        #[command(flatten)]
+        out: ReportOut,
+    },
+    /// The project section of the annual report for an organisation and a year.
+    Annual {
+        #[arg(long, value_name = "ORG")]
+        org: String,
+        #[arg(long, value_name = "YEAR", value_parser = clap::value_parser!(i16).range(1900..=2100))]
+        year: i16,
+        #[command(flatten)]
+        out: ReportOut,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

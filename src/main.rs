@@ -6,6 +6,8 @@ mod cli;
 mod demo;
 mod flow;
 mod render;
+mod report_render;
+mod reports;
 mod stress;
 
 use anyhow::{bail, Context, Result};
@@ -168,6 +170,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import { file } => import(&cli, file).await?,
         Command::Demo => demo::run(&cli).await?,
         Command::Workflows(cmd) => flow::workflows(&cli, cmd)?,
+        Command::Audit { instance, org, out } => reports::audit(&cli, instance.as_deref(), org.as_deref(), out).await?,
+        Command::Deadlines { org, out } => reports::deadlines(&cli, org.as_deref(), out).await?,
+        Command::Report(cmd) => reports::report(&cli, cmd).await?,
         Command::Start { workflow, instance, org, dnr, on, by } => {
             flow::start(&cli, workflow, instance, org, dnr.as_deref(), *on, by).await?
         }

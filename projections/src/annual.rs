@@ -1,0 +1,188 @@
+//! The project section of the annual report (årsberättelse) for one
+//! organisation and year, as known on a date: what happened in the year,
+//! written as prose and tables a secretary can paste in.
+
+use crate::lang::{fact_text, Lang};
+use crate::view::LogView;
+use crate::Document;
+use engine::FactValue;
+use jiff::civil::Date;
+use serde::Serialize;
+use workflows::StepKind;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub occurred_on: Date,
+    pub instance: String,
+    pub step: String,
+    pub title: String,
+    pub kind: &'static str,
+    pub details: String,
+    pub deviation: Option<String>,
+    pub days_late: Option<u32>,
+    pub corrected: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Due {
+    pub last_day: Date,
+    pub instance: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AnnualReport {
+    pub organisation: String,
+    pub year: i16,
+    pub as_of: Option<Date>,
+    pub head_position: u64,
+    pub head_hash: String,
+    pub items: Vec<Item>,
+    pub dialogues_held: usize,
+    pub decisions_informed: usize,
+    pub fees_ore: i64,
+    pub due_next_year: Vec<Due>,
+}
+
+pub fn build(view: &LogView, org: &str, year: i16, lang: Lang) -> AnnualReport {
+    let mut items = Vec::new();
+    let mut due_next_year = Vec::new();
+    let mut organisation = org.to_string();
+    for v in view.select(Some(org)) {
+        let inst = &v.instance;
+        organisation = inst.organisation.clone();
+        for o in inst.occurrences.iter().filter(|o| o.occurred_on.year() == year) {
+            let Some(step) = inst.definition.step(&o.step) else { continue };
+            items.push(Item {
+                occurred_on: o.occurred_on,
+                instance: inst.id.to_string(),
+                step: step.id.clone(),
+                title: lang.title(&step.title),
+                kind: step.kind.name(),
+                details: o.facts.iter().map(|f| format!("{}: {}", f.name, fact_text(&f.value, lang))).collect::<Vec<_>>().join("; "),
+                deviation: o.deviation.clone(),
+                days_late: o.late.map(|l| l.days_late),
+                corrected: o.corrections > 0,
+            });
+        }
+        for step in &inst.definition.steps {
+            if let Some(d) = inst.next_deadline(step) {
+                if d.year() == year + 1 && (step.repeat || inst.occurrences_of(&step.id).next().is_none()) {
+                    due_next_year.push(Due { last_day: d, instance: inst.id.to_string(), title: lang.title(&step.title) });
+                }
+            }
+        }
+    }
+    items.sort_by(|a, b| (a.occurred_on, &a.instance).cmp(&(b.occurred_on, &b.instance)));
+    due_next_year.sort_by_key(|d| d.last_day);
+    let count = |k: &str| items.iter().filter(|i| i.kind == k).count();
+    let fees_ore = view
+        .select(Some(org))
+        .flat_map(|v| v.instance.occurrences.iter().filter(|o| o.occurred_on.year() == year).map(move |o| (v, o)))
+        .filter(|(v, o)| v.instance.definition.step(&o.step).is_some_and(|s| s.kind == StepKind::Fee))
+        .flat_map(|(_, o)| o.facts.iter())
+        .filter_map(|f| match f.value {
+            FactValue::AmountSek { ore } => Some(ore),
+            _ => None,
+        })
+        .sum();
+    AnnualReport {
+        organisation,
+        year,
+        as_of: view.as_of,
+        head_position: view.head_position,
+        head_hash: view.head_hash.to_hex(),
+        dialogues_held: count("dialogue_held"),
+        decisions_informed: count("result_used_in_decision"),
+        items,
+        fees_ore,
+        due_next_year,
+    }
+}
+
+const DECISIONS: &[&str] = &["application", "selection", "decision", "principles_adopted", "meeting_held", "final"];
+const ORGANISATION: &[&str] = &["appointment", "group_formed", "plan", "meeting_attended"];
+
+pub fn document(r: &AnnualReport, view: &LogView, lang: Lang) -> Document {
+    let mut d = Document::new(format!(
+        "{} {}: {}",
+        lang.t("Årsberättelse", "Annual report"),
+        r.year,
+        lang.t("medborgardialog i styrningen", "citizen dialogue in governance")
+    ));
+    d.meta(r.organisation.clone());
+    d.meta(view.provenance(lang));
+    let deviations: Vec<&Item> = r.items.iter().filter(|i| i.deviation.is_some()).collect();
+    let late: Vec<&Item> = r.items.iter().filter(|i| i.days_late.is_some()).collect();
+    d.para(match lang {
+        Lang::Sv => format!(
+            "Under {} registrerades {} steg i arbetet med medborgardialog i styrningen. {} medborgardialog(er) genomfördes och {} beslut fattades med dialogernas resultat som underlag. {} steg avvek från arbetsflödet och {} genomfördes efter sin tidsfrist.{}",
+            r.year,
+            r.items.len(),
+            r.dialogues_held,
+            r.decisions_informed,
+            deviations.len(),
+            late.len(),
+            if r.fees_ore > 0 { format!(" Avgifter: {},{:02} kr.", r.fees_ore / 100, r.fees_ore % 100) } else { String::new() }
+        ),
+        Lang::En => format!(
+            "In {} {} steps of the work on citizen dialogue in governance were recorded. {} citizen dialogue(s) were held and {} decisions were taken with their results as a basis. {} steps deviated from the workflow and {} were done after their deadline.{}",
+            r.year,
+            r.items.len(),
+            r.dialogues_held,
+            r.decisions_informed,
+            deviations.len(),
+            late.len(),
+            if r.fees_ore > 0 { format!(" Fees: SEK {},{:02}.", r.fees_ore / 100, r.fees_ore % 100) } else { String::new() }
+        ),
+    });
+    let table = |items: Vec<&Item>| -> Vec<Vec<String>> {
+        items
+            .into_iter()
+            .map(|i| {
+                let mut flags = Vec::new();
+                if let Some(dev) = &i.deviation {
+                    flags.push(format!("{}: {dev}", lang.t("avvikelse", "deviation")));
+                }
+                if let Some(n) = i.days_late {
+                    flags.push(format!("{} {n} {}", lang.t("sen", "late"), lang.t("dag(ar)", "day(s)")));
+                }
+                if i.corrected {
+                    flags.push(lang.t("rättad", "corrected").into());
+                }
+                vec![i.occurred_on.to_string(), i.title.clone(), i.details.clone(), flags.join("; ")]
+            })
+            .collect()
+    };
+    let headers = [lang.t("datum", "date"), lang.t("steg", "step"), lang.t("uppgifter", "details"), lang.t("anmärkning", "remarks")];
+    let sections: [(&str, &str, Box<dyn Fn(&Item) -> bool>); 4] = [
+        ("Beslut", "Decisions", Box::new(|i: &Item| DECISIONS.contains(&i.kind))),
+        ("Organisation och plan", "Organisation and plan", Box::new(|i: &Item| ORGANISATION.contains(&i.kind))),
+        (
+            "Medborgardialoger och deras användning",
+            "Citizen dialogues and their use",
+            Box::new(|i: &Item| {
+                matches!(i.kind, "question_raised" | "checklist" | "dialogue_decided" | "dialogue_held" | "results_compiled" | "result_used_in_decision" | "feedback_given" | "evaluation")
+            }),
+        ),
+        ("Uppföljning, avgifter och dokumentation", "Follow-up, fees and documentation", Box::new(|i: &Item| !DECISIONS.contains(&i.kind) && !ORGANISATION.contains(&i.kind) && !matches!(i.kind, "question_raised" | "checklist" | "dialogue_decided" | "dialogue_held" | "results_compiled" | "result_used_in_decision" | "feedback_given" | "evaluation"))),
+    ];
+    for (sv, en, pick) in sections.iter() {
+        let rows = table(r.items.iter().filter(|i| pick(i)).collect());
+        if !rows.is_empty() {
+            d.heading(lang.t(sv, en).to_string());
+            d.table(&headers, rows);
+        }
+    }
+    if !deviations.is_empty() {
+        d.heading(lang.t("Avvikelser", "Deviations").to_string());
+        d.list(deviations.iter().map(|i| format!("{} {}: {}", i.occurred_on, i.title, i.deviation.as_deref().unwrap_or_default())).collect());
+    }
+    d.heading(format!("{} {}", lang.t("Att göra", "Due in"), r.year + 1));
+    if r.due_next_year.is_empty() {
+        d.para(lang.t("Inga tidsfrister.", "No deadlines.").to_string());
+    } else {
+        d.list(r.due_next_year.iter().map(|x| format!("{} {} ({})", x.last_day, x.title, x.instance)).collect());
+    }
+    d
+}

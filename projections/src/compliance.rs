@@ -1,0 +1,164 @@
+//! The compliance checklist: each obligation of an instance's workflow
+//! (each step it defines) with met, met late, met with deviation, not yet
+//! due, or overdue, and the evidence.
+
+use crate::lang::Lang;
+use crate::view::LogView;
+use crate::Document;
+use engine::FactValue;
+use jiff::civil::Date;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Met,
+    MetLate,
+    MetWithDeviation,
+    NotYetDue,
+    Overdue,
+    NotMet,
+}
+
+impl Verdict {
+    pub fn text(self, lang: Lang) -> &'static str {
+        match self {
+            Verdict::Met => lang.t("uppfyllt", "met"),
+            Verdict::MetLate => lang.t("uppfyllt för sent", "met late"),
+            Verdict::MetWithDeviation => lang.t("uppfyllt med avvikelse", "met with deviation"),
+            Verdict::NotYetDue => lang.t("ännu inte aktuellt", "not yet due"),
+            Verdict::Overdue => lang.t("ej uppfyllt, försenat", "not met, overdue"),
+            Verdict::NotMet => lang.t("ej uppfyllt", "not met"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    pub event_id: String,
+    pub occurred_on: Date,
+    pub case_numbers: Vec<String>,
+    pub minutes: Vec<String>,
+    pub deviation: Option<String>,
+    pub days_late: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Obligation {
+    pub step: String,
+    pub title: String,
+    pub kind: &'static str,
+    pub verdict: Verdict,
+    pub deadline: Option<Date>,
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Compliance {
+    pub instance: String,
+    pub organisation: String,
+    pub workflow: String,
+    pub today: Date,
+    pub head_position: u64,
+    pub head_hash: String,
+    pub obligations: Vec<Obligation>,
+}
+
+pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<Compliance> {
+    let v = view.instances.values().find(|v| v.instance.id.as_str() == instance)?;
+    let inst = &v.instance;
+    let obligations = inst
+        .definition
+        .steps
+        .iter()
+        .map(|step| {
+            let evidence: Vec<Evidence> = inst
+                .occurrences_of(&step.id)
+                .map(|o| Evidence {
+                    event_id: o.event_id.to_hex(),
+                    occurred_on: o.occurred_on,
+                    case_numbers: o
+                        .facts
+                        .iter()
+                        .filter_map(|f| match &f.value {
+                            FactValue::CaseNumber(c) => Some(c.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                    minutes: o
+                        .facts
+                        .iter()
+                        .filter_map(|f| match &f.value {
+                            FactValue::MinutesRef { body, date, paragraph } => Some(format!("{body} {date} {paragraph}")),
+                            _ => None,
+                        })
+                        .collect(),
+                    deviation: o.deviation.clone(),
+                    days_late: o.late.map(|l| l.days_late),
+                })
+                .collect();
+            let deadline = inst.next_deadline(step);
+            let overdue = deadline.is_some_and(|d| d < today);
+            let verdict = if evidence.is_empty() || (step.repeat && overdue) {
+                match deadline {
+                    Some(d) if d < today => Verdict::Overdue,
+                    Some(_) => Verdict::NotYetDue,
+                    None if evidence.is_empty() => Verdict::NotMet,
+                    None => Verdict::Met,
+                }
+            } else if evidence.iter().any(|e| e.deviation.is_some()) {
+                Verdict::MetWithDeviation
+            } else if evidence.iter().any(|e| e.days_late.is_some()) {
+                Verdict::MetLate
+            } else {
+                Verdict::Met
+            };
+            Obligation { step: step.id.clone(), title: lang.title(&step.title), kind: step.kind.name(), verdict, deadline, evidence }
+        })
+        .collect();
+    Some(Compliance {
+        instance: inst.id.to_string(),
+        organisation: inst.organisation.clone(),
+        workflow: inst.definition.id.clone(),
+        today,
+        head_position: view.head_position,
+        head_hash: view.head_hash.to_hex(),
+        obligations,
+    })
+}
+
+pub fn document(c: &Compliance, view: &LogView, lang: Lang) -> Document {
+    let mut d = Document::new(format!("{}: {} ({})", lang.t("Efterlevnad", "Compliance"), c.organisation, c.instance));
+    d.meta(format!("{} {}, {} {}", lang.t("Arbetsflöde", "Workflow"), c.workflow, lang.t("per", "as of"), c.today));
+    d.meta(view.provenance(lang));
+    let rows = c
+        .obligations
+        .iter()
+        .map(|o| {
+            let evidence: Vec<String> = o
+                .evidence
+                .iter()
+                .map(|e| {
+                    let mut parts = vec![e.occurred_on.to_string()];
+                    parts.extend(e.case_numbers.iter().map(|c| format!("Dnr {c}")));
+                    parts.extend(e.minutes.iter().cloned());
+                    if let Some(dev) = &e.deviation {
+                        parts.push(format!("{}: {dev}", lang.t("avvikelse", "deviation")));
+                    }
+                    parts.push(format!("{} {}", lang.t("händelse", "event"), &e.event_id[..12]));
+                    parts.join(", ")
+                })
+                .collect();
+            vec![
+                o.title.clone(),
+                o.verdict.text(lang).to_string(),
+                o.deadline.map(|d| d.to_string()).unwrap_or_default(),
+                evidence.join(" | "),
+            ]
+        })
+        .collect();
+    d.table(&[lang.t("åtagande", "obligation"), lang.t("bedömning", "verdict"), lang.t("tidsfrist", "deadline"), lang.t("belägg", "evidence")], rows);
+    let met = c.obligations.iter().filter(|o| matches!(o.verdict, Verdict::Met | Verdict::MetLate | Verdict::MetWithDeviation)).count();
+    d.para(format!("{met} {} {} {}.", lang.t("av", "of"), c.obligations.len(), lang.t("åtaganden uppfyllda", "obligations met")));
+    d
+}

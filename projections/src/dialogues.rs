@@ -1,0 +1,199 @@
+//! The dialogue register: each citizen dialogue with its question, ladder
+//! step, dates, method, participants, results, the decisions that used
+//! them, feedback and evaluation; also in the case template of SKR's
+//! dialogue guide (Ingress, Bakgrund, Syfte, Process, Resultat).
+//!
+//! Facts are read by their names in the built-in definitions: `fraga`,
+//! `syfte`, `trappsteg`, `metod`, `deltagare_antal`, `hur`, `utvardering`.
+//! An instance whose workflow has a question or dialogue-decision step is
+//! one dialogue; otherwise each dialogue-held step is one.
+
+use crate::lang::{fact_text, Lang};
+use crate::view::LogView;
+use crate::Document;
+use jiff::civil::Date;
+use serde::Serialize;
+use workflows::instance::Occurrence;
+use workflows::StepKind;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dialogue {
+    pub instance: String,
+    pub organisation: String,
+    pub question: Option<String>,
+    pub purpose: Option<String>,
+    pub ladder_step: Option<String>,
+    pub dates: Vec<Date>,
+    pub method: Option<String>,
+    pub participants: Option<String>,
+    pub results: Vec<String>,
+    pub decisions: Vec<String>,
+    pub feedback: Option<String>,
+    pub evaluation: Option<String>,
+    pub deviations: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Register {
+    pub head_position: u64,
+    pub head_hash: String,
+    pub dialogues: Vec<Dialogue>,
+}
+
+fn fact(occ: &[&Occurrence], name: &str, lang: Lang) -> Option<String> {
+    occ.iter().flat_map(|o| o.facts.iter()).find(|f| f.name == name).map(|f| fact_text(&f.value, lang))
+}
+
+pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
+    let mut dialogues = Vec::new();
+    for v in view.select(org) {
+        let inst = &v.instance;
+        let of_kind = |kinds: &[StepKind]| -> Vec<&Occurrence> {
+            inst.occurrences
+                .iter()
+                .filter(|o| inst.definition.step(&o.step).is_some_and(|s| kinds.contains(&s.kind)))
+                .collect()
+        };
+        let held = of_kind(&[StepKind::DialogueHeld]);
+        let decisions: Vec<String> = of_kind(&[StepKind::ResultUsedInDecision])
+            .iter()
+            .map(|o| {
+                o.facts
+                    .iter()
+                    .filter(|f| matches!(f.value, engine::FactValue::MinutesRef { .. } | engine::FactValue::CaseNumber(_)))
+                    .map(|f| fact_text(&f.value, lang))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .collect();
+        let results: Vec<String> = of_kind(&[StepKind::ResultsCompiled])
+            .iter()
+            .flat_map(|o| o.facts.iter().map(|f| fact_text(&f.value, lang)))
+            .collect();
+        let feedback = of_kind(&[StepKind::FeedbackGiven]);
+        let evaluation = of_kind(&[StepKind::Evaluation]);
+        let deviations = |occ: &[&Occurrence]| occ.iter().filter_map(|o| o.deviation.clone()).collect::<Vec<_>>();
+        let one_dialogue = inst.definition.steps.iter().any(|s| matches!(s.kind, StepKind::QuestionRaised | StepKind::DialogueDecided));
+        if one_dialogue {
+            if held.is_empty() && of_kind(&[StepKind::QuestionRaised, StepKind::DialogueDecided]).is_empty() {
+                continue;
+            }
+            let all: Vec<&Occurrence> = inst.occurrences.iter().collect();
+            dialogues.push(Dialogue {
+                instance: inst.id.to_string(),
+                organisation: inst.organisation.clone(),
+                question: fact(&all, "fraga", lang),
+                purpose: fact(&all, "syfte", lang),
+                ladder_step: fact(&all, "trappsteg", lang),
+                dates: held.iter().map(|o| o.occurred_on).collect(),
+                method: fact(&held, "metod", lang).or_else(|| fact(&all, "metod", lang)),
+                participants: fact(&held, "deltagare_antal", lang),
+                results: results.clone(),
+                decisions: decisions.clone(),
+                feedback: (!feedback.is_empty()).then(|| fact(&feedback, "hur", lang).unwrap_or_else(|| lang.t("ja", "yes").into())),
+                evaluation: (!evaluation.is_empty()).then(|| fact(&evaluation, "utvardering", lang).unwrap_or_else(|| lang.t("ja", "yes").into())),
+                deviations: deviations(&all),
+            });
+        } else {
+            for h in &held {
+                let one = [*h];
+                dialogues.push(Dialogue {
+                    instance: inst.id.to_string(),
+                    organisation: inst.organisation.clone(),
+                    question: fact(&one, "fraga", lang),
+                    purpose: fact(&one, "syfte", lang),
+                    ladder_step: fact(&one, "trappsteg", lang),
+                    dates: vec![h.occurred_on],
+                    method: fact(&one, "metod", lang),
+                    participants: fact(&one, "deltagare_antal", lang),
+                    results: results.clone(),
+                    decisions: decisions.clone(),
+                    feedback: None,
+                    evaluation: None,
+                    deviations: deviations(&one),
+                });
+            }
+        }
+    }
+    Register { head_position: view.head_position, head_hash: view.head_hash.to_hex(), dialogues }
+}
+
+fn or_dash(s: &Option<String>) -> String {
+    s.clone().unwrap_or_else(|| "–".into())
+}
+
+pub fn document(r: &Register, view: &LogView, lang: Lang) -> Document {
+    let mut d = Document::new(lang.t("Dialogregister", "Dialogue register"));
+    d.meta(view.provenance(lang));
+    let rows = r
+        .dialogues
+        .iter()
+        .map(|x| {
+            vec![
+                x.organisation.clone(),
+                or_dash(&x.question),
+                or_dash(&x.ladder_step),
+                x.dates.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+                or_dash(&x.method),
+                or_dash(&x.participants),
+                x.results.join("; "),
+                x.decisions.join("; "),
+                or_dash(&x.feedback),
+                or_dash(&x.evaluation),
+                x.deviations.join("; "),
+            ]
+        })
+        .collect();
+    d.table(
+        &[
+            lang.t("organisation", "organisation"),
+            lang.t("fråga", "question"),
+            lang.t("trappsteg", "ladder step"),
+            lang.t("datum", "dates"),
+            lang.t("metod", "method"),
+            lang.t("deltagare", "participants"),
+            lang.t("resultat", "results"),
+            lang.t("beslut som använt resultatet", "decisions that used the results"),
+            lang.t("återkoppling", "feedback"),
+            lang.t("utvärdering", "evaluation"),
+            lang.t("avvikelser", "deviations"),
+        ],
+        rows,
+    );
+    d
+}
+
+/// Each dialogue in the dialogue guide's case template.
+pub fn case_template(r: &Register, view: &LogView, lang: Lang) -> Document {
+    let mut d = Document::new(lang.t("Medborgardialoger: exempel enligt Dialogguidens mall", "Citizen dialogues: cases in the dialogue guide's template"));
+    d.meta(view.provenance(lang));
+    for x in &r.dialogues {
+        d.heading(format!("{}: {}", x.organisation, or_dash(&x.question)));
+        d.heading(lang.t("Ingress", "Summary").to_string());
+        d.para(format!(
+            "{} {} {} {}.",
+            x.organisation,
+            lang.t("förde en medborgardialog om", "held a citizen dialogue on"),
+            or_dash(&x.question),
+            x.dates.first().map(|d| format!("{} {d}", lang.t("med start", "starting"))).unwrap_or_default()
+        ));
+        d.heading(lang.t("Bakgrund", "Background").to_string());
+        d.para(format!("{} {}.", lang.t("Frågan väcktes inom", "The question was raised within"), x.instance));
+        d.heading(lang.t("Syfte", "Purpose").to_string());
+        d.para(or_dash(&x.purpose));
+        d.heading(lang.t("Process", "Process").to_string());
+        d.list(vec![
+            format!("{}: {}", lang.t("Trappsteg", "Ladder step"), or_dash(&x.ladder_step)),
+            format!("{}: {}", lang.t("Metod", "Method"), or_dash(&x.method)),
+            format!("{}: {}", lang.t("Datum", "Dates"), x.dates.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+            format!("{}: {}", lang.t("Deltagare", "Participants"), or_dash(&x.participants)),
+        ]);
+        d.heading(lang.t("Resultat", "Results").to_string());
+        let mut items: Vec<String> = x.results.iter().map(|r| format!("{}: {r}", lang.t("Sammanställning", "Compilation"))).collect();
+        items.extend(x.decisions.iter().map(|b| format!("{}: {b}", lang.t("Underlag för beslut", "Basis for decision"))));
+        items.push(format!("{}: {}", lang.t("Återkoppling", "Feedback"), or_dash(&x.feedback)));
+        items.push(format!("{}: {}", lang.t("Utvärdering", "Evaluation"), or_dash(&x.evaluation)));
+        d.list(items);
+    }
+    d
+}

@@ -1,0 +1,116 @@
+//! The report commands: fold the log as known on a date into a view, build
+//! a report's model, and render it in the format asked for.
+
+use crate::cli::{Cli, LangArg, ReportCommand, ReportFormat, ReportOut};
+use crate::{open, report_render, Refused};
+use anyhow::{bail, Context, Result};
+use engine::{EventStore, OpenMode};
+use projections::{annual, audit, compliance, deadlines, dialogues, Document, Lang, LogView};
+use serde::Serialize;
+use std::io::Write;
+
+fn lang(out: &ReportOut) -> Lang {
+    match out.lang {
+        LangArg::Sv => Lang::Sv,
+        LangArg::En => Lang::En,
+    }
+}
+
+/// Folds the log as known at the end of `as_of` (or now).
+async fn view(cli: &Cli, as_of: Option<jiff::civil::Date>) -> Result<LogView> {
+    let store = open(cli, OpenMode::MustExist)?;
+    let mut view = LogView::new(as_of);
+    let mut next = 1;
+    'read: loop {
+        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
+        let Some(last) = page.last() else { break };
+        next = last.event.position + 1;
+        for e in &page {
+            if !view.feed(e).map_err(|err| Refused(format!("position {}: {err}", e.event.position)))? {
+                break 'read;
+            }
+        }
+    }
+    store.close()?;
+    Ok(view)
+}
+
+fn emit<T: Serialize>(out: &ReportOut, model: &T, doc: &Document) -> Result<()> {
+    let l = lang(out);
+    let text = match out.format {
+        ReportFormat::Text => report_render::text(doc, 160),
+        ReportFormat::Md => report_render::markdown(doc),
+        ReportFormat::Html => report_render::html(doc, l),
+        ReportFormat::Json => serde_json::to_string_pretty(model)? + "\n",
+        ReportFormat::Csv => report_render::csv(doc)?,
+        ReportFormat::Ics => bail!(Refused("--format ics is for `styrlogg deadlines` only".into())),
+    };
+    write_out(out, &text)
+}
+
+fn write_out(out: &ReportOut, text: &str) -> Result<()> {
+    match &out.output {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?,
+        None => {
+            let mut o = std::io::stdout().lock();
+            o.write_all(text.as_bytes())?;
+            o.flush()?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn audit(cli: &Cli, instance: Option<&str>, org: Option<&str>, out: &ReportOut) -> Result<()> {
+    let v = view(cli, out.as_of).await?;
+    if let Some(i) = instance {
+        if !v.instances.keys().any(|k| k.as_str() == i) {
+            bail!(Refused(format!("no instance {i} in the log{}", as_of_note(out))));
+        }
+    }
+    let model = audit::build(&v, instance, org, lang(out));
+    if model.entries.is_empty() {
+        bail!(Refused(format!("nothing recorded for {}{}", model.scope, as_of_note(out))));
+    }
+    emit(out, &model, &audit::document(&model, &v, lang(out)))
+}
+
+fn as_of_note(out: &ReportOut) -> String {
+    out.as_of.map(|d| format!(" as known on {d}")).unwrap_or_default()
+}
+
+pub async fn deadlines(cli: &Cli, org: Option<&str>, out: &ReportOut) -> Result<()> {
+    let v = view(cli, out.as_of).await?;
+    let model = deadlines::build(&v, org, crate::flow::today(cli), lang(out));
+    if out.format == ReportFormat::Ics {
+        return write_out(out, &report_render::ics(&model, lang(out)));
+    }
+    emit(out, &model, &deadlines::document(&model, &v, lang(out)))
+}
+
+pub async fn report(cli: &Cli, cmd: &ReportCommand) -> Result<()> {
+    match cmd {
+        ReportCommand::Compliance { instance, out } => {
+            let v = view(cli, out.as_of).await?;
+            let model = compliance::build(&v, instance, crate::flow::today(cli), lang(out))
+                .ok_or_else(|| Refused(format!("no instance {instance} in the log{}", as_of_note(out))))?;
+            emit(out, &model, &compliance::document(&model, &v, lang(out)))
+        }
+        ReportCommand::Dialogues { org, template, out } => {
+            let v = view(cli, out.as_of).await?;
+            let model = dialogues::build(&v, org.as_deref(), lang(out));
+            let doc = match template.as_deref() {
+                Some("case") => dialogues::case_template(&model, &v, lang(out)),
+                _ => dialogues::document(&model, &v, lang(out)),
+            };
+            emit(out, &model, &doc)
+        }
+        ReportCommand::Annual { org, year, out } => {
+            let v = view(cli, out.as_of).await?;
+            if v.select(Some(org)).next().is_none() {
+                bail!(Refused(format!("no instance for organisation {org:?}{}", as_of_note(out))));
+            }
+            let model = annual::build(&v, org, *year, lang(out));
+            emit(out, &model, &annual::document(&model, &v, lang(out)))
+        }
+    }
+}
