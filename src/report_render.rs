@@ -19,6 +19,9 @@ pub fn text(d: &Document, width: usize) -> String {
             Block::Heading(h) => {
                 let _ = writeln!(s, "{h}\n{}", "-".repeat(h.chars().count()));
             }
+            Block::Subheading(h) => {
+                let _ = writeln!(s, "{h}:");
+            }
             Block::Paragraph(p) => {
                 let _ = writeln!(s, "{p}");
             }
@@ -29,11 +32,20 @@ pub fn text(d: &Document, width: usize) -> String {
             }
             Block::Table { headers, rows } => {
                 let widths: Vec<usize> = (0..headers.len())
-                    .map(|c| rows.iter().map(|r| r[c].chars().count()).chain([headers[c].chars().count()]).max().unwrap_or(0))
+                    .map(|c| {
+                        rows.iter().map(|r| r[c].chars().count()).chain([headers[c].chars().count()]).max().unwrap_or(0)
+                    })
                     .collect();
                 if widths.iter().sum::<usize>() + 2 * widths.len() <= width {
                     let line = |cells: &[String]| {
-                        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+                        cells
+                            .iter()
+                            .zip(&widths)
+                            .map(|(c, w)| format!("{c:<w$}"))
+                            .collect::<Vec<_>>()
+                            .join("  ")
+                            .trim_end()
+                            .to_string()
                     };
                     let _ = writeln!(s, "{}", line(headers));
                     let _ = writeln!(s, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
@@ -76,6 +88,9 @@ pub fn markdown(d: &Document) -> String {
         match b {
             Block::Heading(h) => {
                 let _ = writeln!(s, "## {h}");
+            }
+            Block::Subheading(h) => {
+                let _ = writeln!(s, "### {h}");
             }
             Block::Paragraph(p) => {
                 let _ = writeln!(s, "{p}");
@@ -127,11 +142,18 @@ th{{background:#eee}}\n.meta{{color:#333;font-size:.9rem}}\n\
             Block::Heading(h) => {
                 let _ = writeln!(s, "<h2>{}</h2>", esc(h));
             }
+            Block::Subheading(h) => {
+                let _ = writeln!(s, "<h3>{}</h3>", esc(h));
+            }
             Block::Paragraph(p) => {
                 let _ = writeln!(s, "<p>{}</p>", esc(p));
             }
             Block::List(items) => {
-                let _ = writeln!(s, "<ul>{}</ul>", items.iter().map(|i| format!("<li>{}</li>", esc(i))).collect::<String>());
+                let _ = writeln!(
+                    s,
+                    "<ul>{}</ul>",
+                    items.iter().map(|i| format!("<li>{}</li>", esc(i))).collect::<String>()
+                );
             }
             Block::Table { headers, rows } => {
                 let _ = writeln!(
@@ -140,7 +162,11 @@ th{{background:#eee}}\n.meta{{color:#333;font-size:.9rem}}\n\
                     headers.iter().map(|h| format!("<th scope=\"col\">{}</th>", esc(h))).collect::<String>()
                 );
                 for r in rows {
-                    let _ = writeln!(s, "<tr>{}</tr>", r.iter().map(|c| format!("<td>{}</td>", esc(c))).collect::<String>());
+                    let _ = writeln!(
+                        s,
+                        "<tr>{}</tr>",
+                        r.iter().map(|c| format!("<td>{}</td>", esc(c))).collect::<String>()
+                    );
                 }
                 let _ = writeln!(s, "</tbody>\n</table>");
             }
@@ -168,8 +194,12 @@ pub fn ics(t: &projections::deadlines::Deadlines, lang: Lang) -> String {
     let mut cal = Calendar::new();
     cal.name(lang.t("styrlogg: tidsfrister", "styrlogg: deadlines"));
     for e in &t.entries {
-        let day = chrono::NaiveDate::from_ymd_opt(e.last_day.year().into(), e.last_day.month() as u32, e.last_day.day() as u32)
-            .expect("a valid date");
+        let day = chrono::NaiveDate::from_ymd_opt(
+            e.last_day.year().into(),
+            e.last_day.month() as u32,
+            e.last_day.day() as u32,
+        )
+        .expect("a valid date");
         let mut description = format!("{}: {} ({})", lang.t("Instans", "Instance"), e.instance, e.organisation);
         if e.moved_to_weekday {
             description.push_str(&format!(

@@ -59,7 +59,12 @@ pub fn build(view: &LogView, org: &str, year: i16, lang: Lang) -> AnnualReport {
                 step: step.id.clone(),
                 title: lang.title(&step.title),
                 kind: step.kind.name(),
-                details: o.facts.iter().map(|f| format!("{}: {}", f.name, fact_text(&f.value, lang))).collect::<Vec<_>>().join("; "),
+                details: o
+                    .facts
+                    .iter()
+                    .map(|f| format!("{}: {}", f.name, fact_text(&f.value, lang)))
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 deviation: o.deviation.clone(),
                 days_late: o.late.map(|l| l.days_late),
                 corrected: o.corrections > 0,
@@ -68,7 +73,11 @@ pub fn build(view: &LogView, org: &str, year: i16, lang: Lang) -> AnnualReport {
         for step in &inst.definition.steps {
             if let Some(d) = inst.next_deadline(step) {
                 if d.year() == year + 1 && (step.repeat || inst.occurrences_of(&step.id).next().is_none()) {
-                    due_next_year.push(Due { last_day: d, instance: inst.id.to_string(), title: lang.title(&step.title) });
+                    due_next_year.push(Due {
+                        last_day: d,
+                        instance: inst.id.to_string(),
+                        title: lang.title(&step.title),
+                    });
                 }
             }
         }
@@ -102,6 +111,29 @@ pub fn build(view: &LogView, org: &str, year: i16, lang: Lang) -> AnnualReport {
 
 const DECISIONS: &[&str] = &["application", "selection", "decision", "principles_adopted", "meeting_held", "final"];
 const ORGANISATION: &[&str] = &["appointment", "group_formed", "plan", "meeting_attended"];
+const DIALOGUE: &[&str] = &[
+    "question_raised",
+    "checklist",
+    "dialogue_decided",
+    "dialogue_held",
+    "results_compiled",
+    "result_used_in_decision",
+    "feedback_given",
+    "evaluation",
+];
+
+/// Which section of the report a step kind belongs to.
+fn section(kind: &str) -> usize {
+    if DECISIONS.contains(&kind) {
+        0
+    } else if ORGANISATION.contains(&kind) {
+        1
+    } else if DIALOGUE.contains(&kind) {
+        2
+    } else {
+        3
+    }
+}
 
 pub fn document(r: &AnnualReport, view: &LogView, lang: Lang) -> Document {
     let mut d = Document::new(format!(
@@ -154,21 +186,20 @@ pub fn document(r: &AnnualReport, view: &LogView, lang: Lang) -> Document {
             })
             .collect()
     };
-    let headers = [lang.t("datum", "date"), lang.t("steg", "step"), lang.t("uppgifter", "details"), lang.t("anmärkning", "remarks")];
-    let sections: [(&str, &str, Box<dyn Fn(&Item) -> bool>); 4] = [
-        ("Beslut", "Decisions", Box::new(|i: &Item| DECISIONS.contains(&i.kind))),
-        ("Organisation och plan", "Organisation and plan", Box::new(|i: &Item| ORGANISATION.contains(&i.kind))),
-        (
-            "Medborgardialoger och deras användning",
-            "Citizen dialogues and their use",
-            Box::new(|i: &Item| {
-                matches!(i.kind, "question_raised" | "checklist" | "dialogue_decided" | "dialogue_held" | "results_compiled" | "result_used_in_decision" | "feedback_given" | "evaluation")
-            }),
-        ),
-        ("Uppföljning, avgifter och dokumentation", "Follow-up, fees and documentation", Box::new(|i: &Item| !DECISIONS.contains(&i.kind) && !ORGANISATION.contains(&i.kind) && !matches!(i.kind, "question_raised" | "checklist" | "dialogue_decided" | "dialogue_held" | "results_compiled" | "result_used_in_decision" | "feedback_given" | "evaluation"))),
+    let headers = [
+        lang.t("datum", "date"),
+        lang.t("steg", "step"),
+        lang.t("uppgifter", "details"),
+        lang.t("anmärkning", "remarks"),
     ];
-    for (sv, en, pick) in sections.iter() {
-        let rows = table(r.items.iter().filter(|i| pick(i)).collect());
+    let sections = [
+        ("Beslut", "Decisions"),
+        ("Organisation och plan", "Organisation and plan"),
+        ("Medborgardialoger och deras användning", "Citizen dialogues and their use"),
+        ("Uppföljning, avgifter och dokumentation", "Follow-up, fees and documentation"),
+    ];
+    for (n, (sv, en)) in sections.iter().enumerate() {
+        let rows = table(r.items.iter().filter(|i| section(i.kind) == n).collect());
         if !rows.is_empty() {
             d.heading(lang.t(sv, en).to_string());
             d.table(&headers, rows);
@@ -176,7 +207,12 @@ pub fn document(r: &AnnualReport, view: &LogView, lang: Lang) -> Document {
     }
     if !deviations.is_empty() {
         d.heading(lang.t("Avvikelser", "Deviations").to_string());
-        d.list(deviations.iter().map(|i| format!("{} {}: {}", i.occurred_on, i.title, i.deviation.as_deref().unwrap_or_default())).collect());
+        d.list(
+            deviations
+                .iter()
+                .map(|i| format!("{} {}: {}", i.occurred_on, i.title, i.deviation.as_deref().unwrap_or_default()))
+                .collect(),
+        );
     }
     d.heading(format!("{} {}", lang.t("Att göra", "Due in"), r.year + 1));
     if r.due_next_year.is_empty() {

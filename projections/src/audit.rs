@@ -91,12 +91,18 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
             }
             Payload::DeadlineChanged { step, change, reason } => {
                 let what = match change {
-                    DeadlineChange::Extended { to } => format!("{} {to}: {reason}", lang.t("Tidsfrist förlängd till", "Deadline extended to")),
-                    DeadlineChange::Waived => format!("{}: {reason}", lang.t("Tidsfrist efterskänkt", "Deadline waived")),
+                    DeadlineChange::Extended { to } => {
+                        format!("{} {to}: {reason}", lang.t("Tidsfrist förlängd till", "Deadline extended to"))
+                    }
+                    DeadlineChange::Waived => {
+                        format!("{}: {reason}", lang.t("Tidsfrist efterskänkt", "Deadline waived"))
+                    }
                 };
                 (Some(step.clone()), what, Vec::new(), None, None, None)
             }
-            Payload::NoteAdded { text } => (None, format!("{} {text}", lang.t("Anteckning:", "Note:")), Vec::new(), None, None, None),
+            Payload::NoteAdded { text } => {
+                (None, format!("{} {text}", lang.t("Anteckning:", "Note:")), Vec::new(), None, None, None)
+            }
         };
         let case_numbers = facts
             .iter()
@@ -148,7 +154,10 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
         }
     }
     AuditTrail {
-        scope: instance.map(String::from).or(org.map(String::from)).unwrap_or_else(|| lang.t("hela loggen", "the whole log").into()),
+        scope: instance
+            .map(String::from)
+            .or(org.map(String::from))
+            .unwrap_or_else(|| lang.t("hela loggen", "the whole log").into()),
         as_of: view.as_of,
         head_position: view.head_position,
         head_hash: view.head_hash.to_hex(),
@@ -166,7 +175,12 @@ fn flags(e: &AuditEntry, lang: Lang) -> String {
         f.push(format!("{} {n} {}", lang.t("SEN", "LATE"), lang.t("dag(ar)", "day(s)")));
     }
     if e.recorded_days_after > 30 {
-        f.push(format!("{} {} {}", lang.t("registrerad", "recorded"), e.recorded_days_after, lang.t("dagar i efterhand", "days after the fact")));
+        f.push(format!(
+            "{} {} {}",
+            lang.t("registrerad", "recorded"),
+            e.recorded_days_after,
+            lang.t("dagar i efterhand", "days after the fact")
+        ));
     }
     for c in &e.corrected_by {
         f.push(format!("{} {}", lang.t("RÄTTAD av", "CORRECTED by"), &c[..12]));

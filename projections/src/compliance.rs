@@ -89,7 +89,9 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
                         .facts
                         .iter()
                         .filter_map(|f| match &f.value {
-                            FactValue::MinutesRef { body, date, paragraph } => Some(format!("{body} {date} {paragraph}")),
+                            FactValue::MinutesRef { body, date, paragraph } => {
+                                Some(format!("{body} {date} {paragraph}"))
+                            }
                             _ => None,
                         })
                         .collect(),
@@ -113,7 +115,14 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
             } else {
                 Verdict::Met
             };
-            Obligation { step: step.id.clone(), title: lang.title(&step.title), kind: step.kind.name(), verdict, deadline, evidence }
+            Obligation {
+                step: step.id.clone(),
+                title: lang.title(&step.title),
+                kind: step.kind.name(),
+                verdict,
+                deadline,
+                evidence,
+            }
         })
         .collect();
     Some(Compliance {
@@ -157,8 +166,25 @@ pub fn document(c: &Compliance, view: &LogView, lang: Lang) -> Document {
             ]
         })
         .collect();
-    d.table(&[lang.t("åtagande", "obligation"), lang.t("bedömning", "verdict"), lang.t("tidsfrist", "deadline"), lang.t("belägg", "evidence")], rows);
-    let met = c.obligations.iter().filter(|o| matches!(o.verdict, Verdict::Met | Verdict::MetLate | Verdict::MetWithDeviation)).count();
-    d.para(format!("{met} {} {} {}.", lang.t("av", "of"), c.obligations.len(), lang.t("åtaganden uppfyllda", "obligations met")));
+    d.table(
+        &[
+            lang.t("åtagande", "obligation"),
+            lang.t("bedömning", "verdict"),
+            lang.t("tidsfrist", "deadline"),
+            lang.t("belägg", "evidence"),
+        ],
+        rows,
+    );
+    let met = c
+        .obligations
+        .iter()
+        .filter(|o| matches!(o.verdict, Verdict::Met | Verdict::MetLate | Verdict::MetWithDeviation))
+        .count();
+    d.para(format!(
+        "{met} {} {} {}.",
+        lang.t("av", "of"),
+        c.obligations.len(),
+        lang.t("åtaganden uppfyllda", "obligations met")
+    ));
     d
 }

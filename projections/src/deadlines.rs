@@ -75,7 +75,12 @@ pub fn document(t: &Deadlines, view: &LogView, lang: Lang) -> Document {
         .map(|e| {
             let mut note = Vec::new();
             if e.moved_to_weekday {
-                note.push(format!("{} {} {}", lang.t("flyttad från", "moved from"), e.rule_date, lang.t("till närmaste vardag", "to the next weekday")));
+                note.push(format!(
+                    "{} {} {}",
+                    lang.t("flyttad från", "moved from"),
+                    e.rule_date,
+                    lang.t("till närmaste vardag", "to the next weekday")
+                ));
             }
             if e.extended {
                 note.push(format!("{} {}", lang.t("förlängd från", "extended from"), e.rule_date));

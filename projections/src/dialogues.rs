@@ -60,7 +60,9 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
             .map(|o| {
                 o.facts
                     .iter()
-                    .filter(|f| matches!(f.value, engine::FactValue::MinutesRef { .. } | engine::FactValue::CaseNumber(_)))
+                    .filter(|f| {
+                        matches!(f.value, engine::FactValue::MinutesRef { .. } | engine::FactValue::CaseNumber(_))
+                    })
                     .map(|f| fact_text(&f.value, lang))
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -73,7 +75,11 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
         let feedback = of_kind(&[StepKind::FeedbackGiven]);
         let evaluation = of_kind(&[StepKind::Evaluation]);
         let deviations = |occ: &[&Occurrence]| occ.iter().filter_map(|o| o.deviation.clone()).collect::<Vec<_>>();
-        let one_dialogue = inst.definition.steps.iter().any(|s| matches!(s.kind, StepKind::QuestionRaised | StepKind::DialogueDecided));
+        let one_dialogue = inst
+            .definition
+            .steps
+            .iter()
+            .any(|s| matches!(s.kind, StepKind::QuestionRaised | StepKind::DialogueDecided));
         if one_dialogue {
             if held.is_empty() && of_kind(&[StepKind::QuestionRaised, StepKind::DialogueDecided]).is_empty() {
                 continue;
@@ -90,8 +96,10 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
                 participants: fact(&held, "deltagare_antal", lang),
                 results: results.clone(),
                 decisions: decisions.clone(),
-                feedback: (!feedback.is_empty()).then(|| fact(&feedback, "hur", lang).unwrap_or_else(|| lang.t("ja", "yes").into())),
-                evaluation: (!evaluation.is_empty()).then(|| fact(&evaluation, "utvardering", lang).unwrap_or_else(|| lang.t("ja", "yes").into())),
+                feedback: (!feedback.is_empty())
+                    .then(|| fact(&feedback, "hur", lang).unwrap_or_else(|| lang.t("ja", "yes").into())),
+                evaluation: (!evaluation.is_empty())
+                    .then(|| fact(&evaluation, "utvardering", lang).unwrap_or_else(|| lang.t("ja", "yes").into())),
                 deviations: deviations(&all),
             });
         } else {
@@ -165,11 +173,14 @@ pub fn document(r: &Register, view: &LogView, lang: Lang) -> Document {
 
 /// Each dialogue in the dialogue guide's case template.
 pub fn case_template(r: &Register, view: &LogView, lang: Lang) -> Document {
-    let mut d = Document::new(lang.t("Medborgardialoger: exempel enligt Dialogguidens mall", "Citizen dialogues: cases in the dialogue guide's template"));
+    let mut d = Document::new(lang.t(
+        "Medborgardialoger: exempel enligt Dialogguidens mall",
+        "Citizen dialogues: cases in the dialogue guide's template",
+    ));
     d.meta(view.provenance(lang));
     for x in &r.dialogues {
         d.heading(format!("{}: {}", x.organisation, or_dash(&x.question)));
-        d.heading(lang.t("Ingress", "Summary").to_string());
+        d.subheading(lang.t("Ingress", "Summary").to_string());
         d.para(format!(
             "{} {} {} {}.",
             x.organisation,
@@ -177,20 +188,27 @@ pub fn case_template(r: &Register, view: &LogView, lang: Lang) -> Document {
             or_dash(&x.question),
             x.dates.first().map(|d| format!("{} {d}", lang.t("med start", "starting"))).unwrap_or_default()
         ));
-        d.heading(lang.t("Bakgrund", "Background").to_string());
+        d.subheading(lang.t("Bakgrund", "Background").to_string());
         d.para(format!("{} {}.", lang.t("Frågan väcktes inom", "The question was raised within"), x.instance));
-        d.heading(lang.t("Syfte", "Purpose").to_string());
+        d.subheading(lang.t("Syfte", "Purpose").to_string());
         d.para(or_dash(&x.purpose));
-        d.heading(lang.t("Process", "Process").to_string());
+        d.subheading(lang.t("Process", "Process").to_string());
         d.list(vec![
             format!("{}: {}", lang.t("Trappsteg", "Ladder step"), or_dash(&x.ladder_step)),
             format!("{}: {}", lang.t("Metod", "Method"), or_dash(&x.method)),
-            format!("{}: {}", lang.t("Datum", "Dates"), x.dates.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+            format!(
+                "{}: {}",
+                lang.t("Datum", "Dates"),
+                x.dates.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            ),
             format!("{}: {}", lang.t("Deltagare", "Participants"), or_dash(&x.participants)),
         ]);
-        d.heading(lang.t("Resultat", "Results").to_string());
-        let mut items: Vec<String> = x.results.iter().map(|r| format!("{}: {r}", lang.t("Sammanställning", "Compilation"))).collect();
-        items.extend(x.decisions.iter().map(|b| format!("{}: {b}", lang.t("Underlag för beslut", "Basis for decision"))));
+        d.subheading(lang.t("Resultat", "Results").to_string());
+        let mut items: Vec<String> =
+            x.results.iter().map(|r| format!("{}: {r}", lang.t("Sammanställning", "Compilation"))).collect();
+        items.extend(
+            x.decisions.iter().map(|b| format!("{}: {b}", lang.t("Underlag för beslut", "Basis for decision"))),
+        );
         items.push(format!("{}: {}", lang.t("Återkoppling", "Feedback"), or_dash(&x.feedback)));
         items.push(format!("{}: {}", lang.t("Utvärdering", "Evaluation"), or_dash(&x.evaluation)));
         d.list(items);

@@ -6,9 +6,14 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Block {
     Heading(String),
+    /// A heading one level below [`Block::Heading`].
+    Subheading(String),
     Paragraph(String),
     List(Vec<String>),
-    Table { headers: Vec<String>, rows: Vec<Vec<String>> },
+    Table {
+        headers: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,6 +36,11 @@ impl Document {
 
     pub fn heading(&mut self, h: impl Into<String>) -> &mut Self {
         self.blocks.push(Block::Heading(h.into()));
+        self
+    }
+
+    pub fn subheading(&mut self, h: impl Into<String>) -> &mut Self {
+        self.blocks.push(Block::Subheading(h.into()));
         self
     }
 

@@ -58,7 +58,9 @@ impl LogView {
 
     /// Instances of one organisation (case-insensitive), or all.
     pub fn select<'a>(&'a self, org: Option<&'a str>) -> impl Iterator<Item = &'a InstanceView> + 'a {
-        self.instances.values().filter(move |v| org.is_none_or(|o| v.instance.organisation.to_lowercase() == o.to_lowercase()))
+        self.instances
+            .values()
+            .filter(move |v| org.is_none_or(|o| v.instance.organisation.to_lowercase() == o.to_lowercase()))
     }
 
     /// The event with this id, in any instance.

@@ -8,5 +8,6 @@ mod conformance;
 mod corpus;
 mod crash;
 mod model;
+mod reports;
 mod support;
 mod workflows;
