@@ -175,6 +175,8 @@ pub enum Command {
     /// Reports: compliance, dialogue register, annual report section.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Rebuild every projection from the whole log and replace the checkpoint.
+    Rebuild,
     /// List events, oldest first.
     Log {
         /// Only this workflow instance.

@@ -173,6 +173,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit { instance, org, out } => reports::audit(&cli, instance.as_deref(), org.as_deref(), out).await?,
         Command::Deadlines { org, out } => reports::deadlines(&cli, org.as_deref(), out).await?,
         Command::Report(cmd) => reports::report(&cli, cmd).await?,
+        Command::Rebuild => reports::rebuild(&cli).await?,
         Command::Start { workflow, instance, org, dnr, on, by } => {
             flow::start(&cli, workflow, instance, org, dnr.as_deref(), *on, by).await?
         }

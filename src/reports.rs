@@ -16,11 +16,64 @@ fn lang(out: &ReportOut) -> Lang {
     }
 }
 
-/// Folds the log as known at the end of `as_of` (or now).
+fn checkpoint_path(cli: &Cli) -> std::path::PathBuf {
+    cli.data.join("projections").join("checkpoint.bin")
+}
+
+/// The checkpointed view, if there is one and the log still has its head.
+async fn load_checkpoint(cli: &Cli, store: &impl EventStore) -> Option<LogView> {
+    let bytes = std::fs::read(checkpoint_path(cli)).ok()?;
+    let view = match projections::checkpoint::decode(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!("ignoring the projection checkpoint: {e}; rebuilding from the log");
+            return None;
+        }
+    };
+    if view.head_position > 0 {
+        let at = store.read_all(view.head_position, 1).await.ok()?;
+        if at.first().map(|e| e.hash) != Some(view.head_hash) {
+            tracing::warn!("the projection checkpoint does not match this log; rebuilding from the log");
+            return None;
+        }
+    }
+    Some(view)
+}
+
+/// Writes the checkpoint atomically (temporary file, sync, rename). A
+/// failure only costs speed next time, so it is a warning.
+fn save_checkpoint(cli: &Cli, view: &LogView) {
+    let path = checkpoint_path(cli);
+    let write = || -> std::io::Result<()> {
+        let dir = path.parent().expect("has a parent");
+        std::fs::create_dir_all(dir)?;
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&projections::checkpoint::encode(view))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    if let Err(e) = write() {
+        tracing::warn!("could not save the projection checkpoint at {}: {e}", path.display());
+    }
+}
+
+/// Folds the log as known at the end of `as_of` (or now). Views of the
+/// whole log without events start from the checkpoint and update it.
 async fn view(cli: &Cli, as_of: Option<jiff::civil::Date>) -> Result<LogView> {
+    fold(cli, as_of, false).await
+}
+
+async fn fold(cli: &Cli, as_of: Option<jiff::civil::Date>, need_events: bool) -> Result<LogView> {
     let store = open(cli, OpenMode::MustExist)?;
-    let mut view = LogView::new(as_of);
-    let mut next = 1;
+    let checkpointed = as_of.is_none() && !need_events;
+    let mut view = match checkpointed {
+        true => load_checkpoint(cli, &store).await.unwrap_or_else(|| LogView::new(None)),
+        false => LogView::new(as_of),
+    };
+    let from = view.head_position;
+    let mut next = view.head_position + 1;
     'read: loop {
         let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
         let Some(last) = page.last() else { break };
@@ -32,7 +85,26 @@ async fn view(cli: &Cli, as_of: Option<jiff::civil::Date>) -> Result<LogView> {
         }
     }
     store.close()?;
+    if checkpointed && (view.head_position > from || !checkpoint_path(cli).exists()) {
+        save_checkpoint(cli, &view);
+    }
     Ok(view)
+}
+
+/// Rebuilds every projection from the whole log and replaces the checkpoint.
+pub async fn rebuild(cli: &Cli) -> Result<()> {
+    let started = std::time::Instant::now();
+    let _ = std::fs::remove_file(checkpoint_path(cli));
+    let view = fold(cli, None, false).await?;
+    println!(
+        "rebuilt from {} events: {} instances, head position {} hash {} ({:.2} s)",
+        view.head_position,
+        view.instances.len(),
+        view.head_position,
+        view.head_hash,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn emit<T: Serialize>(out: &ReportOut, model: &T, doc: &Document) -> Result<()> {
@@ -61,7 +133,7 @@ fn write_out(out: &ReportOut, text: &str) -> Result<()> {
 }
 
 pub async fn audit(cli: &Cli, instance: Option<&str>, org: Option<&str>, out: &ReportOut) -> Result<()> {
-    let v = view(cli, out.as_of).await?;
+    let v = fold(cli, out.as_of, true).await?;
     if let Some(i) = instance {
         if !v.instances.keys().any(|k| k.as_str() == i) {
             bail!(Refused(format!("no instance {i} in the log{}", as_of_note(out))));

@@ -8,6 +8,7 @@
 
 pub mod annual;
 pub mod audit;
+pub mod checkpoint;
 pub mod compliance;
 pub mod deadlines;
 pub mod dialogues;

@@ -15,13 +15,16 @@ pub struct InstanceView {
 }
 
 /// The log as it was known at the end of `as_of` (or now).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LogView {
     pub as_of: Option<Date>,
     /// The last event included: position and hash.
     pub head_position: u64,
     pub head_hash: Hash,
     pub instances: BTreeMap<InstanceId, InstanceView>,
+    /// False for a view restored from a checkpoint: its instances carry only
+    /// the events fed since, so it serves every report but the audit trail.
+    pub events_kept: bool,
 }
 
 /// The civil date in Sweden of an instant.
@@ -31,7 +34,7 @@ pub fn swedish_date(ts: jiff::Timestamp) -> Date {
 
 impl LogView {
     pub fn new(as_of: Option<Date>) -> Self {
-        LogView { as_of, ..Default::default() }
+        LogView { as_of, head_position: 0, head_hash: Hash::default(), instances: BTreeMap::new(), events_kept: true }
     }
 
     /// Feeds the next event in position order. Returns false once an event

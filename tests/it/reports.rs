@@ -489,3 +489,48 @@ fn folding_incrementally_equals_folding_from_scratch() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_answer_like_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = fixture(dir.path()).await;
+    let compliance =
+        ["report", "compliance", "--instance", "harryda-2012", "--format", "json", "--today", "2013-03-10"];
+    let first = run_ok(&s, &compliance);
+    let checkpoint = s.join("projections/checkpoint.bin");
+    assert!(checkpoint.exists(), "the first report leaves a checkpoint");
+    let meeting = [
+        "record",
+        "harryda-2012",
+        "natverkstraff",
+        "--on",
+        "2013-03-08",
+        "--fact",
+        "traff=Nätverksträff 4",
+        "--fact",
+        "deltagare=Kanslichefen|projektledare|official",
+        "--by",
+        "Kanslichefen",
+        "--role",
+        "projektledare",
+    ];
+    run_ok(&s, &meeting);
+    let incremental = run_ok(&s, &compliance);
+    assert_ne!(first, incremental, "the new step shows");
+    let rebuilt = run_ok(&s, &["rebuild"]);
+    assert!(rebuilt.contains("rebuilt from 17 events: 2 instances"), "{rebuilt}");
+    assert_eq!(run_ok(&s, &compliance), incremental, "checkpoint plus new events equals a rebuild");
+
+    // A damaged checkpoint, or one from another log, is ignored, not trusted.
+    std::fs::write(&checkpoint, b"\x01garbage").unwrap();
+    let out = styrlogg(&s, &compliance);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), incremental);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ignoring the projection checkpoint"));
+    let other = dir.path().join("other");
+    run_ok(&other, &["demo"]);
+    run_ok(&other, &["deadlines"]);
+    std::fs::copy(other.join("projections/checkpoint.bin"), &checkpoint).unwrap();
+    let out = styrlogg(&s, &compliance);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), incremental);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match this log"));
+}

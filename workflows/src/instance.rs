@@ -8,11 +8,12 @@ use engine::{DeadlineChange, EventId, Fact, InstanceId, Lateness, Payload, Recor
 use jiff::civil::Date;
 
 /// One recorded occurrence of a step, as corrected.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Occurrence {
     pub event_id: EventId,
     pub position: u64,
     pub step: String,
+    #[serde(with = "engine::event::date_format")]
     pub occurred_on: Date,
     pub facts: Vec<Fact>,
     pub deviation: Option<String>,
