@@ -21,6 +21,9 @@ pub struct Item {
     pub deviation: Option<String>,
     pub days_late: Option<u32>,
     pub corrected: bool,
+    /// The Swedish date it was recorded, and last corrected.
+    pub recorded_on: Date,
+    pub corrected_on: Option<Date>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +71,8 @@ pub fn build(view: &LogView, org: &str, year: i16, lang: Lang) -> AnnualReport {
                 deviation: o.deviation.clone(),
                 days_late: o.late.map(|l| l.days_late),
                 corrected: o.corrections > 0,
+                recorded_on: crate::view::swedish_date(o.recorded_at),
+                corrected_on: o.corrected_at.map(crate::view::swedish_date),
             });
         }
         for step in &inst.definition.steps {
@@ -213,6 +218,30 @@ pub fn document(r: &AnnualReport, view: &LogView, lang: Lang) -> Document {
                 .map(|i| format!("{} {}: {}", i.occurred_on, i.title, i.deviation.as_deref().unwrap_or_default()))
                 .collect(),
         );
+    }
+    // What changed after the year ended: recorded after the fact, or corrected.
+    let year_end = Date::new(r.year, 12, 31).expect("a valid date");
+    let changed: Vec<String> = r
+        .items
+        .iter()
+        .filter_map(|i| {
+            let mut what = Vec::new();
+            if i.recorded_on > year_end {
+                what.push(format!("{} {}", lang.t("registrerat", "recorded"), i.recorded_on));
+            }
+            if let Some(c) = i.corrected_on.filter(|c| *c > year_end) {
+                what.push(format!("{} {c}", lang.t("rättat", "corrected")));
+            }
+            (!what.is_empty()).then(|| format!("{} {}: {}", i.occurred_on, i.title, what.join(", ")))
+        })
+        .collect();
+    if !changed.is_empty() {
+        d.heading(format!("{} {}", lang.t("Registrerat eller rättat efter", "Recorded or corrected after"), year_end));
+        d.para(lang.t(
+            "Dessa uppgifter var inte kända, eller såg annorlunda ut, vid årets slut.",
+            "These were not known, or read differently, when the year ended.",
+        ));
+        d.list(changed);
     }
     d.heading(format!("{} {}", lang.t("Att göra", "Due in"), r.year + 1));
     if r.due_next_year.is_empty() {

@@ -14,7 +14,7 @@ use workflows::instance::Occurrence;
 use workflows::{Definition, Instance};
 
 /// Bumped whenever the layout below changes; an old checkpoint is rebuilt.
-const CHECKPOINT_FORMAT: u8 = 1;
+const CHECKPOINT_FORMAT: u8 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {

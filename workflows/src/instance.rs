@@ -19,6 +19,26 @@ pub struct Occurrence {
     pub deviation: Option<String>,
     pub late: Option<Lateness>,
     pub corrections: u32,
+    /// When it was recorded.
+    #[serde(with = "engine::event::timestamp_format")]
+    pub recorded_at: jiff::Timestamp,
+    /// When it was last corrected.
+    #[serde(with = "opt_timestamp")]
+    pub corrected_at: Option<jiff::Timestamp>,
+}
+
+mod opt_timestamp {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<jiff::Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        t.map(|t| t.as_microsecond()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<jiff::Timestamp>, D::Error> {
+        Option::<i64>::deserialize(d)?
+            .map(|us| jiff::Timestamp::from_microsecond(us).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// A step's pending deadline and how it was reached.
@@ -103,6 +123,8 @@ impl Instance {
                 deviation: deviation.clone(),
                 late: *late,
                 corrections: 0,
+                recorded_at: e.event.recorded_at,
+                corrected_at: None,
             }),
             Payload::StepCorrected { corrects, occurred_on, facts, .. } => {
                 if let Some(o) = self.occurrences.iter_mut().find(|o| o.event_id == *corrects) {
@@ -114,6 +136,7 @@ impl Instance {
                     }
                     o.facts.extend(facts.iter().cloned());
                     o.corrections += 1;
+                    o.corrected_at = Some(e.event.recorded_at);
                 }
             }
             Payload::DeadlineChanged { step, change, .. } => {
