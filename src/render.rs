@@ -22,6 +22,16 @@ pub fn text(e: &RecordedEvent) -> String {
             DeadlineChange::Waived => format!("deadline of {step} waived: {reason}"),
         },
         Payload::NoteAdded { text } => format!("note: {text}"),
+        Payload::DeadlineMissed { step, deadline } => format!("deadline {deadline} of {step} missed"),
+        Payload::NoticeClaimed { step, notice, channel, recipients, attempt, .. } => {
+            format!("notice {notice} for {step} by {channel} to {} (attempt {attempt})", recipients.join(", "))
+        }
+        Payload::NoticeDelivered { channel, attempt, .. } => {
+            format!("notice delivered by {channel} (attempt {attempt})")
+        }
+        Payload::NoticeFailed { channel, attempt, error, .. } => {
+            format!("notice failed by {channel} (attempt {attempt}): {error}")
+        }
     };
     let _ = writeln!(
         s,

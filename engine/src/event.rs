@@ -362,7 +362,37 @@ pub enum Payload {
     DeadlineChanged { step: String, change: DeadlineChange, reason: String },
     /// A free-text note on the instance.
     NoteAdded { text: String },
+    /// A deadline passed without its step being recorded.
+    DeadlineMissed {
+        step: String,
+        #[serde(with = "date_format")]
+        deadline: Date,
+    },
+    /// A notice (a reminder before a deadline, or an escalation after a
+    /// missed one) is being sent on a channel: the claim that makes every
+    /// sender agree that this attempt is theirs, made before sending.
+    NoticeClaimed {
+        /// Instance, step, deadline and notice: the same for every channel.
+        key: String,
+        step: String,
+        #[serde(with = "date_format")]
+        deadline: Date,
+        /// `reminder:N` (N days before) or `missed`.
+        notice: String,
+        channel: String,
+        recipients: Vec<String>,
+        attempt: u32,
+    },
+    /// The claimed notice went out.
+    NoticeDelivered { key: String, channel: String, attempt: u32 },
+    /// The claimed notice could not be sent; it is retried with backoff.
+    NoticeFailed { key: String, channel: String, attempt: u32, error: String },
 }
+
+/// A civil date that serialises as [`date_format`] does, for use inside
+/// other types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SerdeDate(#[serde(with = "date_format")] pub Date);
 
 /// Serde for optional civil dates, as [`date_format`].
 pub mod opt_date_format {
@@ -394,6 +424,10 @@ impl Payload {
             Payload::StepCorrected { .. } => "step_corrected",
             Payload::DeadlineChanged { .. } => "deadline_changed",
             Payload::NoteAdded { .. } => "note_added",
+            Payload::DeadlineMissed { .. } => "deadline_missed",
+            Payload::NoticeClaimed { .. } => "notice_claimed",
+            Payload::NoticeDelivered { .. } => "notice_delivered",
+            Payload::NoticeFailed { .. } => "notice_failed",
         }
     }
 
@@ -440,6 +474,29 @@ impl Payload {
                 check_reason("reason", reason)
             }
             Payload::NoteAdded { text } => check_text("note", text, limits::TEXT_BYTES_MAX, true),
+            Payload::DeadlineMissed { step, .. } => check_name("step", step),
+            Payload::NoticeClaimed { key, step, notice, channel, recipients, .. } => {
+                check_text("key", key, limits::TEXT_BYTES_MAX, false)?;
+                check_name("step", step)?;
+                check_name("notice", notice)?;
+                check_name("channel", channel)?;
+                if recipients.len() > limits::RECIPIENTS_PER_NOTICE_MAX {
+                    return Err(invalid(
+                        "recipients",
+                        format!("{} recipients; the limit is {}", recipients.len(), limits::RECIPIENTS_PER_NOTICE_MAX),
+                    ));
+                }
+                recipients.iter().try_for_each(|r| check_name("recipient", r))
+            }
+            Payload::NoticeDelivered { key, channel, .. } => {
+                check_text("key", key, limits::TEXT_BYTES_MAX, false)?;
+                check_name("channel", channel)
+            }
+            Payload::NoticeFailed { key, channel, error, .. } => {
+                check_text("key", key, limits::TEXT_BYTES_MAX, false)?;
+                check_name("channel", channel)?;
+                check_text("error", error, limits::TEXT_BYTES_MAX, true)
+            }
         }
     }
 }

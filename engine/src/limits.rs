@@ -31,3 +31,11 @@ pub const READ_PAGE_EVENTS: usize = 512;
 pub const IMPORT_CHUNK_EVENTS: usize = 1024;
 /// Largest workflow definition carried by an instance, in bytes of TOML.
 pub const DEFINITION_BYTES_MAX: usize = 48 * 1024;
+/// Most recipients of one notice on one channel.
+pub const RECIPIENTS_PER_NOTICE_MAX: usize = 64;
+/// Most attempts to send one notice on one channel.
+pub const NOTICE_ATTEMPTS_MAX: u32 = 8;
+/// Wait before the first retry of a failed notice; doubles per attempt.
+pub const NOTICE_RETRY_FIRST_S: i64 = 60;
+/// Longest wait between retries of a failed notice.
+pub const NOTICE_RETRY_MAX_S: i64 = 6 * 3600;

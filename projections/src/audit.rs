@@ -103,6 +103,54 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
             Payload::NoteAdded { text } => {
                 (None, format!("{} {text}", lang.t("Anteckning:", "Note:")), Vec::new(), None, None, None)
             }
+            Payload::DeadlineMissed { step, deadline } => (
+                Some(step.clone()),
+                format!("{} {deadline} {}", lang.t("Tidsfristen", "The deadline"), lang.t("missades", "was missed")),
+                Vec::new(),
+                None,
+                None,
+                None,
+            ),
+            Payload::NoticeClaimed { step, deadline, notice, channel, recipients, attempt, .. } => (
+                Some(step.clone()),
+                format!(
+                    "{} {notice} ({} {deadline}) {} {channel} {} {}{}",
+                    lang.t("Påminnelse", "Notice"),
+                    lang.t("tidsfrist", "deadline"),
+                    lang.t("via", "by"),
+                    lang.t("till", "to"),
+                    recipients.join(", "),
+                    if *attempt > 1 { format!(", {} {attempt}", lang.t("försök", "attempt")) } else { String::new() }
+                ),
+                Vec::new(),
+                None,
+                None,
+                None,
+            ),
+            Payload::NoticeDelivered { channel, attempt, .. } => (
+                None,
+                format!(
+                    "{} {channel} ({} {attempt})",
+                    lang.t("Skickad via", "Delivered by"),
+                    lang.t("försök", "attempt")
+                ),
+                Vec::new(),
+                None,
+                None,
+                None,
+            ),
+            Payload::NoticeFailed { channel, attempt, error, .. } => (
+                None,
+                format!(
+                    "{} {channel} ({} {attempt}): {error}",
+                    lang.t("Misslyckades via", "Failed by"),
+                    lang.t("försök", "attempt")
+                ),
+                Vec::new(),
+                None,
+                None,
+                None,
+            ),
         };
         let case_numbers = facts
             .iter()

@@ -10,11 +10,11 @@ use engine::{DeadlineChange, Hash, InstanceId};
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use workflows::instance::Occurrence;
+use workflows::instance::{NoticeState, Occurrence};
 use workflows::{Definition, Instance};
 
 /// Bumped whenever the layout below changes; an old checkpoint is rebuilt.
-const CHECKPOINT_FORMAT: u8 = 2;
+const CHECKPOINT_FORMAT: u8 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
@@ -28,6 +28,8 @@ struct Snapshot {
     version: u64,
     occurrences: Vec<Occurrence>,
     deadline_changes: Vec<(String, DeadlineChange, u64)>,
+    notices: Vec<((String, String), NoticeState)>,
+    missed: Vec<(String, engine::event::SerdeDate)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -59,6 +61,8 @@ pub fn encode(view: &LogView) -> Vec<u8> {
                 version: i.version,
                 occurrences: i.occurrences.clone(),
                 deadline_changes: i.deadline_changes.iter().map(|(s, c, n)| (s.clone(), *c, *n as u64)).collect(),
+                notices: i.notices.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                missed: i.missed.iter().map(|(s, d)| (s.clone(), engine::event::SerdeDate(*d))).collect(),
             }
         })
         .collect();
@@ -106,6 +110,8 @@ pub fn decode(bytes: &[u8]) -> Result<LogView, String> {
             version: s.version,
             occurrences: s.occurrences,
             deadline_changes: s.deadline_changes.into_iter().map(|(a, c, n)| (a, c, n as usize)).collect(),
+            notices: s.notices.into_iter().collect(),
+            missed: s.missed.into_iter().map(|(a, d)| (a, d.0)).collect(),
         };
         view.instances.insert(s.id, InstanceView { instance, events: Vec::new() });
     }

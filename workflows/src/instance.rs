@@ -54,6 +54,31 @@ pub struct PendingDeadline {
     pub extended: bool,
 }
 
+/// Where a notice on one channel stands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum NoticeStatus {
+    /// Claimed for sending; no outcome recorded (a sender stopped between
+    /// the claim and the outcome: it may or may not have gone out).
+    Claimed,
+    Delivered,
+    Failed(String),
+}
+
+/// The last attempt to send one notice on one channel.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NoticeState {
+    pub step: String,
+    #[serde(with = "engine::event::date_format")]
+    pub deadline: Date,
+    pub notice: String,
+    pub recipients: Vec<String>,
+    pub attempt: u32,
+    pub status: NoticeStatus,
+    /// When the last claim or outcome was recorded.
+    #[serde(with = "engine::event::timestamp_format")]
+    pub at: jiff::Timestamp,
+}
+
 #[derive(Debug, Clone)]
 pub struct Instance {
     pub id: InstanceId,
@@ -68,6 +93,10 @@ pub struct Instance {
     /// Deadline changes in order: step, change, and how many occurrences
     /// the step had then (a change applies to the deadline pending then).
     pub deadline_changes: Vec<(String, DeadlineChange, usize)>,
+    /// Notices by (key, channel).
+    pub notices: std::collections::BTreeMap<(String, String), NoticeState>,
+    /// Missed deadlines recorded: (step, deadline).
+    pub missed: Vec<(String, Date)>,
 }
 
 /// Why an instance's events could not be folded.
@@ -102,6 +131,8 @@ impl Instance {
             version: first.event.sequence,
             occurrences: Vec::new(),
             deadline_changes: Vec::new(),
+            notices: Default::default(),
+            missed: Vec::new(),
         };
         for e in &events[1..] {
             inst.apply(e);
@@ -137,6 +168,33 @@ impl Instance {
                     o.facts.extend(facts.iter().cloned());
                     o.corrections += 1;
                     o.corrected_at = Some(e.event.recorded_at);
+                }
+            }
+            Payload::DeadlineMissed { step, deadline } => self.missed.push((step.clone(), *deadline)),
+            Payload::NoticeClaimed { key, step, deadline, notice, channel, recipients, attempt } => {
+                self.notices.insert(
+                    (key.clone(), channel.clone()),
+                    NoticeState {
+                        step: step.clone(),
+                        deadline: *deadline,
+                        notice: notice.clone(),
+                        recipients: recipients.clone(),
+                        attempt: *attempt,
+                        status: NoticeStatus::Claimed,
+                        at: e.event.recorded_at,
+                    },
+                );
+            }
+            Payload::NoticeDelivered { key, channel, attempt }
+            | Payload::NoticeFailed { key, channel, attempt, .. } => {
+                if let Some(n) = self.notices.get_mut(&(key.clone(), channel.clone())) {
+                    if n.attempt == *attempt {
+                        n.status = match &e.event.payload {
+                            Payload::NoticeFailed { error, .. } => NoticeStatus::Failed(error.clone()),
+                            _ => NoticeStatus::Delivered,
+                        };
+                        n.at = e.event.recorded_at;
+                    }
                 }
             }
             Payload::DeadlineChanged { step, change, .. } => {

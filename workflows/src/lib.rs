@@ -12,6 +12,7 @@ pub mod decide;
 pub mod definition;
 pub mod facts;
 pub mod instance;
+pub mod reminders;
 pub mod status;
 
 pub use decide::{decide, start, Command, Rejection, Rule};
