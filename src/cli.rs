@@ -24,6 +24,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "STYRLOGG_TODAY", value_name = "DATE", value_parser = parse_date)]
     pub today: Option<jiff::civil::Date>,
 
+    /// The configuration file: reminder channels and recipients ([remind], [smtp], [recipients]).
+    /// Default: ./styrlogg.toml when it exists.
+    #[arg(long, global = true, env = "STYRLOGG_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -175,6 +180,20 @@ pub enum Command {
     /// Reports: compliance, dialogue register, annual report section.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Send the reminders and escalations that are due and not yet sent, once each, and record them.
+    ///
+    /// Without --watch: one pass as of today (or --today), then exit. With --watch: keep running,
+    /// sleeping until the next notice is due or the log changes; stop cleanly on Ctrl-C or SIGTERM.
+    /// Every notice sent and every missed deadline is an event in the log, so restarts and several
+    /// services at once never send one twice.
+    Remind {
+        /// Keep running as a service.
+        #[arg(long, conflicts_with = "today")]
+        watch: bool,
+        /// Channels to send on; repeat for more. Default: log, and email when [smtp] is configured.
+        #[arg(long = "channel", value_enum, value_name = "CHANNEL")]
+        channels: Vec<ChannelArg>,
+    },
     /// Rebuild every projection from the whole log and replace the checkpoint.
     Rebuild,
     /// List events, oldest first.
@@ -236,6 +255,14 @@ pub enum ReportFormat {
     Json,
     Csv,
     Ics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChannelArg {
+    /// Lines on standard output, addressed to roles.
+    Log,
+    /// E-mail over SMTP to the addresses in [recipients] (needs [smtp]).
+    Email,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

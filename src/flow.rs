@@ -449,6 +449,25 @@ fn status_text(s: &InstanceStatus) -> String {
         }
         let _ = writeln!(out, "{line}");
     }
+    if s.notices_delivered > 0 || !s.notice_problems.is_empty() {
+        let _ = writeln!(out, "Notices delivered: {}", s.notices_delivered);
+    }
+    for p in &s.notice_problems {
+        let what = match p.state {
+            "in_doubt" => "IN DOUBT (claimed, no outcome recorded; maybe sent, not resent)".to_string(),
+            "given_up" => format!("GAVE UP after {} attempts", p.attempt),
+            _ => format!("FAILED attempt {}, will be retried", p.attempt),
+        };
+        let _ = writeln!(
+            out,
+            "  notice {} for {} (deadline {}) by {}: {what}{}",
+            p.notice,
+            p.step,
+            p.deadline,
+            p.channel,
+            p.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+        );
+    }
     let overdue: Vec<&str> = s.overdue().map(|x| x.id.as_str()).collect();
     let _ = writeln!(out, "Overdue: {}", if overdue.is_empty() { "none".to_string() } else { overdue.join(", ") });
     let upcoming: Vec<String> =

@@ -5,6 +5,7 @@
 mod cli;
 mod demo;
 mod flow;
+mod remind_cmd;
 mod render;
 mod report_render;
 mod reports;
@@ -74,8 +75,31 @@ fn init_tracing(verbose: u8) {
 }
 
 pub(crate) fn open(cli: &Cli, mode: OpenMode) -> Result<SledStore> {
-    SledStore::open(&cli.data, mode, Arc::new(SystemClock)).map_err(anyhow::Error::from)
+    open_path(&cli.data, mode)
 }
+
+/// Opens the embedded store. sled lets one process at a time hold it; when
+/// another holds it briefly (a reminder pass, another command), wait for it
+/// for up to `STORE_LOCK_WAIT` before giving up with a clear error.
+pub(crate) fn open_path(data: &std::path::Path, mode: OpenMode) -> Result<SledStore> {
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        match SledStore::open(data, mode, Arc::new(SystemClock)) {
+            Err(StoreError::Locked { .. }) if started.elapsed() < STORE_LOCK_WAIT => {
+                if !told && started.elapsed() > std::time::Duration::from_secs(1) {
+                    eprintln!("waiting for another process to let go of {} ...", data.display());
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            other => return other.map_err(anyhow::Error::from),
+        }
+    }
+}
+
+/// How long a command waits for another process to let go of the store.
+const STORE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
@@ -174,6 +198,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Deadlines { org, out } => reports::deadlines(&cli, org.as_deref(), out).await?,
         Command::Report(cmd) => reports::report(&cli, cmd).await?,
         Command::Rebuild => reports::rebuild(&cli).await?,
+        Command::Remind { watch, channels } => remind_cmd::run(&cli, *watch, channels).await?,
         Command::Start { workflow, instance, org, dnr, on, by } => {
             flow::start(&cli, workflow, instance, org, dnr.as_deref(), *on, by).await?
         }

@@ -1,36 +1,55 @@
-//! The reminder service: one pass sends every reminder and escalation that
-//! is due and not yet sent; the watch loop sleeps until the next one is due
-//! or the log changes.
+//! The reminder service: sends every reminder before a deadline and every
+//! escalation after a missed one, exactly once, and records each in the log.
 //!
-//! Exactly-once bookkeeping in the log: before sending a notice on a
-//! channel the service appends a `notice_claimed` event under a command id
-//! derived from (instance, step, deadline, notice, channel, attempt). The
-//! store's command-id idempotency makes exactly one sender the owner of
-//! each attempt, across restarts and across services running at once; the
-//! owner sends, then records `notice_delivered` or `notice_failed`. A
-//! failed attempt is retried with backoff, up to a limit. A claim with no
-//! outcome (the sender stopped between claim and outcome) is "in doubt":
-//! it is shown, never resent automatically, so nothing goes out twice.
+//! Bookkeeping lives in the log, never in memory: before sending a notice
+//! on a channel the service appends a `notice_claimed` event under a
+//! command id derived from (instance, step, deadline, notice, channel,
+//! attempt). The store's command-id idempotency makes exactly one sender the
+//! owner of each attempt, across restarts and across services running at
+//! once; the owner sends, then records `notice_delivered` or
+//! `notice_failed`. A failed attempt is retried with backoff, up to
+//! [`NOTICE_ATTEMPTS_MAX`] attempts. A claim with no outcome (the sender
+//! stopped between claim and outcome) is "in doubt": it is shown in
+//! `status` and by `remind`, and never resent automatically, so nothing
+//! goes out twice. A missed deadline is recorded once as `deadline_missed`.
+//!
+//! The [`Scheduler`] keeps every instance folded in memory with the instant
+//! it next needs attention, in an ordered queue: finding what is due costs
+//! a look at the front of the queue, not a scan of every instance. It
+//! follows the log by position, so events from any writer (a step recorded,
+//! a deadline extended or waived, another service's claims) reschedule
+//! their instance.
 
 use anyhow::{Context, Result};
-use engine::limits::{NOTICE_ATTEMPTS_MAX, NOTICE_RETRY_FIRST_S, NOTICE_RETRY_MAX_S};
+use engine::limits::{
+    NOTICE_ATTEMPTS_MAX, NOTICE_RETRY_FIRST_S, NOTICE_RETRY_MAX_S, READ_PAGE_EVENTS, REMINDER_PASS_ROUNDS_MAX,
+};
 use engine::{
     Actor, AppendRequest, Clock, CommandId, EventStore, ExpectedVersion, InstanceId, NewEvent, Payload, RecordedEvent,
 };
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use workflows::instance::NoticeStatus;
 use workflows::reminders::{self, Due, Notice};
 use workflows::Instance;
 
-/// Where notices go and how: `styrlogg.toml`.
+/// The actor every event of the service is recorded under.
+pub const SERVICE_ACTOR: &str = "styrlogg påminnelsetjänst";
+/// The role the service records in.
+pub const SERVICE_ROLE: &str = "system";
+
+/// Where notices go and how: the `[remind]`, `[smtp]` and `[recipients]`
+/// tables of `styrlogg.toml`. Unknown keys are refused, so a misspelt
+/// setting is an error rather than silently ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    #[serde(default)]
+    pub remind: RemindConfig,
     pub smtp: Option<SmtpConfig>,
     /// Addresses per organisation and role: `[recipients."Härryda kommun"]
     /// styrgrupp = ["a@b.se"]`; the organisation `"*"` applies to all.
@@ -40,16 +59,44 @@ pub struct Config {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RemindConfig {
+    /// A deadline missed longer ago than this is recorded as missed but not
+    /// escalated: the first run over an old history does not flood anyone.
+    #[serde(default = "escalate_within_days")]
+    pub escalate_within_days: u32,
+    /// `remind --watch` on the embedded store: seconds between looks for
+    /// events recorded by other processes.
+    #[serde(default = "poll_s")]
+    pub poll_s: u64,
+}
+
+impl Default for RemindConfig {
+    fn default() -> Self {
+        RemindConfig { escalate_within_days: escalate_within_days(), poll_s: poll_s() }
+    }
+}
+
+fn poll_s() -> u64 {
+    30
+}
+
+fn escalate_within_days() -> u32 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     pub host: String,
     #[serde(default = "smtp_port")]
     pub port: u16,
     pub from: String,
-    /// `none` (a local relay), `starttls` or `tls`.
+    /// `none` (a local relay on a trusted network), `starttls` or `tls`.
     #[serde(default = "tls_none")]
     pub tls: String,
     pub username: Option<String>,
-    /// The name of an environment variable that holds the password.
+    /// The name of an environment variable that holds the password
+    /// (default `STYRLOGG_SMTP_PASSWORD`); never the password itself.
     pub password_env: Option<String>,
     #[serde(default = "smtp_timeout")]
     pub timeout_s: u64,
@@ -66,6 +113,8 @@ fn smtp_timeout() -> u64 {
 }
 
 impl Config {
+    /// Parses and checks a configuration: every address must be an e-mail
+    /// address, `smtp.tls` one of the three choices.
     pub fn parse(src: &str) -> Result<Config, String> {
         let c: Config = toml::from_str(src).map_err(|e| e.to_string())?;
         if let Some(s) = &c.smtp {
@@ -76,6 +125,13 @@ impl Config {
         }
         for (org, roles) in &c.recipients {
             for (role, addrs) in roles {
+                if addrs.len() > engine::limits::RECIPIENTS_PER_NOTICE_MAX {
+                    return Err(format!(
+                        "recipients.{org:?}.{role}: {} addresses; the limit is {}",
+                        addrs.len(),
+                        engine::limits::RECIPIENTS_PER_NOTICE_MAX
+                    ));
+                }
                 for a in addrs {
                     a.parse::<lettre::Address>()
                         .map_err(|e| format!("recipients.{org:?}.{role}: {a:?} is not an e-mail address: {e}"))?;
@@ -85,13 +141,19 @@ impl Config {
         Ok(c)
     }
 
+    /// Reads `path`; errors name the file.
+    pub fn load(path: &std::path::Path) -> Result<Config> {
+        let src = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Config::parse(&src).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
     /// Addresses for `roles` of `organisation`, from its own table and `"*"`.
     pub fn addresses(&self, organisation: &str, roles: &[String]) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for table in [self.recipients.get(organisation), self.recipients.get("*")].into_iter().flatten() {
             for r in roles {
                 for a in table.get(r).into_iter().flatten() {
-                    if !out.contains(a) {
+                    if !out.contains(a) && out.len() < engine::limits::RECIPIENTS_PER_NOTICE_MAX {
                         out.push(a.clone());
                     }
                 }
@@ -102,8 +164,17 @@ impl Config {
 }
 
 /// One notice as it goes out.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Message {
+    /// The same for every channel and every sender: instance, step,
+    /// deadline and notice.
+    pub key: String,
+    pub instance: String,
+    pub organisation: String,
+    pub step: String,
+    pub deadline: Date,
+    /// `reminder:N` or `missed`.
+    pub notice: String,
     pub to: Vec<String>,
     pub subject: String,
     pub body: String,
@@ -112,13 +183,16 @@ pub struct Message {
 /// A way to send notices.
 #[async_trait::async_trait]
 pub trait Channel: Send + Sync {
+    /// The name recorded in the log (`log`, `email`, `nats`).
     fn name(&self) -> &str;
-    /// Who gets a notice meant for `roles` of `organisation`; empty skips.
+    /// Who gets a notice meant for `roles` of `organisation`; empty skips
+    /// this channel for the notice.
     fn recipients(&self, config: &Config, organisation: &str, roles: &[String]) -> Vec<String>;
+    /// Sends; an error is recorded and the notice retried later.
     async fn send(&self, msg: &Message) -> Result<(), String>;
 }
 
-/// Notices as lines on standard output (and in the log of events).
+/// Notices as lines on standard output, addressed to roles.
 pub struct LogChannel;
 
 #[async_trait::async_trait]
@@ -130,12 +204,15 @@ impl Channel for LogChannel {
         roles.to_vec()
     }
     async fn send(&self, msg: &Message) -> Result<(), String> {
-        println!("{} [till: {}]", msg.subject, msg.to.join(", "));
-        Ok(())
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{} [till: {}]", msg.subject, msg.to.join(", ")).map_err(|e| e.to_string())?;
+        out.flush().map_err(|e| e.to_string())
     }
 }
 
-/// Notices by e-mail over SMTP (lettre).
+/// Notices by e-mail over SMTP (lettre), to the addresses configured for
+/// each role.
 pub struct EmailChannel {
     transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
     from: lettre::message::Mailbox,
@@ -170,7 +247,10 @@ impl Channel for EmailChannel {
     }
     async fn send(&self, msg: &Message) -> Result<(), String> {
         use lettre::AsyncTransport;
-        let mut b = lettre::Message::builder().from(self.from.clone()).subject(&msg.subject);
+        let mut b = lettre::Message::builder()
+            .from(self.from.clone())
+            .subject(&msg.subject)
+            .message_id(Some(format!("<{}@styrlogg>", blake3::hash(msg.key.as_bytes()).to_hex())));
         for to in &msg.to {
             b = b.to(to.parse().map_err(|e| format!("{to}: {e}"))?);
         }
@@ -182,59 +262,64 @@ impl Channel for EmailChannel {
     }
 }
 
-/// What one pass did.
+/// What passes did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassReport {
     pub delivered: u32,
     pub failed: u32,
-    /// Claims without an outcome, never resent.
-    pub in_doubt: u32,
+    /// Notices claimed without an outcome: never resent automatically.
+    pub in_doubt: Vec<String>,
+    /// Notices that failed every attempt.
+    pub given_up: Vec<String>,
     pub missed_recorded: u32,
-    /// When something next becomes due (a day starting, a retry).
+    /// Missed deadlines too old to escalate (recorded, not sent).
+    pub stale_missed: u32,
+    /// When something next becomes due (a reminder day, a retry).
     pub next_wake: Option<Timestamp>,
 }
 
-/// The reminder service over any event store.
-pub struct Service<S: EventStore> {
-    pub store: S,
-    pub config: Config,
-    pub channels: Vec<Arc<dyn Channel>>,
-}
-
-fn swedish_midnight(d: Date) -> Timestamp {
-    d.to_zoned(jiff::tz::TimeZone::get("Europe/Stockholm").unwrap_or(jiff::tz::TimeZone::UTC))
-        .map(|z| z.timestamp())
-        .unwrap_or_else(|_| Timestamp::UNIX_EPOCH)
+/// The instant a Swedish civil day starts.
+pub fn swedish_midnight(d: Date) -> Timestamp {
+    d.to_zoned(stockholm()).map(|z| z.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// The Swedish date of an instant.
 pub fn swedish_today(now: Timestamp) -> Date {
-    now.in_tz("Europe/Stockholm").map(|z| z.date()).unwrap_or_else(|_| now.to_zoned(jiff::tz::TimeZone::UTC).date())
+    now.to_zoned(stockholm()).date()
 }
 
-fn backoff(attempt: u32) -> SignedDuration {
+fn stockholm() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get("Europe/Stockholm").unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
+/// Wait after a failed attempt: doubles per attempt, capped.
+pub fn backoff(attempt: u32) -> SignedDuration {
     let s = NOTICE_RETRY_FIRST_S.saturating_mul(1i64 << attempt.saturating_sub(1).min(20)).min(NOTICE_RETRY_MAX_S);
     SignedDuration::from_secs(s)
 }
 
-fn text(inst: &Instance, due: &Due) -> (String, String) {
+/// The notice's subject and body, in Swedish: instance, step, deadline,
+/// what is missing, and where to look.
+pub fn text(inst: &Instance, due: &Due, today: Date) -> (String, String) {
     let step = inst.definition.step(&due.step).expect("due notices name defined steps");
     let title = &step.title.sv;
     let subject = match due.notice {
-        Notice::Reminder { days_before: 0 } => {
-            format!("Påminnelse: {title} senast i dag {} ({})", due.deadline, inst.organisation)
-        }
-        Notice::Reminder { days_before } => {
-            format!("Påminnelse: {title} senast {} om {days_before} dagar ({})", due.deadline, inst.organisation)
-        }
+        Notice::Reminder { .. } => match (due.deadline - today).get_days() {
+            0 => format!("Påminnelse: {title} senast i dag {} ({})", due.deadline, inst.organisation),
+            1 => format!("Påminnelse: {title} senast i morgon {} ({})", due.deadline, inst.organisation),
+            days => format!("Påminnelse: {title} senast {} om {days} dagar ({})", due.deadline, inst.organisation),
+        },
         Notice::Missed => {
             format!("Missad tidsfrist: {title} skulle vara klart {} ({})", due.deadline, inst.organisation)
         }
     };
     let mut body = format!(
-        "{subject}\n\nInstans: {} ({} version {})\nSteg: {title} ({})\nSista dag: {}\n",
-        inst.id, inst.definition.id, inst.definition.version, step.id, due.deadline
+        "{subject}\n\nInstans: {} ({}, {} version {})\nSteg: {title} ({})\nSista dag: {}\n",
+        inst.id, inst.organisation, inst.definition.id, inst.definition.version, step.id, due.deadline
     );
+    if let Some(c) = &inst.case_number {
+        body.push_str(&format!("Diarienummer: {c}\n"));
+    }
     body.push_str("Saknas: steget är inte registrerat");
     if !due.missing_before.is_empty() {
         body.push_str(&format!("; dessförinnan behövs: {}", due.missing_before.join(", ")));
@@ -243,171 +328,365 @@ fn text(inst: &Instance, due: &Due) -> (String, String) {
     if !required.is_empty() {
         body.push_str(&format!("\nUppgifter som krävs: {}", required.join(", ")));
     }
-    body.push_str(&format!(
-        "\nRegistreras av: {}\n\nSe läget: styrlogg status {}\n",
-        step.recorded_by.join(", "),
-        inst.id
-    ));
+    body.push_str(&format!("\nRegistreras av: {}\n", step.recorded_by.join(", ")));
+    if due.notice == Notice::Missed {
+        body.push_str("Tidsfristen har passerat. Registrera steget (det markeras som försenat), eller förläng eller efterge tidsfristen med `styrlogg deadline`.\n");
+    }
+    body.push_str(&format!("\nSe läget: styrlogg status {}\n", inst.id));
     (subject, body)
 }
 
-impl<S: EventStore> Service<S> {
-    async fn append(&self, inst: &InstanceId, command: String, on: Date, payload: Payload) -> Result<bool> {
-        let out = self
-            .store
+/// Every instance, folded, with when each next needs attention.
+#[derive(Default)]
+pub struct Scheduler {
+    instances: HashMap<InstanceId, Instance>,
+    /// (when, instance): the front is the next instance to look at.
+    queue: BTreeSet<(Timestamp, InstanceId)>,
+    wake: HashMap<InstanceId, Timestamp>,
+    /// The last log position folded.
+    position: u64,
+}
+
+impl Scheduler {
+    pub fn new() -> Self {
+        Scheduler::default()
+    }
+
+    pub fn instances(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// The last log position folded.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The first instant something may be due.
+    pub fn next_wake(&self) -> Option<Timestamp> {
+        self.queue.first().map(|(t, _)| *t)
+    }
+
+    fn schedule(&mut self, id: &InstanceId, at: Option<Timestamp>) {
+        if let Some(old) = self.wake.remove(id) {
+            self.queue.remove(&(old, id.clone()));
+        }
+        if let Some(at) = at {
+            self.wake.insert(id.clone(), at);
+            self.queue.insert((at, id.clone()));
+        }
+    }
+
+    /// Folds one event (the next position) and makes its instance due for
+    /// a look at once.
+    pub fn apply(&mut self, e: &RecordedEvent) -> Result<()> {
+        let id = &e.event.instance;
+        match self.instances.get_mut(id) {
+            Some(inst) => inst.apply(e),
+            None => {
+                let inst = Instance::fold(std::slice::from_ref(e))
+                    .with_context(|| format!("folding instance {id} at position {}", e.event.position))?;
+                self.instances.insert(id.clone(), inst);
+            }
+        }
+        self.position = e.event.position;
+        self.schedule(id, Some(Timestamp::MIN));
+        Ok(())
+    }
+
+    /// Folds every event after the last one folded.
+    pub async fn sync(&mut self, store: &impl EventStore) -> Result<u64> {
+        let mut n = 0;
+        loop {
+            let page = store.read_all(self.position + 1, READ_PAGE_EVENTS).await?;
+            if page.is_empty() {
+                return Ok(n);
+            }
+            for e in &page {
+                self.apply(e)?;
+                n += 1;
+            }
+        }
+    }
+
+    /// Takes every instance due at or before `now` off the queue.
+    fn take_due(&mut self, now: Timestamp) -> Vec<InstanceId> {
+        let mut out = Vec::new();
+        while let Some((t, id)) = self.queue.first().cloned() {
+            if t > now {
+                break;
+            }
+            self.queue.remove(&(t, id.clone()));
+            self.wake.remove(&id);
+            out.push(id);
+        }
+        out
+    }
+}
+
+/// The reminder service. It holds no store: each pass is given one, so a
+/// service over the embedded store can let go of it between passes.
+pub struct Service {
+    pub config: Config,
+    pub channels: Vec<Arc<dyn Channel>>,
+    pub scheduler: Scheduler,
+}
+
+/// A command id for a notice or a missed deadline: the same for every
+/// sender, short whatever the instance id's length.
+fn notice_command(parts: &[&str]) -> CommandId {
+    let mut h = blake3::Hasher::new_derive_key("styrlogg notice command v1");
+    for p in parts {
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    CommandId::new(format!("notice-{}", &h.finalize().to_hex()[..40])).expect("a valid command id")
+}
+
+impl Service {
+    pub fn new(config: Config, channels: Vec<Arc<dyn Channel>>) -> Self {
+        Service { config, channels, scheduler: Scheduler::new() }
+    }
+
+    /// Appends one event of the service; false when another sender (or an
+    /// earlier run) already did.
+    async fn append(
+        store: &impl EventStore,
+        inst: &InstanceId,
+        command: CommandId,
+        on: Date,
+        payload: Payload,
+    ) -> Result<bool> {
+        let out = store
             .append(AppendRequest {
                 instance: inst.clone(),
                 expected: ExpectedVersion::Any,
-                command_id: CommandId::new(command)?,
-                events: vec![NewEvent {
-                    occurred_on: on, actor: Actor::new("styrlogg", "påminnelsetjänst"), payload
-                }],
+                command_id: command,
+                events: vec![NewEvent { occurred_on: on, actor: Actor::new(SERVICE_ACTOR, SERVICE_ROLE), payload }],
             })
             .await?;
         Ok(!out.deduplicated)
     }
 
-    /// Every instance as it stands now.
-    async fn instances(&self) -> Result<Vec<Instance>> {
-        let mut by_id: BTreeMap<InstanceId, Vec<RecordedEvent>> = BTreeMap::new();
-        let mut next = 1;
-        loop {
-            let page = self.store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
-            let Some(last) = page.last() else { break };
-            next = last.event.position + 1;
-            for e in page {
-                by_id.entry(e.event.instance.clone()).or_default().push(e);
+    /// Sends everything due on `today` (at instant `now`) and not yet sent,
+    /// and records it. Repeats until the log holds no change it has not
+    /// looked at (its own claims and outcomes come back through the log).
+    pub async fn pass(&mut self, store: &impl EventStore, today: Date, now: Timestamp) -> Result<PassReport> {
+        let mut report = PassReport::default();
+        for _ in 0..REMINDER_PASS_ROUNDS_MAX {
+            self.scheduler.sync(store).await?;
+            let ready = self.scheduler.take_due(now);
+            if ready.is_empty() {
+                break;
+            }
+            for id in ready {
+                let wake = self.attend(store, &id, today, now, &mut report).await?;
+                self.scheduler.schedule(&id, wake);
             }
         }
-        by_id.values().map(|events| Instance::fold(events).map_err(Into::into)).collect()
+        report.next_wake = self.scheduler.next_wake();
+        Ok(report)
     }
 
-    /// Sends what is due on `today` (at instant `now`) and not yet sent.
-    pub async fn pass(&self, today: Date, now: Timestamp) -> Result<PassReport> {
-        let mut report = PassReport::default();
-        let mut wake: Option<Timestamp> = None;
+    /// Sends what is due for one instance; returns when it next needs a look.
+    async fn attend(
+        &self,
+        store: &impl EventStore,
+        id: &InstanceId,
+        today: Date,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<Option<Timestamp>> {
+        let inst = self.scheduler.instances.get(id).expect("scheduled instances are folded");
+        let mut wake = reminders::next_due_day(inst, today).map(swedish_midnight);
         let mut consider = |t: Timestamp| {
             if wake.is_none_or(|w| t < w) {
                 wake = Some(t);
             }
         };
-        for inst in self.instances().await? {
-            if let Some(d) = reminders::next_due_day(&inst, today) {
-                consider(swedish_midnight(d));
-            }
-            for due in reminders::due(&inst, today) {
-                let key = due.key(&inst);
-                if due.notice == Notice::Missed
-                    && !inst.missed.iter().any(|(s, d)| *s == due.step && *d == due.deadline)
-                    && self
-                        .append(
-                            &inst.id,
-                            format!("missed:{key}"),
-                            today,
-                            Payload::DeadlineMissed { step: due.step.clone(), deadline: due.deadline },
-                        )
-                        .await?
+        for due in reminders::due(inst, today) {
+            let key = due.key(inst);
+            if due.notice == Notice::Missed {
+                if !inst.missed.iter().any(|(s, d)| *s == due.step && *d == due.deadline)
+                    && Self::append(
+                        store,
+                        &inst.id,
+                        notice_command(&["missed", &key]),
+                        today,
+                        Payload::DeadlineMissed { step: due.step.clone(), deadline: due.deadline },
+                    )
+                    .await?
                 {
                     report.missed_recorded += 1;
                 }
-                let (subject, body) = text(&inst, &due);
-                for ch in &self.channels {
-                    let to = ch.recipients(&self.config, &inst.organisation, &due.roles);
-                    if to.is_empty() {
-                        continue;
-                    }
-                    let attempt = match inst.notices.get(&(key.clone(), ch.name().to_string())) {
-                        None => 1,
-                        Some(s) => match &s.status {
-                            NoticeStatus::Delivered => continue,
-                            NoticeStatus::Claimed => {
-                                report.in_doubt += 1;
-                                continue;
-                            }
-                            NoticeStatus::Failed(_) if s.attempt >= NOTICE_ATTEMPTS_MAX => continue,
-                            NoticeStatus::Failed(_) => {
-                                let retry_at = s.at.checked_add(backoff(s.attempt)).unwrap_or(s.at);
-                                if now < retry_at {
-                                    consider(retry_at);
-                                    continue;
-                                }
-                                s.attempt + 1
-                            }
-                        },
-                    };
-                    let claim = Payload::NoticeClaimed {
-                        key: key.clone(),
-                        step: due.step.clone(),
-                        deadline: due.deadline,
-                        notice: due.notice.code(),
-                        channel: ch.name().to_string(),
-                        recipients: to.clone(),
-                        attempt,
-                    };
-                    let id = format!("notice:{key}:{}:{attempt}", ch.name());
-                    if !self.append(&inst.id, id.clone(), today, claim).await? {
-                        continue; // another sender owns this attempt
-                    }
-                    let outcome = ch.send(&Message { to, subject: subject.clone(), body: body.clone() }).await;
-                    let channel = ch.name().to_string();
-                    let payload = match &outcome {
-                        Ok(()) => {
-                            report.delivered += 1;
-                            Payload::NoticeDelivered { key: key.clone(), channel, attempt }
-                        }
-                        Err(error) => {
-                            report.failed += 1;
-                            tracing::warn!(channel = ch.name(), %key, attempt, %error, "notice not sent; will retry");
-                            consider(now.checked_add(backoff(attempt)).unwrap_or(now));
-                            Payload::NoticeFailed {
-                                key: key.clone(),
-                                channel,
-                                attempt,
-                                error: error.chars().take(2000).collect(),
-                            }
-                        }
-                    };
-                    self.append(&inst.id, format!("{id}:outcome"), today, payload).await?;
+                let since = (today - due.deadline).get_days();
+                if since > self.config.remind.escalate_within_days as i32 {
+                    report.stale_missed += 1;
+                    continue;
                 }
             }
+            let (subject, body) = text(inst, &due, today);
+            for ch in &self.channels {
+                let to = ch.recipients(&self.config, &inst.organisation, &due.roles);
+                if to.is_empty() {
+                    continue;
+                }
+                let attempt = match inst.notices.get(&(key.clone(), ch.name().to_string())) {
+                    None => 1,
+                    Some(s) => match &s.status {
+                        NoticeStatus::Delivered => continue,
+                        NoticeStatus::Claimed => {
+                            report.in_doubt.push(format!("{key} by {}", ch.name()));
+                            continue;
+                        }
+                        NoticeStatus::Failed(_) if s.attempt >= NOTICE_ATTEMPTS_MAX => {
+                            report.given_up.push(format!("{key} by {}", ch.name()));
+                            continue;
+                        }
+                        NoticeStatus::Failed(_) => {
+                            let retry_at = s.at.checked_add(backoff(s.attempt)).unwrap_or(s.at);
+                            if now < retry_at {
+                                consider(retry_at);
+                                continue;
+                            }
+                            s.attempt + 1
+                        }
+                    },
+                };
+                let channel = ch.name().to_string();
+                let command = notice_command(&[&key, &channel, &attempt.to_string()]);
+                let claim = Payload::NoticeClaimed {
+                    key: key.clone(),
+                    step: due.step.clone(),
+                    deadline: due.deadline,
+                    notice: due.notice.code(),
+                    channel: channel.clone(),
+                    recipients: to.clone(),
+                    attempt,
+                };
+                if !Self::append(store, &inst.id, command.clone(), today, claim).await? {
+                    continue; // another sender owns this attempt
+                }
+                let msg = Message {
+                    key: key.clone(),
+                    instance: inst.id.to_string(),
+                    organisation: inst.organisation.clone(),
+                    step: due.step.clone(),
+                    deadline: due.deadline,
+                    notice: due.notice.code(),
+                    to,
+                    subject: subject.clone(),
+                    body: body.clone(),
+                };
+                let outcome = ch.send(&msg).await;
+                let payload = match outcome {
+                    Ok(()) => {
+                        report.delivered += 1;
+                        tracing::info!(channel = ch.name(), %key, attempt, "notice sent");
+                        Payload::NoticeDelivered { key: key.clone(), channel, attempt }
+                    }
+                    Err(error) => {
+                        report.failed += 1;
+                        tracing::warn!(channel = ch.name(), %key, attempt, %error, "notice not sent; will retry");
+                        let error: String = error
+                            .chars()
+                            .filter(|c| !c.is_control())
+                            .take(engine::limits::NOTICE_ERROR_CHARS_MAX)
+                            .collect();
+                        Payload::NoticeFailed { key: key.clone(), channel, attempt, error }
+                    }
+                };
+                let outcome_command = notice_command(&[&key, ch.name(), &attempt.to_string(), "outcome"]);
+                Self::append(store, &inst.id, outcome_command, today, payload).await?;
+            }
         }
-        report.next_wake = wake;
-        Ok(report)
+        Ok(wake)
     }
 }
 
+/// How the service holds its store between passes.
+pub enum Holding<S> {
+    /// Keep it open and wake as soon as an event is committed (a store
+    /// shared with other processes, such as JetStream, or one this process
+    /// owns).
+    Keep(S),
+    /// Open it for each pass and close it after, so that other processes can
+    /// use an embedded store in between; look for new events every `poll`.
+    Reopen { open: Box<dyn Fn() -> Result<S> + Send + Sync>, close: fn(S) -> Result<()>, poll: Duration },
+}
+
 /// Runs passes until `shutdown` resolves: after each pass it sleeps until
-/// the next notice is due, a retry is due, or the log changes.
-pub async fn watch<S: EventStore + Clone + 'static>(
-    service: &Service<S>,
+/// the next notice is due (a day starting, a retry) or the log changes.
+/// Time comes only from `clock`; tokio's timer does the sleeping, so under
+/// tokio's paused time the same loop runs simulated years.
+pub async fn watch<S: EventStore>(
+    service: &mut Service,
+    hold: Holding<S>,
     clock: Arc<dyn Clock>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     tokio::pin!(shutdown);
-    let mut sub = service.store.subscribe(service.store.head().await?.position + 1);
+    let mut sub = match &hold {
+        Holding::Keep(store) => Some(store.subscribe(store.head().await?.position + 1)),
+        Holding::Reopen { .. } => None,
+    };
     loop {
         let now = clock.now();
-        let report = service.pass(swedish_today(now), now).await?;
-        tracing::info!(?report, "reminder pass");
-        let sleep_for = report
-            .next_wake
-            .map(|w| {
-                Duration::from_micros(w.duration_since(now).as_micros().clamp(0, i128::from(u32::MAX) * 1000) as u64)
-            })
-            .unwrap_or(Duration::from_secs(24 * 3600));
+        let report = match &hold {
+            Holding::Keep(store) => service.pass(store, swedish_today(now), now).await?,
+            Holding::Reopen { open, close, .. } => {
+                let store = open()?;
+                let report = service.pass(&store, swedish_today(now), now).await;
+                close(store)?;
+                report?
+            }
+        };
+        if report.delivered + report.failed + report.missed_recorded > 0 {
+            tracing::info!(
+                delivered = report.delivered,
+                failed = report.failed,
+                missed = report.missed_recorded,
+                "reminder pass"
+            );
+        }
+        for d in &report.in_doubt {
+            tracing::warn!(notice = %d, "claimed but no outcome recorded; not resent (see status)");
+        }
+        // Sleep until the next wake, and at the latest until the next
+        // Swedish midnight (or the next poll), so no day is ever skipped.
+        let until = |t: Timestamp| {
+            Duration::from_micros(t.duration_since(now).as_micros().clamp(0, i128::from(u64::MAX)) as u64)
+        };
+        let tomorrow = swedish_today(now).tomorrow().unwrap_or(swedish_today(now));
+        let mut sleep_for = until(swedish_midnight(tomorrow));
+        if let Some(w) = report.next_wake {
+            sleep_for = sleep_for.min(until(w));
+        }
+        if let Holding::Reopen { poll, .. } = &hold {
+            sleep_for = sleep_for.min(*poll);
+        }
+        let sleep_for = sleep_for.max(Duration::from_millis(1));
+        tracing::debug!(?sleep_for, "reminder service sleeping");
+        let next_event = async {
+            match &mut sub {
+                Some(sub) => sub.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = &mut shutdown => {
                 tracing::info!("reminder service stopping");
                 return Ok(());
             }
             _ = tokio::time::sleep(sleep_for) => {}
-            e = sub.next() => {
-                if e.is_none() {
-                    return Ok(());
-                }
-                // Drain what else arrived, then pass again.
-                while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), sub.next()).await {}
-            }
+            e = next_event => match e {
+                None => return Ok(()),
+                Some(Err(err)) => return Err(err.into()),
+                // The next pass reads what changed from the log; skip what
+                // else is already queued.
+                Some(Ok(_)) => if let Some(sub) = &mut sub {
+                    while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, sub.next()).await {}
+                },
+            },
         }
     }
 }

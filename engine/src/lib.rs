@@ -20,7 +20,7 @@ pub use commit::import_chunks;
 mod subscription;
 
 pub use chain::{ChainVerifier, VerifyReport};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use event::{
     Actor, CommandId, DeadlineChange, EventBody, EventId, Fact, FactValue, Hash, InstanceId, Lateness, NewEvent,
     Payload, PersonKind, RecordedEvent,

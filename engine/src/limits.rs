@@ -39,3 +39,7 @@ pub const NOTICE_ATTEMPTS_MAX: u32 = 8;
 pub const NOTICE_RETRY_FIRST_S: i64 = 60;
 /// Longest wait between retries of a failed notice.
 pub const NOTICE_RETRY_MAX_S: i64 = 6 * 3600;
+/// Most rounds of one reminder pass (each reads what the last one wrote).
+pub const REMINDER_PASS_ROUNDS_MAX: usize = 16;
+/// Longest channel error kept in a `notice_failed` event, in characters.
+pub const NOTICE_ERROR_CHARS_MAX: usize = 2000;

@@ -87,8 +87,8 @@ pub fn decode(bytes: &[u8]) -> Result<LogView, String> {
     let cp: Checkpoint = postcard::from_bytes(&bytes[1..]).map_err(|e| format!("checkpoint does not decode: {e}"))?;
     let mut definitions = BTreeMap::new();
     for (hash, source) in cp.definitions {
-        let def =
-            Definition::parse(&source).map_err(|p| format!("a checkpointed definition does not validate: {p:?}"))?;
+        let def = Definition::parse_shared(&source)
+            .map_err(|p| format!("a checkpointed definition does not validate: {p:?}"))?;
         if def.hash != hash {
             return Err("a checkpointed definition does not match its hash".into());
         }

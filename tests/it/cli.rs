@@ -11,6 +11,8 @@ pub fn styrlogg(data: &Path, args: &[&str]) -> Output {
         .args(args)
         .env_remove("RUST_LOG")
         .env_remove("STYRLOGG_DATA")
+        .env_remove("STYRLOGG_CONFIG")
+        .env_remove("STYRLOGG_TODAY")
         .output()
         .expect("the styrlogg binary runs")
 }

@@ -122,7 +122,48 @@ fn samples() -> Vec<NewEvent> {
                 reason: "Träffen ställdes in".into(),
             },
         },
-        NewEvent { occurred_on: on, actor, payload: Payload::NoteAdded { text: "Åäö ÅÄÖ é ü\ttab".into() } },
+        NewEvent {
+            occurred_on: on,
+            actor: actor.clone(),
+            payload: Payload::NoteAdded { text: "Åäö ÅÄÖ é ü\ttab".into() },
+        },
+        NewEvent {
+            occurred_on: date(2012, 10, 15),
+            actor: actor.clone(),
+            payload: Payload::DeadlineMissed { step: "projektplan".into(), deadline: date(2012, 10, 14) },
+        },
+        NewEvent {
+            occurred_on: date(2012, 10, 7),
+            actor: actor.clone(),
+            payload: Payload::NoticeClaimed {
+                key: "v1-b:projektplan:2012-10-14:reminder:7".into(),
+                step: "projektplan".into(),
+                deadline: date(2012, 10, 14),
+                notice: "reminder:7".into(),
+                channel: "email".into(),
+                recipients: vec!["projektledare@rjl.se".into(), "styrgrupp@rjl.se".into()],
+                attempt: 2,
+            },
+        },
+        NewEvent {
+            occurred_on: date(2012, 10, 7),
+            actor: actor.clone(),
+            payload: Payload::NoticeDelivered {
+                key: "v1-b:projektplan:2012-10-14:reminder:7".into(),
+                channel: "email".into(),
+                attempt: 2,
+            },
+        },
+        NewEvent {
+            occurred_on: date(2012, 10, 7),
+            actor,
+            payload: Payload::NoticeFailed {
+                key: "v1-b:projektplan:2012-10-14:reminder:7".into(),
+                channel: "nats".into(),
+                attempt: 1,
+                error: "connection refused".into(),
+            },
+        },
     ]
 }
 
@@ -186,7 +227,7 @@ async fn every_committed_encoding_still_decodes() {
         assert_eq!(codec::reseal(&e).unwrap(), bytes, "{} re-encodes to the same bytes", f.display());
         kinds.insert(e.event.payload.kind());
     }
-    assert_eq!(kinds.len(), 5, "the corpus covers every payload variant: {kinds:?}");
+    assert_eq!(kinds.len(), 9, "the corpus covers every payload variant: {kinds:?}");
 }
 
 #[tokio::test]

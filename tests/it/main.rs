@@ -8,6 +8,7 @@ mod conformance;
 mod corpus;
 mod crash;
 mod model;
+mod remind;
 mod reports;
 mod support;
 mod workflows;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
+use std::sync::{Arc, Mutex, Weak};
 use toml::Spanned;
 
 /// A title in Swedish, with English.
@@ -225,7 +226,30 @@ impl Definition {
             .map_err(|e| vec![Problem { span: e.span().unwrap_or(0..0), message: e.message().trim().to_string() }])?;
         validate(raw, source)
     }
+
+    /// Parses `source` like [`Definition::parse`], but shares one resolved
+    /// definition between every caller with the same text: a hundred
+    /// thousand instances started from one definition hold one copy of it.
+    /// Parsing is a pure function of the text, so sharing changes nothing
+    /// but memory.
+    pub fn parse_shared(source: &str) -> Result<Arc<Definition>, Vec<Problem>> {
+        static SHARED: Mutex<BTreeMap<Hash, Weak<Definition>>> = Mutex::new(BTreeMap::new());
+        let hash = hash_source(source);
+        if let Some(d) = SHARED.lock().unwrap_or_else(|p| p.into_inner()).get(&hash).and_then(Weak::upgrade) {
+            return Ok(d);
+        }
+        let d = Arc::new(Definition::parse(source)?);
+        let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if shared.len() >= SHARED_DEFINITIONS_PRUNE_AT {
+            shared.retain(|_, w| w.strong_count() > 0);
+        }
+        shared.insert(hash, Arc::downgrade(&d));
+        Ok(d)
+    }
 }
+
+/// Shared definitions no longer in use are forgotten once this many are known.
+const SHARED_DEFINITIONS_PRUNE_AT: usize = 256;
 
 /// Hashes a definition's source text.
 pub fn hash_source(source: &str) -> Hash {

@@ -82,7 +82,8 @@ pub struct NoticeState {
 #[derive(Debug, Clone)]
 pub struct Instance {
     pub id: InstanceId,
-    pub definition: Definition,
+    /// Shared by every instance started from the same text.
+    pub definition: std::sync::Arc<Definition>,
     pub organisation: String,
     pub title: String,
     pub case_number: Option<String>,
@@ -117,7 +118,7 @@ impl Instance {
         let Payload::InstanceStarted { definition, organisation, title, case_number, .. } = &first.event.payload else {
             return Err(FoldError::NotStarted(first.event.instance.to_string()));
         };
-        let definition = Definition::parse(definition).map_err(|p| FoldError::BadDefinition {
+        let definition = Definition::parse_shared(definition).map_err(|p| FoldError::BadDefinition {
             instance: first.event.instance.to_string(),
             problem: p.first().map(|p| p.message.clone()).unwrap_or_default(),
         })?;

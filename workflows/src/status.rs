@@ -1,7 +1,7 @@
 //! One instance's status on a given day: what is done, what can be done
 //! now, what waits for earlier steps, what is overdue, and what is due next.
 
-use crate::instance::Instance;
+use crate::instance::{Instance, NoticeStatus};
 use jiff::civil::Date;
 use serde::Serialize;
 
@@ -47,6 +47,25 @@ pub struct InstanceStatus {
     pub case_number: Option<String>,
     pub today: Date,
     pub steps: Vec<StepStatus>,
+    /// Reminders and escalations delivered, on every channel.
+    pub notices_delivered: u32,
+    /// Notices not (yet) delivered: failed, given up, or in doubt.
+    pub notice_problems: Vec<NoticeProblem>,
+}
+
+/// A reminder or escalation that did not go out as it should.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NoticeProblem {
+    pub step: String,
+    pub deadline: Date,
+    /// `reminder:N` or `missed`.
+    pub notice: String,
+    pub channel: String,
+    pub attempt: u32,
+    /// `failed` (retried with backoff), `given_up` (every attempt failed),
+    /// or `in_doubt` (claimed, no outcome recorded: maybe sent, not resent).
+    pub state: &'static str,
+    pub error: Option<String>,
 }
 
 impl InstanceStatus {
@@ -96,6 +115,30 @@ impl InstanceStatus {
             case_number: inst.case_number.clone(),
             today,
             steps,
+            notices_delivered: inst.notices.values().filter(|n| n.status == NoticeStatus::Delivered).count() as u32,
+            notice_problems: inst
+                .notices
+                .iter()
+                .filter_map(|((_, channel), n)| {
+                    let (state, error) = match &n.status {
+                        NoticeStatus::Delivered => return None,
+                        NoticeStatus::Claimed => ("in_doubt", None),
+                        NoticeStatus::Failed(e) if n.attempt >= engine::limits::NOTICE_ATTEMPTS_MAX => {
+                            ("given_up", Some(e.clone()))
+                        }
+                        NoticeStatus::Failed(e) => ("failed", Some(e.clone())),
+                    };
+                    Some(NoticeProblem {
+                        step: n.step.clone(),
+                        deadline: n.deadline,
+                        notice: n.notice.clone(),
+                        channel: channel.clone(),
+                        attempt: n.attempt,
+                        state,
+                        error,
+                    })
+                })
+                .collect(),
         }
     }
 

@@ -1,0 +1,119 @@
+//! `styrlogg remind`: one pass, or the long-running service, over the
+//! embedded store, with the channels the configuration allows.
+
+use crate::cli::{ChannelArg, Cli};
+use crate::{open, Refused};
+use anyhow::{bail, Result};
+use engine::{Clock, OpenMode, SledStore, SystemClock};
+use std::sync::Arc;
+use std::time::Duration;
+use styrlogg::remind::{self, Channel, Config, EmailChannel, Holding, LogChannel, Service};
+
+/// The configuration: --config FILE (which must exist), else
+/// ./styrlogg.toml when present, else defaults (log channel only).
+pub fn config(cli: &Cli) -> Result<Config> {
+    match &cli.config {
+        Some(p) if !p.exists() => bail!(Refused(format!("--config {}: no such file", p.display()))),
+        Some(p) => Config::load(p).map_err(|e| Refused(format!("{e:#}")).into()),
+        None if std::path::Path::new("styrlogg.toml").exists() => {
+            Config::load(std::path::Path::new("styrlogg.toml")).map_err(|e| Refused(format!("{e:#}")).into())
+        }
+        None => Ok(Config::default()),
+    }
+}
+
+fn channels(config: &Config, asked: &[ChannelArg]) -> Result<Vec<Arc<dyn Channel>>> {
+    let asked: Vec<ChannelArg> = if asked.is_empty() {
+        let mut v = vec![ChannelArg::Log];
+        if config.smtp.is_some() {
+            v.push(ChannelArg::Email);
+        }
+        v
+    } else {
+        asked.to_vec()
+    };
+    let mut out: Vec<Arc<dyn Channel>> = Vec::new();
+    for c in asked {
+        match c {
+            ChannelArg::Log => out.push(Arc::new(LogChannel)),
+            ChannelArg::Email => {
+                let Some(smtp) = &config.smtp else {
+                    bail!(Refused("--channel email needs an [smtp] table in the configuration (see README)".into()))
+                };
+                if config.recipients.is_empty() {
+                    bail!(Refused("--channel email needs [recipients] in the configuration: addresses per role".into()))
+                }
+                out.push(Arc::new(EmailChannel::new(smtp)?));
+            }
+        }
+    }
+    out.dedup_by(|a, b| a.name() == b.name());
+    Ok(out)
+}
+
+pub async fn run(cli: &Cli, watch: bool, asked: &[ChannelArg]) -> Result<()> {
+    let config = config(cli)?;
+    let channels = channels(&config, asked)?;
+    let names: Vec<&str> = channels.iter().map(|c| c.name()).collect();
+    eprintln!("reminders by {} from {}", names.join(", "), cli.data.display());
+    let mut service = Service::new(config, channels);
+    if watch {
+        let shutdown = shutdown_signal()?;
+        // Checks that the store opens before going quiet.
+        open(cli, OpenMode::MustExist)?.close()?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let data = cli.data.clone();
+        let hold = Holding::Reopen {
+            open: Box::new(move || Ok(crate::open_path(&data, OpenMode::MustExist)?)),
+            close: |s: SledStore| Ok(s.close()?),
+            poll: Duration::from_secs(service.config.remind.poll_s.max(1)),
+        };
+        eprintln!(
+            "watching; the store is opened only while a pass runs, new events are picked up within {} s; Ctrl-C or SIGTERM stops",
+            service.config.remind.poll_s
+        );
+        remind::watch(&mut service, hold, clock, shutdown).await?;
+        eprintln!("reminder service stopped");
+    } else {
+        let store = open(cli, OpenMode::MustExist)?;
+        let now = SystemClock.now();
+        let today = cli.today.unwrap_or_else(|| remind::swedish_today(now));
+        let r = service.pass(&store, today, now).await?;
+        store.close()?;
+        println!(
+            "{} notice(s) sent, {} failed (retried on a later run), {} missed deadline(s) recorded{}",
+            r.delivered,
+            r.failed,
+            r.missed_recorded,
+            if r.stale_missed > 0 {
+                format!(", {} missed too long ago to escalate", r.stale_missed)
+            } else {
+                String::new()
+            }
+        );
+        for d in &r.in_doubt {
+            eprintln!(
+                "in doubt, not resent: {d} (claimed by an earlier run that stopped before recording the outcome)"
+            );
+        }
+        for d in &r.given_up {
+            eprintln!("gave up after every attempt failed: {d}");
+        }
+    }
+    Ok(())
+}
+
+/// Installs the handlers for Ctrl-C (SIGINT) and SIGTERM at once, so a
+/// signal that arrives during the first pass is not lost, and returns a
+/// future that resolves when either arrives.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}

@@ -1,0 +1,672 @@
+//! Reminders and escalations: a whole 2012-2014 network instance run in
+//! simulated time (tokio's paused clock) with restarts and downtime, two
+//! services at once, failing channels retried with backoff and shown in
+//! status, claims in doubt, e-mail to a real SMTP listener on loopback, and
+//! the `remind` command line.
+
+use engine::{
+    Actor, AppendRequest, Clock, CommandId, EventStore, ExpectedVersion, InstanceId, ManualClock, MemoryStore,
+    NewEvent, Payload, TokioClock,
+};
+use jiff::civil::{date, Date};
+use jiff::{SignedDuration, Timestamp};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use styrlogg::remind::{self, swedish_midnight, swedish_today, Channel, Config, Holding, Message, Service};
+use workflows::status::InstanceStatus;
+use workflows::{builtin, decide, Command, Definition, Instance};
+
+const ID: &str = "tyreso-2012";
+
+fn skl() -> Definition {
+    let src = builtin::DEFINITIONS.iter().find(|(n, _)| n.starts_with("skl-styrsystem")).unwrap().1;
+    Definition::parse(src).unwrap()
+}
+
+/// A channel that records what it was asked to send and on which Swedish
+/// day; it fails the first `fail_first` sends (all of them with u32::MAX).
+struct Recorder {
+    name: &'static str,
+    clock: Arc<dyn Clock>,
+    fail_first: u32,
+    calls: Mutex<u32>,
+    sent: Mutex<Vec<(Date, Message)>>,
+}
+
+impl Recorder {
+    fn new(name: &'static str, clock: Arc<dyn Clock>, fail_first: u32) -> Arc<Recorder> {
+        Arc::new(Recorder { name, clock, fail_first, calls: Mutex::new(0), sent: Mutex::new(Vec::new()) })
+    }
+
+    /// (step, notice, day sent), in the order sent.
+    fn sent(&self) -> Vec<(String, String, Date)> {
+        self.sent.lock().unwrap().iter().map(|(d, m)| (m.step.clone(), m.notice.clone(), *d)).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Channel for Recorder {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn recipients(&self, _: &Config, _: &str, roles: &[String]) -> Vec<String> {
+        roles.to_vec()
+    }
+    async fn send(&self, msg: &Message) -> Result<(), String> {
+        let mut calls = self.calls.lock().unwrap();
+        *calls += 1;
+        if *calls <= self.fail_first {
+            return Err(format!("simulated outage, call {calls}"));
+        }
+        self.sent.lock().unwrap().push((swedish_today(self.clock.now()), msg.clone()));
+        Ok(())
+    }
+}
+
+async fn start(store: &impl EventStore, on: Date) {
+    let e = workflows::start(&skl(), "Tyresö kommun", None, on, Actor::new("Anita Brynje", "registrator"), on).unwrap();
+    let req = AppendRequest {
+        instance: InstanceId::new(ID).unwrap(),
+        expected: ExpectedVersion::NoStream,
+        command_id: CommandId::new("start").unwrap(),
+        events: vec![e],
+    };
+    store.append(req).await.unwrap();
+}
+
+async fn record(store: &impl EventStore, step: &str, on: Date, role: &str, facts: &[(&str, &str)]) {
+    let id = InstanceId::new(ID).unwrap();
+    let inst = Instance::fold(&store.read_instance(&id, 1).await.unwrap()).unwrap();
+    let cmd = Command::Record {
+        step: step.into(),
+        occurred_on: on,
+        actor: Actor::new("Eva Sekreterare", role),
+        facts: facts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        deviation: None,
+    };
+    let events = decide(&inst, cmd, on).unwrap_or_else(|r| panic!("{step} on {on} rejected: {r}"));
+    let req = AppendRequest {
+        instance: id,
+        expected: ExpectedVersion::Exactly(inst.version),
+        command_id: CommandId::new(format!("record-{step}-{on}")).unwrap(),
+        events,
+    };
+    store.append(req).await.unwrap();
+}
+
+async fn status(store: &impl EventStore, today: Date) -> InstanceStatus {
+    let events = store.read_instance(&InstanceId::new(ID).unwrap(), 1).await.unwrap();
+    InstanceStatus::of(&Instance::fold(&events).unwrap(), today)
+}
+
+/// Noon (Swedish time) on `d`, as a tokio instant under paused time.
+fn noon(clock: &TokioClock, d: Date) -> tokio::time::Instant {
+    let at = swedish_midnight(d).checked_add(SignedDuration::from_hours(12)).unwrap();
+    let ahead = at.duration_since(clock.now());
+    tokio::time::Instant::now() + std::time::Duration::from_micros(ahead.as_micros().max(0) as u64)
+}
+
+/// Runs a fresh service (a restart) from now until noon of `until`.
+async fn run_until(store: &MemoryStore, clock: &TokioClock, channels: &[Arc<Recorder>], until: Date) {
+    let channels: Vec<Arc<dyn Channel>> = channels.iter().map(|c| c.clone() as Arc<dyn Channel>).collect();
+    let mut service = Service::new(Config::default(), channels);
+    let stop = tokio::time::sleep_until(noon(clock, until));
+    remind::watch(&mut service, Holding::Keep(store.clone()), Arc::new(*clock), stop).await.unwrap();
+}
+
+/// Counts events of each kind in the log.
+async fn kinds(store: &impl EventStore) -> BTreeMap<&'static str, usize> {
+    let mut out = BTreeMap::new();
+    for e in crate::support::all_events(store).await {
+        *out.entry(e.event.payload.kind()).or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_whole_network_in_simulated_time_with_restarts_and_downtime() {
+    let clock = TokioClock::starting_at(swedish_midnight(date(2011, 12, 1)));
+    let store = MemoryStore::new(Arc::new(clock));
+    let rec = Recorder::new("test", Arc::new(clock), 0);
+    let ch = [rec.clone()];
+    start(&store, date(2011, 12, 1)).await;
+
+    run_until(&store, &clock, &ch, date(2012, 1, 20)).await;
+    record(
+        &store,
+        "intresseanmalan",
+        date(2012, 1, 20),
+        "registrator",
+        &[("kontaktperson", "Anita Brynje|kontaktperson|official"), ("organisation", "Tyresö kommun")],
+    )
+    .await;
+    // The board decision is missed; the service is then down for a month,
+    // during which the decision is recorded late.
+    run_until(&store, &clock, &ch, date(2012, 9, 10)).await;
+    tokio::time::sleep_until(noon(&clock, date(2012, 9, 20))).await;
+    record(
+        &store,
+        "styrelsebeslut",
+        date(2012, 9, 20),
+        "sekreterare",
+        &[("organ", "Kommunstyrelsen"), ("protokoll", "Kommunstyrelsen|2012-09-20|§ 5"), ("diarienummer", "KS 2012/1")],
+    )
+    .await;
+    tokio::time::sleep_until(noon(&clock, date(2012, 10, 10))).await;
+    run_until(&store, &clock, &ch, date(2012, 11, 26)).await;
+    record(
+        &store,
+        "uppfoljning_budget",
+        date(2012, 11, 26),
+        "sekreterare",
+        &[("budgetdokument", "Mål och budget 2013|9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")],
+    )
+    .await;
+    run_until(&store, &clock, &ch, date(2013, 6, 15)).await;
+    run_until(&store, &clock, &ch, date(2015, 1, 10)).await;
+
+    let d = date;
+    let expected: Vec<(&str, &str, Date)> = vec![
+        ("intresseanmalan", "reminder:30", d(2012, 1, 1)),
+        ("styrelsebeslut", "reminder:30", d(2012, 8, 1)),
+        ("styrelsebeslut", "reminder:7", d(2012, 8, 24)),
+        ("styrelsebeslut", "reminder:1", d(2012, 8, 30)),
+        ("styrelsebeslut", "missed", d(2012, 9, 1)),
+        // Down from 10 September to 10 October: the 30-day reminder of the
+        // plan (14 September) and its 7-day one (7 October) passed; only
+        // the nearest is sent, once, when the service is back.
+        ("projektplan", "reminder:7", d(2012, 10, 10)),
+        ("projektplan", "reminder:1", d(2012, 10, 13)),
+        ("projektplan", "missed", d(2012, 10, 15)),
+        ("uppfoljning_budget", "reminder:30", d(2012, 10, 31)),
+        ("uppfoljning_budget", "reminder:7", d(2012, 11, 23)),
+        ("uppfoljning_arsberattelse", "reminder:30", d(2013, 3, 31)),
+        ("uppfoljning_arsberattelse", "reminder:7", d(2013, 4, 23)),
+        ("uppfoljning_arsberattelse", "missed", d(2013, 5, 1)),
+        ("uppfoljning_budget", "reminder:30", d(2013, 10, 31)),
+        ("uppfoljning_budget", "reminder:7", d(2013, 11, 23)),
+        ("uppfoljning_budget", "missed", d(2013, 12, 1)),
+        ("projektslut", "reminder:60", d(2014, 11, 1)),
+        ("projektslut", "reminder:30", d(2014, 12, 1)),
+        ("projektslut", "missed", d(2015, 1, 1)),
+    ];
+    let expected: Vec<(String, String, Date)> =
+        expected.into_iter().map(|(s, n, d)| (s.to_string(), n.to_string(), d)).collect();
+    assert_eq!(rec.sent(), expected, "every notice on its day, once, in order");
+
+    let k = kinds(&store).await;
+    assert_eq!(k.get("notice_claimed"), Some(&expected.len()));
+    assert_eq!(k.get("notice_delivered"), Some(&expected.len()));
+    assert_eq!(k.get("deadline_missed"), Some(&5));
+    assert_eq!(k.get("notice_failed"), None);
+    crate::support::verify(&store).await;
+
+    // An escalation goes to the escalation role as well as the recorders.
+    let sent = rec.sent.lock().unwrap();
+    let missed = &sent.iter().find(|(_, m)| m.step == "projektplan" && m.notice == "missed").unwrap().1;
+    assert_eq!(missed.to, vec!["projektledare", "styrgrupp"]);
+    assert!(missed.subject.starts_with("Missad tidsfrist: Projektplan inlämnad skulle vara klart 2012-10-14"));
+    let seven = &sent.iter().find(|(_, m)| m.step == "projektplan" && m.notice == "reminder:7").unwrap().1;
+    assert!(seven.subject.contains("senast 2012-10-14 om 4 dagar (Tyresö kommun)"), "{}", seven.subject);
+    assert!(seven.body.contains("Instans: tyreso-2012"), "{}", seven.body);
+    assert!(seven.body.contains("Uppgifter som krävs: plan, swot, nulagesanalys, onskat_tillstand"), "{}", seven.body);
+    assert!(seven.body.contains("dessförinnan behövs: projektledare_utsedd, styrgrupp_tillsatt"), "{}", seven.body);
+    assert!(seven.body.contains("Se läget: styrlogg status tyreso-2012"), "{}", seven.body);
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_services_at_once_never_send_one_twice() {
+    let clock = TokioClock::starting_at(swedish_midnight(date(2012, 7, 1)));
+    let store = MemoryStore::new(Arc::new(clock));
+    let rec = Recorder::new("test", Arc::new(clock), 0);
+    start(&store, date(2012, 7, 1)).await;
+    let run = |store: MemoryStore, rec: Arc<Recorder>| async move {
+        let mut service = Service::new(Config::default(), vec![rec as Arc<dyn Channel>]);
+        let stop = tokio::time::sleep_until(noon(&clock, date(2013, 1, 1)));
+        remind::watch(&mut service, Holding::Keep(store), Arc::new(clock), stop).await.unwrap();
+    };
+    let a = tokio::spawn(run(store.clone(), rec.clone()));
+    let b = tokio::spawn(run(store.clone(), rec.clone()));
+    a.await.unwrap();
+    b.await.unwrap();
+    let sent = rec.sent();
+    let mut keys: Vec<(String, String)> = sent.iter().map(|(s, n, _)| (s.clone(), n.clone())).collect();
+    let before = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), before, "no notice sent twice: {sent:?}");
+    // Interest registration missed 31 January: before the service started,
+    // so it is recorded, and too old to escalate; then the board decision.
+    assert_eq!(
+        sent.iter().map(|(s, n, d)| (s.as_str(), n.as_str(), *d)).collect::<Vec<_>>(),
+        vec![
+            ("styrelsebeslut", "reminder:30", date(2012, 8, 1)),
+            ("styrelsebeslut", "reminder:7", date(2012, 8, 24)),
+            ("styrelsebeslut", "reminder:1", date(2012, 8, 30)),
+            ("styrelsebeslut", "missed", date(2012, 9, 1)),
+            ("projektplan", "reminder:30", date(2012, 9, 14)),
+            ("projektplan", "reminder:7", date(2012, 10, 7)),
+            ("projektplan", "reminder:1", date(2012, 10, 13)),
+            ("projektplan", "missed", date(2012, 10, 15)),
+            ("uppfoljning_budget", "reminder:30", date(2012, 10, 31)),
+            ("uppfoljning_budget", "reminder:7", date(2012, 11, 23)),
+            ("uppfoljning_budget", "missed", date(2012, 12, 1)),
+        ]
+    );
+    let k = kinds(&store).await;
+    assert_eq!(k.get("notice_delivered"), Some(&sent.len()));
+    assert_eq!(k.get("notice_claimed"), Some(&sent.len()));
+    assert_eq!(k.get("deadline_missed"), Some(&4), "interest, board, plan, budget: each recorded once");
+}
+
+/// One pass at `now` with the store's clock set to it.
+async fn pass_at(
+    service: &mut Service,
+    store: &MemoryStore,
+    clock: &ManualClock,
+    now: Timestamp,
+) -> remind::PassReport {
+    clock.set(now);
+    service.pass(store, swedish_today(now), now).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_failing_channel_is_retried_with_backoff_never_blocks_others_and_shows_in_status() {
+    let t0 = swedish_midnight(date(2012, 8, 1)).checked_add(SignedDuration::from_hours(8)).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let store = MemoryStore::new(clock.clone());
+    start(&store, date(2012, 7, 1)).await;
+    record(
+        &store,
+        "intresseanmalan",
+        date(2012, 7, 2),
+        "registrator",
+        &[("kontaktperson", "Anita Brynje|kontaktperson|official"), ("organisation", "Tyresö kommun")],
+    )
+    .await;
+    let good = Recorder::new("good", clock.clone(), 0);
+    let flaky = Recorder::new("flaky", clock.clone(), 2);
+    let dead = Recorder::new("dead", clock.clone(), u32::MAX);
+    let mut service =
+        Service::new(Config::default(), vec![good.clone() as Arc<dyn Channel>, flaky.clone(), dead.clone()]);
+    let at = |s: i64| t0.checked_add(SignedDuration::from_secs(s)).unwrap();
+
+    let r = pass_at(&mut service, &store, &clock, at(0)).await;
+    assert_eq!((r.delivered, r.failed), (1, 2), "the good channel delivers whatever the others do");
+    assert_eq!(r.next_wake, Some(at(60)), "first retry after 60 s");
+    let s = status(&store, date(2012, 8, 1)).await;
+    assert_eq!(s.notices_delivered, 1);
+    let states: Vec<(&str, &str, u32)> =
+        s.notice_problems.iter().map(|p| (p.channel.as_str(), p.state, p.attempt)).collect();
+    assert_eq!(states, vec![("dead", "failed", 1), ("flaky", "failed", 1)]);
+    assert_eq!(s.notice_problems[0].error.as_deref(), Some("simulated outage, call 1"));
+
+    let r = pass_at(&mut service, &store, &clock, at(59)).await;
+    assert_eq!((r.delivered, r.failed), (0, 0), "nothing before the backoff has passed");
+    let r = pass_at(&mut service, &store, &clock, at(60)).await;
+    assert_eq!((r.delivered, r.failed), (0, 2), "second attempts fail");
+    assert_eq!(r.next_wake, Some(at(60 + 120)), "the wait doubles");
+    let r = pass_at(&mut service, &store, &clock, at(180)).await;
+    assert_eq!((r.delivered, r.failed), (1, 1), "the flaky channel's third attempt gets through");
+    assert_eq!(flaky.sent().len(), 1);
+    assert_eq!(good.sent().len(), 1, "the good channel is not sent to again");
+
+    // The dead channel keeps failing until it gives up; status says so.
+    let mut t = 180;
+    for _ in 0..20 {
+        let r = pass_at(&mut service, &store, &clock, at(t)).await;
+        match r.next_wake {
+            Some(w) if w < swedish_midnight(date(2012, 8, 2)) => t = w.duration_since(t0).as_secs(),
+            _ => break,
+        }
+    }
+    let s = status(&store, date(2012, 8, 1)).await;
+    assert_eq!(s.notices_delivered, 2);
+    let states: Vec<(&str, &str, u32)> =
+        s.notice_problems.iter().map(|p| (p.channel.as_str(), p.state, p.attempt)).collect();
+    assert_eq!(states, vec![("dead", "given_up", engine::limits::NOTICE_ATTEMPTS_MAX)]);
+    let r = pass_at(&mut service, &store, &clock, at(t + 100_000)).await;
+    assert_eq!((r.delivered, r.failed), (0, 0), "no attempt after giving up");
+}
+
+#[tokio::test]
+async fn a_claim_without_an_outcome_is_in_doubt_and_never_resent() {
+    let t0 = swedish_midnight(date(2012, 8, 1)).checked_add(SignedDuration::from_hours(8)).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let store = MemoryStore::new(clock.clone());
+    start(&store, date(2012, 7, 1)).await;
+    record(
+        &store,
+        "intresseanmalan",
+        date(2012, 7, 2),
+        "registrator",
+        &[("kontaktperson", "Anita Brynje|kontaktperson|official"), ("organisation", "Tyresö kommun")],
+    )
+    .await;
+    // A sender claimed the board decision's 30-day reminder and stopped
+    // before recording what happened.
+    let claim = Payload::NoticeClaimed {
+        key: format!("{ID}:styrelsebeslut:2012-08-31:reminder:30"),
+        step: "styrelsebeslut".into(),
+        deadline: date(2012, 8, 31),
+        notice: "reminder:30".into(),
+        channel: "test".into(),
+        recipients: vec!["sekreterare".into()],
+        attempt: 1,
+    };
+    store
+        .append(AppendRequest {
+            instance: InstanceId::new(ID).unwrap(),
+            expected: ExpectedVersion::Any,
+            command_id: CommandId::new("crashed-sender").unwrap(),
+            events: vec![NewEvent {
+                occurred_on: date(2012, 8, 1),
+                actor: Actor::new(remind::SERVICE_ACTOR, remind::SERVICE_ROLE),
+                payload: claim,
+            }],
+        })
+        .await
+        .unwrap();
+    let rec = Recorder::new("test", clock.clone(), 0);
+    let mut service = Service::new(Config::default(), vec![rec.clone() as Arc<dyn Channel>]);
+    let r = pass_at(&mut service, &store, &clock, t0).await;
+    assert_eq!(r.delivered, 0);
+    assert_eq!(r.in_doubt, vec![format!("{ID}:styrelsebeslut:2012-08-31:reminder:30 by test")]);
+    assert!(rec.sent().is_empty());
+    let s = status(&store, date(2012, 8, 1)).await;
+    assert_eq!(s.notice_problems.len(), 1);
+    assert_eq!(s.notice_problems[0].state, "in_doubt");
+}
+
+#[test]
+fn configuration_errors_are_specific() {
+    let bad = [
+        ("[smtp]\nhost = \"x\"\nfrom = \"not an address\"\n", "smtp.from"),
+        ("[smtp]\nhost = \"x\"\nfrom = \"a@b.se\"\ntls = \"ssl\"\n", "smtp.tls is \"ssl\""),
+        ("[recipients.\"Tyresö kommun\"]\nstyrgrupp = [\"nobody\"]\n", "is not an e-mail address"),
+        ("[remind]\nescalate_within = 3\n", "unknown field `escalate_within`"),
+    ];
+    for (src, want) in bad {
+        let err = Config::parse(src).unwrap_err();
+        assert!(err.contains(want), "{src:?}: {err}");
+    }
+    let c = Config::parse(
+        "[recipients.\"Tyresö kommun\"]\nstyrgrupp = [\"a@tyreso.se\"]\n[recipients.\"*\"]\nstyrgrupp = [\"skr@skr.se\"]\nprojektledare = [\"p@tyreso.se\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.addresses("Tyresö kommun", &["styrgrupp".into(), "projektledare".into()]),
+        vec!["a@tyreso.se", "skr@skr.se", "p@tyreso.se"]
+    );
+    assert_eq!(c.addresses("Härryda kommun", &["styrgrupp".into()]), vec!["skr@skr.se"]);
+}
+
+/// A real SMTP server on a free loopback port that keeps what it receives.
+#[derive(Clone, Default)]
+struct Inbox {
+    mails: Arc<Mutex<Vec<(Vec<String>, Vec<u8>)>>>,
+    current: (Vec<String>, Vec<u8>),
+}
+
+impl mailin_embedded::Handler for Inbox {
+    fn data_start(&mut self, _: &str, _: &str, _: bool, to: &[String]) -> mailin_embedded::Response {
+        self.current = (to.to_vec(), Vec::new());
+        mailin_embedded::response::OK
+    }
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.current.1.extend_from_slice(buf);
+        Ok(())
+    }
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        self.mails.lock().unwrap().push(std::mem::take(&mut self.current));
+        mailin_embedded::response::OK
+    }
+}
+
+impl Inbox {
+    /// Starts the server; it runs until the test process ends.
+    fn start() -> (Inbox, u16) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let inbox = Inbox::default();
+        let mut server = mailin_embedded::Server::new(inbox.clone());
+        server.with_name("styrlogg.test").with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        (inbox, port)
+    }
+
+    /// (recipients, subject, body text) of each mail received.
+    fn received(&self) -> Vec<(Vec<String>, String, String)> {
+        self.mails
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(to, raw)| {
+                let m = mail_parser::MessageParser::default().parse(raw).expect("a parsable mail");
+                (
+                    to.clone(),
+                    m.subject().unwrap_or_default().to_string(),
+                    m.body_text(0).unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn config_file(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let path = dir.join("styrlogg.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {port}\nfrom = \"styrlogg <styrlogg@tyreso.se>\"\ntimeout_s = 5\n\n\
+             [recipients.\"Tyresö kommun\"]\nsekreterare = [\"eva.sekreterare@tyreso.se\"]\n\
+             registrator = [\"registrator@tyreso.se\"]\nprojektledare = [\"projektledare@tyreso.se\"]\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn email_reaches_a_real_smtp_listener_once() {
+    use crate::cli::styrlogg;
+    let (inbox, port) = Inbox::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file(dir.path(), port);
+    let cfg = cfg.to_str().unwrap();
+    let o = styrlogg(
+        &data,
+        &[
+            "start",
+            "skl-styrsystem-2012-2014",
+            "--instance",
+            ID,
+            "--org",
+            "Tyresö kommun",
+            "--on",
+            "2012-01-10",
+            "--by",
+            "Anita Brynje",
+            "--role",
+            "registrator",
+            "--today",
+            "2012-01-10",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = styrlogg(&data, &["remind", "--today", "2012-01-25", "--config", cfg]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("2 notice(s) sent"), "log and e-mail: {}", text(&o));
+    let mails = inbox.received();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let (to, subject, body) = &mails[0];
+    assert_eq!(to, &["registrator@tyreso.se", "eva.sekreterare@tyreso.se", "projektledare@tyreso.se"]);
+    assert_eq!(subject, "Påminnelse: Intresseanmälan till SKL senast 2012-01-31 om 6 dagar (Tyresö kommun)");
+    assert!(body.contains("Instans: tyreso-2012 (Tyresö kommun, skl-styrsystem-2012-2014 version 1)"), "{body}");
+    assert!(body.contains("Sista dag: 2012-01-31"), "{body}");
+    assert!(body.contains("Se läget: styrlogg status tyreso-2012"), "{body}");
+
+    // Again the same day, and again after a restart of nothing: nothing new.
+    let o = styrlogg(&data, &["remind", "--today", "2012-01-25", "--config", cfg]);
+    assert!(text(&o).contains("0 notice(s) sent"), "{}", text(&o));
+    assert_eq!(inbox.received().len(), 1);
+
+    // The deadline passes: the escalation goes out once.
+    let o = styrlogg(&data, &["remind", "--today", "2012-02-01", "--config", cfg]);
+    assert!(text(&o).contains("1 missed deadline(s) recorded"), "{}", text(&o));
+    let mails = inbox.received();
+    assert_eq!(mails.len(), 2);
+    assert!(mails[1].0.contains(&"projektledare@tyreso.se".to_string()), "{:?}", mails[1].0);
+    assert!(mails[1].1.starts_with("Missad tidsfrist: Intresseanmälan till SKL"), "{}", mails[1].1);
+    let o = styrlogg(&data, &["verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn an_unreachable_smtp_server_is_recorded_retried_and_shown_in_status() {
+    use crate::cli::styrlogg;
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file(dir.path(), port);
+    let cfg = cfg.to_str().unwrap();
+    let o = styrlogg(
+        &data,
+        &[
+            "start",
+            "skl-styrsystem-2012-2014",
+            "--instance",
+            ID,
+            "--org",
+            "Tyresö kommun",
+            "--on",
+            "2012-01-10",
+            "--by",
+            "Anita Brynje",
+            "--role",
+            "registrator",
+            "--today",
+            "2012-01-10",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = styrlogg(&data, &["remind", "--today", "2012-01-25", "--config", cfg]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("1 notice(s) sent, 1 failed"), "the log channel is not held up: {}", text(&o));
+    let o = styrlogg(&data, &["status", ID, "--today", "2012-01-25"]);
+    let out = text(&o);
+    assert!(
+        out.contains(
+            "notice reminder:7 for intresseanmalan (deadline 2012-01-31) by email: FAILED attempt 1, will be retried"
+        ),
+        "{out}"
+    );
+    // Within the backoff nothing is attempted again.
+    let o = styrlogg(&data, &["remind", "--today", "2012-01-25", "--config", cfg]);
+    assert!(text(&o).contains("0 notice(s) sent, 0 failed"), "{}", text(&o));
+}
+
+#[test]
+fn remind_refuses_bad_configuration_and_missing_stores() {
+    use crate::cli::styrlogg;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let o = styrlogg(&data, &["remind"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no store at"), "{}", text(&o));
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[smtp]\nhost = \"x\"\nfrom = \"a@b.se\"\ntls = \"ssl\"\n").unwrap();
+    let o = styrlogg(&data, &["remind", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("bad.toml: smtp.tls is \"ssl\""), "{}", text(&o));
+    let o = styrlogg(&data, &["remind", "--channel", "email"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("--channel email needs an [smtp] table"), "{}", text(&o));
+    let o = styrlogg(&data, &["remind", "--watch", "--today", "2012-01-01"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn the_watch_service_lets_other_commands_use_the_store_and_stops_on_sigterm() {
+    use crate::cli::styrlogg;
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let today = swedish_today(Timestamp::now());
+    let days_ago = |n: i64| today.checked_sub(jiff::Span::new().days(n)).unwrap().to_string();
+    let o = styrlogg(
+        &data,
+        &[
+            "start",
+            "protokoll-laga-kraft",
+            "--instance",
+            "ks-2026",
+            "--org",
+            "Tyresö kommun",
+            "--on",
+            &days_ago(30),
+            "--by",
+            "Eva Sekreterare",
+            "--role",
+            "sekreterare",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg = dir.path().join("styrlogg.toml");
+    std::fs::write(&cfg, "[remind]\npoll_s = 1\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_styrlogg"))
+        .arg("--data")
+        .arg(&data)
+        .args(["remind", "--watch", "--config", cfg.to_str().unwrap()])
+        .env_remove("STYRLOGG_TODAY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // While it watches, a meeting ten days ago is recorded from another
+    // process: its minutes are due within 14 days of it, the 7-day reminder
+    // is due now, and the service sends it.
+    let on = days_ago(10);
+    let minutes = format!("protokoll=Kommunstyrelsen|{on}|§ 12");
+    let o = styrlogg(
+        &data,
+        &[
+            "record",
+            "ks-2026",
+            "sammantrade",
+            "--on",
+            &on,
+            "--fact",
+            &minutes,
+            "--fact",
+            "beslut=Budget 2027",
+            "--by",
+            "Eva Sekreterare",
+            "--role",
+            "sekreterare",
+        ],
+    );
+    assert!(o.status.success(), "the store is free between passes: {}", text(&o));
+    let line = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("a reminder after the meeting");
+    assert!(line.starts_with("Påminnelse: "), "{line}");
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "stops cleanly on SIGTERM: {status:?}");
+    let o = styrlogg(&data, &["verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
