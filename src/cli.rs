@@ -221,8 +221,8 @@ pub enum Command {
     /// compliance, dialogue register, annual report, verification.
     ///
     /// The built-in scenarios (workflows/scenarios/) are loaded with the same code as `load`. Without
-    /// --data the store is a fresh temporary directory, removed afterwards; with --data DIR it is kept, and
-    /// running again writes nothing new. Reports are made as of --today (default 2015-10-22, the date of
+    /// --data (or STYRLOGG_DATA) the store is a fresh temporary directory, removed afterwards; with --data
+    /// DIR it is kept, and running again writes nothing new. Reports are made as of --today (default 2015-10-22, the date of
     /// the newest source document).
     Demo,
     /// Append synthetic events as fast as possible and report latency and
