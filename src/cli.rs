@@ -35,6 +35,10 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+
+    /// Whether --data (or STYRLOGG_DATA) was given rather than defaulted.
+    #[arg(skip)]
+    pub data_given: bool,
 }
 
 pub fn parse_date(s: &str) -> Result<jiff::civil::Date, String> {
@@ -220,9 +224,25 @@ pub enum Command {
         /// A JSON Lines file written by `export`, or - for stdin.
         file: PathBuf,
     },
-    /// Record the opening steps of Landstinget i Jönköpings län's path into
-    /// SKL's 2012-2014 network (from the source documents), then show and
-    /// verify them. Safe to run again: commands are idempotent.
+    /// Apply scenario files: recorded histories as data, through the same rules as start/record/correct/deadline.
+    ///
+    /// Every file is parsed and checked first; a problem is named with its file and line, and nothing is
+    /// written. Then the commands are applied in order, each one its own atomic append, with its
+    /// recorded_on date (default: its on date) as today for the rules. Loading stops at the first refused
+    /// command and keeps the commands applied before it. Loading a file again writes nothing new:
+    /// commands already in the log are recognised and skipped. Prints one summary line per file.
+    Load {
+        /// Scenario files (TOML); see workflows/scenarios/ for examples.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Load the five source histories and show what styrlogg makes of them: status, deviations, deadlines,
+    /// compliance, dialogue register, annual report, verification.
+    ///
+    /// The built-in scenarios (workflows/scenarios/) are loaded with the same code as `load`. Without
+    /// --data (or STYRLOGG_DATA) the store is a fresh temporary directory, removed afterwards; with --data
+    /// DIR it is kept, and running again writes nothing new. Reports are made as of --today (default 2015-10-22, the date of
+    /// the newest source document).
     Demo,
     /// Append synthetic events as fast as possible and report latency and
     /// throughput (used by the crash test and for measurements).

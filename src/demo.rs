@@ -1,117 +1,228 @@
-//! `styrlogg demo`: starts Landstinget i Jönköpings län's instance of SKL's
-//! 2012-2014 network and records the first documented step (seed 000),
-//! with the date inconsistency of the minutes flagged as a deviation; shows
-//! a rejection, the log, the status as of 2012-09-01, and verifies the chain.
+//! `styrlogg demo`: loads the five built-in scenarios (the real histories
+//! of the source documents) with the same loader as `styrlogg load`, then
+//! shows what the reports make of them: each instance's status, the
+//! deviations and late steps, the next deadlines, a compliance checklist,
+//! the dialogue register, an annual report section, and the chain check.
+//! Every report comes from the builders in `projections/` and the text
+//! renderer; this module only chooses what to show.
 
 use crate::cli::Cli;
-use crate::{open, render};
-use anyhow::Result;
-use engine::{Actor, AppendRequest, ChainVerifier, CommandId, EventStore, ExpectedVersion, InstanceId, OpenMode};
-use jiff::civil::date;
-use workflows::status::InstanceStatus;
-use workflows::{builtin, decide, Command, Definition, Instance};
+use crate::{load, open_path, report_render, reports};
+use anyhow::{Context, Result};
+use engine::{EventStore, OpenMode};
+use jiff::civil::{date, Date};
+use projections::{annual, audit, compliance, deadlines, dialogues, Lang};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
-const INSTANCE: &str = "ljl-2012-styrsystem";
+/// `writeln!` into the demo's output buffer (writing to a String cannot fail).
+macro_rules! outln {
+    ($o:expr, $($arg:tt)*) => {{
+        let _ = writeln!($o, $($arg)*);
+    }};
+}
+use workflows::builtin;
+use workflows::status::{InstanceStatus, StepState};
+
+/// Reports are made as of the date of the newest source document (the
+/// Älvsjö proposal), unless --today says otherwise.
+const STORY_TODAY: Date = date(2015, 10, 22);
+/// The participant whose compliance checklist is shown.
+const COMPLIANCE_INSTANCE: &str = "harryda-2012";
+/// The annual report shown: Härryda's joining year, the one its source
+/// dates (it dates nothing in 2013).
+const ANNUAL_ORG: &str = "Härryda kommun";
+const ANNUAL_YEAR: i16 = 2012;
+/// Text reports are laid out for this many columns.
+const WIDTH: usize = 160;
 
 pub async fn run(cli: &Cli) -> Result<()> {
-    let source = builtin::DEFINITIONS.iter().find(|(n, _)| n.starts_with("skl-styrsystem")).expect("built in").1;
-    let def = Definition::parse(source).map_err(|p| anyhow::anyhow!("built-in definition invalid: {p:?}"))?;
-    let store = open(cli, OpenMode::CreateIfMissing)?;
-    let id = InstanceId::new(INSTANCE)?;
-    let today = crate::flow::today(cli);
-    let recorder = Actor::new("styrlogg demo", "sekreterare");
-
-    if store.read_instance(&id, 1).await?.is_empty() {
-        let start = workflows::start(
-            &def,
-            "Landstinget i Jönköpings län",
-            Some("LJ2012/896"),
-            date(2011, 6, 26),
-            recorder.clone(),
-            today,
-        )?;
-        let outcome = store
-            .append(AppendRequest {
-                instance: id.clone(),
-                expected: ExpectedVersion::NoStream,
-                command_id: CommandId::new("demo-ljl-start")?,
-                events: vec![start],
-            })
-            .await?;
-        eprintln!("recorded the start at position {}", outcome.first_position);
-        let inst = Instance::fold(&store.read_instance(&id, 1).await?)?;
-        let step = decide(
-            &inst,
-            Command::Record {
-                step: "intresseanmalan".into(),
-                occurred_on: date(2011, 6, 26),
-                actor: recorder.clone(),
-                facts: vec![
-                    ("kontaktperson".into(), "Tommy Bernevång Forsberg|ordförande i Allmänpolitiska utskottet|elected".into()),
-                    ("organisation".into(), "Landstinget i Jönköpings län, Allmänpolitiska utskottet".into()),
-                ],
-                deviation: Some(
-                    "Skrivelsen säger att utskottet ansökte under våren 2012, men planeringsgruppens protokoll (§ 30) är daterat 2011-06-26; datumet återges som i protokollet.".into(),
-                ),
-            },
-            today,
-        )?;
-        let outcome = store
-            .append(AppendRequest {
-                instance: id.clone(),
-                expected: ExpectedVersion::Exactly(inst.version),
-                command_id: CommandId::new("demo-ljl-intresseanmalan")?,
-                events: step,
-            })
-            .await?;
-        eprintln!("recorded intresseanmalan at position {}", outcome.first_position);
-    } else {
-        eprintln!("{INSTANCE} is already in {}; recording nothing new", cli.data.display());
-    }
-
-    let events = store.read_instance(&id, 1).await?;
-    println!("Event log for {INSTANCE} in {}:\n", cli.data.display());
-    for e in &events {
-        print!("{}", render::text(e));
-    }
-    let inst = Instance::fold(&events)?;
-
-    println!("\nA step out of order is refused, and nothing is written:");
-    let attempt = Command::Record {
-        step: "projektplan".into(),
-        occurred_on: date(2012, 10, 1),
-        actor: Actor::new("styrlogg demo", "projektledare"),
-        facts: vec![],
-        deviation: None,
+    let started = std::time::Instant::now();
+    let (dir, temporary) = match cli.data_given {
+        true => (cli.data.clone(), false),
+        false => (temporary_dir(), true),
     };
-    match decide(&inst, attempt, today) {
-        Err(rejection) => println!("  styrlogg: {rejection}"),
-        Ok(_) => println!("  (unexpectedly accepted)"),
+    let guard = temporary.then(|| Removal(dir.clone()));
+    let mut out = String::new();
+    let result = show(cli, &dir, temporary, &mut out).await;
+    drop(guard);
+    if temporary {
+        let _ = writeln!(out, "\nRemoved the temporary store {}.", dir.display());
     }
-
-    println!("\nStatus as of 2012-09-01:");
-    let status = InstanceStatus::of(&inst, date(2012, 9, 1));
-    for s in &status.steps {
-        let state = if s.overdue { "OVERDUE".to_string() } else { format!("{:?}", s.state).to_lowercase() };
-        let due = s.deadline.map(|d| format!(" (due {d})")).unwrap_or_default();
-        println!("  {:<28} {state}{due}", s.id);
+    if result.is_ok() {
+        let _ = writeln!(out, "Done in {:.2} s.", started.elapsed().as_secs_f64());
     }
+    // A closed pipe (`styrlogg demo | head`) is not an error.
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    result
+}
 
-    let mut verifier = ChainVerifier::new();
-    let mut next = 1;
-    loop {
-        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
-        let Some(last) = page.last() else { break };
-        next = last.event.position + 1;
-        for e in &page {
-            verifier.check(e)?;
+/// Removes the temporary store when the demo ends, however it ends.
+struct Removal(PathBuf);
+
+impl Drop for Removal {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("styrlogg: could not remove the temporary store {}: {e}", self.0.display());
         }
     }
-    let report = verifier.finish();
-    println!(
-        "\nChain verified: {} events in {} instances, head hash {}",
-        report.events, report.instances, report.head_hash
+}
+
+/// A directory under the system's temporary directory that does not exist yet.
+fn temporary_dir() -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    std::env::temp_dir().join(format!("styrlogg-demo-{}-{nanos}", std::process::id()))
+}
+
+fn heading(o: &mut String, title: &str) {
+    let _ = writeln!(o, "\n{title}\n{}", "=".repeat(title.chars().count()));
+}
+
+async fn show(cli: &Cli, dir: &Path, temporary: bool, o: &mut String) -> Result<()> {
+    let today = cli.today.unwrap_or(STORY_TODAY);
+    outln!(o, "styrlogg demo: the five source documents, recorded as histories");
+    if temporary {
+        outln!(o, "Store: {} (temporary, removed at the end; keep one with --data DIR)", dir.display());
+    } else {
+        outln!(o, "Store: {} (kept; running the demo again writes nothing new)", dir.display());
+    }
+    outln!(
+        o,
+        "Reports are made as of {today}{}.",
+        if cli.today.is_some() { " (--today)" } else { ", the date of the newest source document (--today overrides)" }
     );
+
+    let mut files = Vec::new();
+    for (name, source) in builtin::SCENARIOS {
+        files.push(load::check(cli, crate::flow::real_today(), name, source)?);
+    }
+    let store = open_path(dir, OpenMode::CreateIfMissing)?;
+    let head_before = store.head().await?.position;
+    heading(o, "Loading the built-in scenarios (workflows/scenarios/), one atomic append per command");
+    for file in &files {
+        let summary = load::apply(&store, file).await?;
+        outln!(o, "{}: {}\n    {summary}", file.name, file.scenario.title);
+    }
+    let head = store.head().await?.position;
+    if head == head_before {
+        outln!(o, "Nothing new was written: every command was already in the log (head position {head}).");
+    } else {
+        outln!(o, "The log now holds {head} events.");
+    }
+
+    heading(o, "Assumed where the sources are silent (each file's header and notes say more)");
+    for file in &files {
+        for a in &file.scenario.assumptions {
+            outln!(o, "- [{}] {a}", &file.name[..3]);
+        }
+    }
+
+    let view = reports::view_of(&store).await.context("folding the log")?;
+
+    heading(o, &format!("Status of each instance as of {today}"));
+    for v in view.instances.values() {
+        let s = InstanceStatus::of(&v.instance, today);
+        outln!(
+            o,
+            "{}: {}, {} v{}{}",
+            s.instance,
+            s.organisation,
+            s.workflow,
+            s.definition_version,
+            s.case_number.as_ref().map(|c| format!(", Dnr {c}")).unwrap_or_default()
+        );
+        let done: Vec<String> = s
+            .steps
+            .iter()
+            .filter(|x| !x.done.is_empty())
+            .map(|x| match x.done.len() {
+                1 => x.id.clone(),
+                n => format!("{} ×{n}", x.id),
+            })
+            .collect();
+        let overdue: Vec<String> = s
+            .overdue()
+            .map(|x| format!("{} (since {})", x.id, x.deadline.expect("overdue steps have a deadline")))
+            .collect();
+        let open: Vec<&str> =
+            s.steps.iter().filter(|x| x.state == StepState::Open && !x.overdue).map(|x| x.id.as_str()).collect();
+        let waiting = s.steps.iter().filter(|x| x.state == StepState::Waiting && !x.overdue).count();
+        outln!(o, "    done: {}", if done.is_empty() { "nothing".into() } else { done.join(", ") });
+        if !overdue.is_empty() {
+            outln!(o, "    OVERDUE: {}", overdue.join(", "));
+        }
+        outln!(
+            o,
+            "    open: {}; {waiting} step(s) waiting for earlier ones",
+            if open.is_empty() { "none".into() } else { open.join(", ") }
+        );
+    }
+
+    let trail = audit::build(&view, None, None, Lang::Sv);
+    let flagged: Vec<&audit::AuditEntry> =
+        trail.entries.iter().filter(|e| e.deviation.is_some() || e.days_late.is_some()).collect();
+    heading(o, &format!("Deviations and late steps ({}), each with its reason", flagged.len()));
+    for e in flagged {
+        let mut why = Vec::new();
+        if let Some(n) = e.days_late {
+            let deadline = view.instances.values().find(|v| v.instance.id.as_str() == e.instance).and_then(|v| {
+                v.instance
+                    .occurrences
+                    .iter()
+                    .find(|o| o.event_id.to_hex() == e.event_id)
+                    .and_then(|o| o.late.map(|l| l.deadline))
+            });
+            why.push(format!(
+                "LATE {n} day(s){}",
+                deadline.map(|d| format!(" after the deadline {d}")).unwrap_or_default()
+            ));
+        }
+        if let Some(d) = &e.deviation {
+            why.push(format!("DEVIATION: {d}"));
+        }
+        outln!(
+            o,
+            "- {} {} (happened {}): {}",
+            e.instance,
+            e.step.as_deref().unwrap_or("-"),
+            e.occurred_on,
+            why.join("; ")
+        );
+    }
+
+    let mut due = deadlines::build(&view, None, today, Lang::Sv);
+    let missed = due.entries.iter().filter(|e| e.overdue).count();
+    due.entries.retain(|e| !e.overdue);
+    heading(o, &format!("Next deadlines from {today} ({missed} missed ones are in the status above)"));
+    o.push_str(&report_render::text(&deadlines::document(&due, &view, Lang::Sv), WIDTH));
+
+    heading(o, &format!("Compliance checklist: {COMPLIANCE_INSTANCE}"));
+    let checklist = compliance::build(&view, COMPLIANCE_INSTANCE, today, Lang::Sv)
+        .with_context(|| format!("the scenarios start {COMPLIANCE_INSTANCE}"))?;
+    o.push_str(&report_render::text(&compliance::document(&checklist, &view, Lang::Sv), WIDTH));
+
+    heading(o, "Dialogue register");
+    let register = dialogues::build(&view, None, Lang::Sv);
+    o.push_str(&report_render::text(&dialogues::document(&register, &view, Lang::Sv), WIDTH));
+
+    heading(
+        o,
+        &format!("Annual report {ANNUAL_YEAR}: {ANNUAL_ORG} (the year it joined; its source dates nothing in 2013)"),
+    );
+    let year = annual::build(&view, ANNUAL_ORG, ANNUAL_YEAR, Lang::Sv);
+    o.push_str(&report_render::text(&annual::document(&year, &view, Lang::Sv), WIDTH));
+
+    heading(o, "Verify: the whole hash chain");
+    let verdict = crate::verify(&store).await?;
     store.close()?;
+    match verdict {
+        Ok(ok) => outln!(o, "{ok}"),
+        Err(p) => anyhow::bail!(crate::Refused(format!("verification failed: {p}"))),
+    }
     Ok(())
 }

@@ -1,14 +1,16 @@
 //! The workflow commands: checking definitions, starting instances,
 //! recording steps, corrections and deadline changes, and status. Each
 //! write folds the instance from the log, decides purely, and appends with
-//! the version it decided on.
+//! the version it decided on. `apply_start`, `apply_record`,
+//! `apply_correct` and `apply_deadline` are the one path for each write:
+//! the command line and the scenario loader both call them.
 
 use crate::cli::{By, Cli, Format, WorkflowsCommand};
 use crate::{open, Refused};
 use anyhow::{bail, Context, Result};
 use engine::{
     Actor, AppendError, AppendRequest, CommandId, DeadlineChange, EventId, EventStore, ExpectedVersion, InstanceId,
-    OpenMode, Payload, SledStore,
+    OpenMode, Payload, RecordedEvent, SledStore,
 };
 use jiff::civil::Date;
 use std::path::Path;
@@ -17,9 +19,12 @@ use workflows::{builtin, decide, Command as WfCommand, Definition, Instance};
 
 /// Today in Swedish time, unless --today says otherwise.
 pub fn today(cli: &Cli) -> Date {
-    cli.today.unwrap_or_else(|| {
-        jiff::Timestamp::now().in_tz("Europe/Stockholm").map(|z| z.date()).unwrap_or_else(|_| jiff::Zoned::now().date())
-    })
+    cli.today.unwrap_or_else(real_today)
+}
+
+/// Today in Swedish time, by the clock.
+pub fn real_today() -> Date {
+    jiff::Timestamp::now().in_tz("Europe/Stockholm").map(|z| z.date()).unwrap_or_else(|_| jiff::Zoned::now().date())
 }
 
 /// Every definition available: built-in ones, then those in --workflows DIR.
@@ -46,7 +51,7 @@ fn problems_text(file: &str, source: &str, problems: &[workflows::Problem]) -> S
 }
 
 /// A definition by id (built-in or --workflows DIR; the latter wins) or by path.
-fn resolve(cli: &Cli, workflow: &str) -> Result<Definition> {
+pub fn resolve(cli: &Cli, workflow: &str) -> Result<Definition> {
     let path = Path::new(workflow);
     if workflow.ends_with(".toml") || path.is_file() {
         let src = std::fs::read_to_string(path).with_context(|| format!("cannot read workflow file {workflow}"))?;
@@ -112,7 +117,7 @@ fn actor(by: &By) -> Actor {
     Actor::new(by.by.trim(), by.role.trim())
 }
 
-fn instance_id(s: &str) -> Result<InstanceId> {
+pub fn instance_id(s: &str) -> Result<InstanceId> {
     InstanceId::new(s).map_err(|e| Refused(e.to_string()).into())
 }
 
@@ -133,17 +138,48 @@ async fn load(store: &SledStore, id: &InstanceId) -> Result<Instance> {
     Instance::fold(&events).map_err(|e| Refused(e.to_string()).into())
 }
 
+/// What a write command did: the append's outcome (`deduplicated` when the
+/// same command had been applied before) and the first event it wrote, or
+/// the one written the first time.
+pub struct Written {
+    pub outcome: engine::AppendOutcome,
+    pub event: RecordedEvent,
+}
+
+impl Written {
+    /// The lateness flag of a recorded step, if any.
+    pub fn late(&self) -> Option<&engine::Lateness> {
+        match &self.event.event.payload {
+            Payload::StepRecorded { late, .. } => late.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The deviation of a recorded step, if any.
+    pub fn deviation(&self) -> Option<&str> {
+        match &self.event.event.payload {
+            Payload::StepRecorded { deviation, .. } => deviation.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+async fn written(store: &SledStore, outcome: engine::AppendOutcome) -> Result<Written> {
+    let event = store
+        .read_all(outcome.first_position, 1)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the log has no event at position {}", outcome.first_position))?;
+    Ok(Written { outcome, event })
+}
+
 /// Folds, decides and appends at the decided version; a concurrent writer
 /// makes it decide again (a few times at most).
-async fn decide_and_append(
-    store: &SledStore,
-    id: &InstanceId,
-    cmd: WfCommand,
-    today: Date,
-) -> Result<engine::AppendOutcome> {
+async fn decide_and_append(store: &SledStore, id: &InstanceId, cmd: WfCommand, today: Date) -> Result<Written> {
     let command_id = derived_command_id(id, &format!("{cmd:?}"));
     if let Some(done) = store.command_outcome(&command_id).await? {
-        return Ok(engine::AppendOutcome { deduplicated: true, ..done });
+        return written(store, engine::AppendOutcome { deduplicated: true, ..done }).await;
     }
     for _ in 0..5 {
         let inst = load(store, id).await?;
@@ -159,13 +195,115 @@ async fn decide_and_append(
             .await
         {
             Err(AppendError::Conflict { .. }) => continue,
-            other => return Ok(other?),
+            other => return written(store, other?).await,
         }
     }
     bail!("instance {id} kept changing while deciding; try again")
 }
 
-fn report(outcome: &engine::AppendOutcome, what: &str) {
+/// `start`: a new instance of `def`, one atomic append. The same start
+/// again is recognised and writes nothing; another start under the same
+/// instance id is refused.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_start(
+    store: &SledStore,
+    def: &Definition,
+    id: &InstanceId,
+    org: &str,
+    dnr: Option<&str>,
+    on: Date,
+    actor: Actor,
+    today: Date,
+) -> Result<Written> {
+    let event = workflows::start(def, org, dnr, on, actor, today)?;
+    let command_id = derived_command_id(id, &serde_json::to_string(&event)?);
+    let result = store
+        .append(AppendRequest {
+            instance: id.clone(),
+            expected: ExpectedVersion::NoStream,
+            command_id,
+            events: vec![event],
+        })
+        .await;
+    match result {
+        Err(AppendError::Conflict { .. }) => {
+            bail!(Refused(format!("instance {id} already exists; choose another --instance")))
+        }
+        other => written(store, other?).await,
+    }
+}
+
+/// `record`: a step happened on `on`.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_record(
+    store: &SledStore,
+    id: &InstanceId,
+    step: &str,
+    on: Date,
+    facts: Vec<(String, String)>,
+    deviation: Option<&str>,
+    actor: Actor,
+    today: Date,
+) -> Result<Written> {
+    let cmd = WfCommand::Record {
+        step: step.to_string(),
+        occurred_on: on,
+        actor,
+        facts,
+        deviation: deviation.map(String::from),
+    };
+    decide_and_append(store, id, cmd, today).await
+}
+
+/// The instance an event belongs to, by scanning the log.
+async fn instance_of(store: &SledStore, event: EventId) -> Result<InstanceId> {
+    let mut next = 1;
+    loop {
+        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
+        let Some(last) = page.last() else { break };
+        next = last.event.position + 1;
+        if let Some(e) = page.into_iter().find(|e| e.event.event_id == event) {
+            return Ok(e.event.instance);
+        }
+    }
+    bail!(Refused(format!("no event {event} in the log")))
+}
+
+/// `correct`: a correction of an earlier step (`event`), made on `on`.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_correct(
+    store: &SledStore,
+    event: EventId,
+    reason: &str,
+    new_date: Option<Date>,
+    facts: Vec<(String, String)>,
+    on: Date,
+    actor: Actor,
+    today: Date,
+) -> Result<Written> {
+    let id = instance_of(store, event).await?;
+    let cmd = WfCommand::Correct { event, on, actor, reason: reason.to_string(), new_date, facts };
+    decide_and_append(store, &id, cmd, today).await
+}
+
+/// `deadline`: a step's pending deadline extended or waived on `on`.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_deadline(
+    store: &SledStore,
+    id: &InstanceId,
+    step: &str,
+    change: DeadlineChange,
+    reason: &str,
+    on: Date,
+    actor: Actor,
+    today: Date,
+) -> Result<Written> {
+    let cmd = WfCommand::ChangeDeadline { step: step.to_string(), on, actor, change, reason: reason.to_string() };
+    decide_and_append(store, id, cmd, today).await
+}
+
+fn report(w: &Written, what: &str) {
+    let outcome = &w.outcome;
     if outcome.deduplicated {
         println!("{what} was already recorded (position {}); nothing new written", outcome.first_position);
     } else {
@@ -188,26 +326,11 @@ pub async fn start(
     let def = resolve(cli, workflow)?;
     let id = instance_id(instance)?;
     let today = today(cli);
-    let event = workflows::start(&def, org, dnr, on.unwrap_or(today), actor(by), today)?;
+    // Refuse what the rules refuse before creating a store.
+    workflows::start(&def, org, dnr, on.unwrap_or(today), actor(by), today)?;
     let store = open(cli, OpenMode::CreateIfMissing)?;
-    let command_id = derived_command_id(&id, &serde_json::to_string(&event)?);
-    let result = store
-        .append(AppendRequest {
-            instance: id.clone(),
-            expected: ExpectedVersion::NoStream,
-            command_id,
-            events: vec![event],
-        })
-        .await;
-    match result {
-        Err(AppendError::Conflict { .. }) => {
-            bail!(Refused(format!("instance {id} already exists; choose another --instance")))
-        }
-        other => report(
-            &other?,
-            &format!("instance {id} of {} v{} (definition {})", def.id, def.version, &def.hash.to_hex()[..16]),
-        ),
-    }
+    let w = apply_start(&store, &def, &id, org, dnr, on.unwrap_or(today), actor(by), today).await?;
+    report(&w, &format!("instance {id} of {} v{} (definition {})", def.id, def.version, &def.hash.to_hex()[..16]));
     store.close()?;
     Ok(())
 }
@@ -258,21 +381,12 @@ pub async fn record(
     };
     all.extend(facts.iter().cloned());
     let store = open(cli, OpenMode::MustExist)?;
-    let cmd = WfCommand::Record {
-        step: step.to_string(),
-        occurred_on: on,
-        actor: actor(by),
-        facts: all,
-        deviation: deviation.map(String::from),
-    };
-    let outcome = decide_and_append(&store, &id, cmd, today(cli)).await?;
-    report(&outcome, &format!("step {step} of {id}"));
-    let events = store.read_instance(&id, outcome.first_sequence).await?;
-    if let Some(Payload::StepRecorded { late: Some(late), deviation, .. }) = events.first().map(|e| &e.event.payload) {
+    let w = apply_record(&store, &id, step, on, all, deviation, actor(by), today(cli)).await?;
+    report(&w, &format!("step {step} of {id}"));
+    if let Some(late) = w.late() {
         println!("flagged late: {} day(s) after the deadline {}", late.days_late, late.deadline);
-        let _ = deviation;
     }
-    if deviation.is_some() {
+    if w.deviation().is_some() {
         println!("flagged as a deviation; every report shows it");
     }
     store.close()?;
@@ -292,31 +406,10 @@ pub async fn correct(
     let event_id = EventId::from_hex(event)
         .map_err(|e| Refused(format!("{event:?} is not an event id (32 hex digits, see `styrlogg log`): {e}")))?;
     let store = open(cli, OpenMode::MustExist)?;
-    let mut found = None;
-    let mut next = 1;
-    'scan: loop {
-        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
-        let Some(last) = page.last() else { break };
-        next = last.event.position + 1;
-        for e in page {
-            if e.event.event_id == event_id {
-                found = Some(e.event.instance);
-                break 'scan;
-            }
-        }
-    }
-    let Some(id) = found else { bail!(Refused(format!("no event {event} in the log"))) };
     let today = today(cli);
-    let cmd = WfCommand::Correct {
-        event: event_id,
-        on: on.unwrap_or(today),
-        actor: actor(by),
-        reason: reason.to_string(),
-        new_date: date,
-        facts: facts.to_vec(),
-    };
-    let outcome = decide_and_append(&store, &id, cmd, today).await?;
-    report(&outcome, &format!("correction of {event} in {id}"));
+    let w =
+        apply_correct(&store, event_id, reason, date, facts.to_vec(), on.unwrap_or(today), actor(by), today).await?;
+    report(&w, &format!("correction of {event} in {}", w.outcome.instance));
     store.close()?;
     Ok(())
 }
@@ -340,15 +433,8 @@ pub async fn deadline(
     };
     let store = open(cli, OpenMode::MustExist)?;
     let today = today(cli);
-    let cmd = WfCommand::ChangeDeadline {
-        step: step.to_string(),
-        on: on.unwrap_or(today),
-        actor: actor(by),
-        change,
-        reason: reason.to_string(),
-    };
-    let outcome = decide_and_append(&store, &id, cmd, today).await?;
-    report(&outcome, &format!("deadline change for {step} of {id}"));
+    let w = apply_deadline(&store, &id, step, change, reason, on.unwrap_or(today), actor(by), today).await?;
+    report(&w, &format!("deadline change for {step} of {id}"));
     store.close()?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod demo;
 mod flow;
+mod load;
 mod remind_cmd;
 mod render;
 mod report_render;
@@ -12,7 +13,6 @@ mod reports;
 mod stress;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
 use cli::{Cli, Command, Format};
 use engine::{
     import_chunks, AppendError, ChainVerifier, EventStore, InstanceId, OpenMode, RecordedEvent, SledStore, StoreError,
@@ -28,7 +28,12 @@ use std::sync::Arc;
 pub struct Refused(pub String);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    cli.data_given = !matches!(matches.value_source("data"), None | Some(clap::parser::ValueSource::DefaultValue));
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -132,39 +137,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Verify => {
             let store = open(&cli, OpenMode::MustExist)?;
-            let head = store.head().await?;
-            let mut verifier = ChainVerifier::new();
-            let mut broken = None;
-            let walked = for_each_event(&store, |e| {
-                verifier.check(e).map_err(|b| {
-                    broken = Some(b.to_string());
-                    anyhow::anyhow!("chain broken")
-                })
-            })
-            .await;
-            let problem = match (broken, walked) {
-                (Some(b), _) => Some(b),
-                (None, Err(e)) => Some(format!("{e:#}")),
-                (None, Ok(())) if verifier.position() != head.position => Some(format!(
-                    "the log ends at position {} but its head says {}",
-                    verifier.position(),
-                    head.position
-                )),
-                (None, Ok(())) if verifier.head() != head.hash => {
-                    Some("the last event's hash differs from the recorded head".into())
-                }
-                _ => None,
-            };
-            if let Some(p) = problem {
-                println!("FAILED: {p}");
-                bail!(Refused(format!("verification failed: {p}")));
-            }
-            let report = verifier.finish();
-            println!(
-                "OK: {} events in {} instances, chain intact; head position {} hash {}",
-                report.events, report.instances, head.position, report.head_hash
-            );
+            let verdict = verify(&store).await?;
             store.close()?;
+            match verdict {
+                Ok(ok) => println!("{ok}"),
+                Err(p) => {
+                    println!("FAILED: {p}");
+                    bail!(Refused(format!("verification failed: {p}")));
+                }
+            }
         }
         Command::Head => {
             let store = open(&cli, OpenMode::MustExist)?;
@@ -193,6 +174,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Import { file } => import(&cli, file).await?,
         Command::Demo => demo::run(&cli).await?,
+        Command::Load { files } => load::run(&cli, files).await?,
         Command::Workflows(cmd) => flow::workflows(&cli, cmd)?,
         Command::Audit { instance, org, out } => reports::audit(&cli, instance.as_deref(), org.as_deref(), out).await?,
         Command::Deadlines { org, out } => reports::deadlines(&cli, org.as_deref(), out).await?,
@@ -215,6 +197,40 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stress(args) => stress::run(&cli, args).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Walks the whole chain: `Ok("OK: ...")` when it is intact, `Err(what)`
+/// at the first break.
+pub(crate) async fn verify(store: &SledStore) -> Result<std::result::Result<String, String>> {
+    let head = store.head().await?;
+    let mut verifier = ChainVerifier::new();
+    let mut broken = None;
+    let walked = for_each_event(store, |e| {
+        verifier.check(e).map_err(|b| {
+            broken = Some(b.to_string());
+            anyhow::anyhow!("chain broken")
+        })
+    })
+    .await;
+    let problem = match (broken, walked) {
+        (Some(b), _) => Some(b),
+        (None, Err(e)) => Some(format!("{e:#}")),
+        (None, Ok(())) if verifier.position() != head.position => {
+            Some(format!("the log ends at position {} but its head says {}", verifier.position(), head.position))
+        }
+        (None, Ok(())) if verifier.head() != head.hash => {
+            Some("the last event's hash differs from the recorded head".into())
+        }
+        _ => None,
+    };
+    if let Some(p) = problem {
+        return Ok(Err(p));
+    }
+    let report = verifier.finish();
+    Ok(Ok(format!(
+        "OK: {} events in {} instances, chain intact; head position {} hash {}",
+        report.events, report.instances, head.position, report.head_hash
+    )))
 }
 
 /// Calls `f` on every event in position order, a page at a time.

@@ -91,6 +91,21 @@ async fn fold(cli: &Cli, as_of: Option<jiff::civil::Date>, need_events: bool) ->
     Ok(view)
 }
 
+/// The whole log of an open store, folded from the start (no checkpoint).
+pub async fn view_of(store: &impl EventStore) -> Result<LogView> {
+    let mut view = LogView::new(None);
+    let mut next = 1;
+    loop {
+        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
+        let Some(last) = page.last() else { break };
+        next = last.event.position + 1;
+        for e in &page {
+            view.feed(e).map_err(|err| Refused(format!("position {}: {err}", e.event.position)))?;
+        }
+    }
+    Ok(view)
+}
+
 /// Rebuilds every projection from the whole log and replaces the checkpoint.
 pub async fn rebuild(cli: &Cli) -> Result<()> {
     let started = std::time::Instant::now();

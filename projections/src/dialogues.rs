@@ -4,9 +4,12 @@
 //! dialogue guide (Ingress, Bakgrund, Syfte, Process, Resultat).
 //!
 //! Facts are read by their names in the built-in definitions: `fraga`,
-//! `syfte`, `trappsteg`, `metod`, `deltagare_antal`, `hur`, `utvardering`.
-//! An instance whose workflow has a question or dialogue-decision step is
-//! one dialogue; otherwise each dialogue-held step is one.
+//! `syfte`, `trappsteg`, `metod`, `deltagare_antal`, `hur`, `utvardering`,
+//! `sektor`. An instance whose workflow has a question or dialogue-decision
+//! step is one dialogue; otherwise each dialogue-held step is one, and a
+//! decision that names a `sektor` belongs to the dialogues of that sector.
+//! A decision is shown by its minutes and case numbers, or by its step's
+//! title when it has neither.
 
 use crate::lang::{fact_text, Lang};
 use crate::view::LogView;
@@ -31,6 +34,8 @@ pub struct Dialogue {
     pub feedback: Option<String>,
     pub evaluation: Option<String>,
     pub deviations: Vec<String>,
+    /// The sector that held it, where a workflow records one.
+    pub sector: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,19 +60,21 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
                 .collect()
         };
         let held = of_kind(&[StepKind::DialogueHeld]);
-        let decisions: Vec<String> = of_kind(&[StepKind::ResultUsedInDecision])
-            .iter()
-            .map(|o| {
-                o.facts
-                    .iter()
-                    .filter(|f| {
-                        matches!(f.value, engine::FactValue::MinutesRef { .. } | engine::FactValue::CaseNumber(_))
-                    })
-                    .map(|f| fact_text(&f.value, lang))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .collect();
+        let decision_text = |o: &Occurrence| -> String {
+            let refs: Vec<String> = o
+                .facts
+                .iter()
+                .filter(|f| matches!(f.value, engine::FactValue::MinutesRef { .. } | engine::FactValue::CaseNumber(_)))
+                .map(|f| fact_text(&f.value, lang))
+                .collect();
+            if refs.is_empty() {
+                inst.definition.step(&o.step).map(|s| lang.title(&s.title)).unwrap_or_else(|| o.step.clone())
+            } else {
+                refs.join(", ")
+            }
+        };
+        let used = of_kind(&[StepKind::ResultUsedInDecision]);
+        let decisions: Vec<String> = used.iter().map(|o| decision_text(o)).collect();
         let results: Vec<String> = of_kind(&[StepKind::ResultsCompiled])
             .iter()
             .flat_map(|o| o.facts.iter().map(|f| fact_text(&f.value, lang)))
@@ -101,10 +108,21 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
                 evaluation: (!evaluation.is_empty())
                     .then(|| fact(&evaluation, "utvardering", lang).unwrap_or_else(|| lang.t("ja", "yes").into())),
                 deviations: deviations(&all),
+                sector: fact(&all, "sektor", lang),
             });
         } else {
             for h in &held {
                 let one = [*h];
+                let sector = fact(&one, "sektor", lang);
+                // A decision naming a sector belongs to that sector's dialogues.
+                let decisions: Vec<String> = used
+                    .iter()
+                    .filter(|d| match (fact(&[**d], "sektor", lang), &sector) {
+                        (Some(a), Some(b)) => a.to_lowercase() == b.to_lowercase(),
+                        _ => true,
+                    })
+                    .map(|d| decision_text(d))
+                    .collect();
                 dialogues.push(Dialogue {
                     instance: inst.id.to_string(),
                     organisation: inst.organisation.clone(),
@@ -115,15 +133,24 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
                     method: fact(&one, "metod", lang),
                     participants: fact(&one, "deltagare_antal", lang),
                     results: results.clone(),
-                    decisions: decisions.clone(),
+                    decisions,
                     feedback: None,
                     evaluation: None,
                     deviations: deviations(&one),
+                    sector,
                 });
             }
         }
     }
     Register { head_position: view.head_position, head_hash: view.head_hash.to_hex(), dialogues }
+}
+
+/// The organisation, with the sector that held the dialogue if known.
+fn organisation(x: &Dialogue) -> String {
+    match &x.sector {
+        Some(s) => format!("{} ({s})", x.organisation),
+        None => x.organisation.clone(),
+    }
 }
 
 fn or_dash(s: &Option<String>) -> String {
@@ -138,7 +165,7 @@ pub fn document(r: &Register, view: &LogView, lang: Lang) -> Document {
         .iter()
         .map(|x| {
             vec![
-                x.organisation.clone(),
+                organisation(x),
                 or_dash(&x.question),
                 or_dash(&x.ladder_step),
                 x.dates.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
@@ -179,7 +206,7 @@ pub fn case_template(r: &Register, view: &LogView, lang: Lang) -> Document {
     ));
     d.meta(view.provenance(lang));
     for x in &r.dialogues {
-        d.heading(format!("{}: {}", x.organisation, or_dash(&x.question)));
+        d.heading(format!("{}: {}", organisation(x), or_dash(&x.question)));
         d.subheading(lang.t("Ingress", "Summary").to_string());
         d.para(format!(
             "{} {} {} {}.",

@@ -1,6 +1,7 @@
 //! The one integration test binary: the storage conformance suite run on
 //! every backend, a property test against a model, the codec corpus, the
-//! crash loop, and the command line's behaviour on good and bad input.
+//! crash loop, the command line's behaviour on good and bad input, and the
+//! real histories of the source documents as scenario files.
 
 mod calendar;
 mod cli;
@@ -10,5 +11,6 @@ mod crash;
 mod model;
 mod remind;
 mod reports;
+mod scenarios;
 mod support;
 mod workflows;

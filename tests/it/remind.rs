@@ -509,7 +509,7 @@ fn email_reaches_a_real_smtp_listener_once() {
     let (to, subject, body) = &mails[0];
     assert_eq!(to, &["registrator@tyreso.se", "eva.sekreterare@tyreso.se", "projektledare@tyreso.se"]);
     assert_eq!(subject, "Påminnelse: Intresseanmälan till SKL senast 2012-01-31 om 6 dagar (Tyresö kommun)");
-    assert!(body.contains("Instans: tyreso-2012 (Tyresö kommun, skl-styrsystem-2012-2014 version 1)"), "{body}");
+    assert!(body.contains("Instans: tyreso-2012 (Tyresö kommun, skl-styrsystem-2012-2014 version "), "{body}");
     assert!(body.contains("Sista dag: 2012-01-31"), "{body}");
     assert!(body.contains("Se läget: styrlogg status tyreso-2012"), "{body}");
 

@@ -1,0 +1,146 @@
+//! `styrlogg load FILE...`: applies scenario files through the same
+//! functions as `start`, `record`, `correct` and `deadline` (`flow.rs`),
+//! one atomic append per command, with each command's `recorded_on` as
+//! today. Every file is parsed and checked before anything is written;
+//! applying stops at the first refused command, keeping what was applied
+//! before it. Commands already in the log are recognised by their derived
+//! command ids and write nothing.
+
+use crate::cli::Cli;
+use crate::flow::{self, Written};
+use crate::Refused;
+use anyhow::{bail, Context, Result};
+use engine::{Actor, EventId, SledStore};
+use std::fmt;
+use workflows::scenario::{Target, What};
+use workflows::{Definition, Scenario};
+
+/// A scenario file, parsed and checked, with the definitions its `start`
+/// commands name.
+pub struct Loaded {
+    pub name: String,
+    pub scenario: Scenario,
+    definitions: Vec<Option<Definition>>,
+}
+
+/// What loading one file did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub commands: usize,
+    pub applied: usize,
+    pub already_present: usize,
+    pub deviations: usize,
+    pub late: usize,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} command(s): {} applied, {} already present; {} deviation(s), {} late step(s)",
+            self.commands, self.applied, self.already_present, self.deviations, self.late
+        )
+    }
+}
+
+/// Parses and checks a scenario's text: every problem with `name:line:col`,
+/// the definitions its starts name, and no `recorded_on` after `today`.
+pub fn check(cli: &Cli, today: jiff::civil::Date, name: &str, source: &str) -> Result<Loaded> {
+    let scenario = Scenario::parse(source).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(|p| p.render(name, source)).collect();
+        Refused(format!("{}\n{name}: {} problem(s); nothing was loaded", lines.join("\n"), problems.len()))
+    })?;
+    let mut definitions = Vec::new();
+    for c in &scenario.commands {
+        let at = format!("{name}:{}: command {} ({})", c.line, c.index, c.what.describe());
+        if c.recorded_on > today {
+            bail!(Refused(format!("{at}: recorded_on {} is after today ({today}); nothing was loaded", c.recorded_on)));
+        }
+        definitions.push(match &c.what {
+            What::Start { workflow, .. } => {
+                Some(flow::resolve(cli, workflow).with_context(|| format!("{at}; nothing was loaded"))?)
+            }
+            _ => None,
+        });
+    }
+    Ok(Loaded { name: name.to_string(), scenario, definitions })
+}
+
+/// Applies a checked scenario's commands in order, one atomic append each.
+pub async fn apply(store: &SledStore, file: &Loaded) -> Result<Summary> {
+    let mut summary = Summary { commands: file.scenario.commands.len(), ..Summary::default() };
+    // The event each `record` wrote, for corrections that point at its label.
+    let mut events: Vec<Option<EventId>> = Vec::new();
+    for (c, def) in file.scenario.commands.iter().zip(&file.definitions) {
+        let actor = Actor::new(c.by.trim(), c.role.trim());
+        let today = c.recorded_on;
+        let result: Result<Written> = async {
+            match &c.what {
+                What::Start { instance, org, dnr, .. } => {
+                    let def = def.as_ref().expect("checked: every start has its definition");
+                    let id = flow::instance_id(instance)?;
+                    flow::apply_start(store, def, &id, org, dnr.as_deref(), c.on, actor, today).await
+                }
+                What::Record { instance, step, facts, deviation, .. } => {
+                    let id = flow::instance_id(instance)?;
+                    flow::apply_record(store, &id, step, c.on, facts.clone(), deviation.as_deref(), actor, today).await
+                }
+                What::Correct { target, reason, new_date, facts } => {
+                    let event = match target {
+                        Target::Event(e) => *e,
+                        Target::Label { command, .. } => {
+                            events.get(*command).copied().flatten().expect("checked: a label names an earlier record")
+                        }
+                    };
+                    flow::apply_correct(store, event, reason, *new_date, facts.clone(), c.on, actor, today).await
+                }
+                What::Deadline { instance, step, change, reason } => {
+                    let id = flow::instance_id(instance)?;
+                    flow::apply_deadline(store, &id, step, *change, reason, c.on, actor, today).await
+                }
+            }
+        }
+        .await;
+        let at = format!("{}:{}: command {} ({})", file.name, c.line, c.index, c.what.describe());
+        let w = match result {
+            Ok(w) => w,
+            Err(e) if crate::exit_code(&e) == 1 => bail!(Refused(format!(
+                "{at} refused: {e:#}; the {} command(s) before it are loaded and stay (each command is its own atomic append); fix the file and load it again (what is loaded is recognised and skipped)",
+                c.index - 1
+            ))),
+            Err(e) => return Err(e.context(at)),
+        };
+        if w.outcome.deduplicated {
+            summary.already_present += 1;
+        } else {
+            summary.applied += 1;
+        }
+        summary.deviations += usize::from(w.deviation().is_some());
+        summary.late += usize::from(w.late().is_some());
+        events.push(matches!(c.what, What::Record { .. }).then_some(w.event.event.event_id));
+    }
+    Ok(summary)
+}
+
+/// `styrlogg load FILE...`
+pub async fn run(cli: &Cli, files: &[std::path::PathBuf]) -> Result<()> {
+    let mut loaded = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        let source = std::fs::read_to_string(f).with_context(|| format!("cannot read scenario {name}"))?;
+        loaded.push(check(cli, flow::today(cli), &name, &source)?);
+    }
+    let store = crate::open(cli, engine::OpenMode::CreateIfMissing)?;
+    for file in &loaded {
+        let summary = apply(&store, file).await;
+        match summary {
+            Ok(s) => println!("{}: {s}", file.name),
+            Err(e) => {
+                store.close()?;
+                return Err(e);
+            }
+        }
+    }
+    store.close()?;
+    Ok(())
+}
