@@ -16,6 +16,19 @@ pub struct Cli {
     #[arg(long, global = true, env = "STYRLOGG_DATA", default_value = "./styrlogg-data", value_name = "DIR")]
     pub data: PathBuf,
 
+    /// Keep the log on NATS JetStream at this server (comma-separate several) instead of --data.
+    #[arg(long, global = true, env = "STYRLOGG_NATS", value_name = "URL")]
+    pub nats: Option<String>,
+
+    /// The JetStream stream holding the log.
+    #[arg(long, global = true, env = "STYRLOGG_NATS_STREAM", default_value = "STYRLOGG", value_name = "NAME")]
+    pub nats_stream: String,
+
+    /// Copies of each message the NATS cluster keeps when it creates the stream (3 in production).
+    #[arg(long, global = true, env = "STYRLOGG_NATS_REPLICAS", default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
+
     /// Directory of your own workflow definitions (*.toml), used besides the built-in ones.
     #[arg(long, global = true, env = "STYRLOGG_WORKFLOWS", value_name = "DIR")]
     pub workflows: Option<PathBuf>,

@@ -9,8 +9,8 @@ use crate::cli::{By, Cli, Format, WorkflowsCommand};
 use crate::{open, Refused};
 use anyhow::{bail, Context, Result};
 use engine::{
-    Actor, AppendError, AppendRequest, CommandId, DeadlineChange, EventId, EventStore, ExpectedVersion, InstanceId,
-    OpenMode, Payload, RecordedEvent, SledStore,
+    Actor, AnyStore, AppendError, AppendRequest, CommandId, DeadlineChange, EventId, EventStore, ExpectedVersion,
+    InstanceId, OpenMode, Payload, RecordedEvent,
 };
 use jiff::civil::Date;
 use std::path::Path;
@@ -130,7 +130,7 @@ fn derived_command_id(instance: &InstanceId, what: &str) -> CommandId {
     CommandId::new(format!("cli-{}", &h.finalize().to_hex()[..32])).expect("valid id")
 }
 
-async fn load(store: &SledStore, id: &InstanceId) -> Result<Instance> {
+async fn load(store: &AnyStore, id: &InstanceId) -> Result<Instance> {
     let events = store.read_instance(id, 1).await?;
     if events.is_empty() {
         bail!(Refused(format!("no instance {id}; start it with `styrlogg start WORKFLOW --instance {id} ...`")));
@@ -164,7 +164,7 @@ impl Written {
     }
 }
 
-async fn written(store: &SledStore, outcome: engine::AppendOutcome) -> Result<Written> {
+async fn written(store: &AnyStore, outcome: engine::AppendOutcome) -> Result<Written> {
     let event = store
         .read_all(outcome.first_position, 1)
         .await?
@@ -176,9 +176,9 @@ async fn written(store: &SledStore, outcome: engine::AppendOutcome) -> Result<Wr
 
 /// Folds, decides and appends at the decided version; a concurrent writer
 /// makes it decide again (a few times at most).
-async fn decide_and_append(store: &SledStore, id: &InstanceId, cmd: WfCommand, today: Date) -> Result<Written> {
+async fn decide_and_append(store: &AnyStore, id: &InstanceId, cmd: WfCommand, today: Date) -> Result<Written> {
     let command_id = derived_command_id(id, &format!("{cmd:?}"));
-    if let Some(done) = store.command_outcome(&command_id).await? {
+    if let Some(done) = store.command_outcome(id, &command_id).await? {
         return written(store, engine::AppendOutcome { deduplicated: true, ..done }).await;
     }
     for _ in 0..5 {
@@ -206,7 +206,7 @@ async fn decide_and_append(store: &SledStore, id: &InstanceId, cmd: WfCommand, t
 /// instance id is refused.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_start(
-    store: &SledStore,
+    store: &AnyStore,
     def: &Definition,
     id: &InstanceId,
     org: &str,
@@ -236,7 +236,7 @@ pub async fn apply_start(
 /// `record`: a step happened on `on`.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_record(
-    store: &SledStore,
+    store: &AnyStore,
     id: &InstanceId,
     step: &str,
     on: Date,
@@ -256,7 +256,7 @@ pub async fn apply_record(
 }
 
 /// The instance an event belongs to, by scanning the log.
-async fn instance_of(store: &SledStore, event: EventId) -> Result<InstanceId> {
+async fn instance_of(store: &AnyStore, event: EventId) -> Result<InstanceId> {
     let mut next = 1;
     loop {
         let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
@@ -272,7 +272,7 @@ async fn instance_of(store: &SledStore, event: EventId) -> Result<InstanceId> {
 /// `correct`: a correction of an earlier step (`event`), made on `on`.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_correct(
-    store: &SledStore,
+    store: &AnyStore,
     event: EventId,
     reason: &str,
     new_date: Option<Date>,
@@ -289,7 +289,7 @@ pub async fn apply_correct(
 /// `deadline`: a step's pending deadline extended or waived on `on`.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_deadline(
-    store: &SledStore,
+    store: &AnyStore,
     id: &InstanceId,
     step: &str,
     change: DeadlineChange,
@@ -328,7 +328,7 @@ pub async fn start(
     let today = today(cli);
     // Refuse what the rules refuse before creating a store.
     workflows::start(&def, org, dnr, on.unwrap_or(today), actor(by), today)?;
-    let store = open(cli, OpenMode::CreateIfMissing)?;
+    let store = open(cli, OpenMode::CreateIfMissing).await?;
     let w = apply_start(&store, &def, &id, org, dnr, on.unwrap_or(today), actor(by), today).await?;
     report(&w, &format!("instance {id} of {} v{} (definition {})", def.id, def.version, &def.hash.to_hex()[..16]));
     store.close()?;
@@ -380,7 +380,7 @@ pub async fn record(
         None => Vec::new(),
     };
     all.extend(facts.iter().cloned());
-    let store = open(cli, OpenMode::MustExist)?;
+    let store = open(cli, OpenMode::MustExist).await?;
     let w = apply_record(&store, &id, step, on, all, deviation, actor(by), today(cli)).await?;
     report(&w, &format!("step {step} of {id}"));
     if let Some(late) = w.late() {
@@ -405,7 +405,7 @@ pub async fn correct(
 ) -> Result<()> {
     let event_id = EventId::from_hex(event)
         .map_err(|e| Refused(format!("{event:?} is not an event id (32 hex digits, see `styrlogg log`): {e}")))?;
-    let store = open(cli, OpenMode::MustExist)?;
+    let store = open(cli, OpenMode::MustExist).await?;
     let today = today(cli);
     let w =
         apply_correct(&store, event_id, reason, date, facts.to_vec(), on.unwrap_or(today), actor(by), today).await?;
@@ -431,7 +431,7 @@ pub async fn deadline(
         (None, true) => DeadlineChange::Waived,
         _ => bail!(Refused("give either --extend-to DATE or --waive".into())),
     };
-    let store = open(cli, OpenMode::MustExist)?;
+    let store = open(cli, OpenMode::MustExist).await?;
     let today = today(cli);
     let w = apply_deadline(&store, &id, step, change, reason, on.unwrap_or(today), actor(by), today).await?;
     report(&w, &format!("deadline change for {step} of {id}"));
@@ -440,7 +440,7 @@ pub async fn deadline(
 }
 
 pub async fn status(cli: &Cli, instance: Option<&str>, format: Format) -> Result<()> {
-    let store = open(cli, OpenMode::MustExist)?;
+    let store = open(cli, OpenMode::MustExist).await?;
     let ids = match instance {
         Some(i) => vec![instance_id(i)?],
         None => {

@@ -10,7 +10,7 @@ use crate::cli::Cli;
 use crate::flow::{self, Written};
 use crate::Refused;
 use anyhow::{bail, Context, Result};
-use engine::{Actor, EventId, SledStore};
+use engine::{Actor, AnyStore, EventId};
 use std::fmt;
 use workflows::scenario::{Target, What};
 use workflows::{Definition, Scenario};
@@ -67,7 +67,7 @@ pub fn check(cli: &Cli, today: jiff::civil::Date, name: &str, source: &str) -> R
 }
 
 /// Applies a checked scenario's commands in order, one atomic append each.
-pub async fn apply(store: &SledStore, file: &Loaded) -> Result<Summary> {
+pub async fn apply(store: &AnyStore, file: &Loaded) -> Result<Summary> {
     let mut summary = Summary { commands: file.scenario.commands.len(), ..Summary::default() };
     // The event each `record` wrote, for corrections that point at its label.
     let mut events: Vec<Option<EventId>> = Vec::new();
@@ -130,7 +130,7 @@ pub async fn run(cli: &Cli, files: &[std::path::PathBuf]) -> Result<()> {
         let source = std::fs::read_to_string(f).with_context(|| format!("cannot read scenario {name}"))?;
         loaded.push(check(cli, flow::today(cli), &name, &source)?);
     }
-    let store = crate::open(cli, engine::OpenMode::CreateIfMissing)?;
+    let store = crate::open(cli, engine::OpenMode::CreateIfMissing).await?;
     for file in &loaded {
         let summary = apply(&store, file).await;
         match summary {

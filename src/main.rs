@@ -15,8 +15,8 @@ mod stress;
 use anyhow::{bail, Context, Result};
 use cli::{Cli, Command, Format};
 use engine::{
-    import_chunks, AppendError, ChainVerifier, EventStore, InstanceId, OpenMode, RecordedEvent, SledStore, StoreError,
-    SystemClock,
+    import_chunks, AnyStore, AppendError, ChainVerifier, EventStore, InstanceId, JetStreamOptions, JetStreamStore,
+    OpenMode, RecordedEvent, SledStore, StoreError, SystemClock,
 };
 use std::io::{BufRead, BufWriter, Write};
 use std::process::ExitCode;
@@ -79,8 +79,21 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
-pub(crate) fn open(cli: &Cli, mode: OpenMode) -> Result<SledStore> {
-    open_path(&cli.data, mode)
+/// Opens the log the command line names: JetStream with --nats, else the
+/// embedded store in --data.
+pub(crate) async fn open(cli: &Cli, mode: OpenMode) -> Result<AnyStore> {
+    match &cli.nats {
+        Some(url) => {
+            let opts = JetStreamOptions {
+                url: url.clone(),
+                stream: cli.nats_stream.clone(),
+                replicas: usize::from(cli.nats_replicas),
+                ..Default::default()
+            };
+            Ok(AnyStore::JetStream(JetStreamStore::open(opts, mode, Arc::new(SystemClock)).await?))
+        }
+        None => Ok(AnyStore::Sled(open_path(&cli.data, mode)?)),
+    }
 }
 
 /// Opens the embedded store. sled lets one process at a time hold it; when
@@ -109,7 +122,7 @@ const STORE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Log { instance, format } => {
-            let store = open(&cli, OpenMode::MustExist)?;
+            let store = open(&cli, OpenMode::MustExist).await?;
             let out = std::io::stdout().lock();
             let mut out = BufWriter::new(out);
             let mut emit = |e: &RecordedEvent| -> Result<()> {
@@ -136,7 +149,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             store.close()?;
         }
         Command::Verify => {
-            let store = open(&cli, OpenMode::MustExist)?;
+            let store = open(&cli, OpenMode::MustExist).await?;
             let verdict = verify(&store).await?;
             store.close()?;
             match verdict {
@@ -148,13 +161,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Head => {
-            let store = open(&cli, OpenMode::MustExist)?;
+            let store = open(&cli, OpenMode::MustExist).await?;
             let head = store.head().await?;
             println!("position {} hash {}", head.position, head.hash);
             store.close()?;
         }
         Command::Export { output } => {
-            let store = open(&cli, OpenMode::MustExist)?;
+            let store = open(&cli, OpenMode::MustExist).await?;
             let sink: Box<dyn Write> = match output {
                 Some(p) => {
                     Box::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
@@ -201,7 +214,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Walks the whole chain: `Ok("OK: ...")` when it is intact, `Err(what)`
 /// at the first break.
-pub(crate) async fn verify(store: &SledStore) -> Result<std::result::Result<String, String>> {
+pub(crate) async fn verify(store: &impl EventStore) -> Result<std::result::Result<String, String>> {
     let head = store.head().await?;
     let mut verifier = ChainVerifier::new();
     let mut broken = None;
@@ -273,7 +286,7 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
     if events.is_empty() {
         bail!(Refused(format!("{}: no events to import", file.display())));
     }
-    let store = open(cli, OpenMode::CreateIfMissing)?;
+    let store = open(cli, OpenMode::CreateIfMissing).await?;
     let head = store.head().await?;
     if head.position != 0 {
         bail!(Refused(format!(

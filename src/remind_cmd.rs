@@ -4,7 +4,7 @@
 use crate::cli::{ChannelArg, Cli};
 use crate::{open, Refused};
 use anyhow::{bail, Result};
-use engine::{Clock, OpenMode, SledStore, SystemClock};
+use engine::{AnyStore, Clock, OpenMode, SledStore, SystemClock};
 use std::sync::Arc;
 use std::time::Duration;
 use styrlogg::remind::{self, Channel, Config, EmailChannel, Holding, LogChannel, Service};
@@ -59,23 +59,31 @@ pub async fn run(cli: &Cli, watch: bool, asked: &[ChannelArg]) -> Result<()> {
     let mut service = Service::new(config, channels);
     if watch {
         let shutdown = shutdown_signal()?;
-        // Checks that the store opens before going quiet.
-        open(cli, OpenMode::MustExist)?.close()?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let data = cli.data.clone();
-        let hold = Holding::Reopen {
-            open: Box::new(move || Ok(crate::open_path(&data, OpenMode::MustExist)?)),
-            close: |s: SledStore| Ok(s.close()?),
-            poll: Duration::from_secs(service.config.remind.poll_s.max(1)),
-        };
-        eprintln!(
-            "watching; the store is opened only while a pass runs, new events are picked up within {} s; Ctrl-C or SIGTERM stops",
-            service.config.remind.poll_s
-        );
-        remind::watch(&mut service, hold, clock, shutdown).await?;
+        // Checks that the store opens before going quiet.
+        match open(cli, OpenMode::MustExist).await? {
+            AnyStore::Sled(s) => {
+                s.close()?;
+                let data = cli.data.clone();
+                let hold = Holding::Reopen {
+                    open: Box::new(move || Ok(crate::open_path(&data, OpenMode::MustExist)?)),
+                    close: |s: SledStore| Ok(s.close()?),
+                    poll: Duration::from_secs(service.config.remind.poll_s.max(1)),
+                };
+                eprintln!(
+                    "watching; the store is opened only while a pass runs, new events are picked up within {} s; Ctrl-C or SIGTERM stops",
+                    service.config.remind.poll_s
+                );
+                remind::watch(&mut service, hold, clock, shutdown).await?;
+            }
+            store => {
+                eprintln!("watching {}; Ctrl-C or SIGTERM stops", store.describe());
+                remind::watch(&mut service, Holding::Keep(store), clock, shutdown).await?;
+            }
+        }
         eprintln!("reminder service stopped");
     } else {
-        let store = open(cli, OpenMode::MustExist)?;
+        let store = open(cli, OpenMode::MustExist).await?;
         let now = SystemClock.now();
         let today = cli.today.unwrap_or_else(|| remind::swedish_today(now));
         let r = service.pass(&store, today, now).await?;

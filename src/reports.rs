@@ -66,7 +66,7 @@ async fn view(cli: &Cli, as_of: Option<jiff::civil::Date>) -> Result<LogView> {
 }
 
 async fn fold(cli: &Cli, as_of: Option<jiff::civil::Date>, need_events: bool) -> Result<LogView> {
-    let store = open(cli, OpenMode::MustExist)?;
+    let store = open(cli, OpenMode::MustExist).await?;
     let checkpointed = as_of.is_none() && !need_events;
     let mut view = match checkpointed {
         true => load_checkpoint(cli, &store).await.unwrap_or_else(|| LogView::new(None)),

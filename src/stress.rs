@@ -5,10 +5,9 @@ use crate::cli::{Cli, StressArgs};
 use anyhow::{Context, Result};
 use engine::{
     Actor, AppendRequest, CommandId, EventStore, ExpectedVersion, Fact, FactValue, InstanceId, NewEvent, OpenMode,
-    Payload, SledStore, SystemClock,
+    Payload,
 };
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A step of about the size real events have (150-200 bytes encoded).
@@ -37,7 +36,7 @@ pub fn sample_event() -> NewEvent {
 
 pub async fn run(cli: &Cli, args: &StressArgs) -> Result<()> {
     anyhow::ensure!(args.writers >= 1 && args.batch >= 1, "--writers and --batch must be at least 1");
-    let store = SledStore::open(&cli.data, OpenMode::CreateIfMissing, Arc::new(SystemClock))?;
+    let store = crate::open(cli, OpenMode::CreateIfMissing).await?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..args.writers {

@@ -68,6 +68,10 @@ pub struct JetStreamOptions {
     pub timeout: Duration,
     /// The server drops a repeated command id within this window.
     pub duplicate_window: Duration,
+    /// After each append, every event is also published as JSON (the
+    /// export format) on `<events_prefix>.<instance>`, for other systems;
+    /// at most once, after the log has stored it. `None`: not published.
+    pub events_prefix: Option<String>,
 }
 
 impl Default for JetStreamOptions {
@@ -79,6 +83,7 @@ impl Default for JetStreamOptions {
             replicas: 1,
             timeout: Duration::from_secs(5),
             duplicate_window: Duration::from_secs(2 * 60),
+            events_prefix: Some("styrlogg.events".into()),
         }
     }
 }
@@ -136,14 +141,24 @@ impl Request {
 impl JetStreamStore {
     /// Connects, checks that JetStream is enabled, and creates the stream,
     /// or checks that an existing one has the settings this log needs.
-    pub async fn open(opts: JetStreamOptions, clock: Arc<dyn Clock>) -> Result<JetStreamStore, StoreError> {
+    pub async fn open(
+        opts: JetStreamOptions,
+        mode: crate::OpenMode,
+        clock: Arc<dyn Clock>,
+    ) -> Result<JetStreamStore, StoreError> {
+        let servers = opts
+            .url
+            .split(',')
+            .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Unavailable(format!("{:?} is not a NATS server URL: {e}", opts.url)))?;
         let client = tokio::time::timeout(
             opts.timeout,
             async_nats::ConnectOptions::new()
                 .connection_timeout(opts.timeout)
                 .request_timeout(Some(opts.timeout))
                 .name("styrlogg")
-                .connect(opts.url.as_str()),
+                .connect(servers),
         )
         .await
         .map_err(|_| StoreError::Unavailable(format!("no answer from NATS at {} within {:?}", opts.url, opts.timeout)))?
@@ -163,9 +178,16 @@ impl JetStreamStore {
         let wanted = stream_config(&opts);
         let stream = match js.get_stream(&opts.stream).await {
             Ok(s) => s,
-            Err(_) => js.get_or_create_stream(wanted.clone()).await.map_err(|e| {
-                unavailable(&format!("cannot create stream {} on {}", opts.stream, opts.url), e)
-            })?,
+            Err(e) if mode == crate::OpenMode::MustExist => {
+                return Err(StoreError::NotFound {
+                    path: format!("{} stream {}", opts.url, opts.stream),
+                    hint: format!("record or import something first ({e})"),
+                })
+            }
+            Err(_) => js
+                .get_or_create_stream(wanted.clone())
+                .await
+                .map_err(|e| unavailable(&format!("cannot create stream {} on {}", opts.stream, opts.url), e))?,
         };
         let actual = &stream.cached_info().config;
         let problems = config_differences(&wanted, actual);
@@ -306,6 +328,25 @@ impl JetStreamStore {
         Ok(lo)
     }
 
+    /// Publishes stored events as JSON for other systems (best effort: a
+    /// failure is logged, the append already stands).
+    async fn announce(&self, events: &[RecordedEvent]) {
+        let Some(prefix) = &self.inner.opts.events_prefix else { return };
+        for e in events {
+            let subject = format!("{prefix}.{}", subject_token(e.event.instance.as_str()));
+            let json = match serde_json::to_vec(e) {
+                Ok(j) => j,
+                Err(err) => {
+                    tracing::warn!(%err, "an event did not serialize to JSON");
+                    continue;
+                }
+            };
+            if let Err(err) = self.inner.js.client().publish(subject, json.into()).await {
+                tracing::warn!(%err, position = e.event.position, "could not announce an event");
+            }
+        }
+    }
+
     async fn send(&self, r: Request) -> Result<(), StoreError> {
         self.inner.requests.send(r).await.map_err(|_| StoreError::Closed)
     }
@@ -380,7 +421,8 @@ fn encode_batch(records: &[(RecordedEvent, Vec<u8>)]) -> Bytes {
 /// Decodes a stored message; every record is checked like a sled record,
 /// and a batch must be one command's contiguous events.
 fn decode_batch(seq: u64, payload: &[u8]) -> Result<Vec<RecordedEvent>, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt { position: 0, reason: format!("stream message {seq}: {reason}") };
+    let corrupt =
+        |reason: String| StoreError::Corrupt { position: 0, reason: format!("stream message {seq}: {reason}") };
     let (&format, mut rest) = payload.split_first().ok_or_else(|| corrupt("empty".into()))?;
     if format != BATCH_FORMAT {
         return Err(corrupt(format!("unknown batch format {format}")));
@@ -437,7 +479,10 @@ impl EventStore for JetStreamStore {
 
     async fn import(&self, events: Vec<RecordedEvent>) -> Result<Head, AppendError> {
         if events.len() > limits::IMPORT_CHUNK_EVENTS + limits::EVENTS_PER_COMMIT_MAX {
-            return Err(AppendError::Invalid(format!("{} events in one import call; split with import_chunks", events.len())));
+            return Err(AppendError::Invalid(format!(
+                "{} events in one import call; split with import_chunks",
+                events.len()
+            )));
         }
         let (tx, rx) = oneshot::channel();
         self.send(Request::Import(events, tx)).await?;
@@ -452,7 +497,11 @@ impl EventStore for JetStreamStore {
                 if e.event.sequence != expected {
                     return Err(StoreError::Corrupt {
                         position: e.event.position,
-                        reason: format!("instance {instance} jumps from sequence {} to {}", expected - 1, e.event.sequence),
+                        reason: format!(
+                            "instance {instance} jumps from sequence {} to {}",
+                            expected - 1,
+                            e.event.sequence
+                        ),
                     });
                 }
                 expected += 1;
@@ -647,14 +696,8 @@ struct Writer {
 
 /// One request of a group, as it moves through staging and publishing.
 enum Slot {
-    Append {
-        req: AppendRequest,
-        tx: Option<oneshot::Sender<Result<AppendOutcome, AppendError>>>,
-    },
-    Import {
-        events: Vec<RecordedEvent>,
-        tx: Option<oneshot::Sender<Result<Head, AppendError>>>,
-    },
+    Append { req: AppendRequest, tx: Option<oneshot::Sender<Result<AppendOutcome, AppendError>>> },
+    Import { events: Vec<RecordedEvent>, tx: Option<oneshot::Sender<Result<Head, AppendError>>> },
 }
 
 /// Most times a group is re-staged after other writers moved the head.
@@ -713,6 +756,8 @@ impl Writer {
                     tokio::time::sleep(Duration::from_micros(jitter)).await;
                 }
                 Err(e) => {
+                    // What reached the server is unknown: read it again next time.
+                    self.known.head = None;
                     fail_all(slots, e);
                     return;
                 }
@@ -817,6 +862,7 @@ impl Writer {
                     let o = st.outcome.clone();
                     let events: Vec<RecordedEvent> = st.records.iter().map(|(e, _)| e.clone()).collect();
                     self.known.learn(ack.sequence, &events);
+                    store.announce(&events).await;
                     let last = &events[events.len() - 1];
                     self.known.head = Some((
                         ack.sequence,

@@ -5,10 +5,12 @@
 //! nothing of which steps a workflow has or what a municipality must do:
 //! that lives in workflow definitions, read by crates above this one.
 
+pub mod any;
 pub mod chain;
 pub mod clock;
 pub mod codec;
 pub mod event;
+pub mod jetstream;
 pub mod limits;
 pub mod memory;
 pub mod sled_store;
@@ -19,12 +21,14 @@ mod commit;
 pub use commit::import_chunks;
 mod subscription;
 
+pub use any::AnyStore;
 pub use chain::{ChainVerifier, VerifyReport};
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use event::{
     Actor, CommandId, DeadlineChange, EventBody, EventId, Fact, FactValue, Hash, InstanceId, Lateness, NewEvent,
     Payload, PersonKind, RecordedEvent,
 };
+pub use jetstream::{JetStreamOptions, JetStreamStore};
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 pub use store::{AppendError, AppendOutcome, AppendRequest, EventStore, ExpectedVersion, Head, StoreError};

@@ -43,3 +43,7 @@ pub const NOTICE_RETRY_MAX_S: i64 = 6 * 3600;
 pub const REMINDER_PASS_ROUNDS_MAX: usize = 16;
 /// Longest channel error kept in a `notice_failed` event, in characters.
 pub const NOTICE_ERROR_CHARS_MAX: usize = 2000;
+/// JetStream writer: most instances and command ids it remembers between
+/// groups before it forgets them all and reads again from the server.
+pub const JETSTREAM_KNOWN_INSTANCES_MAX: usize = 65_536;
+pub const JETSTREAM_KNOWN_COMMANDS_MAX: usize = 262_144;

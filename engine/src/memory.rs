@@ -137,8 +137,12 @@ impl EventStore for MemoryStore {
         Ok(self.lock().stager.head())
     }
 
-    async fn command_outcome(&self, command_id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
-        Ok(self.lock().commands.get(command_id).cloned())
+    async fn command_outcome(
+        &self,
+        instance: &InstanceId,
+        command_id: &CommandId,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        Ok(self.lock().commands.get(command_id).filter(|o| o.instance == *instance).cloned())
     }
 
     fn subscribe(&self, from_position: u64) -> Subscription {

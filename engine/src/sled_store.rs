@@ -338,10 +338,14 @@ impl EventStore for SledStore {
         Ok(*self.inner.heads.borrow())
     }
 
-    async fn command_outcome(&self, command_id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
+    async fn command_outcome(
+        &self,
+        instance: &InstanceId,
+        command_id: &CommandId,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
         let outcome = SledIndex(&self.inner.db).command(command_id)?;
         // Only what is durable counts.
-        Ok(outcome.filter(|o| o.last_position <= self.durable_position()))
+        Ok(outcome.filter(|o| o.instance == *instance && o.last_position <= self.durable_position()))
     }
 
     fn subscribe(&self, from_position: u64) -> Subscription {

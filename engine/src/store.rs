@@ -1,6 +1,7 @@
 //! The storage trait every backend implements, and its request, result and
 //! error types. Backends: [`crate::MemoryStore`] (tests),
-//! [`crate::SledStore`] (the embedded default); NATS JetStream later.
+//! [`crate::SledStore`] (the embedded default), [`crate::JetStreamStore`]
+//! (NATS JetStream, several machines).
 
 use crate::event::{CommandId, Hash, InstanceId, InvalidField, NewEvent, RecordedEvent};
 use crate::subscription::Subscription;
@@ -90,6 +91,8 @@ pub enum StoreError {
     Poisoned(String),
     #[error("the store is closed")]
     Closed,
+    #[error("the log's server is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Why an append was not done. Only `Store` is an operating error; the
@@ -135,9 +138,13 @@ pub trait EventStore: Send + Sync {
     /// The last position and hash.
     async fn head(&self) -> Result<Head, StoreError>;
 
-    /// The outcome of a committed command id, if it was committed: lets a
-    /// caller recognise a retry before deciding again.
-    async fn command_outcome(&self, command_id: &CommandId) -> Result<Option<AppendOutcome>, StoreError>;
+    /// The outcome of a command id committed on `instance`, if it was: lets
+    /// a caller recognise a retry before deciding again.
+    async fn command_outcome(
+        &self,
+        instance: &InstanceId,
+        command_id: &CommandId,
+    ) -> Result<Option<AppendOutcome>, StoreError>;
 
     /// Every event from `from_position` on: first those already stored,
     /// then new ones as they are committed.

@@ -19,6 +19,11 @@ impl Subscription {
         self.rx.recv().await
     }
 
+    /// A subscription fed by a backend's own task.
+    pub(crate) fn from_channel(rx: mpsc::Receiver<Result<RecordedEvent, StoreError>>) -> Self {
+        Subscription { rx }
+    }
+
     /// A subscription that only yields `err`.
     pub fn failed(err: StoreError) -> Self {
         let (tx, rx) = mpsc::channel(1);

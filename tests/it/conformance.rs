@@ -1,6 +1,7 @@
 //! The storage conformance suite: every backend must pass every case.
 //! A new backend adds one line to `backends!` below.
 
+use crate::nats::Nats;
 use crate::support::*;
 use engine::{AppendError, EventStore, ExpectedVersion, Head, Payload};
 use std::collections::HashSet;
@@ -236,6 +237,7 @@ macro_rules! backends {
 backends! {
     memory => Memory::new(),
     sled => Sled::new(),
+    jetstream => Nats::new(),
 }
 
 #[tokio::test]
@@ -243,6 +245,13 @@ async fn memory_recorded_at_from_clock() {
     let m = Memory::new();
     let clock = m.clock();
     recorded_at_from_clock(m, clock).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_recorded_at_from_clock() {
+    let n = crate::nats::Nats::new();
+    let clock = n.clock();
+    recorded_at_from_clock(n, clock).await
 }
 
 #[tokio::test]
