@@ -20,8 +20,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "STYRLOGG_NATS", value_name = "URL")]
     pub nats: Option<String>,
 
-    /// The JetStream stream holding the log.
-    #[arg(long, global = true, env = "STYRLOGG_NATS_STREAM", default_value = "STYRLOGG", value_name = "NAME")]
+    /// The JetStream stream holding the log (letters, digits, - and _).
+    #[arg(long, global = true, env = "STYRLOGG_NATS_STREAM", default_value = "STYRLOGG", value_name = "NAME",
+          value_parser = parse_stream_name)]
     pub nats_stream: String,
 
     /// Copies of each message the NATS cluster keeps when it creates the stream (3 in production).
@@ -52,6 +53,14 @@ pub struct Cli {
     /// Whether --data (or STYRLOGG_DATA) was given rather than defaulted.
     #[arg(skip)]
     pub data_given: bool,
+}
+
+pub fn parse_stream_name(s: &str) -> Result<String, String> {
+    if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a stream name: use 1-64 letters, digits, - and _"))
+    }
 }
 
 pub fn parse_date(s: &str) -> Result<jiff::civil::Date, String> {
@@ -207,7 +216,7 @@ pub enum Command {
         /// Keep running as a service.
         #[arg(long, conflicts_with = "today")]
         watch: bool,
-        /// Channels to send on; repeat for more. Default: log, and email when [smtp] is configured.
+        /// Channels to send on; repeat for more. Default: log, email when [smtp] is configured, nats when [nats] is.
         #[arg(long = "channel", value_enum, value_name = "CHANNEL")]
         channels: Vec<ChannelArg>,
     },
@@ -296,6 +305,8 @@ pub enum ChannelArg {
     Log,
     /// E-mail over SMTP to the addresses in [recipients] (needs [smtp]).
     Email,
+    /// JSON on the NATS subject styrlogg.notices.<organisation> (needs [nats] or --nats).
+    Nats,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -79,17 +79,33 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
+/// The stream and subjects --nats-stream names: the default stream
+/// `STYRLOGG` keeps `styrlogg.log.<instance>` and announces on
+/// `styrlogg.events.<instance>`; a stream `NAME` keeps
+/// `styrlogg.<name>.log.<instance>` and announces on
+/// `styrlogg.<name>.events.<instance>`, so several logs share a server.
+pub(crate) fn nats_options(cli: &Cli, url: &str) -> JetStreamOptions {
+    let base = if cli.nats_stream == "STYRLOGG" {
+        "styrlogg".to_string()
+    } else {
+        format!("styrlogg.{}", cli.nats_stream.to_lowercase())
+    };
+    JetStreamOptions {
+        url: url.to_string(),
+        stream: cli.nats_stream.clone(),
+        subject_prefix: format!("{base}.log"),
+        events_prefix: Some(format!("{base}.events")),
+        replicas: usize::from(cli.nats_replicas),
+        ..Default::default()
+    }
+}
+
 /// Opens the log the command line names: JetStream with --nats, else the
 /// embedded store in --data.
 pub(crate) async fn open(cli: &Cli, mode: OpenMode) -> Result<AnyStore> {
     match &cli.nats {
         Some(url) => {
-            let opts = JetStreamOptions {
-                url: url.clone(),
-                stream: cli.nats_stream.clone(),
-                replicas: usize::from(cli.nats_replicas),
-                ..Default::default()
-            };
+            let opts = nats_options(cli, url);
             Ok(AnyStore::JetStream(JetStreamStore::open(opts, mode, Arc::new(SystemClock)).await?))
         }
         None => Ok(AnyStore::Sled(open_path(&cli.data, mode)?)),

@@ -51,6 +51,8 @@ pub struct Config {
     #[serde(default)]
     pub remind: RemindConfig,
     pub smtp: Option<SmtpConfig>,
+    /// Notices on NATS for other systems (the `nats` channel).
+    pub nats: Option<NatsConfig>,
     /// Addresses per organisation and role: `[recipients."Härryda kommun"]
     /// styrgrupp = ["a@b.se"]`; the organisation `"*"` applies to all.
     #[serde(default)]
@@ -82,6 +84,32 @@ fn poll_s() -> u64 {
 
 fn escalate_within_days() -> u32 {
     30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL(s), comma-separated; default: the --nats of the log.
+    pub url: Option<String>,
+    /// The stream that keeps the notices for consumers.
+    #[serde(default = "notices_stream")]
+    pub stream: String,
+    /// How long the stream keeps a notice.
+    #[serde(default = "notices_keep_days")]
+    pub keep_days: u32,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig { url: None, stream: notices_stream(), keep_days: notices_keep_days() }
+    }
+}
+
+fn notices_stream() -> String {
+    "STYRLOGG_NOTICES".into()
+}
+fn notices_keep_days() -> u32 {
+    400
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -259,6 +287,90 @@ impl Channel for EmailChannel {
             .body(msg.body.clone())
             .map_err(|e| e.to_string())?;
         self.transport.send(email).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// The subject token of an organisation: lower case ASCII, Swedish
+/// letters without their marks, every other run of characters one `-`.
+/// "Härryda kommun" is `harryda-kommun`.
+pub fn organisation_token(organisation: &str) -> String {
+    let mut out = String::new();
+    for c in organisation.to_lowercase().chars() {
+        let c = match c {
+            'å' | 'ä' | 'à' | 'á' | 'â' => 'a',
+            'ö' | 'ø' | 'ó' | 'ô' => 'o',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'ü' | 'ú' => 'u',
+            c => c,
+        };
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let t = out.trim_matches('-');
+    if t.is_empty() {
+        "-".into()
+    } else {
+        t.to_string()
+    }
+}
+
+/// Notices as JSON on `styrlogg.notices.<organisation>`, kept in a
+/// JetStream stream so other systems can consume them when they like. A
+/// notice counts as sent once the stream has stored it; the notice key is
+/// the message id, so a retry within the server's duplicate window is
+/// stored once.
+pub struct NatsChannel {
+    js: async_nats::jetstream::Context,
+}
+
+/// The subject prefix of notices.
+pub const NOTICES_PREFIX: &str = "styrlogg.notices";
+
+impl NatsChannel {
+    pub async fn connect(url: &str, c: &NatsConfig) -> Result<NatsChannel> {
+        let servers = url
+            .split(',')
+            .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("{url:?} is not a NATS server URL"))?;
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .name("styrlogg reminders")
+            .connect(servers)
+            .await
+            .with_context(|| format!("cannot connect to NATS at {url} for notices"))?;
+        let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(5)).build(client);
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: c.stream.clone(),
+            description: Some("styrlogg reminders and escalations, per organisation".into()),
+            subjects: vec![format!("{NOTICES_PREFIX}.>")],
+            storage: async_nats::jetstream::stream::StorageType::File,
+            max_age: Duration::from_secs(u64::from(c.keep_days) * 86_400),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("cannot create or find the notices stream {} on {url}", c.stream))?;
+        Ok(NatsChannel { js })
+    }
+}
+
+#[async_trait::async_trait]
+impl Channel for NatsChannel {
+    fn name(&self) -> &str {
+        "nats"
+    }
+    fn recipients(&self, _: &Config, _: &str, roles: &[String]) -> Vec<String> {
+        roles.to_vec()
+    }
+    async fn send(&self, msg: &Message) -> Result<(), String> {
+        let subject = format!("{NOTICES_PREFIX}.{}", organisation_token(&msg.organisation));
+        let json = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
+        let publish = async_nats::jetstream::message::PublishMessage::build().payload(json.into()).message_id(&msg.key);
+        let ack = self.js.send_publish(subject, publish).await.map_err(|e| e.to_string())?;
+        ack.await.map(|_| ()).map_err(|e| e.to_string())
     }
 }
 

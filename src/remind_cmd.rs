@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use engine::{AnyStore, Clock, OpenMode, SledStore, SystemClock};
 use std::sync::Arc;
 use std::time::Duration;
-use styrlogg::remind::{self, Channel, Config, EmailChannel, Holding, LogChannel, Service};
+use styrlogg::remind::{self, Channel, Config, EmailChannel, Holding, LogChannel, NatsChannel, Service};
 
 /// The configuration: --config FILE (which must exist), else
 /// ./styrlogg.toml when present, else defaults (log channel only).
@@ -22,11 +22,14 @@ pub fn config(cli: &Cli) -> Result<Config> {
     }
 }
 
-fn channels(config: &Config, asked: &[ChannelArg]) -> Result<Vec<Arc<dyn Channel>>> {
+async fn channels(cli: &Cli, config: &Config, asked: &[ChannelArg]) -> Result<Vec<Arc<dyn Channel>>> {
     let asked: Vec<ChannelArg> = if asked.is_empty() {
         let mut v = vec![ChannelArg::Log];
         if config.smtp.is_some() {
             v.push(ChannelArg::Email);
+        }
+        if config.nats.is_some() {
+            v.push(ChannelArg::Nats);
         }
         v
     } else {
@@ -45,6 +48,15 @@ fn channels(config: &Config, asked: &[ChannelArg]) -> Result<Vec<Arc<dyn Channel
                 }
                 out.push(Arc::new(EmailChannel::new(smtp)?));
             }
+            ChannelArg::Nats => {
+                let nats = config.nats.clone().unwrap_or_default();
+                let Some(url) = nats.url.clone().or_else(|| cli.nats.clone()) else {
+                    bail!(Refused(
+                        "--channel nats needs a server: [nats] url = ... in the configuration, or --nats".into()
+                    ))
+                };
+                out.push(Arc::new(NatsChannel::connect(&url, &nats).await?));
+            }
         }
     }
     out.dedup_by(|a, b| a.name() == b.name());
@@ -53,7 +65,7 @@ fn channels(config: &Config, asked: &[ChannelArg]) -> Result<Vec<Arc<dyn Channel
 
 pub async fn run(cli: &Cli, watch: bool, asked: &[ChannelArg]) -> Result<()> {
     let config = config(cli)?;
-    let channels = channels(&config, asked)?;
+    let channels = channels(cli, &config, asked).await?;
     let names: Vec<&str> = channels.iter().map(|c| c.name()).collect();
     eprintln!("reminders by {} from {}", names.join(", "), cli.data.display());
     let mut service = Service::new(config, channels);

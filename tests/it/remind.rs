@@ -670,3 +670,128 @@ fn the_watch_service_lets_other_commands_use_the_store_and_stops_on_sigterm() {
     let o = styrlogg(&data, &["verify"]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn organisation_tokens_are_plain_subject_tokens() {
+    assert_eq!(remind::organisation_token("Härryda kommun"), "harryda-kommun");
+    assert_eq!(remind::organisation_token("Landstinget i Jönköpings län"), "landstinget-i-jonkopings-lan");
+    assert_eq!(remind::organisation_token("Älvsjö stadsdelsnämnd"), "alvsjo-stadsdelsnamnd");
+    assert_eq!(remind::organisation_token("Region Skåne (RS) . * >"), "region-skane-rs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_on_nats_for_other_systems_and_the_watch_service_over_jetstream() {
+    use crate::cli::styrlogg;
+    use futures_util::StreamExt;
+    let server = crate::nats::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("unused");
+    let cfg = dir.path().join("styrlogg.toml");
+    std::fs::write(&cfg, "[nats]\nkeep_days = 30\n").unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    let nats = ["--nats", server.url.as_str(), "--config", &cfg];
+    let run = |args: &[&str]| {
+        let o = tokio::task::block_in_place(|| styrlogg(&data, &[&nats[..], args].concat()));
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        text(&o)
+    };
+    run(&[
+        "start",
+        "skl-styrsystem-2012-2014",
+        "--instance",
+        ID,
+        "--org",
+        "Tyresö kommun",
+        "--on",
+        "2012-01-10",
+        "--by",
+        "Anita Brynje",
+        "--role",
+        "registrator",
+        "--today",
+        "2012-01-10",
+    ]);
+    let out = run(&["remind", "--today", "2012-01-25"]);
+    assert!(out.contains("2 notice(s) sent"), "log and nats: {out}");
+    run(&["remind", "--today", "2012-01-25"]);
+
+    // Another system reads the notices from their stream whenever it likes.
+    let client = async_nats::connect(server.url.as_str()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("STYRLOGG_NOTICES").await.unwrap();
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: "styrlogg.notices.tyreso-kommun".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let m = tokio::time::timeout(std::time::Duration::from_secs(10), messages.next()).await.unwrap().unwrap().unwrap();
+    let notice: serde_json::Value = serde_json::from_slice(&m.message.payload).unwrap();
+    assert_eq!(notice["key"], "tyreso-2012:intresseanmalan:2012-01-31:reminder:7");
+    assert_eq!(notice["organisation"], "Tyresö kommun");
+    assert_eq!(notice["deadline"], "2012-01-31");
+    assert!(notice["subject"].as_str().unwrap().starts_with("Påminnelse: Intresseanmälan till SKL"));
+    let info = stream.clone().info().await.unwrap().state.messages;
+    assert_eq!(info, 1, "the second run sent nothing");
+
+    // The watch service over JetStream wakes as soon as a step changes what
+    // is due: here a meeting whose minutes are due within 14 days.
+    let today = swedish_today(Timestamp::now());
+    let days_ago = |n: i64| today.checked_sub(jiff::Span::new().days(n)).unwrap().to_string();
+    run(&[
+        "start",
+        "protokoll-laga-kraft",
+        "--instance",
+        "ks-1",
+        "--org",
+        "Tyresö kommun",
+        "--on",
+        &days_ago(30),
+        "--by",
+        "Eva Sekreterare",
+        "--role",
+        "sekreterare",
+    ]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_styrlogg"))
+        .args(nats)
+        .args(["remind", "--watch", "--channel", "log"])
+        .env_remove("STYRLOGG_TODAY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Whatever the first pass sends about the older instance comes first.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    while rx.try_recv().is_ok() {}
+    let on = days_ago(10);
+    let minutes = format!("protokoll=Kommunstyrelsen|{on}|§ 12");
+    run(&[
+        "record",
+        "ks-1",
+        "sammantrade",
+        "--on",
+        &on,
+        "--fact",
+        &minutes,
+        "--fact",
+        "beslut=Budget",
+        "--by",
+        "Eva Sekreterare",
+        "--role",
+        "sekreterare",
+    ]);
+    let line = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("a reminder right after the meeting");
+    assert!(line.starts_with("Påminnelse: Protokollet justerat"), "{line}");
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+}
