@@ -440,46 +440,39 @@ pub async fn deadline(
 }
 
 pub async fn status(cli: &Cli, instance: Option<&str>, format: Format) -> Result<()> {
-    let store = open(cli, OpenMode::MustExist).await?;
-    let ids = match instance {
-        Some(i) => vec![instance_id(i)?],
+    use std::io::Write;
+    let today = today(cli);
+    // One instance: read just its events. All: the checkpointed view, which
+    // folds only what was recorded since the last command.
+    let statuses: Vec<InstanceStatus> = match instance {
+        Some(i) => {
+            let store = open(cli, OpenMode::MustExist).await?;
+            let s = InstanceStatus::of(&load(&store, &instance_id(i)?).await?, today);
+            store.close()?;
+            vec![s]
+        }
         None => {
-            let mut ids = Vec::new();
-            let mut next = 1;
-            loop {
-                let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
-                let Some(last) = page.last() else { break };
-                next = last.event.position + 1;
-                ids.extend(
-                    page.into_iter()
-                        .filter(|e| matches!(e.event.payload, Payload::InstanceStarted { .. }))
-                        .map(|e| e.event.instance),
-                );
-            }
-            ids
+            let view = crate::reports::view(cli, None).await?;
+            view.instances.values().map(|v| InstanceStatus::of(&v.instance, today)).collect()
         }
     };
-    let today = today(cli);
-    let mut statuses = Vec::new();
-    for id in &ids {
-        statuses.push(InstanceStatus::of(&load(&store, id).await?, today));
-    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
         Format::Json => {
             for s in &statuses {
-                println!("{}", serde_json::to_string(s)?);
+                writeln!(out, "{}", serde_json::to_string(s)?)?;
             }
         }
         Format::Text => {
             if statuses.is_empty() {
-                println!("no instances yet; start one with `styrlogg start`");
+                writeln!(out, "no instances yet; start one with `styrlogg start`")?;
             }
             for s in &statuses {
-                print!("{}", status_text(s));
+                write!(out, "{}", status_text(s))?;
             }
         }
     }
-    store.close()?;
+    out.flush()?;
     Ok(())
 }
 

@@ -16,13 +16,21 @@ fn lang(out: &ReportOut) -> Lang {
     }
 }
 
-fn checkpoint_path(cli: &Cli) -> std::path::PathBuf {
-    cli.data.join("projections").join("checkpoint.bin")
+/// Where the folded state is cached: in the store's directory; for a log on
+/// NATS, in --data when that directory exists (else not cached).
+fn checkpoint_path(cli: &Cli) -> Option<std::path::PathBuf> {
+    match &cli.nats {
+        None => Some(cli.data.join("projections").join("checkpoint.bin")),
+        Some(_) if cli.data.is_dir() => {
+            Some(cli.data.join("projections").join(format!("checkpoint-nats-{}.bin", cli.nats_stream)))
+        }
+        Some(_) => None,
+    }
 }
 
 /// The checkpointed view, if there is one and the log still has its head.
 async fn load_checkpoint(cli: &Cli, store: &impl EventStore) -> Option<LogView> {
-    let bytes = std::fs::read(checkpoint_path(cli)).ok()?;
+    let bytes = std::fs::read(checkpoint_path(cli)?).ok()?;
     let view = match projections::checkpoint::decode(&bytes) {
         Ok(v) => v,
         Err(e) => {
@@ -43,7 +51,7 @@ async fn load_checkpoint(cli: &Cli, store: &impl EventStore) -> Option<LogView> 
 /// Writes the checkpoint atomically (temporary file, sync, rename). A
 /// failure only costs speed next time, so it is a warning.
 fn save_checkpoint(cli: &Cli, view: &LogView) {
-    let path = checkpoint_path(cli);
+    let Some(path) = checkpoint_path(cli) else { return };
     let write = || -> std::io::Result<()> {
         let dir = path.parent().expect("has a parent");
         std::fs::create_dir_all(dir)?;
@@ -61,16 +69,17 @@ fn save_checkpoint(cli: &Cli, view: &LogView) {
 
 /// Folds the log as known at the end of `as_of` (or now). Views of the
 /// whole log without events start from the checkpoint and update it.
-async fn view(cli: &Cli, as_of: Option<jiff::civil::Date>) -> Result<LogView> {
+pub async fn view(cli: &Cli, as_of: Option<jiff::civil::Date>) -> Result<LogView> {
     fold(cli, as_of, false).await
 }
 
 async fn fold(cli: &Cli, as_of: Option<jiff::civil::Date>, need_events: bool) -> Result<LogView> {
     let store = open(cli, OpenMode::MustExist).await?;
     let checkpointed = as_of.is_none() && !need_events;
-    let mut view = match checkpointed {
-        true => load_checkpoint(cli, &store).await.unwrap_or_else(|| LogView::new(None)),
-        false => LogView::new(as_of),
+    let mut view = match (checkpointed, need_events) {
+        (true, _) => load_checkpoint(cli, &store).await.unwrap_or_else(|| LogView::folded_only(None)),
+        (false, true) => LogView::new(as_of),
+        (false, false) => LogView::folded_only(as_of),
     };
     let from = view.head_position;
     let mut next = view.head_position + 1;
@@ -85,7 +94,7 @@ async fn fold(cli: &Cli, as_of: Option<jiff::civil::Date>, need_events: bool) ->
         }
     }
     store.close()?;
-    if checkpointed && (view.head_position > from || !checkpoint_path(cli).exists()) {
+    if checkpointed && (view.head_position > from || checkpoint_path(cli).is_some_and(|p| !p.exists())) {
         save_checkpoint(cli, &view);
     }
     Ok(view)
@@ -109,7 +118,9 @@ pub async fn view_of(store: &impl EventStore) -> Result<LogView> {
 /// Rebuilds every projection from the whole log and replaces the checkpoint.
 pub async fn rebuild(cli: &Cli) -> Result<()> {
     let started = std::time::Instant::now();
-    let _ = std::fs::remove_file(checkpoint_path(cli));
+    if let Some(p) = checkpoint_path(cli) {
+        let _ = std::fs::remove_file(p);
+    }
     let view = fold(cli, None, false).await?;
     println!(
         "rebuilt from {} events: {} instances, head position {} hash {} ({:.2} s)",

@@ -22,8 +22,9 @@ pub struct LogView {
     pub head_position: u64,
     pub head_hash: Hash,
     pub instances: BTreeMap<InstanceId, InstanceView>,
-    /// False for a view restored from a checkpoint: its instances carry only
-    /// the events fed since, so it serves every report but the audit trail.
+    /// False for a view that folds without keeping events (restored from a
+    /// checkpoint, or made with `folded_only`): it serves every report but
+    /// the audit trail.
     pub events_kept: bool,
 }
 
@@ -35,6 +36,12 @@ pub fn swedish_date(ts: jiff::Timestamp) -> Date {
 impl LogView {
     pub fn new(as_of: Option<Date>) -> Self {
         LogView { as_of, head_position: 0, head_hash: Hash::default(), instances: BTreeMap::new(), events_kept: true }
+    }
+
+    /// A view that folds events without keeping them: every report but the
+    /// audit trail, in the memory of the folded state alone.
+    pub fn folded_only(as_of: Option<Date>) -> Self {
+        LogView { events_kept: false, ..LogView::new(as_of) }
     }
 
     /// Feeds the next event in position order. Returns false once an event
@@ -49,11 +56,14 @@ impl LogView {
         match self.instances.get_mut(&e.event.instance) {
             Some(v) => {
                 v.instance.apply(e);
-                v.events.push(e.clone());
+                if self.events_kept {
+                    v.events.push(e.clone());
+                }
             }
             None => {
                 let instance = Instance::fold(std::slice::from_ref(e))?;
-                self.instances.insert(e.event.instance.clone(), InstanceView { instance, events: vec![e.clone()] });
+                let events = if self.events_kept { vec![e.clone()] } else { Vec::new() };
+                self.instances.insert(e.event.instance.clone(), InstanceView { instance, events });
             }
         }
         Ok(true)

@@ -1,7 +1,6 @@
 //! The storage conformance suite: every backend must pass every case.
 //! A new backend adds one line to `backends!` below.
 
-use crate::nats::Nats;
 use crate::support::*;
 use engine::{AppendError, EventStore, ExpectedVersion, Head, Payload};
 use std::collections::HashSet;
@@ -249,7 +248,7 @@ async fn memory_recorded_at_from_clock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_recorded_at_from_clock() {
-    let n = crate::nats::Nats::new();
+    let n = Nats::new();
     let clock = n.clock();
     recorded_at_from_clock(n, clock).await
 }

@@ -6,7 +6,7 @@
 //! losing a node while a writer appends.
 
 use crate::cli::styrlogg as styrlogg_with;
-use crate::nats::{Nats, NatsCluster, NatsServer};
+use crate::nats::{NatsCluster, NatsServer};
 use crate::support::*;
 use engine::{
     AppendError, EventStore, ExpectedVersion, JetStreamOptions, JetStreamStore, OpenMode, StoreError, SystemClock,

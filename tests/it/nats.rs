@@ -4,6 +4,9 @@
 //! free loopback ports with a temporary storage directory, and stopped when
 //! the test drops it.
 
+// Shared with `benches/compare.rs`, which uses parts the tests do not.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,6 +73,23 @@ impl NatsServer {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let mut s = NatsServer::spawn(dir, vec!["-p".into(), "-1".into()]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A single server that fsyncs every message before acknowledging it
+    /// (`sync_interval: always`, as README recommends for production).
+    pub fn start_durable() -> NatsServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let conf = dir.join("nats.conf");
+        std::fs::write(
+            &conf,
+            format!("jetstream {{ store_dir: {:?}, sync_interval: always }}\n", dir.join("js").display().to_string()),
+        )
+        .unwrap();
+        let args = vec!["-c".into(), conf.display().to_string(), "-p".into(), "-1".into()];
+        let mut s = NatsServer::spawn_with(dir, args, false);
         s._tmp = Some(tmp);
         s
     }
@@ -197,60 +217,5 @@ impl NatsCluster {
     /// Every node's URL, comma-separated, for a client that fails over.
     pub fn urls(&self) -> String {
         self.nodes.iter().map(|n| n.url.clone()).collect::<Vec<_>>().join(",")
-    }
-}
-
-/// The JetStream backend for the storage conformance suite: its own server,
-/// and a stream (with its own subjects) per store.
-pub struct Nats {
-    pub server: NatsServer,
-    clock: std::sync::Arc<engine::ManualClock>,
-    stream: String,
-    streams: u32,
-}
-
-impl Nats {
-    pub fn new() -> Nats {
-        Nats { server: NatsServer::start(), clock: crate::support::clock(), stream: "T0".into(), streams: 0 }
-    }
-
-    pub fn options(&self, stream: &str) -> engine::JetStreamOptions {
-        engine::JetStreamOptions {
-            url: self.server.url.clone(),
-            stream: stream.to_string(),
-            subject_prefix: format!("{}.log", stream.to_lowercase()),
-            ..Default::default()
-        }
-    }
-
-    pub fn clock(&self) -> std::sync::Arc<engine::ManualClock> {
-        self.clock.clone()
-    }
-
-    fn connect(&self, stream: &str) -> engine::JetStreamStore {
-        let opts = self.options(stream);
-        let clock = self.clock.clone();
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(engine::JetStreamStore::open(
-                opts,
-                engine::OpenMode::CreateIfMissing,
-                clock,
-            ))
-        })
-        .unwrap()
-    }
-}
-
-impl crate::support::Backend for Nats {
-    type Store = engine::JetStreamStore;
-    fn open(&mut self) -> engine::JetStreamStore {
-        self.connect(&self.stream.clone())
-    }
-    fn close(&mut self, store: engine::JetStreamStore) {
-        store.close().unwrap();
-    }
-    fn fresh(&mut self) -> engine::JetStreamStore {
-        self.streams += 1;
-        self.connect(&format!("T{}", self.streams))
     }
 }

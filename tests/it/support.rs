@@ -126,3 +126,58 @@ impl Sled {
         self.clock.clone()
     }
 }
+
+/// The JetStream backend for the storage conformance suite: its own server,
+/// and a stream (with its own subjects) per store.
+pub struct Nats {
+    pub server: crate::nats::NatsServer,
+    clock: std::sync::Arc<engine::ManualClock>,
+    stream: String,
+    streams: u32,
+}
+
+impl Nats {
+    pub fn new() -> Nats {
+        Nats { server: crate::nats::NatsServer::start(), clock: clock(), stream: "T0".into(), streams: 0 }
+    }
+
+    pub fn options(&self, stream: &str) -> engine::JetStreamOptions {
+        engine::JetStreamOptions {
+            url: self.server.url.clone(),
+            stream: stream.to_string(),
+            subject_prefix: format!("{}.log", stream.to_lowercase()),
+            ..Default::default()
+        }
+    }
+
+    pub fn clock(&self) -> std::sync::Arc<engine::ManualClock> {
+        self.clock.clone()
+    }
+
+    fn connect(&self, stream: &str) -> engine::JetStreamStore {
+        let opts = self.options(stream);
+        let clock = self.clock.clone();
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(engine::JetStreamStore::open(
+                opts,
+                engine::OpenMode::CreateIfMissing,
+                clock,
+            ))
+        })
+        .unwrap()
+    }
+}
+
+impl Backend for Nats {
+    type Store = engine::JetStreamStore;
+    fn open(&mut self) -> engine::JetStreamStore {
+        self.connect(&self.stream.clone())
+    }
+    fn close(&mut self, store: engine::JetStreamStore) {
+        store.close().unwrap();
+    }
+    fn fresh(&mut self) -> engine::JetStreamStore {
+        self.streams += 1;
+        self.connect(&format!("T{}", self.streams))
+    }
+}

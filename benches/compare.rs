@@ -1,0 +1,417 @@
+//! `cargo bench --bench compare`: the engine against the physical floor and
+//! against the design many users would pick instead, side by side in one
+//! run on one machine, on one event shape (a recorded step with a minutes
+//! reference and a case number, ~190 bytes encoded). Prints one table:
+//! each figure, and the ratios engine/floor and engine/peer (SQLite).
+//!
+//! Scale with `STYRLOGG_BENCH_APPENDS` (sequential appends per row, default
+//! 2000), `STYRLOGG_BENCH_REPLAY_EVENTS` (default 1 000 000) and
+//! `STYRLOGG_BENCH_INSTANCES` (default 100 000). Everything runs in
+//! temporary directories under `target/`, on the same disk.
+
+#[path = "../tests/it/nats.rs"]
+mod nats;
+
+use engine::{
+    Actor, AppendRequest, CommandId, EventStore, ExpectedVersion, Fact, FactValue, InstanceId, JetStreamOptions,
+    JetStreamStore, MemoryStore, NewEvent, OpenMode, Payload, RecordedEvent, SledStore, SystemClock,
+};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WRITERS: usize = 64;
+const BATCH: usize = 64;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
+}
+
+fn sample_event() -> NewEvent {
+    NewEvent {
+        occurred_on: jiff::civil::date(2012, 8, 14),
+        actor: Actor::new("Lena Sandqvist", "sekreterare"),
+        payload: Payload::StepRecorded {
+            step: "styrelsebeslut".into(),
+            facts: vec![
+                Fact {
+                    name: "protokoll".into(),
+                    value: FactValue::MinutesRef {
+                        body: "Planeringsdelegationen".into(),
+                        date: jiff::civil::date(2012, 8, 14),
+                        paragraph: "§ 100".into(),
+                    },
+                },
+                Fact { name: "diarienummer".into(), value: FactValue::CaseNumber("LJ2012/896".into()) },
+            ],
+            deviation: None,
+            late: None,
+        },
+    }
+}
+
+/// The bytes the engine stores for the sample event.
+async fn sample_record() -> Vec<u8> {
+    let m = MemoryStore::new(Arc::new(SystemClock));
+    m.append(request("x", "x", 1)).await.unwrap();
+    engine::codec::reseal(&m.read_all(1, 1).await.unwrap()[0]).unwrap()
+}
+
+fn request(instance: &str, command: &str, n: usize) -> AppendRequest {
+    AppendRequest {
+        instance: InstanceId::new(instance).unwrap(),
+        expected: ExpectedVersion::Any,
+        command_id: CommandId::new(command).unwrap(),
+        events: vec![sample_event(); n],
+    }
+}
+
+/// One measured row: events per second and, for sequential appends, the
+/// median latency of one durable commit.
+#[derive(Clone, Copy)]
+struct Figure {
+    events_per_s: f64,
+    p50_us: Option<f64>,
+}
+
+fn figure(events: usize, took: Duration, mut latencies: Vec<Duration>) -> Figure {
+    latencies.sort();
+    Figure {
+        events_per_s: events as f64 / took.as_secs_f64(),
+        p50_us: latencies.get(latencies.len() / 2).map(|d| d.as_secs_f64() * 1e6),
+    }
+}
+
+fn timed<F: FnMut()>(n: usize, mut f: F) -> (Duration, Vec<Duration>) {
+    let start = Instant::now();
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f();
+        lat.push(t.elapsed());
+    }
+    (start.elapsed(), lat)
+}
+
+fn floor(dir: &Path, record: &[u8], commits: usize, batch: usize) -> Figure {
+    let path = dir.join(format!("floor-{batch}.bin"));
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path).unwrap();
+    let buf: Vec<u8> = record.repeat(batch);
+    let (took, lat) = timed(commits, || {
+        f.write_all(&buf).unwrap();
+        f.sync_data().unwrap();
+    });
+    figure(commits * batch, took, lat)
+}
+
+fn raw_sled(dir: &Path, record: &[u8], commits: usize, batch: usize) -> Figure {
+    let path = dir.join(format!("sled-{batch}"));
+    let db = sled::open(&path).unwrap();
+    let data = std::fs::OpenOptions::new().write(true).open(path.join("db")).unwrap();
+    let mut key = 0u64;
+    let (took, lat) = timed(commits, || {
+        let mut b = sled::Batch::default();
+        for _ in 0..batch {
+            key += 1;
+            b.insert(&key.to_be_bytes()[..], record);
+        }
+        db.apply_batch(b).unwrap();
+        db.flush().unwrap();
+        data.sync_data().unwrap();
+    });
+    figure(commits * batch, took, lat)
+}
+
+fn sqlite(dir: &Path, record: &[u8], commits: usize, batch: usize) -> Figure {
+    let mut c = rusqlite::Connection::open(dir.join(format!("sqlite-{batch}.db"))).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    c.pragma_update(None, "synchronous", "FULL").unwrap();
+    c.execute_batch(
+        "CREATE TABLE events (position INTEGER PRIMARY KEY, instance TEXT NOT NULL, sequence INTEGER NOT NULL, \
+         record BLOB NOT NULL, UNIQUE (instance, sequence))",
+    )
+    .unwrap();
+    let mut seq = 0i64;
+    let (took, lat) = timed(commits, || {
+        let tx = c.transaction().unwrap();
+        {
+            let mut ins =
+                tx.prepare_cached("INSERT INTO events (instance, sequence, record) VALUES (?1, ?2, ?3)").unwrap();
+            for _ in 0..batch {
+                seq += 1;
+                ins.execute(rusqlite::params!["ljl-2012", seq, record]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    });
+    figure(commits * batch, took, lat)
+}
+
+async fn engine_sequential(store: &impl EventStore, commits: usize, batch: usize, tag: &str) -> Figure {
+    let start = Instant::now();
+    let mut lat = Vec::with_capacity(commits);
+    for i in 0..commits {
+        let t = Instant::now();
+        store.append(request(&format!("{tag}-seq"), &format!("{tag}-seq-{i}"), batch)).await.unwrap();
+        lat.push(t.elapsed());
+    }
+    figure(commits * batch, start.elapsed(), lat)
+}
+
+async fn engine_writers<S: EventStore + Clone + 'static>(store: &S, per_writer: usize, tag: &str) -> Figure {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let s = store.clone();
+        let tag = tag.to_string();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                s.append(request(&format!("{tag}-w{w}"), &format!("{tag}-w{w}-{i}"), 1)).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    figure(WRITERS * per_writer, start.elapsed(), Vec::new())
+}
+
+/// A log of `events` events in instances of 100 (one append each).
+async fn build_log(store: &SledStore, events: usize) {
+    let def = workflows::builtin::DEFINITIONS.iter().find(|(n, _)| n.starts_with("protokoll")).unwrap().1;
+    let def = workflows::Definition::parse(def).unwrap();
+    let actor = Actor::new("Eva Sekreterare", "sekreterare");
+    let day = jiff::civil::date(2025, 3, 1);
+    let instances = events.div_ceil(100);
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (store, def, actor) = (store.clone(), def.clone(), actor.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (w..instances).step_by(8) {
+                let mut evs = vec![workflows::start(&def, "Kommun", None, day, actor.clone(), day).unwrap()];
+                evs.extend(std::iter::repeat_n(sample_event(), 99));
+                let req = AppendRequest {
+                    instance: InstanceId::new(format!("i{i:07}")).unwrap(),
+                    expected: ExpectedVersion::NoStream,
+                    command_id: CommandId::new(format!("c{i}")).unwrap(),
+                    events: evs,
+                };
+                store.append(req).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Reads the whole log and folds it into the status projection.
+async fn replay(store: &impl EventStore) -> (usize, Duration, projections::LogView) {
+    let start = Instant::now();
+    let mut view = projections::LogView::folded_only(None);
+    let mut next = 1;
+    let mut n = 0;
+    loop {
+        let page: Vec<RecordedEvent> = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await.unwrap();
+        let Some(last) = page.last() else { break };
+        next = last.event.position + 1;
+        for e in &page {
+            view.feed(e).unwrap();
+        }
+        n += page.len();
+    }
+    (n, start.elapsed(), view)
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
+fn status_run(data: &Path) -> Duration {
+    let t = Instant::now();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_styrlogg"))
+        .arg("--data")
+        .arg(data)
+        .args(["status", "--format", "json"])
+        .env_remove("STYRLOGG_NATS")
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    took
+}
+
+struct Table {
+    rows: Vec<String>,
+}
+
+impl Table {
+    fn row(&mut self, name: &str, f: Figure, floor: Option<Figure>, peer: Option<Figure>) {
+        let ratio = |other: Option<Figure>| {
+            other.map(|o| format!("{:.2}", f.events_per_s / o.events_per_s)).unwrap_or_else(|| "".into())
+        };
+        let line = format!(
+            "| {name:<58} | {:>12.0} | {:>10} | {:>9} | {:>9} |",
+            f.events_per_s,
+            f.p50_us.map(|p| format!("{p:.0}")).unwrap_or_default(),
+            ratio(floor),
+            ratio(peer),
+        );
+        println!("{line}");
+        self.rows.push(line);
+    }
+
+    fn note(&mut self, line: String) {
+        println!("{line}");
+        self.rows.push(line);
+    }
+}
+
+fn main() {
+    let commits = env("STYRLOGG_BENCH_APPENDS", 2000);
+    let replay_events = env("STYRLOGG_BENCH_REPLAY_EVENTS", 1_000_000);
+    let instances = env("STYRLOGG_BENCH_INSTANCES", 100_000);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&root).unwrap();
+    let dir = tempfile::tempdir_in(&root).unwrap();
+    let dir = dir.path();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let record = rt.block_on(sample_record());
+    println!(
+        "styrlogg compare: {} byte records; {commits} sequential commits per row; {WRITERS} writers; batches of {BATCH}",
+        record.len()
+    );
+    let mut t = Table { rows: Vec::new() };
+    t.note(format!(
+        "| {:<58} | {:>12} | {:>10} | {:>9} | {:>9} |",
+        "durable appends", "events/s", "p50 µs", "÷ floor", "÷ SQLite"
+    ));
+    t.note(format!("|{:-<60}|{:-<14}|{:-<12}|{:-<11}|{:-<11}|", "", "", "", "", ""));
+
+    let floor1 = floor(dir, &record, commits, 1);
+    let floor64 = floor(dir, &record, commits / 4, BATCH);
+    let sqlite1 = sqlite(dir, &record, commits, 1);
+    let sqlite64 = sqlite(dir, &record, commits / 4, BATCH);
+    t.row("plain file, write + fdatasync per commit (floor)", floor1, Some(floor1), Some(sqlite1));
+    t.row(
+        "raw sled, insert + flush + fdatasync per commit",
+        raw_sled(dir, &record, commits, 1),
+        Some(floor1),
+        Some(sqlite1),
+    );
+    t.row("SQLite WAL synchronous=FULL, a transaction per commit (peer)", sqlite1, Some(floor1), Some(sqlite1));
+    let (engine1, engine64, enginebatch) = rt.block_on(async {
+        let store = SledStore::open(&dir.join("engine"), OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
+        let one = engine_sequential(&store, commits, 1, "a").await;
+        let batch = engine_sequential(&store, commits / 4, BATCH, "b").await;
+        let many = engine_writers(&store, commits * 2 / WRITERS, "c").await;
+        store.close().unwrap();
+        (one, many, batch)
+    });
+    t.row("engine, sled store: one append after another", engine1, Some(floor1), Some(sqlite1));
+    t.note(format!("|{:-<60}|{:-<14}|{:-<12}|{:-<11}|{:-<11}|", "", "", "", "", ""));
+    t.row("plain file, 64 records + one fdatasync (floor)", floor64, Some(floor64), Some(sqlite64));
+    t.row(
+        "raw sled, a batch of 64 + flush + fdatasync",
+        raw_sled(dir, &record, commits / 4, BATCH),
+        Some(floor64),
+        Some(sqlite64),
+    );
+    t.row("SQLite, 64 inserts per transaction (peer)", sqlite64, Some(floor64), Some(sqlite64));
+    t.row("engine, sled store: atomic appends of 64 events", enginebatch, Some(floor64), Some(sqlite64));
+    t.row("engine, sled store: 64 concurrent writers, group commit", engine64, Some(floor64), Some(sqlite64));
+
+    // JetStream against a local server that fsyncs every message.
+    let server = nats::NatsServer::start_durable();
+    let (js1, js64) = rt.block_on(async {
+        let opts = JetStreamOptions { url: server.url.clone(), ..Default::default() };
+        let store = JetStreamStore::open(opts, OpenMode::CreateIfMissing, Arc::new(SystemClock)).await.unwrap();
+        let one = engine_sequential(&store, commits / 2, 1, "j").await;
+        let many = engine_writers(&store, commits * 2 / WRITERS, "k").await;
+        (one, many)
+    });
+    drop(server);
+    t.note(format!("|{:-<60}|{:-<14}|{:-<12}|{:-<11}|{:-<11}|", "", "", "", "", ""));
+    t.row(
+        "engine, JetStream (local server, sync_interval: always): one after another",
+        js1,
+        Some(floor1),
+        Some(sqlite1),
+    );
+    t.row("engine, JetStream: 64 concurrent writers", js64, Some(floor64), Some(sqlite64));
+
+    // Replay and start-up with a long log.
+    let data = dir.join("replay");
+    let (replayed, replay_took, replay_rss) = rt.block_on(async {
+        let store = SledStore::open(&data, OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
+        let t0 = Instant::now();
+        build_log(&store, replay_events).await;
+        eprintln!("built a log of {replay_events} events in {:.1} s", t0.elapsed().as_secs_f64());
+        let (n, took, view) = replay(&store).await;
+        let _ = view;
+        store.close().unwrap();
+        (n, took, rss_bytes())
+    });
+    let _ = replay_rss;
+    let cold = status_run(&data);
+    let warm = status_run(&data);
+    t.note(String::new());
+    t.note(format!(
+        "replay: read {replayed} events and fold them into the status projection: {:.0} events/s ({:.2} s)",
+        replayed as f64 / replay_took.as_secs_f64(),
+        replay_took.as_secs_f64()
+    ));
+    t.note(format!(
+        "start to the first `status` answer with {replayed} events: {:.2} s with the projection checkpoint ({:.2} s on the first run, which builds it)",
+        warm.as_secs_f64(),
+        cold.as_secs_f64()
+    ));
+
+    // Memory: idle instances in the status projection.
+    let per_instance = rt.block_on(async {
+        let store = SledStore::open(&dir.join("idle"), OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
+        let def = workflows::builtin::DEFINITIONS.iter().find(|(n, _)| n.starts_with("protokoll")).unwrap().1;
+        let def = workflows::Definition::parse(def).unwrap();
+        let day = jiff::civil::date(2025, 3, 1);
+        let mut tasks = Vec::new();
+        for w in 0..WRITERS {
+            let (store, def) = (store.clone(), def.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in (w..instances).step_by(WRITERS) {
+                    let e = workflows::start(&def, "Kommun", None, day, Actor::new("Eva", "sekreterare"), day).unwrap();
+                    let req = AppendRequest {
+                        instance: InstanceId::new(format!("idle-{i:07}")).unwrap(),
+                        expected: ExpectedVersion::NoStream,
+                        command_id: CommandId::new(format!("idle-{i}")).unwrap(),
+                        events: vec![e],
+                    };
+                    store.append(req).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let before = rss_bytes();
+        let (n, _, view) = replay(&store).await;
+        let after = rss_bytes();
+        assert_eq!(view.instances.len(), n);
+        store.close().unwrap();
+        (after.saturating_sub(before)) as f64 / n as f64
+    });
+    t.note(format!(
+        "memory: {per_instance:.0} resident bytes per idle instance with {instances} instances in the status projection"
+    ));
+    let host = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    println!("\nmachine: {} cores, {host}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+}
