@@ -13,8 +13,8 @@
 mod nats;
 
 use engine::{
-    Actor, AppendRequest, CommandId, EventStore, ExpectedVersion, Fact, FactValue, InstanceId, JetStreamOptions,
-    JetStreamStore, MemoryStore, NewEvent, OpenMode, Payload, RecordedEvent, SledStore, SystemClock,
+    Actor, AppendRequest, CommandId, EmbeddedStore, EventStore, ExpectedVersion, Fact, FactValue, InstanceId,
+    JetStreamOptions, JetStreamStore, MemoryStore, NewEvent, OpenMode, Payload, RecordedEvent, SystemClock,
 };
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -179,7 +179,7 @@ async fn engine_writers<S: EventStore + Clone + 'static>(store: &S, per_writer: 
 }
 
 /// A log of `events` events in instances of 100 (one append each).
-async fn build_log(store: &SledStore, events: usize) {
+async fn build_log(store: &EmbeddedStore, events: usize) {
     let def = workflows::builtin::DEFINITIONS.iter().find(|(n, _)| n.starts_with("protokoll")).unwrap().1;
     let def = workflows::Definition::parse(def).unwrap();
     let actor = Actor::new("Eva Sekreterare", "sekreterare");
@@ -304,7 +304,7 @@ fn main() {
     );
     t.row("SQLite WAL synchronous=FULL, a transaction per commit (peer)", sqlite1, Some(floor1), Some(sqlite1));
     let (engine1, engine64, enginebatch) = rt.block_on(async {
-        let store = SledStore::open(&dir.join("engine"), OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
+        let store = EmbeddedStore::open(&dir.join("engine"), OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
         let one = engine_sequential(&store, commits, 1, "a").await;
         let batch = engine_sequential(&store, commits / 4, BATCH, "b").await;
         let many = engine_writers(&store, commits * 2 / WRITERS, "c").await;
@@ -346,7 +346,7 @@ fn main() {
     // Replay and start-up with a long log.
     let data = dir.join("replay");
     let (replayed, replay_took, replay_rss) = rt.block_on(async {
-        let store = SledStore::open(&data, OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
+        let store = EmbeddedStore::open(&data, OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
         let t0 = Instant::now();
         build_log(&store, replay_events).await;
         eprintln!("built a log of {replay_events} events in {:.1} s", t0.elapsed().as_secs_f64());
@@ -372,7 +372,7 @@ fn main() {
 
     // Memory: idle instances in the status projection.
     let per_instance = rt.block_on(async {
-        let store = SledStore::open(&dir.join("idle"), OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
+        let store = EmbeddedStore::open(&dir.join("idle"), OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
         let def = workflows::builtin::DEFINITIONS.iter().find(|(n, _)| n.starts_with("protokoll")).unwrap().1;
         let def = workflows::Definition::parse(def).unwrap();
         let day = jiff::civil::date(2025, 3, 1);

@@ -101,7 +101,7 @@ async fn show(cli: &Cli, dir: &Path, temporary: bool, o: &mut String) -> Result<
     for (name, source) in builtin::SCENARIOS {
         files.push(load::check(cli, crate::flow::real_today(), name, source)?);
     }
-    let store = engine::AnyStore::Sled(open_path(dir, OpenMode::CreateIfMissing)?);
+    let store = engine::AnyStore::Embedded(open_path(dir, OpenMode::CreateIfMissing)?);
     let head_before = store.head().await?.position;
     heading(o, "Loading the built-in scenarios (workflows/scenarios/), one atomic append per command");
     for file in &files {

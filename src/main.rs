@@ -15,8 +15,8 @@ mod stress;
 use anyhow::{bail, Context, Result};
 use cli::{Cli, Command, Format};
 use engine::{
-    import_chunks, AnyStore, AppendError, ChainVerifier, EventStore, InstanceId, JetStreamOptions, JetStreamStore,
-    OpenMode, RecordedEvent, SledStore, StoreError, SystemClock,
+    import_chunks, AnyStore, AppendError, ChainVerifier, EmbeddedStore, EventStore, InstanceId, JetStreamOptions,
+    JetStreamStore, OpenMode, RecordedEvent, StoreError, SystemClock,
 };
 use std::io::{BufRead, BufWriter, Write};
 use std::process::ExitCode;
@@ -108,18 +108,18 @@ pub(crate) async fn open(cli: &Cli, mode: OpenMode) -> Result<AnyStore> {
             let opts = nats_options(cli, url);
             Ok(AnyStore::JetStream(JetStreamStore::open(opts, mode, Arc::new(SystemClock)).await?))
         }
-        None => Ok(AnyStore::Sled(open_path(&cli.data, mode)?)),
+        None => Ok(AnyStore::Embedded(open_path(&cli.data, mode)?)),
     }
 }
 
 /// Opens the embedded store. sled lets one process at a time hold it; when
 /// another holds it briefly (a reminder pass, another command), wait for it
 /// for up to `STORE_LOCK_WAIT` before giving up with a clear error.
-pub(crate) fn open_path(data: &std::path::Path, mode: OpenMode) -> Result<SledStore> {
+pub(crate) fn open_path(data: &std::path::Path, mode: OpenMode) -> Result<EmbeddedStore> {
     let started = std::time::Instant::now();
     let mut told = false;
     loop {
-        match SledStore::open(data, mode, Arc::new(SystemClock)) {
+        match EmbeddedStore::open(data, mode, Arc::new(SystemClock)) {
             Err(StoreError::Locked { .. }) if started.elapsed() < STORE_LOCK_WAIT => {
                 if !told && started.elapsed() > std::time::Duration::from_secs(1) {
                     eprintln!("waiting for another process to let go of {} ...", data.display());

@@ -4,7 +4,7 @@
 use crate::cli::{ChannelArg, Cli};
 use crate::{open, Refused};
 use anyhow::{bail, Result};
-use engine::{AnyStore, Clock, OpenMode, SledStore, SystemClock};
+use engine::{AnyStore, Clock, EmbeddedStore, OpenMode, SystemClock};
 use std::sync::Arc;
 use std::time::Duration;
 use styrlogg::remind::{self, Channel, Config, EmailChannel, Holding, LogChannel, NatsChannel, Service};
@@ -74,12 +74,12 @@ pub async fn run(cli: &Cli, watch: bool, asked: &[ChannelArg]) -> Result<()> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         // Checks that the store opens before going quiet.
         match open(cli, OpenMode::MustExist).await? {
-            AnyStore::Sled(s) => {
+            AnyStore::Embedded(s) => {
                 s.close()?;
                 let data = cli.data.clone();
                 let hold = Holding::Reopen {
                     open: Box::new(move || Ok(crate::open_path(&data, OpenMode::MustExist)?)),
-                    close: |s: SledStore| Ok(s.close()?),
+                    close: |s: EmbeddedStore| Ok(s.close()?),
                     poll: Duration::from_secs(service.config.remind.poll_s.max(1)),
                 };
                 eprintln!(

@@ -1,16 +1,16 @@
 //! Either backend behind one type, chosen at run time: the embedded sled
 //! store by default, or a JetStream stream shared by several machines.
 
+use crate::embedded::EmbeddedStore;
 use crate::event::{CommandId, InstanceId, RecordedEvent};
 use crate::jetstream::JetStreamStore;
-use crate::sled_store::SledStore;
 use crate::store::{AppendError, AppendOutcome, AppendRequest, EventStore, Head, StoreError};
 use crate::subscription::Subscription;
 
 /// The log a command works on. Clones share one store.
 #[derive(Clone)]
 pub enum AnyStore {
-    Sled(SledStore),
+    Embedded(EmbeddedStore),
     JetStream(JetStreamStore),
 }
 
@@ -19,7 +19,7 @@ impl AnyStore {
     /// JetStream connection is dropped.
     pub fn close(self) -> Result<(), StoreError> {
         match self {
-            AnyStore::Sled(s) => s.close(),
+            AnyStore::Embedded(s) => s.close(),
             AnyStore::JetStream(s) => s.close(),
         }
     }
@@ -27,7 +27,7 @@ impl AnyStore {
     /// Where the log is, for messages: a directory, or a server and stream.
     pub fn describe(&self) -> String {
         match self {
-            AnyStore::Sled(s) => s.path().display().to_string(),
+            AnyStore::Embedded(s) => s.path().display().to_string(),
             AnyStore::JetStream(s) => format!("{} stream {}", s.options().url, s.options().stream),
         }
     }
@@ -36,7 +36,7 @@ impl AnyStore {
 macro_rules! each {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
-            AnyStore::Sled($s) => $e,
+            AnyStore::Embedded($s) => $e,
             AnyStore::JetStream($s) => $e,
         }
     };

@@ -347,6 +347,40 @@ impl JetStreamStore {
         }
     }
 
+    /// Up to `max` events from `from`, read message by message from the
+    /// stream leader: slower than a consumer, and authoritative.
+    async fn read_from_leader(
+        &self,
+        from: u64,
+        max: usize,
+        last_seq: u64,
+        head_position: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out: Vec<RecordedEvent> = Vec::new();
+        let mut seq = self.locate(from, last_seq).await?;
+        let mut next = from;
+        while out.len() < max && next <= head_position && seq <= last_seq {
+            for e in self.message(seq).await? {
+                if e.event.position < next {
+                    continue;
+                }
+                if e.event.position != next {
+                    return Err(StoreError::Corrupt {
+                        position: next,
+                        reason: format!("event missing; the next stored position is {}", e.event.position),
+                    });
+                }
+                next += 1;
+                out.push(e);
+                if out.len() == max {
+                    break;
+                }
+            }
+            seq += 1;
+        }
+        Ok(out)
+    }
+
     async fn send(&self, r: Request) -> Result<(), StoreError> {
         self.inner.requests.send(r).await.map_err(|_| StoreError::Closed)
     }
@@ -543,12 +577,19 @@ impl EventStore for JetStreamStore {
                     continue;
                 }
                 if e.event.position != c.next_position {
+                    // A consumer on a replica that is catching up (after a
+                    // server restart) can skip messages; the stream leader
+                    // decides. What it also lacks is missing.
                     let expected = c.next_position;
                     *cursor = None;
-                    return Err(StoreError::Corrupt {
-                        position: expected,
-                        reason: format!("event missing; the next stored position is {}", e.event.position),
-                    });
+                    tracing::warn!(
+                        expected,
+                        got = e.event.position,
+                        "a reader skipped; reading from the stream leader"
+                    );
+                    let rest = self.read_from_leader(expected, max - out.len(), last_seq, head.position).await?;
+                    out.extend(rest);
+                    return Ok(out);
                 }
                 c.next_position += 1;
                 out.push(e);
@@ -582,48 +623,55 @@ impl EventStore for JetStreamStore {
         let (tx, rx) = mpsc::channel(limits::SUBSCRIPTION_BUFFER_EVENTS);
         let weak = self.weak();
         tokio::spawn(async move {
-            let Some(store) = weak.upgrade().map(|inner| JetStreamStore { inner }) else { return };
             let mut next = from_position.max(1);
-            let start = async {
-                let (last_seq, head, _) = store.server_head().await?;
-                let seq = if next > head.position { last_seq + 1 } else { store.locate(next, last_seq).await? };
-                store.consume(format!("{}.>", store.inner.opts.subject_prefix), seq).await
-            };
-            let mut messages = match start.await {
-                Ok(m) => m,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            };
-            drop(store);
-            loop {
-                let m = tokio::select! {
-                    m = messages.next() => m,
-                    _ = tx.closed() => return,
+            // A consumer that skips (on a replica catching up) is replaced by
+            // one starting where the stream leader says `next` is.
+            let mut restarts = 0u32;
+            'consumer: loop {
+                let Some(store) = weak.upgrade().map(|inner| JetStreamStore { inner }) else { return };
+                let start = async {
+                    let (last_seq, head, _) = store.server_head().await?;
+                    let seq = if next > head.position { last_seq + 1 } else { store.locate(next, last_seq).await? };
+                    store.consume(format!("{}.>", store.inner.opts.subject_prefix), seq).await
                 };
-                if weak.strong_count() == 0 {
-                    return;
-                }
-                let batch = match m {
-                    None => return,
-                    Some(Err(e)) => Err(unavailable("following the stream", e)),
-                    Some(Ok(m)) => match m.info() {
-                        Ok(info) => decode_batch(info.stream_sequence, &m.message.payload),
-                        Err(e) => Err(unavailable("reading message metadata", e)),
-                    },
-                };
-                match batch {
+                let mut messages = match start.await {
+                    Ok(m) => m,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
                         return;
                     }
-                    Ok(events) => {
-                        for e in events {
-                            if e.event.position < next {
-                                continue;
-                            }
-                            if e.event.position != next {
+                };
+                drop(store);
+                loop {
+                    let m = tokio::select! {
+                        m = messages.next() => m,
+                        _ = tx.closed() => return,
+                    };
+                    if weak.strong_count() == 0 {
+                        return;
+                    }
+                    let batch = match m {
+                        None => return,
+                        Some(Err(e)) => Err(unavailable("following the stream", e)),
+                        Some(Ok(m)) => match m.info() {
+                            Ok(info) => decode_batch(info.stream_sequence, &m.message.payload),
+                            Err(e) => Err(unavailable("reading message metadata", e)),
+                        },
+                    };
+                    let events = match batch {
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                        Ok(events) => events,
+                    };
+                    for e in events {
+                        if e.event.position < next {
+                            continue;
+                        }
+                        if e.event.position != next {
+                            restarts += 1;
+                            if restarts > limits::JETSTREAM_READER_RESTARTS_MAX {
                                 let _ = tx
                                     .send(Err(StoreError::Corrupt {
                                         position: next,
@@ -632,10 +680,16 @@ impl EventStore for JetStreamStore {
                                     .await;
                                 return;
                             }
-                            next += 1;
-                            if tx.send(Ok(e)).await.is_err() {
-                                return;
-                            }
+                            tracing::warn!(
+                                expected = next,
+                                got = e.event.position,
+                                "a subscription skipped; restarting it"
+                            );
+                            continue 'consumer;
+                        }
+                        next += 1;
+                        if tx.send(Ok(e)).await.is_err() {
+                            return;
                         }
                     }
                 }

@@ -9,12 +9,12 @@ pub mod any;
 pub mod chain;
 pub mod clock;
 pub mod codec;
+pub mod embedded;
 pub mod event;
 pub mod jetstream;
 pub mod limits;
 pub mod memory;
-pub mod sled_store;
-pub use sled_store::OpenMode;
+pub use embedded::{EmbeddedStore, OpenMode};
 pub mod store;
 
 mod commit;
@@ -30,6 +30,5 @@ pub use event::{
 };
 pub use jetstream::{JetStreamOptions, JetStreamStore};
 pub use memory::MemoryStore;
-pub use sled_store::SledStore;
 pub use store::{AppendError, AppendOutcome, AppendRequest, EventStore, ExpectedVersion, Head, StoreError};
 pub use subscription::Subscription;

@@ -47,3 +47,16 @@ pub const NOTICE_ERROR_CHARS_MAX: usize = 2000;
 /// groups before it forgets them all and reads again from the server.
 pub const JETSTREAM_KNOWN_INSTANCES_MAX: usize = 65_536;
 pub const JETSTREAM_KNOWN_COMMANDS_MAX: usize = 262_144;
+/// Largest segment file of the embedded log (segments start at 1 MiB and
+/// double up to this; a segment is zero-filled when it is created).
+pub const SEGMENT_BYTES_MAX: u64 = 64 << 20;
+/// Largest frame body: one group commit writes frames of whole commands up
+/// to this size (a single command of 256 events of 64 KiB fits).
+pub const FRAME_BODY_BYTES_MAX: usize = 17 << 20;
+/// Bytes read ahead when reading the embedded log in order.
+pub const READ_AHEAD_BYTES: usize = 256 << 10;
+/// Instance versions the embedded store's writer keeps in memory.
+pub const WRITER_CACHED_INSTANCES_MAX: usize = 100_000;
+/// Times a JetStream subscription restarts its consumer after a skip
+/// before it reports the log as broken.
+pub const JETSTREAM_READER_RESTARTS_MAX: u32 = 8;

@@ -1,6 +1,6 @@
 //! The storage trait every backend implements, and its request, result and
 //! error types. Backends: [`crate::MemoryStore`] (tests),
-//! [`crate::SledStore`] (the embedded default), [`crate::JetStreamStore`]
+//! [`crate::EmbeddedStore`] (the embedded default), [`crate::JetStreamStore`]
 //! (NATS JetStream, several machines).
 
 use crate::event::{CommandId, Hash, InstanceId, InvalidField, NewEvent, RecordedEvent};

@@ -4,7 +4,7 @@
 //! acknowledged command is there exactly once, whole, and the chain
 //! verifies. `STYRLOGG_CRASH_CYCLES` sets the number of cycles (default 200).
 
-use engine::{ChainVerifier, EventStore, OpenMode, SledStore, StoreError, SystemClock};
+use engine::{ChainVerifier, EmbeddedStore, EventStore, OpenMode, StoreError, SystemClock};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -58,7 +58,7 @@ async fn sigkill_loses_no_acknowledged_event() {
         let acked: Vec<String> = std::iter::once(first).chain(rx.try_iter()).collect();
         total_acked += acked.len();
 
-        let store = SledStore::open(&data, OpenMode::MustExist, Arc::new(SystemClock))
+        let store = EmbeddedStore::open(&data, OpenMode::MustExist, Arc::new(SystemClock))
             .unwrap_or_else(|e| panic!("cycle {cycle}: reopen after SIGKILL failed: {e}"));
         let mut next = verifier.position() + 1;
         let mut new_events = 0u64;

@@ -7,7 +7,7 @@
 
 use crate::cli::styrlogg;
 use engine::{
-    Actor, AppendRequest, CommandId, EventStore, ExpectedVersion, InstanceId, ManualClock, OpenMode, SledStore,
+    Actor, AppendRequest, CommandId, EmbeddedStore, EventStore, ExpectedVersion, InstanceId, ManualClock, OpenMode,
 };
 use jiff::civil::{date, Date};
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use workflows::{builtin, Command, Definition, Instance};
 const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 struct Writer {
-    store: SledStore,
+    store: EmbeddedStore,
     clock: Arc<ManualClock>,
     n: u32,
 }
@@ -83,7 +83,7 @@ fn rec(step: &str, on: Date, role: &str, facts: &[(&str, &str)], deviation: Opti
 async fn fixture(dir: &Path) -> PathBuf {
     let path = dir.join("store");
     let clock = Arc::new(ManualClock::new("2012-10-02T09:00:00Z".parse().unwrap()));
-    let store = SledStore::open(&path, OpenMode::CreateIfMissing, clock.clone()).unwrap();
+    let store = EmbeddedStore::open(&path, OpenMode::CreateIfMissing, clock.clone()).unwrap();
     let mut w = Writer { store, clock, n: 0 };
     let doc = |t: &str| format!("{t}|{SHA}");
     w.start("2012-10-02", "harryda-2012", "skl-styrsystem", date(2012, 10, 1), "sekreterare").await;

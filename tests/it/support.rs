@@ -2,8 +2,8 @@
 //! conformance suite runs against.
 
 use engine::{
-    Actor, AppendRequest, ChainVerifier, CommandId, EventStore, ExpectedVersion, InstanceId, ManualClock, MemoryStore,
-    NewEvent, OpenMode, Payload, RecordedEvent, SledStore,
+    Actor, AppendRequest, ChainVerifier, CommandId, EmbeddedStore, EventStore, ExpectedVersion, InstanceId,
+    ManualClock, MemoryStore, NewEvent, OpenMode, Payload, RecordedEvent,
 };
 use std::sync::Arc;
 
@@ -100,16 +100,17 @@ impl Sled {
 }
 
 impl Backend for Sled {
-    type Store = SledStore;
-    fn open(&mut self) -> SledStore {
-        SledStore::open(&self.dir.path().join("store"), OpenMode::CreateIfMissing, self.clock.clone()).unwrap()
+    type Store = EmbeddedStore;
+    fn open(&mut self) -> EmbeddedStore {
+        EmbeddedStore::open(&self.dir.path().join("store"), OpenMode::CreateIfMissing, self.clock.clone()).unwrap()
     }
-    fn close(&mut self, store: SledStore) {
+    fn close(&mut self, store: EmbeddedStore) {
         store.close().unwrap();
     }
-    fn fresh(&mut self) -> SledStore {
+    fn fresh(&mut self) -> EmbeddedStore {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(&dir.path().join("store"), OpenMode::CreateIfMissing, self.clock.clone()).unwrap();
+        let store =
+            EmbeddedStore::open(&dir.path().join("store"), OpenMode::CreateIfMissing, self.clock.clone()).unwrap();
         self.others.push(dir);
         store
     }

@@ -1,0 +1,1265 @@
+//! The embedded default backend: the log in append-only segment files,
+//! which are the record, and an index in sled, which is derived from them;
+//! one writer thread group-commits and acknowledges only what is durable.
+//!
+//! Files in the store's directory (layout 2):
+//! - `STORE`: the marker, `styrlogg store layout 2`.
+//! - `log/NNNNNNNNNNNNNNNNNNNN.seg`: segments, named by the position of
+//!   their first event. A segment is zero-filled and synced when it is
+//!   created, at its full capacity (1 MiB for the first, doubling up to
+//!   [`limits::SEGMENT_BYTES_MAX`]), so a commit's `fdatasync` writes data
+//!   only, never the file's size. Layout: a 64-byte header (magic, format,
+//!   first position, capacity, and a BLAKE3 hash of those), then frames,
+//!   then zeros.
+//! - A frame is what one group commit writes: `[u32 body length][u32 event
+//!   count][u64 first position]`, the body (`[u32 length][record]` per
+//!   event, records as [`crate::codec`] encodes them), and a 32-byte BLAKE3
+//!   hash of header and body. Every byte of a segment is covered by a hash,
+//!   or must be zero.
+//! - `index/`: a sled database: per frame, where it is; per command, its
+//!   instance, sequences and positions, and its outcome; and the position
+//!   it is complete up to. It is written with every commit but flushed
+//!   lazily, because it can be rebuilt: on open, frames after its position
+//!   are indexed again.
+//!
+//! Write path (see ARCHITECTURE.md): requests queue (bounded) in front of
+//! the writer thread; it drains a group, decides each request (shared
+//! [`Stager`]), writes the group as one frame (or a few, for very large
+//! groups) with one `pwrite`, `fdatasync`s the segment, updates the index
+//! in memory, and only then answers the callers and announces the new head.
+//!
+//! Open: the marker, the segment headers and sizes are checked, frames the
+//! index lacks are read, checked and indexed, and what follows the last
+//! frame must be zeros. A frame at the very end whose bytes are partly
+//! unwritten (whole zero sectors) is a write torn by a crash before it was
+//! acknowledged: it is zeroed. Anything else that does not check out is
+//! corruption, reported with its position, and the store is not served.
+
+use crate::clock::Clock;
+use crate::codec;
+use crate::commit::{Index, Stage, Staged, Stager};
+use crate::event::{CommandId, InstanceId, RecordedEvent};
+use crate::limits;
+use crate::store::{AppendError, AppendOutcome, AppendRequest, EventStore, Head, StoreError};
+use crate::subscription::Subscription;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use tokio::sync::{mpsc, oneshot, watch};
+
+const MARKER_FILE: &str = "STORE";
+const MARKER: &str = "styrlogg store layout 2\n";
+const LOG_DIR: &str = "log";
+const INDEX_DIR: &str = "index";
+
+const SEGMENT_MAGIC: &[u8; 16] = b"styrlogg segment";
+const SEGMENT_FORMAT: u32 = 1;
+const SEGMENT_HEADER_BYTES: u64 = 64;
+const FIRST_SEGMENT_BYTES: u64 = 1 << 20;
+const FRAME_HEADER_BYTES: usize = 16;
+const FRAME_HASH_BYTES: usize = 32;
+const FRAME_CONTEXT: &str = "styrlogg frame v1";
+const SEGMENT_CONTEXT: &str = "styrlogg segment v1";
+/// A torn write leaves whole sectors unwritten.
+const SECTOR_BYTES: usize = 512;
+
+const INDEX_MARKER_KEY: &[u8] = b"M";
+const INDEX_MARKER: &[u8] = b"styrlogg index 1";
+const INDEXED_KEY: &[u8] = b"X";
+
+fn frame_key(first_position: u64) -> [u8; 9] {
+    let mut k = [b'F'; 9];
+    k[1..].copy_from_slice(&first_position.to_be_bytes());
+    k
+}
+
+fn instance_prefix(instance: &InstanceId) -> Vec<u8> {
+    let id = instance.as_str().as_bytes();
+    let mut k = Vec::with_capacity(3 + id.len() + 8);
+    k.push(b'S');
+    k.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    k.extend_from_slice(id);
+    k
+}
+
+fn instance_key(instance: &InstanceId, first_sequence: u64) -> Vec<u8> {
+    let mut k = instance_prefix(instance);
+    k.extend_from_slice(&first_sequence.to_be_bytes());
+    k
+}
+
+fn command_key(command: &CommandId) -> Vec<u8> {
+    let mut k = vec![b'C'];
+    k.extend_from_slice(command.as_str().as_bytes());
+    k
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn corrupt(position: u64, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt { position, reason: reason.into() }
+}
+
+/// Where a frame is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+struct FrameLoc {
+    segment: u64,
+    offset: u64,
+    events: u32,
+    body_bytes: u32,
+}
+
+/// One command's events: contiguous sequences and positions.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct CommandLoc {
+    first_position: u64,
+    count: u32,
+}
+
+/// What the index covers.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Indexed {
+    head: Head,
+}
+
+/// Whether [`EmbeddedStore::open`] may create a new store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the directory and the store when missing.
+    CreateIfMissing,
+    /// Fail when there is no store yet.
+    MustExist,
+}
+
+enum Request {
+    Append(AppendRequest, oneshot::Sender<Result<AppendOutcome, AppendError>>),
+    Import(Vec<RecordedEvent>, oneshot::Sender<Result<Head, AppendError>>),
+}
+
+impl Request {
+    fn events(&self) -> usize {
+        match self {
+            Request::Append(r, _) => r.events.len(),
+            Request::Import(e, _) => e.len(),
+        }
+    }
+}
+
+/// A segment file readers can read from.
+#[derive(Clone)]
+struct Segment {
+    first_position: u64,
+    capacity: u64,
+    file: Arc<File>,
+    path: PathBuf,
+}
+
+/// The embedded event log. Clones share one store.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    index: sled::Db,
+    path: PathBuf,
+    segments: RwLock<Vec<Segment>>,
+    requests: Mutex<Option<mpsc::Sender<Request>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    heads: watch::Receiver<Head>,
+}
+
+/// The index, as the stager sees it.
+struct SledIndex<'a>(&'a sled::Db);
+
+impl Index for SledIndex<'_> {
+    fn instance_version(&self, id: &InstanceId) -> Result<u64, StoreError> {
+        match self.0.scan_prefix(instance_prefix(id)).next_back() {
+            None => Ok(0),
+            Some(kv) => {
+                let (k, v) = kv.map_err(io)?;
+                let first = be_u64(&k[k.len() - 8..]).ok_or_else(|| corrupt(0, "malformed instance index key"))?;
+                let loc: CommandLoc =
+                    postcard::from_bytes(&v).map_err(|e| corrupt(0, format!("instance index entry: {e}")))?;
+                Ok(first + u64::from(loc.count) - 1)
+            }
+        }
+    }
+
+    fn command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
+        match self.0.get(command_key(id)).map_err(io)? {
+            None => Ok(None),
+            Some(v) => postcard::from_bytes(&v)
+                .map(Some)
+                .map_err(|e| corrupt(0, format!("command index entry for {id} does not decode: {e}"))),
+        }
+    }
+}
+
+/// The writer's view: instance versions it has seen (it is the only writer,
+/// so they are exact), then the index.
+struct WriterIndex<'a> {
+    db: &'a sled::Db,
+    versions: &'a std::collections::HashMap<InstanceId, u64>,
+}
+
+impl Index for WriterIndex<'_> {
+    fn instance_version(&self, id: &InstanceId) -> Result<u64, StoreError> {
+        match self.versions.get(id) {
+            Some(v) => Ok(*v),
+            None => SledIndex(self.db).instance_version(id),
+        }
+    }
+
+    fn command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
+        SledIndex(self.db).command(id)
+    }
+}
+
+fn be_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b[..4].try_into().expect("4 bytes"))
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+fn segment_name(first_position: u64) -> String {
+    format!("{first_position:020}.seg")
+}
+
+fn segment_header(first_position: u64, capacity: u64) -> [u8; SEGMENT_HEADER_BYTES as usize] {
+    debug_assert_eq!(capacity % (1 << 20), 0, "segments are whole MiB");
+    let mut h = [0u8; SEGMENT_HEADER_BYTES as usize];
+    h[..16].copy_from_slice(SEGMENT_MAGIC);
+    h[16..20].copy_from_slice(&SEGMENT_FORMAT.to_le_bytes());
+    h[20..28].copy_from_slice(&first_position.to_le_bytes());
+    h[28..32].copy_from_slice(&((capacity >> 20) as u32).to_le_bytes());
+    let hash = blake3::Hasher::new_derive_key(SEGMENT_CONTEXT).update(&h[..32]).finalize();
+    h[32..].copy_from_slice(hash.as_bytes());
+    h
+}
+
+/// Checks a segment header; returns (first position, capacity in bytes).
+fn parse_segment_header(path: &Path, h: &[u8]) -> Result<(u64, u64), StoreError> {
+    let bad = |why: &str| corrupt(0, format!("segment {}: {why}", path.display()));
+    if h.len() < SEGMENT_HEADER_BYTES as usize || &h[..16] != SEGMENT_MAGIC {
+        return Err(bad("not a styrlogg segment (bad magic)"));
+    }
+    let hash = blake3::Hasher::new_derive_key(SEGMENT_CONTEXT).update(&h[..32]).finalize();
+    if hash.as_bytes() != &h[32..64] {
+        return Err(bad("its header does not match its hash"));
+    }
+    if le_u32(&h[16..20]) != SEGMENT_FORMAT {
+        return Err(bad("unknown segment format"));
+    }
+    Ok((le_u64(&h[20..28]), u64::from(le_u32(&h[28..32])) << 20))
+}
+
+fn frame_hash(header_and_body: &[u8]) -> [u8; 32] {
+    *blake3::Hasher::new_derive_key(FRAME_CONTEXT).update(header_and_body).finalize().as_bytes()
+}
+
+/// Encodes staged commands as one frame.
+fn encode_frame(staged: &[&Staged]) -> Vec<u8> {
+    let events: usize = staged.iter().map(|s| s.records.len()).sum();
+    let body: usize = staged.iter().flat_map(|s| s.records.iter()).map(|(_, b)| b.len() + 4).sum();
+    let first = staged[0].records[0].0.event.position;
+    let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + body + FRAME_HASH_BYTES);
+    out.extend_from_slice(&(body as u32).to_le_bytes());
+    out.extend_from_slice(&(events as u32).to_le_bytes());
+    out.extend_from_slice(&first.to_le_bytes());
+    for (_, bytes) in staged.iter().flat_map(|s| s.records.iter()) {
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    }
+    let hash = frame_hash(&out);
+    out.extend_from_slice(&hash);
+    out
+}
+
+/// A frame's header, as read.
+#[derive(Debug, Clone, Copy)]
+struct FrameHeader {
+    body_bytes: u32,
+    events: u32,
+    first_position: u64,
+}
+
+impl FrameHeader {
+    fn parse(b: &[u8]) -> FrameHeader {
+        FrameHeader { body_bytes: le_u32(&b[0..4]), events: le_u32(&b[4..8]), first_position: le_u64(&b[8..16]) }
+    }
+    fn is_zero(&self) -> bool {
+        self.body_bytes == 0 && self.events == 0 && self.first_position == 0
+    }
+    fn total(&self) -> u64 {
+        (FRAME_HEADER_BYTES + self.body_bytes as usize + FRAME_HASH_BYTES) as u64
+    }
+}
+
+/// Decodes and checks a whole frame (header, body, hash): its events, each
+/// with its record's own hash checked, at consecutive positions.
+fn decode_frame(bytes: &[u8], at: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+    let h = FrameHeader::parse(bytes);
+    let end = FRAME_HEADER_BYTES + h.body_bytes as usize;
+    if bytes.len() != end + FRAME_HASH_BYTES {
+        return Err(corrupt(h.first_position, format!("{at}: frame length does not match its header")));
+    }
+    if frame_hash(&bytes[..end]) != bytes[end..] {
+        return Err(corrupt(h.first_position, format!("{at}: the frame's bytes do not match its hash")));
+    }
+    let mut out = Vec::with_capacity(h.events as usize);
+    let mut rest = &bytes[FRAME_HEADER_BYTES..end];
+    while !rest.is_empty() {
+        let position = h.first_position + out.len() as u64;
+        if rest.len() < 4 {
+            return Err(corrupt(position, format!("{at}: malformed frame body")));
+        }
+        let len = le_u32(rest) as usize;
+        if len > rest.len() - 4 {
+            return Err(corrupt(position, format!("{at}: a record runs past its frame")));
+        }
+        let e = codec::decode(&rest[4..4 + len]).map_err(|err| corrupt(position, format!("{at}: {err}")))?;
+        if e.event.position != position {
+            return Err(corrupt(position, format!("{at}: the record says it is position {}", e.event.position)));
+        }
+        out.push(e);
+        rest = &rest[4 + len..];
+    }
+    if out.len() != h.events as usize {
+        return Err(corrupt(
+            h.first_position,
+            format!("{at}: the frame holds {} events, its header says {}", out.len(), h.events),
+        ));
+    }
+    Ok(out)
+}
+
+fn create_segment(dir: &Path, first_position: u64, capacity: u64) -> Result<Segment, StoreError> {
+    let path = dir.join(segment_name(first_position));
+    let tmp = dir.join("next.tmp");
+    let file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&tmp).map_err(io)?;
+    // Zero-filled, so that a commit's fdatasync never changes the file's size.
+    let zeros = vec![0u8; 1 << 20];
+    let mut written = 0;
+    while written < capacity {
+        let n = (capacity - written).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], written).map_err(io)?;
+        written += n as u64;
+    }
+    file.write_all_at(&segment_header(first_position, capacity), 0).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(Segment { first_position, capacity, file: Arc::new(file), path })
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in directory `path`, indexes what the
+    /// index lacks, and checks the end of the log.
+    pub fn open(path: &Path, mode: OpenMode, clock: Arc<dyn Clock>) -> Result<EmbeddedStore, StoreError> {
+        let shown = path.display().to_string();
+        let not_a_store = |why: &str| StoreError::NotAStore { path: shown.clone(), why: why.into() };
+        if path.exists() && !path.is_dir() {
+            return Err(not_a_store("it is a file, not a directory"));
+        }
+        let empty = !path.exists() || std::fs::read_dir(path).map_err(io)?.next().is_none();
+        if empty && mode == OpenMode::MustExist {
+            return Err(StoreError::NotFound {
+                path: shown,
+                hint: "give --data the directory of an existing store, or import or record something first".into(),
+            });
+        }
+        let marker = path.join(MARKER_FILE);
+        if !empty {
+            match std::fs::read_to_string(&marker) {
+                Ok(m) if m == MARKER => {}
+                Ok(m) => return Err(not_a_store(&format!("its marker says {:?}, not this layout", m.trim()))),
+                Err(_) if path.join("conf").is_file() && path.join("db").is_file() => {
+                    return Err(not_a_store(
+                        "it was written by an earlier styrlogg (layout 1, all in sled); export it with that version and import the export here",
+                    ))
+                }
+                Err(_) => return Err(not_a_store("the directory holds other files and no styrlogg marker")),
+            }
+        }
+        let log_dir = path.join(LOG_DIR);
+        if empty {
+            std::fs::create_dir_all(&log_dir).map_err(io)?;
+            let mut f = File::create(&marker).map_err(io)?;
+            std::io::Write::write_all(&mut f, MARKER.as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+            File::open(path).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        let index = sled::Config::new().path(path.join(INDEX_DIR)).mode(sled::Mode::HighThroughput).open().map_err(|e| {
+            let text = e.to_string();
+            if text.contains("lock") {
+                StoreError::Locked { path: shown.clone() }
+            } else {
+                StoreError::Io(format!(
+                    "opening the index at {shown}/index: {text}; the index can be rebuilt from the log: `styrlogg rebuild --index`"
+                ))
+            }
+        })?;
+        match index.get(INDEX_MARKER_KEY).map_err(io)? {
+            Some(m) if m.as_ref() == INDEX_MARKER => {}
+            Some(_) => return Err(not_a_store("its index has another layout")),
+            None => {
+                index.insert(INDEX_MARKER_KEY, INDEX_MARKER).map_err(io)?;
+            }
+        }
+        let segments = load_segments(&log_dir)?;
+        let mut recovery = Recovery { index: &index, segments };
+        let (head, last_recorded_at) = recovery.catch_up()?;
+        let segments = recovery.segments;
+        index.flush().map_err(io)?;
+
+        let (requests, rx) = mpsc::channel(limits::WRITE_QUEUE_DEPTH);
+        let (heads_tx, heads) = watch::channel(head);
+        let inner = Arc::new(Inner {
+            index: index.clone(),
+            path: path.to_path_buf(),
+            segments: RwLock::new(segments.clone()),
+            requests: Mutex::new(Some(requests)),
+            writer: Mutex::new(None),
+            heads,
+        });
+        let mut writer = Writer {
+            index,
+            log_dir,
+            store: Arc::downgrade(&inner),
+            clock,
+            stager: Stager::new(head, last_recorded_at),
+            heads: heads_tx,
+            poisoned: None,
+            current: segments.last().cloned(),
+            end: 0,
+            synced_head: head,
+            versions: Default::default(),
+        };
+        writer.end = writer.segment_end(&segments)?;
+        let handle =
+            std::thread::Builder::new().name("styrlogg-writer".into()).spawn(move || writer.run(rx)).map_err(io)?;
+        *inner.writer.lock().expect("lock") = Some(handle);
+        Ok(EmbeddedStore { inner })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Stops the writer after it has answered every queued request, and
+    /// flushes the index. Other clones of this store get
+    /// [`StoreError::Closed`].
+    pub fn close(self) -> Result<(), StoreError> {
+        drop(self.inner.requests.lock().expect("lock").take());
+        if let Some(h) = self.inner.writer.lock().expect("lock").take() {
+            h.join().map_err(|_| StoreError::Io("the writer thread panicked".into()))?;
+        }
+        self.inner.index.flush().map_err(io)?;
+        Ok(())
+    }
+
+    /// Moves the index aside and builds it again from the log: the remedy
+    /// for a damaged index. The log itself is read and checked completely.
+    pub fn rebuild_index(path: &Path) -> Result<Head, StoreError> {
+        let marker = std::fs::read_to_string(path.join(MARKER_FILE)).map_err(|_| StoreError::NotAStore {
+            path: path.display().to_string(),
+            why: "no styrlogg marker".into(),
+        })?;
+        if marker != MARKER {
+            return Err(StoreError::NotAStore { path: path.display().to_string(), why: "another layout".into() });
+        }
+        let index_dir = path.join(INDEX_DIR);
+        if index_dir.exists() {
+            let aside = path.join(format!("index.damaged-{}", std::process::id()));
+            std::fs::rename(&index_dir, &aside).map_err(io)?;
+        }
+        let store = EmbeddedStore::open(path, OpenMode::MustExist, Arc::new(crate::clock::SystemClock))?;
+        let head = *store.inner.heads.borrow();
+        store.close()?;
+        Ok(head)
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Request>, StoreError> {
+        self.inner.requests.lock().expect("lock").clone().ok_or(StoreError::Closed)
+    }
+
+    fn durable_position(&self) -> u64 {
+        self.inner.heads.borrow().position
+    }
+
+    fn weak(&self) -> Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    fn frame_at(&self, position: u64) -> Result<(u64, FrameLoc), StoreError> {
+        let found = self.inner.index.range(frame_key(0)..=frame_key(position)).next_back().transpose().map_err(io)?;
+        let (k, v) = found.ok_or_else(|| corrupt(position, "the index has no frame for this position"))?;
+        let first = be_u64(&k[1..]).ok_or_else(|| corrupt(position, "malformed frame index key"))?;
+        let loc: FrameLoc =
+            postcard::from_bytes(&v).map_err(|e| corrupt(position, format!("frame index entry: {e}")))?;
+        if position >= first + u64::from(loc.events) {
+            return Err(corrupt(position, "the index has no frame holding this position"));
+        }
+        Ok((first, loc))
+    }
+
+    fn segment(&self, first_position: u64) -> Result<Segment, StoreError> {
+        let segs = self.inner.segments.read().expect("lock");
+        segs.iter()
+            .find(|s| s.first_position == first_position)
+            .cloned()
+            .ok_or_else(|| corrupt(first_position, format!("segment {} is missing", segment_name(first_position))))
+    }
+
+    /// Reads and checks the frame starting at `first`.
+    fn read_frame(&self, first: u64, loc: FrameLoc) -> Result<Vec<RecordedEvent>, StoreError> {
+        let seg = self.segment(loc.segment)?;
+        let len = FRAME_HEADER_BYTES + loc.body_bytes as usize + FRAME_HASH_BYTES;
+        let mut buf = vec![0u8; len];
+        seg.file
+            .read_exact_at(&mut buf, loc.offset)
+            .map_err(|e| corrupt(first, format!("reading {} at offset {}: {e}", seg.path.display(), loc.offset)))?;
+        let events = decode_frame(&buf, &format!("{} offset {}", seg.path.display(), loc.offset))?;
+        if events.first().map(|e| e.event.position) != Some(first) || events.len() != loc.events as usize {
+            return Err(corrupt(first, "the frame found does not hold the positions the index says"));
+        }
+        Ok(events)
+    }
+}
+
+/// Reads a segment in large chunks, for reading frames in order.
+struct ChunkReader {
+    segment: Segment,
+    buf: Vec<u8>,
+    start: u64,
+}
+
+impl ChunkReader {
+    fn new(segment: Segment) -> ChunkReader {
+        ChunkReader { segment, buf: Vec::new(), start: 0 }
+    }
+
+    /// `len` bytes at `offset`, or None past the segment's end.
+    fn bytes(&mut self, offset: u64, len: usize) -> Result<Option<&[u8]>, StoreError> {
+        let cap = self.segment.capacity;
+        if offset + len as u64 > cap {
+            return Ok(None);
+        }
+        let end = self.start + self.buf.len() as u64;
+        if offset < self.start || offset + len as u64 > end {
+            let want = len.max(limits::READ_AHEAD_BYTES).min((cap - offset) as usize);
+            self.buf.resize(want, 0);
+            self.segment
+                .file
+                .read_exact_at(&mut self.buf, offset)
+                .map_err(|e| corrupt(0, format!("reading {} at offset {offset}: {e}", self.segment.path.display())))?;
+            self.start = offset;
+        }
+        let i = (offset - self.start) as usize;
+        Ok(Some(&self.buf[i..i + len]))
+    }
+}
+
+fn load_segments(dir: &Path) -> Result<Vec<Segment>, StoreError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name == "next.tmp" {
+            // A segment being prepared when the process stopped.
+            std::fs::remove_file(entry.path()).map_err(io)?;
+            continue;
+        }
+        let Some(first) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) else {
+            return Err(corrupt(0, format!("{} is not a segment of this log", entry.path().display())));
+        };
+        let path = entry.path();
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(io)?;
+        let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|_| corrupt(first, format!("segment {} is truncated", path.display())))?;
+        let (named, capacity) = parse_segment_header(&path, &header)?;
+        if named != first {
+            return Err(corrupt(first, format!("segment {} says it starts at position {named}", path.display())));
+        }
+        let size = file.metadata().map_err(io)?.len();
+        if size != capacity {
+            return Err(corrupt(
+                first,
+                format!(
+                    "segment {} is {size} bytes, its header says {capacity}: it was truncated or extended",
+                    path.display()
+                ),
+            ));
+        }
+        out.push(Segment { first_position: first, capacity, file: Arc::new(file), path });
+    }
+    out.sort_by_key(|s| s.first_position);
+    Ok(out)
+}
+
+/// Brings the index up to the end of the log on open.
+struct Recovery<'a> {
+    index: &'a sled::Db,
+    segments: Vec<Segment>,
+}
+
+impl Recovery<'_> {
+    /// Indexes every frame after the index's head, checks that the rest of
+    /// the log is zeros (zeroing a torn last write), and returns the head.
+    fn catch_up(&mut self) -> Result<(Head, Option<jiff::Timestamp>), StoreError> {
+        let indexed: Indexed = match self.index.get(INDEXED_KEY).map_err(io)? {
+            None => Indexed::default(),
+            Some(v) => {
+                postcard::from_bytes(&v).map_err(|e| corrupt(0, format!("the index's head does not decode: {e}")))?
+            }
+        };
+        // Where to read from: the frame holding the index's head, or the start.
+        let (mut seg_i, mut offset, mut expect_first) = if indexed.head.position == 0 {
+            (0usize, SEGMENT_HEADER_BYTES, 1u64)
+        } else {
+            let (k, v) = self
+                .index
+                .range(frame_key(0)..=frame_key(indexed.head.position))
+                .next_back()
+                .transpose()
+                .map_err(io)?
+                .ok_or_else(|| corrupt(indexed.head.position, "the index has no frame for its own head"))?;
+            let first = be_u64(&k[1..]).unwrap_or(0);
+            let loc: FrameLoc =
+                postcard::from_bytes(&v).map_err(|e| corrupt(first, format!("frame index entry: {e}")))?;
+            let i = self.segments.iter().position(|s| s.first_position == loc.segment).ok_or_else(|| {
+                corrupt(
+                    indexed.head.position,
+                    format!(
+                        "segment {} holding indexed events is missing: log data was lost",
+                        segment_name(loc.segment)
+                    ),
+                )
+            })?;
+            (i, loc.offset, first)
+        };
+        let mut head = Head::default();
+        let mut last_recorded_at = None;
+        if self.segments.is_empty() {
+            if indexed.head.position > 0 {
+                return Err(corrupt(1, "the log has no segments but its index knows events: log data was lost"));
+            }
+            return Ok((head, None));
+        }
+        if self.segments[0].first_position != 1 {
+            return Err(corrupt(
+                1,
+                format!("the first segment starts at position {}", self.segments[0].first_position),
+            ));
+        }
+        let mut batch = sled::Batch::default();
+        let mut pending = 0usize;
+        loop {
+            let seg = self.segments[seg_i].clone();
+            let at = |o: u64| format!("{} offset {o}", seg.path.display());
+            let mut hdr = [0u8; FRAME_HEADER_BYTES];
+            let room = seg.capacity.saturating_sub(offset);
+            let h = if room >= FRAME_HEADER_BYTES as u64 {
+                seg.file.read_exact_at(&mut hdr, offset).map_err(io)?;
+                FrameHeader::parse(&hdr)
+            } else {
+                FrameHeader { body_bytes: 0, events: 0, first_position: 0 }
+            };
+            if h.is_zero() {
+                // The end of this segment's frames. In the last segment, a
+                // crash may have left part of an unacknowledged write here;
+                // anywhere else, only zeros may follow.
+                if seg_i + 1 == self.segments.len() {
+                    self.tail(&seg, offset, expect_first)?;
+                    break;
+                }
+                self.check_zeros(&seg, offset, expect_first)?;
+                if self.segments[seg_i + 1].first_position != expect_first {
+                    return Err(corrupt(
+                        expect_first,
+                        format!(
+                            "segment {} follows a segment that ends before position {expect_first}",
+                            self.segments[seg_i + 1].path.display()
+                        ),
+                    ));
+                }
+                seg_i += 1;
+                offset = SEGMENT_HEADER_BYTES;
+                continue;
+            }
+            // A header is written with its sector, whole or not at all: one
+            // that does not fit the log was damaged.
+            let plausible = h.first_position == expect_first
+                && h.events as usize <= limits::GROUP_EVENTS_MAX
+                && h.events > 0
+                && h.total() <= room;
+            if !plausible {
+                return Err(corrupt(expect_first, format!("{}: a frame header that does not fit the log", at(offset))));
+            }
+            let mut bytes = vec![0u8; h.total() as usize];
+            seg.file.read_exact_at(&mut bytes, offset).map_err(io)?;
+            let events = match decode_frame(&bytes, &at(offset)) {
+                Ok(events) => events,
+                Err(err) => {
+                    // The last write, cut short by a crash before it was
+                    // acknowledged: some of its sectors never reached the disk.
+                    let after = offset + h.total();
+                    if seg_i + 1 == self.segments.len()
+                        && has_unwritten_sector(&bytes, offset)
+                        && self.zeros_from(&seg, after)?
+                    {
+                        tracing::warn!(
+                            position = expect_first,
+                            "discarding a write cut short by a crash before it was acknowledged"
+                        );
+                        seg.file.write_all_at(&vec![0u8; bytes.len()], offset).map_err(io)?;
+                        seg.file.sync_data().map_err(io)?;
+                        break;
+                    }
+                    return Err(err);
+                }
+            };
+            let last = events.last().expect("frames hold events");
+            // Continues the chain?
+            if let Some(first) = events.first() {
+                if first.event.prev_hash != head.hash && first.event.position != 1 && head.position != 0 {
+                    return Err(corrupt(first.event.position, format!("{}: does not continue the chain", at(offset))));
+                }
+            }
+            let already = h.first_position <= indexed.head.position;
+            if already {
+                if indexed.head.position > last.event.position {
+                    // Fine: a later frame holds the index's head.
+                } else if indexed.head.position == last.event.position && indexed.head.hash != last.hash {
+                    return Err(corrupt(last.event.position, "the log and its index disagree on this event's hash"));
+                }
+            } else {
+                add_to_index(&mut batch, seg.first_position, offset, h, &events)?;
+                pending += events.len();
+            }
+            head = Head { position: last.event.position, hash: last.hash };
+            last_recorded_at = Some(last.event.recorded_at);
+            expect_first = last.event.position + 1;
+            offset += h.total();
+            if pending >= limits::IMPORT_CHUNK_EVENTS {
+                self.apply(std::mem::take(&mut batch), head)?;
+                pending = 0;
+            }
+        }
+        if indexed.head.position > head.position {
+            return Err(corrupt(
+                head.position + 1,
+                format!(
+                    "the log ends at position {} but its index knows position {}: log data was lost (a truncated or deleted segment)",
+                    head.position, indexed.head.position
+                ),
+            ));
+        }
+        if pending > 0 || indexed.head.position < head.position {
+            self.apply(batch, head)?;
+        }
+        Ok((head, last_recorded_at))
+    }
+
+    fn apply(&self, mut batch: sled::Batch, head: Head) -> Result<(), StoreError> {
+        batch.insert(INDEXED_KEY, postcard::to_stdvec(&Indexed { head }).map_err(io)?);
+        self.index.apply_batch(batch).map_err(io)
+    }
+
+    fn zeros_from(&self, seg: &Segment, from: u64) -> Result<bool, StoreError> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = from;
+        while at < seg.capacity {
+            let n = (seg.capacity - at).min(buf.len() as u64) as usize;
+            seg.file.read_exact_at(&mut buf[..n], at).map_err(io)?;
+            if buf[..n].iter().any(|b| *b != 0) {
+                return Ok(false);
+            }
+            at += n as u64;
+        }
+        Ok(true)
+    }
+
+    /// After the last frame of the last segment: zeros, or what a crash can
+    /// leave of an unacknowledged write whose header sector was not written
+    /// (whole sectors of data within one frame's reach), which is zeroed. A
+    /// sector with a few stray bits is damage.
+    fn tail(&self, seg: &Segment, from: u64, position: u64) -> Result<(), StoreError> {
+        let mut buf = vec![0u8; (seg.capacity - from) as usize];
+        seg.file.read_exact_at(&mut buf, from).map_err(io)?;
+        let Some(last) = buf.iter().rposition(|b| *b != 0) else { return Ok(()) };
+        let reach = (FRAME_HEADER_BYTES + limits::FRAME_BODY_BYTES_MAX + FRAME_HASH_BYTES) as usize;
+        let mut i = 0usize;
+        let mut data_like = last < reach;
+        while data_like && i <= last {
+            let abs = from + i as u64;
+            let sector_end = (abs / SECTOR_BYTES as u64 + 1) * SECTOR_BYTES as u64;
+            let n = ((sector_end - abs) as usize).min(buf.len() - i);
+            let nonzero = buf[i..i + n].iter().filter(|b| **b != 0).count();
+            if nonzero > 0 && nonzero < 16.min(n) {
+                data_like = false;
+            }
+            i += n;
+        }
+        if !data_like {
+            return Err(corrupt(
+                position,
+                format!(
+                    "{}: unexpected bytes after the last frame (offset {})",
+                    seg.path.display(),
+                    from + last as u64
+                ),
+            ));
+        }
+        tracing::warn!(position, "discarding part of a write cut short by a crash before it was acknowledged");
+        seg.file.write_all_at(&vec![0u8; last + 1], from).map_err(io)?;
+        seg.file.sync_data().map_err(io)?;
+        Ok(())
+    }
+
+    fn check_zeros(&self, seg: &Segment, from: u64, position: u64) -> Result<(), StoreError> {
+        if self.zeros_from(seg, from)? {
+            Ok(())
+        } else {
+            Err(corrupt(
+                position,
+                format!("{}: unexpected bytes after the last frame at offset {from}", seg.path.display()),
+            ))
+        }
+    }
+}
+
+/// Whether a frame read at file offset `at` has a sector (the part of a
+/// 512-byte disk sector inside the frame, if at least 8 bytes) that is all
+/// zeros: a sector the disk never wrote. Every written part of a frame holds
+/// lengths, text and hashes, never 8 zero bytes in a row at a sector's edge.
+fn has_unwritten_sector(frame: &[u8], at: u64) -> bool {
+    let mut i = 0usize;
+    while i < frame.len() {
+        let abs = at + i as u64;
+        let sector_end = (abs / SECTOR_BYTES as u64 + 1) * SECTOR_BYTES as u64;
+        let n = ((sector_end - abs) as usize).min(frame.len() - i);
+        if n >= 8 && frame[i..i + n].iter().all(|b| *b == 0) {
+            return true;
+        }
+        i += n;
+    }
+    false
+}
+
+/// Index entries for one frame's events.
+fn add_to_index(
+    batch: &mut sled::Batch,
+    segment: u64,
+    offset: u64,
+    h: FrameHeader,
+    events: &[RecordedEvent],
+) -> Result<(), StoreError> {
+    let loc = FrameLoc { segment, offset, events: h.events, body_bytes: h.body_bytes };
+    batch.insert(&frame_key(h.first_position)[..], postcard::to_stdvec(&loc).map_err(io)?);
+    let mut i = 0;
+    while i < events.len() {
+        let first = &events[i].event;
+        let mut j = i + 1;
+        while j < events.len()
+            && events[j].event.command_id == first.command_id
+            && events[j].event.instance == first.instance
+        {
+            j += 1;
+        }
+        let last = &events[j - 1];
+        let outcome = AppendOutcome {
+            instance: first.instance.clone(),
+            first_sequence: first.sequence,
+            last_sequence: last.event.sequence,
+            first_position: first.position,
+            last_position: last.event.position,
+            last_hash: last.hash,
+            deduplicated: false,
+        };
+        put_command(batch, &outcome, &first.command_id)?;
+        i = j;
+    }
+    Ok(())
+}
+
+fn put_command(batch: &mut sled::Batch, o: &AppendOutcome, command: &CommandId) -> Result<(), StoreError> {
+    let loc = CommandLoc { first_position: o.first_position, count: (o.last_sequence - o.first_sequence + 1) as u32 };
+    batch.insert(instance_key(&o.instance, o.first_sequence), postcard::to_stdvec(&loc).map_err(io)?);
+    batch.insert(command_key(command), postcard::to_stdvec(o).map_err(io)?);
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl EventStore for EmbeddedStore {
+    async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let (tx, rx) = oneshot::channel();
+        self.sender()?.send(Request::Append(req, tx)).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn import(&self, events: Vec<RecordedEvent>) -> Result<Head, AppendError> {
+        if events.len() > limits::IMPORT_CHUNK_EVENTS + limits::EVENTS_PER_COMMIT_MAX {
+            return Err(AppendError::Invalid(format!(
+                "{} events in one import call; split with import_chunks",
+                events.len()
+            )));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.sender()?.send(Request::Import(events, tx)).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_instance(&self, instance: &InstanceId, from_sequence: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let durable = self.durable_position();
+        let mut out = Vec::new();
+        let mut cached: Option<(u64, Vec<RecordedEvent>)> = None;
+        let mut expected = 1u64;
+        for kv in self.inner.index.scan_prefix(instance_prefix(instance)) {
+            let (k, v) = kv.map_err(io)?;
+            let first_sequence = be_u64(&k[k.len() - 8..]).ok_or_else(|| corrupt(0, "malformed instance index key"))?;
+            let loc: CommandLoc =
+                postcard::from_bytes(&v).map_err(|e| corrupt(0, format!("instance index entry: {e}")))?;
+            if loc.first_position > durable {
+                break;
+            }
+            if first_sequence != expected {
+                return Err(corrupt(
+                    loc.first_position,
+                    format!("instance {instance} jumps to sequence {first_sequence}"),
+                ));
+            }
+            expected += u64::from(loc.count);
+            if first_sequence + u64::from(loc.count) <= from_sequence {
+                continue;
+            }
+            for p in loc.first_position..loc.first_position + u64::from(loc.count) {
+                let hit = cached.as_ref().is_some_and(|(f, evs)| p >= *f && p < *f + evs.len() as u64);
+                if !hit {
+                    let (first, floc) = self.frame_at(p)?;
+                    cached = Some((first, self.read_frame(first, floc)?));
+                }
+                let (f, evs) = cached.as_ref().expect("read above");
+                let e = &evs[(p - f) as usize];
+                if e.event.instance != *instance {
+                    return Err(corrupt(
+                        p,
+                        format!("the index of instance {instance} points to another instance's event"),
+                    ));
+                }
+                if e.event.sequence >= from_sequence {
+                    out.push(e.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_all(&self, from_position: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let durable = self.durable_position();
+        let from = from_position.max(1);
+        if from > durable || max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(max.min((durable - from + 1) as usize));
+        // Find the first frame through the index, then follow the files:
+        // frames are contiguous, and only durable frames are ever read.
+        let (_, loc) = self.frame_at(from)?;
+        let mut reader = ChunkReader::new(self.segment(loc.segment)?);
+        let mut offset = loc.offset;
+        let mut next = from;
+        while out.len() < max && next <= durable {
+            let header = reader.bytes(offset, FRAME_HEADER_BYTES)?;
+            let h = header.map(FrameHeader::parse).filter(|h| !h.is_zero());
+            let Some(h) = h else {
+                reader = ChunkReader::new(self.segment(next)?);
+                offset = SEGMENT_HEADER_BYTES;
+                continue;
+            };
+            let path = reader.segment.path.clone();
+            let at = || format!("{} offset {offset}", path.display());
+            if h.first_position > next || h.first_position + u64::from(h.events) <= next {
+                return Err(corrupt(next, format!("{}: expected the frame holding position {next}", at())));
+            }
+            let bytes = reader
+                .bytes(offset, h.total() as usize)?
+                .ok_or_else(|| corrupt(next, format!("{}: a frame runs past its segment", at())))?;
+            let events = decode_frame(bytes, &at())?;
+            for e in events.into_iter().skip((next - h.first_position) as usize) {
+                if out.len() == max || e.event.position > durable {
+                    break;
+                }
+                next = e.event.position + 1;
+                out.push(e);
+            }
+            offset += h.total();
+        }
+        Ok(out)
+    }
+
+    async fn head(&self) -> Result<Head, StoreError> {
+        Ok(*self.inner.heads.borrow())
+    }
+
+    async fn command_outcome(
+        &self,
+        instance: &InstanceId,
+        command_id: &CommandId,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let outcome = SledIndex(&self.inner.index).command(command_id)?;
+        Ok(outcome.filter(|o| o.instance == *instance && o.last_position <= self.durable_position()))
+    }
+
+    fn subscribe(&self, from_position: u64) -> Subscription {
+        let weak = self.weak();
+        Subscription::spawn(
+            move || weak.upgrade().map(|inner| EmbeddedStore { inner }),
+            self.inner.heads.clone(),
+            from_position,
+        )
+    }
+}
+
+/// The single writer: owns the chain tip, the current segment and every
+/// write to the log and the index.
+struct Writer {
+    index: sled::Db,
+    log_dir: PathBuf,
+    store: Weak<Inner>,
+    clock: Arc<dyn Clock>,
+    stager: Stager,
+    heads: watch::Sender<Head>,
+    poisoned: Option<String>,
+    current: Option<Segment>,
+    /// Offset in `current` where the next frame goes.
+    end: u64,
+    /// The last durable head.
+    synced_head: Head,
+    /// Versions of instances written or looked up, exact (single writer).
+    versions: std::collections::HashMap<InstanceId, u64>,
+}
+
+enum Pending {
+    Append(oneshot::Sender<Result<AppendOutcome, AppendError>>, AppendOutcome),
+    Import(oneshot::Sender<Result<Head, AppendError>>, Head),
+}
+
+impl Writer {
+    /// Where the last segment's frames end.
+    fn segment_end(&self, segments: &[Segment]) -> Result<u64, StoreError> {
+        let Some(seg) = segments.last() else { return Ok(0) };
+        let mut offset = SEGMENT_HEADER_BYTES;
+        let mut hdr = [0u8; FRAME_HEADER_BYTES];
+        while offset + FRAME_HEADER_BYTES as u64 <= seg.capacity {
+            seg.file.read_exact_at(&mut hdr, offset).map_err(io)?;
+            let h = FrameHeader::parse(&hdr);
+            if h.is_zero() {
+                break;
+            }
+            offset += h.total();
+        }
+        Ok(offset)
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut events = first.events();
+            let mut group = vec![first];
+            while group.len() < limits::GROUP_REQUESTS_MAX && events < limits::GROUP_EVENTS_MAX {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        events += r.events();
+                        group.push(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+        tracing::debug!("writer stopped");
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        if let Some(why) = &self.poisoned {
+            for r in group {
+                let err = StoreError::Poisoned(why.clone());
+                match r {
+                    Request::Append(_, tx) => drop(tx.send(Err(err.into()))),
+                    Request::Import(_, tx) => drop(tx.send(Err(err.into()))),
+                }
+            }
+            return;
+        }
+        let now = self.clock.now();
+        let stage_started = std::time::Instant::now();
+        let mut staged: Vec<Staged> = Vec::new();
+        let mut pending = Vec::with_capacity(group.len());
+        for r in group {
+            let idx = WriterIndex { db: &self.index, versions: &self.versions };
+            match r {
+                Request::Append(req, tx) => match self.stager.stage_append(&idx, req, now) {
+                    Ok(Stage::Duplicate(o)) => pending.push(Pending::Append(tx, o)),
+                    Ok(Stage::New(s)) => {
+                        pending.push(Pending::Append(tx, s.outcome.clone()));
+                        staged.push(s);
+                    }
+                    Err(e) => drop(tx.send(Err(e))),
+                },
+                Request::Import(events, tx) => match self.stager.stage_import(&idx, events) {
+                    Ok(s) => {
+                        staged.extend(s);
+                        pending.push(Pending::Import(tx, self.stager.head()));
+                    }
+                    Err(e) => drop(tx.send(Err(e))),
+                },
+            }
+        }
+        let head = self.stager.head();
+        tracing::trace!(
+            requests = pending.len(),
+            stage_us = stage_started.elapsed().as_micros() as u64,
+            "group staged"
+        );
+        let result = if staged.is_empty() { Ok(()) } else { self.persist(&staged, head) };
+        self.stager.end_group();
+        if result.is_ok() {
+            if self.versions.len() > limits::WRITER_CACHED_INSTANCES_MAX {
+                self.versions.clear();
+            }
+            for s in &staged {
+                self.versions.insert(s.outcome.instance.clone(), s.outcome.last_sequence);
+            }
+        }
+        match result {
+            Ok(()) => {
+                if !staged.is_empty() {
+                    self.heads.send_replace(head);
+                }
+                for p in pending {
+                    match p {
+                        Pending::Append(tx, o) => drop(tx.send(Ok(o))),
+                        Pending::Import(tx, h) => drop(tx.send(Ok(h))),
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; refusing further writes");
+                self.poisoned = Some(e.to_string());
+                for p in pending {
+                    match p {
+                        Pending::Append(tx, _) => drop(tx.send(Err(e.clone().into()))),
+                        Pending::Import(tx, _) => drop(tx.send(Err(e.clone().into()))),
+                    }
+                }
+            }
+        }
+    }
+
+    /// A segment with room for `bytes` more, rolling to a new one if need be.
+    fn segment_for(&mut self, first_position: u64, bytes: u64) -> Result<Segment, StoreError> {
+        if let Some(seg) = &self.current {
+            if self.end + bytes <= seg.capacity {
+                return Ok(seg.clone());
+            }
+        }
+        let mut capacity = match &self.current {
+            None => FIRST_SEGMENT_BYTES,
+            Some(s) => (s.capacity * 2).min(limits::SEGMENT_BYTES_MAX),
+        };
+        while capacity < SEGMENT_HEADER_BYTES + bytes {
+            capacity *= 2;
+        }
+        let seg = create_segment(&self.log_dir, first_position, capacity)?;
+        if let Some(inner) = self.store.upgrade() {
+            inner.segments.write().expect("lock").push(seg.clone());
+        }
+        self.current = Some(seg.clone());
+        self.end = SEGMENT_HEADER_BYTES;
+        Ok(seg)
+    }
+
+    /// Writes the staged commands as frames, makes them durable, indexes
+    /// them.
+    fn persist(&mut self, staged: &[Staged], head: Head) -> Result<(), StoreError> {
+        let t0 = std::time::Instant::now();
+        // Frames of whole commands, each at most FRAME_BODY_BYTES_MAX.
+        let mut frames: Vec<Vec<&Staged>> = vec![Vec::new()];
+        let mut size = 0usize;
+        for s in staged {
+            let bytes: usize = s.records.iter().map(|(_, b)| b.len() + 4).sum();
+            if size + bytes > limits::FRAME_BODY_BYTES_MAX && !frames.last().expect("one").is_empty() {
+                frames.push(Vec::new());
+                size = 0;
+            }
+            size += bytes;
+            frames.last_mut().expect("one").push(s);
+        }
+        let mut batch = sled::Batch::default();
+        // What takes the index back if the disk refuses the sync.
+        let mut undo = sled::Batch::default();
+        let before = Indexed { head: self.synced_head };
+        undo.insert(INDEXED_KEY, postcard::to_stdvec(&before).map_err(io)?);
+        let mut touched: Vec<Segment> = Vec::new();
+        for f in &frames {
+            let bytes = encode_frame(f);
+            let first = f[0].records[0].0.event.position;
+            let seg = self.segment_for(first, bytes.len() as u64)?;
+            seg.file.write_all_at(&bytes, self.end).map_err(io)?;
+            let h = FrameHeader::parse(&bytes);
+            let loc =
+                FrameLoc { segment: seg.first_position, offset: self.end, events: h.events, body_bytes: h.body_bytes };
+            batch.insert(&frame_key(first)[..], postcard::to_stdvec(&loc).map_err(io)?);
+            undo.remove(&frame_key(first)[..]);
+            for s in f {
+                put_command(&mut batch, &s.outcome, &s.records[0].0.event.command_id)?;
+                undo.remove(instance_key(&s.outcome.instance, s.outcome.first_sequence));
+                undo.remove(command_key(&s.records[0].0.event.command_id));
+            }
+            self.end += bytes.len() as u64;
+            if touched.last().is_none_or(|t| t.first_position != seg.first_position) {
+                touched.push(seg);
+            }
+        }
+        let t1 = std::time::Instant::now();
+        batch.insert(INDEXED_KEY, postcard::to_stdvec(&Indexed { head }).map_err(io)?);
+        // The index is updated in memory while the disk syncs; the group is
+        // answered only when both are done.
+        let index = &self.index;
+        let (synced, indexed) = std::thread::scope(|scope| {
+            let indexer = scope.spawn(move || {
+                let t = std::time::Instant::now();
+                index.apply_batch(batch).map_err(io).map(|()| t.elapsed())
+            });
+            let synced = touched.iter().try_for_each(|seg| seg.file.sync_data().map_err(io)).map(|()| t1.elapsed());
+            let indexed = indexer.join().unwrap_or_else(|_| Err(StoreError::Io("the indexing thread panicked".into())));
+            (synced, indexed)
+        });
+        if synced.is_err() && indexed.is_ok() {
+            // Nothing of this group may stay in the index.
+            let _ = self.index.apply_batch(undo);
+        }
+        let (sync_time, index_time) = (synced?, indexed?);
+        self.synced_head = head;
+        tracing::trace!(
+            head = head.position,
+            events = staged.iter().map(|s| s.records.len()).sum::<usize>(),
+            write_us = (t1 - t0).as_micros() as u64,
+            sync_us = sync_time.as_micros() as u64,
+            index_us = index_time.as_micros() as u64,
+            "group persisted"
+        );
+        Ok(())
+    }
+}
