@@ -47,3 +47,6 @@ pub const NOTICE_ERROR_CHARS_MAX: usize = 2000;
 /// groups before it forgets them all and reads again from the server.
 pub const JETSTREAM_KNOWN_INSTANCES_MAX: usize = 65_536;
 pub const JETSTREAM_KNOWN_COMMANDS_MAX: usize = 262_144;
+/// Largest sealed (encrypted) fact value, in bytes of ciphertext: a text
+/// fact at its limit plus the encoding and the AEAD tag.
+pub const SEALED_BYTES_MAX: usize = TEXT_BYTES_MAX + 64;
