@@ -269,6 +269,26 @@ impl KeyStore {
         Ok(k)
     }
 
+    /// A secret of this key store (made on first use, never erased): keys
+    /// the command ids of commands that carry personal data, so that a
+    /// retry is still recognised while the id reveals nothing about the
+    /// data.
+    pub fn command_secret(&self) -> Result<Zeroizing<[u8; 32]>, SealError> {
+        let path = self.dir.join("command-ids.key");
+        if !path.exists() {
+            let fresh = Zeroizing::new(hex::encode(random::<32>()?));
+            match write_private_file(&path, fresh.as_bytes(), false) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(store_err(&path, e)),
+            }
+        }
+        let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| store_err(&path, e))?);
+        let mut k = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(text.trim(), &mut k[..]).map_err(|_| store_err(&path, "not 64 hex digits"))?;
+        Ok(k)
+    }
+
     /// Destroys a person's key: overwrites the file with zeros, syncs it,
     /// deletes it and syncs the directory. Returns false if there was none.
     pub fn destroy(&mut self, person: &PersonId) -> Result<bool, SealError> {
