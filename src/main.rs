@@ -143,9 +143,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let store = open(&cli, OpenMode::MustExist).await?;
             let out = std::io::stdout().lock();
             let mut out = BufWriter::new(out);
+            // The text listing opens personal facts whose keys are here and
+            // not erased; JSON is the log as stored (the export format).
+            let keys = personal::Keys::for_cli(&cli);
+            let erased: std::collections::BTreeSet<engine::PersonId> =
+                personal::disclosure(&store, false).await?.erasures.into_keys().collect();
             let mut emit = |e: &RecordedEvent| -> Result<()> {
                 match format {
-                    Format::Text => write!(out, "{}", render::text(e))?,
+                    Format::Text => {
+                        let mut e = e.clone();
+                        personal::open_record(&keys, &erased, &mut e)?;
+                        write!(out, "{}", render::text(&e))?
+                    }
                     Format::Json => writeln!(out, "{}", render::json(e))?,
                 }
                 Ok(())

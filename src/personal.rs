@@ -154,6 +154,9 @@ pub fn seal(keys: &Keys, inst: &Instance, events: &mut [NewEvent]) -> Result<usi
             let Some(spec) = specs.iter().find(|s| s.name == f.name && s.personal) else { continue };
             let name: Option<String> = match (&f.value, &spec.of) {
                 (FactValue::Person { name, .. }, _) => Some(name.clone()),
+                (v, _) if workflows::facts::named_person(v).is_some() => {
+                    workflows::facts::named_person(v).map(String::from)
+                }
                 (_, Some(of)) => {
                     let nth = |list: &[Fact]| {
                         list.iter().filter(|g| g.name == *of).nth(index).and_then(|g| match &g.value {
@@ -224,6 +227,19 @@ pub fn open_events(keys: &Keys, events: &mut [RecordedEvent]) -> Result<()> {
         }
         Ok(())
     })?;
+    Ok(())
+}
+
+/// Opens the sealed facts of one event, for showing it.
+pub fn open_record(keys: &Keys, erased: &BTreeSet<PersonId>, e: &mut RecordedEvent) -> Result<()> {
+    if let Some(facts) = facts_mut(&mut e.event.payload) {
+        if facts.iter().any(|f| matches!(f.value, FactValue::Sealed { .. })) {
+            keys.with(false, |ks| {
+                open_facts(ks, erased, facts);
+                Ok(())
+            })?;
+        }
+    }
     Ok(())
 }
 
