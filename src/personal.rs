@@ -525,9 +525,6 @@ pub async fn persons(cli: &Cli, org: Option<&str>) -> Result<()> {
 /// Resolves --key for checkpoints: a verifier key, or a file holding one.
 pub fn read_arg_or_file(arg: &str) -> Result<String> {
     let p = Path::new(arg);
-    if !arg.contains('+') && p.is_file() {
-        return std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
-    }
     if p.is_file() {
         return std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
     }

@@ -567,3 +567,71 @@ fn the_demo_seals_the_contact_persons_and_reports_carry_a_checkpoint() {
     std::fs::write(&cp, note).unwrap();
     ok(styrlogg(&data, &["verify", "--checkpoint", cp.to_str().unwrap()]));
 }
+
+#[test]
+fn checkpoints_proofs_and_erasure_work_over_jetstream_too() {
+    let server = crate::nats::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let unused = dir.path().join("unused");
+    let keys = dir.path().join("keys");
+    let nats = |args: &[&str]| {
+        let mut v = vec!["--nats", server.url.as_str(), "--keys", keys.to_str().unwrap()];
+        v.extend_from_slice(args);
+        styrlogg(&unused, &v)
+    };
+    let vkey = ok(nats(&["key", "generate", "--name", "tyreso.se/styrlogg"])).trim().to_string();
+    ok(nats(&with_by(&[
+        "start",
+        "skl-styrsystem-2012-2014",
+        "--instance",
+        "tyreso-2012",
+        "--org",
+        "Tyresö kommun",
+        "--on",
+        "2012-01-15",
+        "--today",
+        "2012-01-20",
+    ])));
+    ok(nats(&with_by(&["key", "record", "--reason", "Kommunens nyckel"])));
+    let cp = dir.path().join("cp");
+    ok(nats(&["checkpoint", "-o", cp.to_str().unwrap()]));
+    // Personal data over JetStream needs a key store: without --keys it is refused.
+    let facts = [
+        "record",
+        "tyreso-2012",
+        "intresseanmalan",
+        "--on",
+        "2012-01-20",
+        "--today",
+        "2012-01-20",
+        "--fact",
+        "kontaktperson=Anita Brynje|kontaktperson|official",
+        "--fact",
+        "epost=Anita Brynje|anita.brynje@tyreso.se",
+        "--fact",
+        "organisation=Tyresö kommun",
+    ];
+    let mut no_keys = vec!["--nats", server.url.as_str()];
+    no_keys.extend(with_by(&facts));
+    refused(styrlogg(&unused, &no_keys), "give --keys DIR");
+    ok(nats(&with_by(&facts)));
+    assert!(ok(nats(&["audit", "tyreso-2012"])).contains("anita.brynje@tyreso.se"));
+    assert!(!ok(nats(&["export"])).contains("anita"));
+    let v = ok(nats(&["verify", "--checkpoint", cp.to_str().unwrap(), "--key", &vkey]));
+    assert!(v.contains("extends the checkpoint of 2 events"), "{v}");
+    let proof = dir.path().join("proof");
+    let cp2 = dir.path().join("cp2");
+    ok(nats(&["checkpoint", "-o", cp2.to_str().unwrap()]));
+    ok(nats(&["prove", "3", "--checkpoint", cp2.to_str().unwrap(), "-o", proof.to_str().unwrap()]));
+    ok(styrlogg(
+        &unused,
+        &["check-proof", proof.to_str().unwrap(), "--checkpoint", cp2.to_str().unwrap(), "--key", &vkey],
+    ));
+    ok(nats(&with_by(&["erase", "Anita Brynje", "--reason", "Gallring", "--decision", "KS 2014/12 § 4"])));
+    let audit = ok(nats(&["audit", "tyreso-2012"]));
+    assert!(!audit.contains("Anita") && audit.contains("[gallrad"), "{audit}");
+    assert!(files_containing(&keys, b"Anita").is_empty());
+    assert!(files_containing(&server.dir, b"Anita").is_empty(), "the server's files hold ciphertext only");
+    ok(nats(&["verify", "--checkpoint", cp.to_str().unwrap(), "--key", &vkey]));
+    assert!(!unused.exists());
+}
