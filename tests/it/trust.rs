@@ -635,3 +635,139 @@ fn checkpoints_proofs_and_erasure_work_over_jetstream_too() {
     ok(nats(&["verify", "--checkpoint", cp.to_str().unwrap(), "--key", &vkey]));
     assert!(!unused.exists());
 }
+
+const SYNPUNKTER: &str = r#"
+id = "synpunkter"
+version = 1
+title = { sv = "Synpunkter från en dialog", en = "Comments from a dialogue" }
+
+[[roles]]
+id = "sekreterare"
+title = { sv = "Sekreterare", en = "Secretary" }
+
+[[steps]]
+id = "synpunkt"
+title = { sv = "Synpunkt mottagen", en = "Comment received" }
+kind = "results_compiled"
+repeat = true
+recorded_by = ["sekreterare"]
+facts = [
+  { name = "sammanfattning", type = "text" },
+  { name = "halsouppgift", type = "text", confidential = true, required = false },
+  { name = "medborgare", type = "text", personal = true },
+  { name = "diarienummer", type = "case_number", confidential = true, required = false },
+]
+"#;
+
+#[test]
+fn confidential_facts_stay_in_the_log_and_out_of_public_extracts() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs");
+    std::fs::create_dir_all(&defs).unwrap();
+    std::fs::write(defs.join("synpunkter.toml"), SYNPUNKTER).unwrap();
+    let data = dir.path().join("log");
+    let w = defs.to_str().unwrap();
+    let sek = ["--by", "Eva Ek", "--role", "sekreterare", "--workflows", w];
+    let mut start =
+        vec!["start", "synpunkter", "--instance", "dialog-1", "--org", "Härryda kommun", "--on", "2013-03-01"];
+    start.extend_from_slice(&sek);
+    ok(styrlogg(&data, &start));
+    let mut rec = vec![
+        "record",
+        "dialog-1",
+        "synpunkt",
+        "--on",
+        "2013-03-02",
+        "--fact",
+        "sammanfattning=Fler bänkar i parken",
+        "--fact",
+        "halsouppgift=Rullstolsburen",
+        "--fact",
+        "medborgare=Signe Medborgare, Landvetter",
+        "--fact",
+        "diarienummer=SN 2013/7",
+    ];
+    rec.extend_from_slice(&sek);
+    ok(styrlogg(&data, &rec));
+    // Confidential is a public record under secrecy: in the log as it is.
+    assert!(!files_containing(&data, b"Rullstolsburen").is_empty());
+    assert!(files_containing(&data, b"Signe Medborgare").is_empty(), "personal data is sealed");
+    let full = ok(styrlogg(&data, &["audit", "dialog-1", "--format", "json"]));
+    assert!(full.contains("Rullstolsburen") && full.contains("Signe Medborgare") && full.contains("SN 2013/7"));
+    for format in ["json", "md", "html", "csv", "text"] {
+        let public = ok(styrlogg(&data, &["audit", "dialog-1", "--public", "--format", format]));
+        assert!(
+            !public.contains("Rullstolsburen") && !public.contains("Signe") && !public.contains("SN 2013/7"),
+            "{format}: {public}"
+        );
+        assert!(
+            public.contains("utelämnad: sekretess") && public.contains("utelämnad: personuppgift"),
+            "{format}: {public}"
+        );
+        assert!(public.contains("Fler bänkar i parken"), "{format}");
+    }
+    let annual = ok(styrlogg(
+        &data,
+        &[
+            "report",
+            "annual",
+            "--org",
+            "Härryda kommun",
+            "--year",
+            "2013",
+            "--public",
+            "--format",
+            "json",
+            "--lang",
+            "en",
+        ],
+    ));
+    assert!(!annual.contains("Rullstolsburen") && annual.contains("[left out: confidential]"), "{annual}");
+    assert!(annual.contains("\"public\": true"), "{annual}");
+    // A personal fact of nobody named gets a key of its own, erasable by id.
+    let persons = ok(styrlogg(&data, &["persons"]));
+    let id = persons
+        .lines()
+        .find(|l| l.contains("(no name)"))
+        .expect("listed")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    // Confidential facts are public records: nothing to erase there.
+    refused(
+        styrlogg(&data, &with_by(&["erase", "Rullstolsburen", "--reason", "x", "--decision", "y"])),
+        "unknown person",
+    );
+    ok(styrlogg(
+        &data,
+        &with_by(&["erase", &id, "--reason", "Begäran enligt GDPR art. 17", "--decision", "SN 2013/9"]),
+    ));
+    let after = ok(styrlogg(&data, &["audit", "dialog-1"]));
+    assert!(!after.contains("Signe") && after.contains("Rullstolsburen") && after.contains("[gallrad"), "{after}");
+}
+
+#[test]
+fn definitions_say_what_is_wrong_with_personal_facts() {
+    let bad = SYNPUNKTER.replace(
+        r#"{ name = "medborgare", type = "text", personal = true },"#,
+        r#"{ name = "medborgare", type = "text", personal = true, of = "sammanfattning" },
+  { name = "epost", type = "email", of = "ingen" },"#,
+    );
+    let problems = workflows::Definition::parse(&bad).unwrap_err();
+    let text: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+    assert!(text.iter().any(|m| m.contains("belongs to \"sammanfattning\", which is not a person fact")), "{text:?}");
+    assert!(text.iter().any(|m| m.contains("belongs to \"ingen\"")), "{text:?}");
+    let def = workflows::Definition::parse(SYNPUNKTER).unwrap();
+    let specs = &def.step("synpunkt").unwrap().facts;
+    assert!(specs.iter().any(|f| f.name == "halsouppgift" && f.confidential && !f.personal));
+    assert!(specs.iter().any(|f| f.name == "medborgare" && f.personal));
+    // E-mail and phone are always personal.
+    let src = SYNPUNKTER.replace(
+        r#"{ name = "sammanfattning", type = "text" },"#,
+        r#"{ name = "sammanfattning", type = "text" },
+  { name = "tel", type = "phone", required = false },"#,
+    );
+    let def = workflows::Definition::parse(&src).unwrap();
+    assert!(def.step("synpunkt").unwrap().facts.iter().any(|f| f.name == "tel" && f.personal));
+}
