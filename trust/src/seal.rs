@@ -261,6 +261,23 @@ impl KeyStore {
                 return Ok(k.clone());
             }
         }
+        // Another process (several JetStream writers sharing the directory)
+        // may be making the same person's key: decide under a file lock,
+        // after reading the directory again.
+        let lock_path = self.dir.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| store_err(&lock_path, e))?;
+        lock.lock().map_err(|e| store_err(&lock_path, e))?;
+        self.keys = KeyStore::open(&self.dir, false)?.keys;
+        if let Some(n) = name {
+            if let Some(k) = self.find(organisation, n) {
+                return Ok(k.clone());
+            }
+        }
         let k = PersonKey::generate(name, organisation)?;
         let path = self.path_of(&k.person);
         let json = Zeroizing::new(serde_json::to_vec_pretty(&k).expect("a key serialises"));
