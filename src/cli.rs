@@ -43,6 +43,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "STYRLOGG_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// The key store for personal data (one key per person; outside the log). Default: DIR.keys next to
+    /// the embedded store's --data DIR; with --nats it must be given to record or read personal data.
+    #[arg(long, global = true, env = "STYRLOGG_KEYS", value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+
+    /// The organisation's checkpoint-signing key (ed25519, C2SP signed-note). Default: signing.key in the
+    /// key store directory (--keys).
+    #[arg(long, global = true, env = "STYRLOGG_SIGNING_KEY", value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -231,8 +241,83 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Walk the whole hash chain; exit 0 when intact, 1 at the first break.
-    Verify,
+    /// Walk the whole hash chain; exit 0 when intact, 1 at the first break. With --checkpoint, also prove
+    /// that the log is an extension of that signed checkpoint (RFC 9162 consistency proof).
+    Verify {
+        /// A checkpoint written by `styrlogg checkpoint` (or carried by a report).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The public key to check its signature with (NAME+ID+KEY, or a file holding it). Default: the
+        /// keys recorded in the log, and the local signing key.
+        #[arg(long, value_name = "PUBKEY", requires = "checkpoint")]
+        key: Option<String>,
+    },
+    /// Print a signed checkpoint of the log: origin, tree size, Merkle root (RFC 9162, SHA-256) and date,
+    /// signed with the organisation's key (C2SP tlog-checkpoint / signed-note).
+    Checkpoint {
+        /// Write here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Print an inclusion proof for one event, which a third party checks with `styrlogg check-proof`
+    /// against a published checkpoint, without the rest of the log.
+    Prove {
+        /// An event id (32 hex digits, see `styrlogg log`) or a log position.
+        #[arg(required_unless_present = "from")]
+        event: Option<String>,
+        /// Prove against this published checkpoint (its tree size); default: the log as it is now,
+        /// with a new checkpoint printed first.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// Instead of an event: prove that --checkpoint (default: now) extends this older checkpoint.
+        #[arg(long, value_name = "FILE", conflicts_with = "event")]
+        from: Option<PathBuf>,
+        /// Write here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Check a proof from `styrlogg prove` against a signed checkpoint and a public key. Needs no log.
+    CheckProof {
+        /// The proof file.
+        proof: PathBuf,
+        /// The checkpoint the proof was made for.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: PathBuf,
+        /// For a consistency proof: the older checkpoint.
+        #[arg(long, value_name = "FILE")]
+        old_checkpoint: Option<PathBuf>,
+        /// The log's public key (NAME+ID+KEY as `styrlogg key public` prints it, or a file holding it).
+        #[arg(long, value_name = "PUBKEY")]
+        key: String,
+    },
+    /// The organisation's checkpoint-signing key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Remove a person's personal data (gallring): destroy their key and record the decision.
+    ///
+    /// Only facts the definitions mark as personal (personal = true, e-mail, phone) are sealed with a
+    /// person's key and can be removed; facts kept as public records (arkivlagen) stay, and an erasure
+    /// that would remove nothing is refused with the reason. The log is not rewritten: verify still passes.
+    Erase {
+        /// A person id (32 hex digits, see `styrlogg persons`) or a name.
+        person: String,
+        /// The organisation, when a name is not unique.
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+        /// Why the data is removed.
+        #[arg(long)]
+        reason: String,
+        /// The decision that allows it (a gallringsbeslut, a case number).
+        #[arg(long, value_name = "DECISION")]
+        decision: String,
+        #[command(flatten)]
+        by: By,
+    },
+    /// The persons whose personal data is sealed in the log, from the key store, and those erased.
+    Persons {
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+    },
     /// Print the position and hash of the last event.
     Head,
     /// Write the whole log as JSON Lines to stdout (or a file).
@@ -287,6 +372,40 @@ pub struct ReportOut {
     /// Write to this file instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// A public extract: leave out personal and confidential (sekretess) facts, saying where.
+    #[arg(long)]
+    pub public: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Make a new signing key file (mode 0600); refuses to replace one. Prints the public key.
+    Generate {
+        /// The key's name, which is also the log's name in checkpoints: e.g. tyreso.se/styrlogg.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
+    /// Print the public key to publish (NAME+ID+KEY): what third parties check checkpoints with.
+    Public,
+    /// Record the current signing key's public key in the log (after `key generate`).
+    Record {
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        by: By,
+    },
+    /// Make a new signing key, record it in the log, and put it in place of the old one.
+    Rotate {
+        /// The new key's name; default: the old one's.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        by: By,
+    },
+    /// The signing keys recorded in the log, oldest first.
+    List,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -43,7 +43,8 @@ pub async fn run(cli: &Cli) -> Result<()> {
         true => (cli.data.clone(), false),
         false => (temporary_dir(), true),
     };
-    let guard = temporary.then(|| Removal(dir.clone()));
+    let keys_dir = crate::personal::key_dir(cli, &dir);
+    let guard = temporary.then(|| Removal(dir.clone(), if cli.keys.is_none() { keys_dir } else { None }));
     let mut out = String::new();
     let result = show(cli, &dir, temporary, &mut out).await;
     drop(guard);
@@ -63,12 +64,17 @@ pub async fn run(cli: &Cli) -> Result<()> {
 }
 
 /// Removes the temporary store when the demo ends, however it ends.
-struct Removal(PathBuf);
+struct Removal(PathBuf, Option<PathBuf>);
 
 impl Drop for Removal {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.0) {
             eprintln!("styrlogg: could not remove the temporary store {}: {e}", self.0.display());
+        }
+        if let Some(keys) = self.1.as_ref().filter(|k| k.exists()) {
+            if let Err(e) = std::fs::remove_dir_all(keys) {
+                eprintln!("styrlogg: could not remove the temporary key store {}: {e}", keys.display());
+            }
         }
     }
 }
@@ -102,10 +108,11 @@ async fn show(cli: &Cli, dir: &Path, temporary: bool, o: &mut String) -> Result<
         files.push(load::check(cli, crate::flow::real_today(), name, source)?);
     }
     let store = engine::AnyStore::Embedded(open_path(dir, OpenMode::CreateIfMissing)?);
+    let keys = crate::personal::Keys::new(crate::personal::key_dir(cli, dir));
     let head_before = store.head().await?.position;
     heading(o, "Loading the built-in scenarios (workflows/scenarios/), one atomic append per command");
     for file in &files {
-        let summary = load::apply(&store, file).await?;
+        let summary = load::apply(&store, &keys, file).await?;
         outln!(o, "{}: {}\n    {summary}", file.name, file.scenario.title);
     }
     let head = store.head().await?.position;
@@ -122,7 +129,9 @@ async fn show(cli: &Cli, dir: &Path, temporary: bool, o: &mut String) -> Result<
         }
     }
 
-    let view = reports::view_of(&store).await.context("folding the log")?;
+    let mut view = reports::view_of(&store).await.context("folding the log")?;
+    view.disclosure = crate::personal::disclosure(&store, false).await?;
+    crate::personal::open_view(&keys, &mut view)?;
 
     heading(o, &format!("Status of each instance as of {today}"));
     for v in view.instances.values() {

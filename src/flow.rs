@@ -6,6 +6,7 @@
 //! the command line and the scenario loader both call them.
 
 use crate::cli::{By, Cli, Format, WorkflowsCommand};
+use crate::personal::{self, Keys};
 use crate::{open, Refused};
 use anyhow::{bail, Context, Result};
 use engine::{
@@ -130,11 +131,17 @@ fn derived_command_id(instance: &InstanceId, what: &str) -> CommandId {
     CommandId::new(format!("cli-{}", &h.finalize().to_hex()[..32])).expect("valid id")
 }
 
-async fn load(store: &AnyStore, id: &InstanceId) -> Result<Instance> {
-    let events = store.read_instance(id, 1).await?;
+/// Folds an instance to decide on it, with its personal facts opened
+/// where their keys are here: decisions see plaintext.
+async fn load(store: &AnyStore, keys: &Keys, id: &InstanceId) -> Result<Instance> {
+    if id.is_system() {
+        bail!(Refused(format!("{id} holds the log's own events (signing keys, erasures); it is no workflow instance")));
+    }
+    let mut events = store.read_instance(id, 1).await?;
     if events.is_empty() {
         bail!(Refused(format!("no instance {id}; start it with `styrlogg start WORKFLOW --instance {id} ...`")));
     }
+    personal::open_events(keys, &mut events)?;
     Instance::fold(&events).map_err(|e| Refused(e.to_string()).into())
 }
 
@@ -174,16 +181,29 @@ async fn written(store: &AnyStore, outcome: engine::AppendOutcome) -> Result<Wri
     Ok(Written { outcome, event })
 }
 
-/// Folds, decides and appends at the decided version; a concurrent writer
-/// makes it decide again (a few times at most).
-async fn decide_and_append(store: &AnyStore, id: &InstanceId, cmd: WfCommand, today: Date) -> Result<Written> {
-    let command_id = derived_command_id(id, &format!("{cmd:?}"));
+/// Folds, decides, seals personal facts and appends at the decided
+/// version; a concurrent writer makes it decide again (a few times at most).
+async fn decide_and_append(
+    store: &AnyStore,
+    keys: &Keys,
+    id: &InstanceId,
+    cmd: WfCommand,
+    today: Date,
+) -> Result<Written> {
+    let what = format!("{cmd:?}");
+    // A command that carries personal data gets an id keyed with the key
+    // store's secret, so the id says nothing about the data.
+    let command_id = match personal::touches_personal(&load(store, keys, id).await?, &cmd) {
+        true => personal::keyed_command_id(keys, id, &what)?,
+        false => derived_command_id(id, &what),
+    };
     if let Some(done) = store.command_outcome(id, &command_id).await? {
         return written(store, engine::AppendOutcome { deduplicated: true, ..done }).await;
     }
     for _ in 0..5 {
-        let inst = load(store, id).await?;
-        let events = decide(&inst, cmd.clone(), today)?;
+        let inst = load(store, keys, id).await?;
+        let mut events = decide(&inst, cmd.clone(), today)?;
+        personal::seal(keys, &inst, &mut events)?;
         let command_id = command_id.clone();
         match store
             .append(AppendRequest {
@@ -215,6 +235,9 @@ pub async fn apply_start(
     actor: Actor,
     today: Date,
 ) -> Result<Written> {
+    if id.is_system() {
+        bail!(Refused(format!("instance id {id} is reserved for the log's own events; choose another --instance")));
+    }
     let event = workflows::start(def, org, dnr, on, actor, today)?;
     let command_id = derived_command_id(id, &serde_json::to_string(&event)?);
     let result = store
@@ -237,6 +260,7 @@ pub async fn apply_start(
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_record(
     store: &AnyStore,
+    keys: &Keys,
     id: &InstanceId,
     step: &str,
     on: Date,
@@ -252,7 +276,7 @@ pub async fn apply_record(
         facts,
         deviation: deviation.map(String::from),
     };
-    decide_and_append(store, id, cmd, today).await
+    decide_and_append(store, keys, id, cmd, today).await
 }
 
 /// The instance an event belongs to, by scanning the log.
@@ -273,6 +297,7 @@ async fn instance_of(store: &AnyStore, event: EventId) -> Result<InstanceId> {
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_correct(
     store: &AnyStore,
+    keys: &Keys,
     event: EventId,
     reason: &str,
     new_date: Option<Date>,
@@ -283,7 +308,7 @@ pub async fn apply_correct(
 ) -> Result<Written> {
     let id = instance_of(store, event).await?;
     let cmd = WfCommand::Correct { event, on, actor, reason: reason.to_string(), new_date, facts };
-    decide_and_append(store, &id, cmd, today).await
+    decide_and_append(store, keys, &id, cmd, today).await
 }
 
 /// `deadline`: a step's pending deadline extended or waived on `on`.
@@ -299,7 +324,7 @@ pub async fn apply_deadline(
     today: Date,
 ) -> Result<Written> {
     let cmd = WfCommand::ChangeDeadline { step: step.to_string(), on, actor, change, reason: reason.to_string() };
-    decide_and_append(store, id, cmd, today).await
+    decide_and_append(store, &Keys::new(None), id, cmd, today).await
 }
 
 fn report(w: &Written, what: &str) {
@@ -381,7 +406,8 @@ pub async fn record(
     };
     all.extend(facts.iter().cloned());
     let store = open(cli, OpenMode::MustExist).await?;
-    let w = apply_record(&store, &id, step, on, all, deviation, actor(by), today(cli)).await?;
+    let keys = Keys::for_cli(cli);
+    let w = apply_record(&store, &keys, &id, step, on, all, deviation, actor(by), today(cli)).await?;
     report(&w, &format!("step {step} of {id}"));
     if let Some(late) = w.late() {
         println!("flagged late: {} day(s) after the deadline {}", late.days_late, late.deadline);
@@ -407,8 +433,9 @@ pub async fn correct(
         .map_err(|e| Refused(format!("{event:?} is not an event id (32 hex digits, see `styrlogg log`): {e}")))?;
     let store = open(cli, OpenMode::MustExist).await?;
     let today = today(cli);
-    let w =
-        apply_correct(&store, event_id, reason, date, facts.to_vec(), on.unwrap_or(today), actor(by), today).await?;
+    let keys = Keys::for_cli(cli);
+    let w = apply_correct(&store, &keys, event_id, reason, date, facts.to_vec(), on.unwrap_or(today), actor(by), today)
+        .await?;
     report(&w, &format!("correction of {event} in {}", w.outcome.instance));
     store.close()?;
     Ok(())
@@ -447,12 +474,12 @@ pub async fn status(cli: &Cli, instance: Option<&str>, format: Format) -> Result
     let statuses: Vec<InstanceStatus> = match instance {
         Some(i) => {
             let store = open(cli, OpenMode::MustExist).await?;
-            let s = InstanceStatus::of(&load(&store, &instance_id(i)?).await?, today);
+            let s = InstanceStatus::of(&load(&store, &Keys::new(None), &instance_id(i)?).await?, today);
             store.close()?;
             vec![s]
         }
         None => {
-            let view = crate::reports::view(cli, None).await?;
+            let view = crate::reports::status_view(cli).await?;
             view.instances.values().map(|v| InstanceStatus::of(&v.instance, today)).collect()
         }
     };

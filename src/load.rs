@@ -67,7 +67,7 @@ pub fn check(cli: &Cli, today: jiff::civil::Date, name: &str, source: &str) -> R
 }
 
 /// Applies a checked scenario's commands in order, one atomic append each.
-pub async fn apply(store: &AnyStore, file: &Loaded) -> Result<Summary> {
+pub async fn apply(store: &AnyStore, keys: &crate::personal::Keys, file: &Loaded) -> Result<Summary> {
     let mut summary = Summary { commands: file.scenario.commands.len(), ..Summary::default() };
     // The event each `record` wrote, for corrections that point at its label.
     let mut events: Vec<Option<EventId>> = Vec::new();
@@ -83,7 +83,8 @@ pub async fn apply(store: &AnyStore, file: &Loaded) -> Result<Summary> {
                 }
                 What::Record { instance, step, facts, deviation, .. } => {
                     let id = flow::instance_id(instance)?;
-                    flow::apply_record(store, &id, step, c.on, facts.clone(), deviation.as_deref(), actor, today).await
+                    flow::apply_record(store, keys, &id, step, c.on, facts.clone(), deviation.as_deref(), actor, today)
+                        .await
                 }
                 What::Correct { target, reason, new_date, facts } => {
                     let event = match target {
@@ -92,7 +93,7 @@ pub async fn apply(store: &AnyStore, file: &Loaded) -> Result<Summary> {
                             events.get(*command).copied().flatten().expect("checked: a label names an earlier record")
                         }
                     };
-                    flow::apply_correct(store, event, reason, *new_date, facts.clone(), c.on, actor, today).await
+                    flow::apply_correct(store, keys, event, reason, *new_date, facts.clone(), c.on, actor, today).await
                 }
                 What::Deadline { instance, step, change, reason } => {
                     let id = flow::instance_id(instance)?;
@@ -131,8 +132,9 @@ pub async fn run(cli: &Cli, files: &[std::path::PathBuf]) -> Result<()> {
         loaded.push(check(cli, flow::today(cli), &name, &source)?);
     }
     let store = crate::open(cli, engine::OpenMode::CreateIfMissing).await?;
+    let keys = crate::personal::Keys::for_cli(cli);
     for file in &loaded {
-        let summary = apply(&store, file).await;
+        let summary = apply(&store, &keys, file).await;
         match summary {
             Ok(s) => println!("{}: {s}", file.name),
             Err(e) => {

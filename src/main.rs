@@ -6,11 +6,13 @@ mod cli;
 mod demo;
 mod flow;
 mod load;
+mod personal;
 mod remind_cmd;
 mod render;
 mod report_render;
 mod reports;
 mod stress;
+mod trust_cmd;
 
 use anyhow::{bail, Context, Result};
 use cli::{Cli, Command, Format};
@@ -141,9 +143,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let store = open(&cli, OpenMode::MustExist).await?;
             let out = std::io::stdout().lock();
             let mut out = BufWriter::new(out);
+            // The text listing opens personal facts whose keys are here and
+            // not erased; JSON is the log as stored (the export format).
+            let keys = personal::Keys::for_cli(&cli);
+            let erased: std::collections::BTreeSet<engine::PersonId> =
+                personal::disclosure(&store, false).await?.erasures.into_keys().collect();
             let mut emit = |e: &RecordedEvent| -> Result<()> {
                 match format {
-                    Format::Text => write!(out, "{}", render::text(e))?,
+                    Format::Text => {
+                        let mut e = e.clone();
+                        personal::open_record(&keys, &erased, &mut e)?;
+                        write!(out, "{}", render::text(&e))?
+                    }
                     Format::Json => writeln!(out, "{}", render::json(e))?,
                 }
                 Ok(())
@@ -164,18 +175,37 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             out.flush()?;
             store.close()?;
         }
-        Command::Verify => {
+        Command::Verify { checkpoint, key } => {
             let store = open(&cli, OpenMode::MustExist).await?;
             let verdict = verify(&store).await?;
-            store.close()?;
             match verdict {
                 Ok(ok) => println!("{ok}"),
                 Err(p) => {
+                    store.close()?;
                     println!("FAILED: {p}");
                     bail!(Refused(format!("verification failed: {p}")));
                 }
             }
+            if let Some(file) = checkpoint {
+                let result = trust_cmd::verify_checkpoint(&cli, &store, file, key.as_deref()).await;
+                store.close()?;
+                println!("{}", result?);
+            } else {
+                store.close()?;
+            }
         }
+        Command::Checkpoint { output } => trust_cmd::checkpoint(&cli, output.as_deref()).await?,
+        Command::Prove { event, checkpoint, from, output } => {
+            trust_cmd::prove(&cli, event.as_deref(), checkpoint.as_deref(), from.as_deref(), output.as_deref()).await?
+        }
+        Command::CheckProof { proof, checkpoint, old_checkpoint, key } => {
+            trust_cmd::check_proof(proof, checkpoint, old_checkpoint.as_deref(), key)?
+        }
+        Command::Key(cmd) => trust_cmd::key(&cli, cmd).await?,
+        Command::Erase { person, org, reason, decision, by } => {
+            personal::erase(&cli, person, org.as_deref(), reason, decision, by).await?
+        }
+        Command::Persons { org } => personal::persons(&cli, org.as_deref()).await?,
         Command::Head => {
             let store = open(&cli, OpenMode::MustExist).await?;
             let head = store.head().await?;

@@ -492,6 +492,11 @@ impl Scheduler {
     /// a look at once.
     pub fn apply(&mut self, e: &RecordedEvent) -> Result<()> {
         let id = &e.event.instance;
+        if id.is_system() {
+            // The log's own events (signing keys, erasures): no deadlines.
+            self.position = e.event.position;
+            return Ok(());
+        }
         match self.instances.get_mut(id) {
             Some(inst) => inst.apply(e),
             None => {

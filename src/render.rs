@@ -32,6 +32,12 @@ pub fn text(e: &RecordedEvent) -> String {
         Payload::NoticeFailed { channel, attempt, error, .. } => {
             format!("notice failed by {channel} (attempt {attempt}): {error}")
         }
+        Payload::SigningKeyRotated { key_name, public_key, reason } => {
+            format!("signing key {key_name} is now {public_key}: {reason}")
+        }
+        Payload::PersonErased { person, reason, decision, facts } => {
+            format!("personal data of person {person} erased ({facts} sealed fact(s)), decision {decision}: {reason}")
+        }
     };
     let _ = writeln!(
         s,
@@ -88,6 +94,7 @@ fn fact(v: &FactValue) -> String {
         FactValue::MinutesRef { body, date, paragraph } => format!("{body} {date} {paragraph}"),
         FactValue::Document { title, sha256 } => format!("{title} (sha256 {sha256})"),
         FactValue::Choice(c) => c.clone(),
+        FactValue::Sealed { person, .. } => format!("[sealed personal data of person {person}]"),
     }
 }
 

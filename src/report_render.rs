@@ -25,6 +25,11 @@ pub fn text(d: &Document, width: usize) -> String {
             Block::Paragraph(p) => {
                 let _ = writeln!(s, "{p}");
             }
+            Block::Verbatim(v) => {
+                for line in v.lines() {
+                    let _ = writeln!(s, "    {line}");
+                }
+            }
             Block::List(items) => {
                 for i in items {
                     let _ = writeln!(s, "- {i}");
@@ -95,6 +100,9 @@ pub fn markdown(d: &Document) -> String {
             Block::Paragraph(p) => {
                 let _ = writeln!(s, "{p}");
             }
+            Block::Verbatim(v) => {
+                let _ = writeln!(s, "```\n{}```", if v.ends_with('\n') { v.clone() } else { format!("{v}\n") });
+            }
             Block::List(items) => {
                 for i in items {
                     let _ = writeln!(s, "- {}", md_cell(i));
@@ -147,6 +155,9 @@ th{{background:#eee}}\n.meta{{color:#333;font-size:.9rem}}\n\
             }
             Block::Paragraph(p) => {
                 let _ = writeln!(s, "<p>{}</p>", esc(p));
+            }
+            Block::Verbatim(v) => {
+                let _ = writeln!(s, "<pre>{}</pre>", esc(v));
             }
             Block::List(items) => {
                 let _ = writeln!(

@@ -43,6 +43,15 @@ fn check_reason(field: &str, s: &str) -> Result<(), InvalidField> {
     check_text(field, s, limits::TEXT_BYTES_MAX, true)
 }
 
+/// A signed-note key name: non-empty, no spaces, no `+` (C2SP signed-note).
+pub fn check_key_name(s: &str) -> Result<(), InvalidField> {
+    check_name("key name", s)?;
+    if s.chars().any(|c| c.is_whitespace() || c == '+') {
+        return Err(invalid("key name", format!("{s:?} must not contain spaces or '+' (C2SP signed-note)")));
+    }
+    Ok(())
+}
+
 fn check_name(field: &str, s: &str) -> Result<(), InvalidField> {
     if s.trim().is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -181,6 +190,75 @@ macro_rules! hex_bytes {
 
 hex_bytes!(Hash, 32, "A BLAKE3 hash in the chain.");
 hex_bytes!(EventId, 16, "An event's id, derived from its command id and its index in the commit.");
+hex_bytes!(
+    PersonId,
+    16,
+    "A person whose personal data is sealed in the log: random, so it says nothing about who it is once the person's key is destroyed."
+);
+hex_bytes!(SealNonce, 24, "The 24-byte nonce of a sealed value (XChaCha20-Poly1305).");
+hex_bytes!(PublicKey, 32, "An ed25519 public key.");
+
+/// The workflow instance that holds the log's own events (signing keys,
+/// erasures): not a workflow, never folded as one.
+pub const SYSTEM_INSTANCE: &str = "styrlogg:system";
+
+impl InstanceId {
+    /// The instance holding the log's own events ([`SYSTEM_INSTANCE`]).
+    pub fn system() -> InstanceId {
+        InstanceId(SYSTEM_INSTANCE.to_string())
+    }
+
+    pub fn is_system(&self) -> bool {
+        self.0 == SYSTEM_INSTANCE
+    }
+}
+
+/// Bytes of any length: hex when human-readable, postcard bytes otherwise.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Bytes(pub Vec<u8>);
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Bytes({})", hex::encode(&self.0))
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(&self.0))
+        } else {
+            s.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            hex::decode(&s).map(Bytes).map_err(|e| serde::de::Error::custom(format!("not hex: {e}")))
+        } else {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Bytes;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                    Ok(Bytes(v.to_vec()))
+                }
+                fn visit_borrowed_bytes<E: serde::de::Error>(self, v: &'de [u8]) -> Result<Bytes, E> {
+                    Ok(Bytes(v.to_vec()))
+                }
+                fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                    Ok(Bytes(v))
+                }
+            }
+            d.deserialize_bytes(V)
+        }
+    }
+}
 
 impl EventId {
     /// The id of the `index`th event of command `command`: unique because
@@ -301,6 +379,17 @@ pub enum FactValue {
     },
     /// One option of a closed list (such as a participation-ladder step).
     Choice(String),
+    /// Personal data, encrypted (XChaCha20-Poly1305) with the key of
+    /// `person`, which is kept outside the log. The plaintext is the
+    /// postcard encoding of the original `FactValue`; the associated data
+    /// binds it to the person and the fact's name. The chain hashes this
+    /// ciphertext, never the plaintext, so destroying the key removes the
+    /// data without touching the chain.
+    Sealed {
+        person: PersonId,
+        nonce: SealNonce,
+        ciphertext: Bytes,
+    },
 }
 
 /// A named fact.
@@ -387,6 +476,15 @@ pub enum Payload {
     NoticeDelivered { key: String, channel: String, attempt: u32 },
     /// The claimed notice could not be sent; it is retried with backoff.
     NoticeFailed { key: String, channel: String, attempt: u32, error: String },
+    /// The organisation's checkpoint-signing key (ed25519) from now on,
+    /// under its key name (C2SP signed-note), replacing any earlier one.
+    /// Recorded in the [`SYSTEM_INSTANCE`].
+    SigningKeyRotated { key_name: String, public_key: PublicKey, reason: String },
+    /// A person's key was destroyed: every fact sealed for `person` is
+    /// removed (gallrad) from every reader, while the log stays as it was.
+    /// `decision` names the decision that allowed it (a gallringsbeslut,
+    /// a case number). Recorded in the [`SYSTEM_INSTANCE`].
+    PersonErased { person: PersonId, reason: String, decision: String, facts: u32 },
 }
 
 /// A civil date that serialises as [`date_format`] does, for use inside
@@ -428,6 +526,8 @@ impl Payload {
             Payload::NoticeClaimed { .. } => "notice_claimed",
             Payload::NoticeDelivered { .. } => "notice_delivered",
             Payload::NoticeFailed { .. } => "notice_failed",
+            Payload::SigningKeyRotated { .. } => "signing_key_rotated",
+            Payload::PersonErased { .. } => "person_erased",
         }
     }
 
@@ -497,6 +597,15 @@ impl Payload {
                 check_name("channel", channel)?;
                 check_text("error", error, limits::TEXT_BYTES_MAX, true)
             }
+            Payload::SigningKeyRotated { key_name, public_key: _, reason } => {
+                check_key_name(key_name)?;
+                check_reason("reason", reason)
+            }
+            Payload::PersonErased { person: _, reason, decision, facts: _ } => {
+                check_reason("reason", reason)?;
+                check_reason("decision", decision)?;
+                check_text("decision", decision, limits::NAME_BYTES_MAX, false)
+            }
         }
     }
 }
@@ -524,6 +633,15 @@ impl FactValue {
                 Ok(())
             }
             FactValue::Choice(c) => check_name(&field("choice"), c),
+            FactValue::Sealed { ciphertext, .. } => {
+                if ciphertext.0.len() > limits::SEALED_BYTES_MAX {
+                    return Err(invalid(
+                        field("sealed value"),
+                        format!("is {} bytes; the limit is {}", ciphertext.0.len(), limits::SEALED_BYTES_MAX),
+                    ));
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -25,8 +25,8 @@ pub use any::AnyStore;
 pub use chain::{ChainVerifier, VerifyReport};
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use event::{
-    Actor, CommandId, DeadlineChange, EventBody, EventId, Fact, FactValue, Hash, InstanceId, Lateness, NewEvent,
-    Payload, PersonKind, RecordedEvent,
+    Actor, Bytes, CommandId, DeadlineChange, EventBody, EventId, Fact, FactValue, Hash, InstanceId, Lateness, NewEvent,
+    Payload, PersonId, PersonKind, PublicKey, RecordedEvent, SealNonce, SYSTEM_INSTANCE,
 };
 pub use jetstream::{JetStreamOptions, JetStreamStore};
 pub use memory::MemoryStore;

@@ -60,3 +60,6 @@ pub const WRITER_CACHED_INSTANCES_MAX: usize = 100_000;
 /// Times a JetStream subscription restarts its consumer after a skip
 /// before it reports the log as broken.
 pub const JETSTREAM_READER_RESTARTS_MAX: u32 = 8;
+/// Largest sealed (encrypted) fact value, in bytes of ciphertext: a text
+/// fact at its limit plus the encoding and the AEAD tag.
+pub const SEALED_BYTES_MAX: usize = TEXT_BYTES_MAX + 64;

@@ -2,7 +2,7 @@
 //! organisation and year, as known on a date: what happened in the year,
 //! written as prose and tables a secretary can paste in.
 
-use crate::lang::{fact_text, Lang};
+use crate::lang::Lang;
 use crate::view::LogView;
 use crate::Document;
 use engine::FactValue;
@@ -65,7 +65,7 @@ pub fn build(view: &LogView, org: &str, year: i16, lang: Lang) -> AnnualReport {
                 details: o
                     .facts
                     .iter()
-                    .map(|f| format!("{}: {}", f.name, fact_text(&f.value, lang)))
+                    .map(|f| format!("{}: {}", f.name, view.fact_text(inst, Some(&o.step), f, lang)))
                     .collect::<Vec<_>>()
                     .join("; "),
                 deviation: o.deviation.clone(),
@@ -94,8 +94,8 @@ pub fn build(view: &LogView, org: &str, year: i16, lang: Lang) -> AnnualReport {
         .select(Some(org))
         .flat_map(|v| v.instance.occurrences.iter().filter(|o| o.occurred_on.year() == year).map(move |o| (v, o)))
         .filter(|(v, o)| v.instance.definition.step(&o.step).is_some_and(|s| s.kind == StepKind::Fee))
-        .flat_map(|(_, o)| o.facts.iter())
-        .filter_map(|f| match f.value {
+        .flat_map(|(v, o)| o.facts.iter().filter_map(move |f| view.shown(&v.instance, Some(&o.step), f).ok()))
+        .filter_map(|f| match *f {
             FactValue::AmountSek { ore } => Some(ore),
             _ => None,
         })

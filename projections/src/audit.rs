@@ -3,7 +3,7 @@
 //! deviation and lateness flags, corrections against what they correct,
 //! and the hash.
 
-use crate::lang::{fact_text, Lang};
+use crate::lang::Lang;
 use crate::view::{swedish_date, LogView};
 use crate::Document;
 use engine::{DeadlineChange, FactValue, Payload};
@@ -139,6 +139,9 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
                 None,
                 None,
             ),
+            // The log's own events live in the system instance, which views
+            // do not fold as a workflow.
+            Payload::SigningKeyRotated { .. } | Payload::PersonErased { .. } => continue,
             Payload::NoticeFailed { channel, attempt, error, .. } => (
                 None,
                 format!(
@@ -154,7 +157,8 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
         };
         let case_numbers = facts
             .iter()
-            .filter_map(|f| match &f.value {
+            .filter_map(|f| view.shown(inst, step.as_deref(), f).ok())
+            .filter_map(|v| match v {
                 FactValue::CaseNumber(c) => Some(c.clone()),
                 _ => None,
             })
@@ -165,11 +169,14 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
             .collect();
         let minutes = facts
             .iter()
-            .filter_map(|f| match &f.value {
+            .filter_map(|f| view.shown(inst, step.as_deref(), f).ok())
+            .filter_map(|v| match v {
                 FactValue::MinutesRef { body, date, paragraph } => Some(format!("{body} {date} {paragraph}")),
                 _ => None,
             })
             .collect();
+        let fact_texts =
+            facts.iter().map(|f| (f.name.clone(), view.fact_text(inst, step.as_deref(), f, lang))).collect();
         entries.push(AuditEntry {
             position: b.position,
             instance: b.instance.to_string(),
@@ -183,7 +190,7 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
             kind: b.payload.kind().to_string(),
             step,
             what,
-            facts: facts.iter().map(|f| (f.name.clone(), fact_text(&f.value, lang))).collect(),
+            facts: fact_texts,
             case_numbers,
             minutes,
             deviation,

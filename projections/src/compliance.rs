@@ -80,7 +80,8 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
                     case_numbers: o
                         .facts
                         .iter()
-                        .filter_map(|f| match &f.value {
+                        .filter_map(|f| view.shown(inst, Some(&o.step), f).ok())
+                        .filter_map(|v| match v {
                             FactValue::CaseNumber(c) => Some(c.clone()),
                             _ => None,
                         })
@@ -88,7 +89,8 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
                     minutes: o
                         .facts
                         .iter()
-                        .filter_map(|f| match &f.value {
+                        .filter_map(|f| view.shown(inst, Some(&o.step), f).ok())
+                        .filter_map(|v| match v {
                             FactValue::MinutesRef { body, date, paragraph } => {
                                 Some(format!("{body} {date} {paragraph}"))
                             }

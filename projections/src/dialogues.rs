@@ -17,7 +17,7 @@ use crate::Document;
 use jiff::civil::Date;
 use serde::Serialize;
 use workflows::instance::Occurrence;
-use workflows::StepKind;
+use workflows::{Instance, StepKind};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Dialogue {
@@ -45,8 +45,11 @@ pub struct Register {
     pub dialogues: Vec<Dialogue>,
 }
 
-fn fact(occ: &[&Occurrence], name: &str, lang: Lang) -> Option<String> {
-    occ.iter().flat_map(|o| o.facts.iter()).find(|f| f.name == name).map(|f| fact_text(&f.value, lang))
+fn fact(view: &LogView, inst: &Instance, occ: &[&Occurrence], name: &str, lang: Lang) -> Option<String> {
+    occ.iter()
+        .flat_map(|o| o.facts.iter().map(move |f| (o, f)))
+        .find(|(_, f)| f.name == name)
+        .map(|(o, f)| view.fact_text(inst, Some(&o.step), f, lang))
 }
 
 pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
@@ -64,8 +67,9 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
             let refs: Vec<String> = o
                 .facts
                 .iter()
-                .filter(|f| matches!(f.value, engine::FactValue::MinutesRef { .. } | engine::FactValue::CaseNumber(_)))
-                .map(|f| fact_text(&f.value, lang))
+                .filter_map(|f| view.shown(inst, Some(&o.step), f).ok())
+                .filter(|v| matches!(v, engine::FactValue::MinutesRef { .. } | engine::FactValue::CaseNumber(_)))
+                .map(|v| fact_text(v, lang))
                 .collect();
             if refs.is_empty() {
                 inst.definition.step(&o.step).map(|s| lang.title(&s.title)).unwrap_or_else(|| o.step.clone())
@@ -77,7 +81,7 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
         let decisions: Vec<String> = used.iter().map(|o| decision_text(o)).collect();
         let results: Vec<String> = of_kind(&[StepKind::ResultsCompiled])
             .iter()
-            .flat_map(|o| o.facts.iter().map(|f| fact_text(&f.value, lang)))
+            .flat_map(|o| o.facts.iter().map(|f| view.fact_text(inst, Some(&o.step), f, lang)))
             .collect();
         let feedback = of_kind(&[StepKind::FeedbackGiven]);
         let evaluation = of_kind(&[StepKind::Evaluation]);
@@ -95,29 +99,30 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
             dialogues.push(Dialogue {
                 instance: inst.id.to_string(),
                 organisation: inst.organisation.clone(),
-                question: fact(&all, "fraga", lang),
-                purpose: fact(&all, "syfte", lang),
-                ladder_step: fact(&all, "trappsteg", lang),
+                question: fact(view, inst, &all, "fraga", lang),
+                purpose: fact(view, inst, &all, "syfte", lang),
+                ladder_step: fact(view, inst, &all, "trappsteg", lang),
                 dates: held.iter().map(|o| o.occurred_on).collect(),
-                method: fact(&held, "metod", lang).or_else(|| fact(&all, "metod", lang)),
-                participants: fact(&held, "deltagare_antal", lang),
+                method: fact(view, inst, &held, "metod", lang).or_else(|| fact(view, inst, &all, "metod", lang)),
+                participants: fact(view, inst, &held, "deltagare_antal", lang),
                 results: results.clone(),
                 decisions: decisions.clone(),
                 feedback: (!feedback.is_empty())
-                    .then(|| fact(&feedback, "hur", lang).unwrap_or_else(|| lang.t("ja", "yes").into())),
-                evaluation: (!evaluation.is_empty())
-                    .then(|| fact(&evaluation, "utvardering", lang).unwrap_or_else(|| lang.t("ja", "yes").into())),
+                    .then(|| fact(view, inst, &feedback, "hur", lang).unwrap_or_else(|| lang.t("ja", "yes").into())),
+                evaluation: (!evaluation.is_empty()).then(|| {
+                    fact(view, inst, &evaluation, "utvardering", lang).unwrap_or_else(|| lang.t("ja", "yes").into())
+                }),
                 deviations: deviations(&all),
-                sector: fact(&all, "sektor", lang),
+                sector: fact(view, inst, &all, "sektor", lang),
             });
         } else {
             for h in &held {
                 let one = [*h];
-                let sector = fact(&one, "sektor", lang);
+                let sector = fact(view, inst, &one, "sektor", lang);
                 // A decision naming a sector belongs to that sector's dialogues.
                 let decisions: Vec<String> = used
                     .iter()
-                    .filter(|d| match (fact(&[**d], "sektor", lang), &sector) {
+                    .filter(|d| match (fact(view, inst, &[**d], "sektor", lang), &sector) {
                         (Some(a), Some(b)) => a.to_lowercase() == b.to_lowercase(),
                         _ => true,
                     })
@@ -126,12 +131,12 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
                 dialogues.push(Dialogue {
                     instance: inst.id.to_string(),
                     organisation: inst.organisation.clone(),
-                    question: fact(&one, "fraga", lang),
-                    purpose: fact(&one, "syfte", lang),
-                    ladder_step: fact(&one, "trappsteg", lang),
+                    question: fact(view, inst, &one, "fraga", lang),
+                    purpose: fact(view, inst, &one, "syfte", lang),
+                    ladder_step: fact(view, inst, &one, "trappsteg", lang),
                     dates: vec![h.occurred_on],
-                    method: fact(&one, "metod", lang),
-                    participants: fact(&one, "deltagare_antal", lang),
+                    method: fact(view, inst, &one, "metod", lang),
+                    participants: fact(view, inst, &one, "deltagare_antal", lang),
                     results: results.clone(),
                     decisions,
                     feedback: None,

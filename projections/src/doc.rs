@@ -14,6 +14,8 @@ pub enum Block {
         headers: Vec<String>,
         rows: Vec<Vec<String>>,
     },
+    /// Text shown exactly as it is, line by line (a signed checkpoint).
+    Verbatim(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,6 +58,11 @@ impl Document {
 
     pub fn table(&mut self, headers: &[&str], rows: Vec<Vec<String>>) -> &mut Self {
         self.blocks.push(Block::Table { headers: headers.iter().map(|h| h.to_string()).collect(), rows });
+        self
+    }
+
+    pub fn verbatim(&mut self, text: impl Into<String>) -> &mut Self {
+        self.blocks.push(Block::Verbatim(text.into()));
         self
     }
 

@@ -43,5 +43,6 @@ pub fn fact_text(v: &engine::FactValue, lang: Lang) -> String {
         FactValue::MinutesRef { body, date, paragraph } => format!("{body} {date} {paragraph}"),
         FactValue::Document { title, sha256 } => format!("{title} (sha256 {}…)", &sha256[..sha256.len().min(12)]),
         FactValue::Choice(c) => c.clone(),
+        FactValue::Sealed { .. } => lang.t("[förseglad personuppgift]", "[sealed personal data]").into(),
     }
 }

@@ -18,4 +18,4 @@ pub mod view;
 
 pub use doc::Document;
 pub use lang::Lang;
-pub use view::LogView;
+pub use view::{Disclosure, Erasure, LogView, Withheld};

@@ -1,8 +1,10 @@
 //! The log as known at a moment: every instance folded from the events
 //! recorded up to the end of an `as_of` date, with the head they end at.
 
-use engine::{EventId, Hash, InstanceId, RecordedEvent};
+use crate::Lang;
+use engine::{EventId, Fact, FactValue, Hash, InstanceId, Payload, PersonId, RecordedEvent};
 use jiff::civil::Date;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use workflows::instance::FoldError;
 use workflows::Instance;
@@ -26,6 +28,80 @@ pub struct LogView {
     /// checkpoint, or made with `folded_only`): it serves every report but
     /// the audit trail.
     pub events_kept: bool,
+    /// What the reports may show: set by whoever builds the view.
+    pub disclosure: Disclosure,
+}
+
+/// A person's data removed (gallrad): from a `person_erased` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Erasure {
+    pub person: String,
+    /// When the erasure was recorded (Swedish date).
+    pub on: Date,
+    pub decision: String,
+    pub reason: String,
+    pub position: u64,
+}
+
+/// What reports show of personal and confidential facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Disclosure {
+    /// A public extract: personal and confidential facts are left out, and
+    /// each place says so.
+    pub public: bool,
+    /// Persons whose data was removed, from the system instance's events.
+    pub erasures: BTreeMap<PersonId, Erasure>,
+}
+
+impl Disclosure {
+    /// Reads the erasures from the log's system events (any events may be
+    /// given; others are ignored).
+    pub fn note_erasures<'a>(&mut self, events: impl IntoIterator<Item = &'a RecordedEvent>) {
+        for e in events {
+            if let Payload::PersonErased { person, reason, decision, .. } = &e.event.payload {
+                self.erasures.insert(
+                    *person,
+                    Erasure {
+                        person: person.to_hex(),
+                        on: swedish_date(e.event.recorded_at),
+                        decision: decision.clone(),
+                        reason: reason.clone(),
+                        position: e.event.position,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Why a fact is not shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Withheld {
+    /// Personal data, left out of a public extract.
+    Personal,
+    /// Under secrecy, left out of a public extract.
+    Confidential,
+    /// The person's data was removed (gallrad).
+    Erased { on: Date, decision: String },
+    /// Sealed, and its key is not in the key store used here.
+    KeyMissing,
+}
+
+impl Withheld {
+    pub fn text(&self, lang: Lang) -> String {
+        match self {
+            Withheld::Personal => lang.t("[utelämnad: personuppgift]", "[left out: personal data]").into(),
+            Withheld::Confidential => lang.t("[utelämnad: sekretess]", "[left out: confidential]").into(),
+            Withheld::Erased { on, decision } => match lang {
+                Lang::Sv => format!("[gallrad {on}, beslut {decision}]"),
+                Lang::En => format!("[removed {on}, decision {decision}]"),
+            },
+            Withheld::KeyMissing => {
+                lang.t("[personuppgift: nyckeln saknas här]", "[personal data: its key is not here]").into()
+            }
+        }
+    }
 }
 
 /// The civil date in Sweden of an instant.
@@ -35,7 +111,54 @@ pub fn swedish_date(ts: jiff::Timestamp) -> Date {
 
 impl LogView {
     pub fn new(as_of: Option<Date>) -> Self {
-        LogView { as_of, head_position: 0, head_hash: Hash::default(), instances: BTreeMap::new(), events_kept: true }
+        LogView {
+            as_of,
+            head_position: 0,
+            head_hash: Hash::default(),
+            instances: BTreeMap::new(),
+            events_kept: true,
+            disclosure: Disclosure::default(),
+        }
+    }
+
+    /// Whether a fact may be shown, and if not, why. `step` is the step
+    /// the fact belongs to (None: judged by every step's fact of that name).
+    pub fn shown<'a>(&self, inst: &Instance, step: Option<&str>, fact: &'a Fact) -> Result<&'a FactValue, Withheld> {
+        if let FactValue::Sealed { person, .. } = &fact.value {
+            if let Some(e) = self.disclosure.erasures.get(person) {
+                return Err(Withheld::Erased { on: e.on, decision: e.decision.clone() });
+            }
+            return Err(if self.disclosure.public { Withheld::Personal } else { Withheld::KeyMissing });
+        }
+        if self.disclosure.public {
+            let specs = inst
+                .definition
+                .steps
+                .iter()
+                .filter(|s| step.is_none_or(|id| s.id == id))
+                .flat_map(|s| s.facts.iter())
+                .filter(|f| f.name == fact.name);
+            let (mut personal, mut confidential) = (false, false);
+            for spec in specs {
+                personal |= spec.personal;
+                confidential |= spec.confidential;
+            }
+            if personal {
+                return Err(Withheld::Personal);
+            }
+            if confidential {
+                return Err(Withheld::Confidential);
+            }
+        }
+        Ok(&fact.value)
+    }
+
+    /// A fact's value as text, or what stands in its place.
+    pub fn fact_text(&self, inst: &Instance, step: Option<&str>, fact: &Fact, lang: Lang) -> String {
+        match self.shown(inst, step, fact) {
+            Ok(v) => crate::lang::fact_text(v, lang),
+            Err(w) => w.text(lang),
+        }
     }
 
     /// A view that folds events without keeping them: every report but the
@@ -53,6 +176,10 @@ impl LogView {
         }
         self.head_position = e.event.position;
         self.head_hash = e.hash;
+        if e.event.instance.is_system() {
+            // The log's own events (keys, erasures) are no workflow.
+            return Ok(true);
+        }
         match self.instances.get_mut(&e.event.instance) {
             Some(v) => {
                 v.instance.apply(e);

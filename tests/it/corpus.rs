@@ -156,12 +156,53 @@ fn samples() -> Vec<NewEvent> {
         },
         NewEvent {
             occurred_on: date(2012, 10, 7),
-            actor,
+            actor: actor.clone(),
             payload: Payload::NoticeFailed {
                 key: "v1-b:projektplan:2012-10-14:reminder:7".into(),
                 channel: "nats".into(),
                 attempt: 1,
                 error: "connection refused".into(),
+            },
+        },
+        // Added with the trust layer: a sealed personal fact, a signing
+        // key, an erasure.
+        NewEvent {
+            occurred_on: date(2012, 1, 20),
+            actor: actor.clone(),
+            payload: Payload::StepRecorded {
+                step: "intresseanmalan".into(),
+                facts: vec![
+                    Fact {
+                        name: "kontaktperson".into(),
+                        value: FactValue::Sealed {
+                            person: engine::PersonId([0x11; 16]),
+                            nonce: engine::SealNonce([0x22; 24]),
+                            ciphertext: engine::Bytes((0u8..40).collect()),
+                        },
+                    },
+                    Fact { name: "organisation".into(), value: FactValue::Text("Tyresö kommun".into()) },
+                ],
+                deviation: None,
+                late: None,
+            },
+        },
+        NewEvent {
+            occurred_on: date(2026, 1, 5),
+            actor: actor.clone(),
+            payload: Payload::SigningKeyRotated {
+                key_name: "tyreso.se/styrlogg".into(),
+                public_key: engine::PublicKey([0x33; 32]),
+                reason: "Årligt nyckelbyte".into(),
+            },
+        },
+        NewEvent {
+            occurred_on: date(2026, 1, 6),
+            actor,
+            payload: Payload::PersonErased {
+                person: engine::PersonId([0x11; 16]),
+                reason: "Gallring efter två år".into(),
+                decision: "KS 2014/12 § 4".into(),
+                facts: 3,
             },
         },
     ]
@@ -227,7 +268,7 @@ async fn every_committed_encoding_still_decodes() {
         assert_eq!(codec::reseal(&e).unwrap(), bytes, "{} re-encodes to the same bytes", f.display());
         kinds.insert(e.event.payload.kind());
     }
-    assert_eq!(kinds.len(), 9, "the corpus covers every payload variant: {kinds:?}");
+    assert_eq!(kinds.len(), 11, "the corpus covers every payload variant: {kinds:?}");
 }
 
 #[tokio::test]

@@ -15,4 +15,5 @@ mod remind;
 mod reports;
 mod scenarios;
 mod support;
+mod trust;
 mod workflows;

@@ -396,6 +396,8 @@ fn value(ty: &workflows::definition::FactType, rng: &mut fastrand::Rng) -> Strin
         T::Document => format!("Dokument|{SHA}"),
         T::Text => "text".into(),
         T::Choice(options) => options[rng.usize(..options.len())].clone(),
+        T::Email => format!("P{}|p{}@kommun.se", rng.u8(..), rng.u8(..)),
+        T::Phone => format!("08-{} {}", rng.u16(100..1000), rng.u16(1000..10000)),
     }
 }
 

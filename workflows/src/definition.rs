@@ -101,11 +101,15 @@ pub enum FactType {
     Document,
     Text,
     Choice(Vec<String>),
+    /// An e-mail address: personal data, always sealed.
+    Email,
+    /// A telephone number: personal data, always sealed.
+    Phone,
 }
 
 impl FactType {
     pub const NAMES: &'static [&'static str] =
-        &["date", "person", "amount", "case_number", "minutes", "document", "text", "choice"];
+        &["date", "person", "amount", "case_number", "minutes", "document", "text", "choice", "email", "phone"];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -117,6 +121,8 @@ impl FactType {
             FactType::Document => "document",
             FactType::Text => "text",
             FactType::Choice(_) => "choice",
+            FactType::Email => "email",
+            FactType::Phone => "phone",
         }
     }
 }
@@ -132,6 +138,18 @@ pub struct FactSpec {
     pub many: bool,
     /// For `many` persons: kinds that must each appear at least once.
     pub need_kinds: Vec<PersonKind>,
+    /// Personal data that may be removed (gallras) when retention rules
+    /// allow: sealed in the log with its person's key, left out of public
+    /// extracts, removed by `styrlogg erase`. Always true for `email` and
+    /// `phone`. A public record that must be kept is not marked personal.
+    pub personal: bool,
+    /// Under secrecy (sekretess): kept in the log as it is, left out of
+    /// public extracts.
+    pub confidential: bool,
+    /// For a personal fact that is not itself a person: the person fact of
+    /// the same step whose person it belongs to (the n-th value goes with
+    /// the n-th person).
+    pub of: Option<String>,
 }
 
 /// A condition on a fact recorded by an earlier step.
@@ -359,6 +377,12 @@ struct RawFact {
     options: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     need_kinds: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    personal: bool,
+    #[serde(default)]
+    confidential: bool,
+    #[serde(default)]
+    of: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -535,6 +559,8 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
                 "minutes" => Some(FactType::Minutes),
                 "document" => Some(FactType::Document),
                 "text" => Some(FactType::Text),
+                "email" => Some(FactType::Email),
+                "phone" => Some(FactType::Phone),
                 "choice" => match &f.options {
                     Some(o) if !o.get_ref().is_empty() => Some(FactType::Choice(o.get_ref().clone())),
                     _ => {
@@ -579,6 +605,25 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
                     }
                 }
             }
+            let always_personal = matches!(ty, Some(FactType::Email | FactType::Phone));
+            let personal = f.personal || always_personal;
+            if let Some(of) = &f.of {
+                let target = s.facts.iter().find(|o| o.name.get_ref() == of.get_ref());
+                if !personal || matches!(ty, Some(FactType::Person)) {
+                    p.at(
+                        of.span(),
+                        format!("step {sid:?}: fact {fname:?}: `of` is for personal facts that are not persons (email, phone, personal = true)"),
+                    );
+                } else if !target.is_some_and(|t| t.ty.get_ref() == "person" && t.personal) {
+                    p.at(
+                        of.span(),
+                        format!(
+                            "step {sid:?}: fact {fname:?} belongs to {:?}, which is not a person fact with personal = true in this step",
+                            of.get_ref()
+                        ),
+                    );
+                }
+            }
             if let Some(ty) = ty {
                 facts.push(FactSpec {
                     name: fname.clone(),
@@ -587,6 +632,9 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
                     required: f.required,
                     many: f.many,
                     need_kinds,
+                    personal,
+                    confidential: f.confidential,
+                    of: f.of.as_ref().map(|o| o.get_ref().clone()),
                 });
             }
         }

@@ -16,6 +16,8 @@ pub fn syntax(ty: &FactType) -> String {
         FactType::Document => "TITLE|SHA256 (64 hex digits of the document's content hash)".into(),
         FactType::Text => "any text".into(),
         FactType::Choice(options) => format!("one of: {}", options.join(", ")),
+        FactType::Email => "an e-mail address, namn@kommun.se, or NAME|ADDRESS to say whose".into(),
+        FactType::Phone => "a telephone number, 08-123 456 78 or +46 8 123 456 78, or NAME|NUMBER to say whose".into(),
     }
 }
 
@@ -69,7 +71,44 @@ pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, String> {
             }
             FactValue::Choice(raw_t.into())
         }
+        FactType::Email => {
+            let (whose, raw_t) = whose(raw_t);
+            let ok = raw_t.split_once('@').is_some_and(|(l, d)| {
+                !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.') && !d.contains('@')
+            }) && !raw_t.contains(char::is_whitespace);
+            if !ok {
+                return Err(bad());
+            }
+            FactValue::Text(format!("{whose}{raw_t}"))
+        }
+        FactType::Phone => {
+            let (whose, raw_t) = whose(raw_t);
+            let digits = raw_t.chars().filter(|c| c.is_ascii_digit()).count();
+            let ok = (5..=20).contains(&digits)
+                && raw_t.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c))
+                && !raw_t[1..].contains('+');
+            if !ok {
+                return Err(bad());
+            }
+            FactValue::Text(format!("{whose}{raw_t}"))
+        }
     })
+}
+
+/// `NAME|VALUE`: ("NAME|", "VALUE"); otherwise ("", value).
+fn whose(raw: &str) -> (String, &str) {
+    match raw.rsplit_once('|') {
+        Some((name, v)) if !name.trim().is_empty() => (format!("{}|", name.trim()), v.trim()),
+        _ => (String::new(), raw),
+    }
+}
+
+/// The person a personal value names (`NAME|VALUE`), if it names one.
+pub fn named_person(v: &FactValue) -> Option<&str> {
+    match v {
+        FactValue::Text(t) => t.rsplit_once('|').map(|(n, _)| n.trim()).filter(|n| !n.is_empty()),
+        _ => None,
+    }
 }
 
 /// "8000", "8 000", "8000,50", "8000.5", "8 000 kr" → öre.
@@ -100,7 +139,11 @@ pub fn has_type(spec: &FactSpec, v: &FactValue) -> bool {
         | (FactType::CaseNumber, FactValue::CaseNumber(_))
         | (FactType::Minutes, FactValue::MinutesRef { .. })
         | (FactType::Document, FactValue::Document { .. })
-        | (FactType::Text, FactValue::Text(_)) => true,
+        | (FactType::Text, FactValue::Text(_))
+        | (FactType::Email, FactValue::Text(_))
+        | (FactType::Phone, FactValue::Text(_)) => true,
+        // Sealed personal data is checked before it is sealed.
+        (_, FactValue::Sealed { .. }) => true,
         (FactType::Choice(options), FactValue::Choice(c)) => options.contains(c),
         _ => false,
     }
@@ -115,5 +158,6 @@ pub fn as_text(v: &FactValue) -> String {
         FactValue::Person { name, .. } => name.clone(),
         FactValue::MinutesRef { body, date, paragraph } => format!("{body}|{date}|{paragraph}"),
         FactValue::Document { title, .. } => title.clone(),
+        FactValue::Sealed { .. } => String::new(),
     }
 }

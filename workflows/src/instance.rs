@@ -145,7 +145,10 @@ impl Instance {
     pub fn apply(&mut self, e: &RecordedEvent) {
         self.version = e.event.sequence;
         match &e.event.payload {
-            Payload::InstanceStarted { .. } | Payload::NoteAdded { .. } => {}
+            Payload::InstanceStarted { .. }
+            | Payload::NoteAdded { .. }
+            | Payload::SigningKeyRotated { .. }
+            | Payload::PersonErased { .. } => {}
             Payload::StepRecorded { step, facts, deviation, late } => self.occurrences.push(Occurrence {
                 event_id: e.event.event_id,
                 position: e.event.position,

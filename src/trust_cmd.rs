@@ -1,0 +1,482 @@
+//! The trust commands: the signing key (`key`), signed checkpoints
+//! (`checkpoint`), consistency with a checkpoint (`verify --checkpoint`),
+//! inclusion and consistency proofs (`prove`) and checking them without
+//! the log (`check-proof`). The Merkle tree and the formats are in the
+//! `trust` crate; this module reads the log and the files.
+
+use crate::cli::{By, Cli, KeyCommand};
+use crate::{open, personal, Refused};
+use anyhow::{bail, Context, Result};
+use engine::{
+    Actor, AppendRequest, ChainVerifier, CommandId, EventId, EventStore, ExpectedVersion, InstanceId, NewEvent,
+    OpenMode, Payload, PublicKey, RecordedEvent,
+};
+use std::path::{Path, PathBuf};
+use trust::merkle::{self, TreeBuilder};
+use trust::note::{self, Checkpoint, Signer, Verifier};
+use trust::proof::{self, ConsistencyProof, InclusionProof};
+
+/// Where the signing key file is.
+pub fn signing_key_path(cli: &Cli) -> Result<PathBuf> {
+    if let Some(p) = &cli.signing_key {
+        return Ok(p.clone());
+    }
+    match personal::key_dir(cli, &cli.data) {
+        Some(d) => Ok(d.join("signing.key")),
+        None => bail!(Refused("with --nats, say where the signing key is: --signing-key FILE or --keys DIR".into())),
+    }
+}
+
+/// The signing key, if its file exists.
+pub fn signer(cli: &Cli) -> Result<Option<Signer>> {
+    let path = signing_key_path(cli)?;
+    if !path.exists() {
+        return Ok(None);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!("{} can be read by others (mode {:o}); chmod 600 it", path.display(), mode & 0o777);
+        }
+    }
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read the signing key {}", path.display()))?,
+    );
+    let s = Signer::parse(&text).map_err(|e| Refused(format!("{}: {e}", path.display())))?;
+    Ok(Some(s))
+}
+
+fn need_signer(cli: &Cli) -> Result<Signer> {
+    match signer(cli)? {
+        Some(s) => Ok(s),
+        None => bail!(Refused(format!(
+            "no signing key at {}: make one with `styrlogg key generate --name NAME` (or give --signing-key FILE)",
+            signing_key_path(cli)?.display()
+        ))),
+    }
+}
+
+/// The signing keys recorded in the log: (position, recorded at, name, key).
+async fn recorded_keys(store: &impl EventStore) -> Result<Vec<(u64, String, Verifier)>> {
+    let mut out = Vec::new();
+    for e in personal::system_events(store).await? {
+        if let Payload::SigningKeyRotated { key_name, public_key, .. } = &e.event.payload {
+            let v = Verifier::new(key_name, public_key.0).map_err(|err| {
+                Refused(format!("position {}: the recorded signing key is not usable: {err}", e.event.position))
+            })?;
+            out.push((e.event.position, e.event.recorded_at.to_string(), v));
+        }
+    }
+    Ok(out)
+}
+
+/// Streams the log's first `upto` events into `b`, checking the chain as
+/// it goes: a checkpoint is never made over a broken chain.
+async fn feed_tree(store: &impl EventStore, mut b: TreeBuilder, upto: u64) -> Result<(TreeBuilder, engine::Hash)> {
+    let mut chain = ChainVerifier::new();
+    let mut next = 1;
+    while next <= upto {
+        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
+        let Some(last) = page.last() else { break };
+        next = last.event.position + 1;
+        for e in page.iter().filter(|e| e.event.position <= upto) {
+            chain.check(e).map_err(|b| Refused(format!("the log fails verification: {b}")))?;
+            b.push_input(&e.hash.0);
+        }
+    }
+    if b.size() != upto {
+        bail!(Refused(format!("the log holds {} events, fewer than {upto}", b.size())));
+    }
+    Ok((b, chain.head()))
+}
+
+/// A signed checkpoint of the log's first `size` events.
+pub async fn make_checkpoint(store: &impl EventStore, signer: &Signer, size: u64) -> Result<(Checkpoint, String)> {
+    let (b, head) = feed_tree(store, TreeBuilder::new(vec![], &[]), size).await?;
+    let c = Checkpoint {
+        origin: signer.name().to_string(),
+        size,
+        root: b.root(),
+        extensions: vec![
+            format!(
+                "styrlogg-time {}",
+                jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::now())
+            ),
+            format!("styrlogg-head {head}"),
+        ],
+    };
+    let note = signer.sign(&c.to_text()).map_err(|e| anyhow::anyhow!("signing: {e}"))?;
+    Ok((c, note))
+}
+
+/// Warns, or refuses, when the key file is not the key the log says is
+/// current.
+async fn check_current_key(store: &impl EventStore, signer: &Signer) -> Result<()> {
+    let keys = recorded_keys(store).await?;
+    match keys.last() {
+        None => eprintln!(
+            "note: the signing key {} is not recorded in the log yet; record it with `styrlogg key record --reason ... --by ... --role ...`",
+            signer.verifier().to_vkey()
+        ),
+        Some((pos, _, v)) if *v != signer.verifier() => bail!(Refused(format!(
+            "the signing key file holds {}, but the log's current key (position {pos}) is {}: use that key, or record this one with `styrlogg key record`",
+            signer.verifier().to_vkey(),
+            v.to_vkey()
+        ))),
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+fn write_output(output: Option<&Path>, text: &str) -> Result<()> {
+    match output {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display())),
+        None => {
+            use std::io::Write;
+            let mut o = std::io::stdout().lock();
+            o.write_all(text.as_bytes())?;
+            Ok(o.flush()?)
+        }
+    }
+}
+
+/// `styrlogg checkpoint`
+pub async fn checkpoint(cli: &Cli, output: Option<&Path>) -> Result<()> {
+    let signer = need_signer(cli)?;
+    let store = open(cli, OpenMode::MustExist).await?;
+    check_current_key(&store, &signer).await?;
+    let head = store.head().await?;
+    let (_, note) = make_checkpoint(&store, &signer, head.position).await?;
+    store.close()?;
+    write_output(output, &note)
+}
+
+fn read_file(path: &Path, what: &str) -> Result<String> {
+    let meta = std::fs::metadata(path).map_err(|e| Refused(format!("cannot read {what} {}: {e}", path.display())))?;
+    if meta.len() > note::NOTE_BYTES_MAX.max(proof::PROOF_BYTES_MAX) as u64 {
+        bail!(Refused(format!("{} is {} bytes; too large for {what}", path.display(), meta.len())));
+    }
+    std::fs::read_to_string(path).map_err(|e| Refused(format!("cannot read {what} {}: {e}", path.display())).into())
+}
+
+fn parse_key(arg: &str) -> Result<Verifier> {
+    let text = personal::read_arg_or_file(arg)?;
+    Verifier::parse(&text).map_err(|e| Refused(format!("--key: {e}")).into())
+}
+
+/// Opens a checkpoint file with the given keys: its checkpoint, and who
+/// signed it.
+fn open_checkpoint(path: &Path, keys: &[Verifier]) -> Result<(Checkpoint, Vec<String>)> {
+    let text = read_file(path, "the checkpoint")?;
+    let opened = note::open(&text, keys).map_err(|e| Refused(format!("{}: {e}", path.display())))?;
+    let c = Checkpoint::parse(&opened.text).map_err(|e| Refused(format!("{}: {e}", path.display())))?;
+    Ok((c, opened.verified_by))
+}
+
+/// The keys a checkpoint of this log may be signed with: --key, or those
+/// recorded in the log and the local one.
+async fn known_keys(cli: &Cli, store: &impl EventStore, key: Option<&str>) -> Result<Vec<Verifier>> {
+    if let Some(k) = key {
+        return Ok(vec![parse_key(k)?]);
+    }
+    let mut keys: Vec<Verifier> = recorded_keys(store).await?.into_iter().map(|(_, _, v)| v).collect();
+    if let Some(s) = signer(cli)? {
+        keys.push(s.verifier());
+    }
+    if keys.is_empty() {
+        bail!(Refused(
+            "no key to check the checkpoint's signature with: give --key NAME+ID+KEY (none is recorded in the log and there is no local signing key)".into()
+        ));
+    }
+    Ok(keys)
+}
+
+/// The checks of `verify --checkpoint`, after the chain walk: the log's
+/// first `size` events hash to the checkpoint's root, and the consistency
+/// proof from it to the log as it is now holds.
+pub async fn verify_checkpoint(cli: &Cli, store: &impl EventStore, file: &Path, key: Option<&str>) -> Result<String> {
+    let keys = known_keys(cli, store, key).await?;
+    let (c, by) = open_checkpoint(file, &keys)?;
+    let head = store.head().await?;
+    if c.size > head.position {
+        bail!(Refused(format!(
+            "FAILED: the checkpoint covers {} events but the log holds only {}: the log was cut short, or it is another log",
+            c.size, head.position
+        )));
+    }
+    let ranges = merkle::consistency_ranges(c.size, head.position);
+    let (b, _) = feed_tree(store, TreeBuilder::new(ranges, &[c.size]), head.position).await?;
+    let old = b.root_at(c.size).expect("asked for");
+    if old != c.root {
+        bail!(Refused(format!(
+            "FAILED: the log's first {} events do not hash to the checkpoint's root: the log was rewritten after the checkpoint was signed",
+            c.size
+        )));
+    }
+    let proof = b.range_hashes().expect("every range reached");
+    merkle::verify_consistency(c.size, head.position, &proof, &c.root, &b.root())
+        .map_err(|e| Refused(format!("FAILED: consistency proof: {e}")))?;
+    Ok(format!(
+        "OK: the log ({} events, root {}) extends the checkpoint of {} events signed by {}{} (consistency proof of {} hashes)",
+        head.position,
+        hex::encode(b.root()),
+        c.size,
+        by.join(", "),
+        c.extension("styrlogg-time").map(|t| format!(" at {t}")).unwrap_or_default(),
+        proof.len()
+    ))
+}
+
+/// Finds an event by id (32 hex digits) or position.
+async fn find_event(store: &impl EventStore, which: &str) -> Result<RecordedEvent> {
+    if let Ok(position) = which.trim_start_matches('#').parse::<u64>() {
+        if position > 0 {
+            if let Some(e) =
+                store.read_all(position, 1).await?.into_iter().next().filter(|e| e.event.position == position)
+            {
+                return Ok(e);
+            }
+        }
+        bail!(Refused(format!("no event at position {position}")));
+    }
+    let id = EventId::from_hex(which)
+        .map_err(|_| Refused(format!("{which:?} is neither an event id (32 hex digits) nor a log position")))?;
+    let mut next = 1;
+    loop {
+        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
+        let Some(last) = page.last() else { break };
+        next = last.event.position + 1;
+        if let Some(e) = page.into_iter().find(|e| e.event.event_id == id) {
+            return Ok(e);
+        }
+    }
+    bail!(Refused(format!("no event {which} in the log")))
+}
+
+/// `styrlogg prove`
+pub async fn prove(
+    cli: &Cli,
+    event: Option<&str>,
+    checkpoint: Option<&Path>,
+    from: Option<&Path>,
+    output: Option<&Path>,
+) -> Result<()> {
+    let store = open(cli, OpenMode::MustExist).await?;
+    let head = store.head().await?;
+    let (size, origin) = match checkpoint {
+        Some(p) => {
+            let keys = known_keys(cli, &store, None).await?;
+            let (c, _) = open_checkpoint(p, &keys)?;
+            if c.size > head.position {
+                bail!(Refused(format!("the checkpoint covers {} events; this log holds {}", c.size, head.position)));
+            }
+            (Some(c), None)
+        }
+        None => (None, Some(need_signer(cli)?.name().to_string())),
+    };
+    let tree_size = size.as_ref().map_or(head.position, |c| c.size);
+    let origin = size.as_ref().map(|c| c.origin.clone()).or(origin).expect("one of them");
+    let text = match (event, from) {
+        (Some(which), _) => {
+            let e = find_event(&store, which).await?;
+            if e.event.position > tree_size {
+                bail!(Refused(format!(
+                    "event {} is at position {}, after the checkpoint's {tree_size} events: prove it against a later checkpoint",
+                    e.event.event_id, e.event.position
+                )));
+            }
+            let index = e.event.position - 1;
+            let ranges = merkle::inclusion_ranges(index, tree_size);
+            let (b, _) = feed_tree(&store, TreeBuilder::new(ranges, &[]), tree_size).await?;
+            if let Some(c) = &size {
+                if b.root() != c.root {
+                    bail!(Refused(format!("FAILED: this log's first {} events do not hash to the checkpoint's root: the log was rewritten", c.size)));
+                }
+            }
+            let p = InclusionProof {
+                origin,
+                tree_size,
+                leaf_index: index,
+                event: e,
+                hashes: b.range_hashes().expect("reached"),
+            };
+            p.to_text()
+        }
+        (None, Some(old_path)) => {
+            let keys = known_keys(cli, &store, None).await?;
+            let (old, _) = open_checkpoint(old_path, &keys)?;
+            if old.size > tree_size {
+                bail!(Refused(format!("the older checkpoint covers {} events, more than {tree_size}", old.size)));
+            }
+            let ranges = merkle::consistency_ranges(old.size, tree_size);
+            let (b, _) = feed_tree(&store, TreeBuilder::new(ranges, &[old.size]), tree_size).await?;
+            if b.root_at(old.size) != Some(old.root) {
+                bail!(Refused(format!("FAILED: this log's first {} events do not hash to the older checkpoint's root: the log was rewritten", old.size)));
+            }
+            if let Some(c) = &size {
+                if b.root() != c.root {
+                    bail!(Refused(format!(
+                        "FAILED: this log's first {} events do not hash to the checkpoint's root",
+                        c.size
+                    )));
+                }
+            }
+            ConsistencyProof {
+                origin,
+                old_size: old.size,
+                new_size: tree_size,
+                hashes: b.range_hashes().expect("reached"),
+            }
+            .to_text()
+        }
+        (None, None) => bail!(Refused("give an EVENT, or --from OLD_CHECKPOINT".into())),
+    };
+    store.close()?;
+    if checkpoint.is_none() {
+        eprintln!(
+            "the proof is for the log's {tree_size} events as they are now: check it against a checkpoint of that size (`styrlogg checkpoint` prints one now)"
+        );
+    }
+    write_output(output, &text)
+}
+
+/// `styrlogg check-proof`: needs no log.
+pub fn check_proof(proof_path: &Path, checkpoint: &Path, old: Option<&Path>, key: &str) -> Result<()> {
+    let key = parse_key(key)?;
+    let (c, _) = open_checkpoint(checkpoint, std::slice::from_ref(&key))?;
+    let text = read_file(proof_path, "the proof")?;
+    let fail = |e: proof::ProofFileError| Refused(format!("{}: {e}", proof_path.display()));
+    match proof::kind_of(&text) {
+        Some("inclusion") => {
+            let p = InclusionProof::parse(&text).map_err(fail)?;
+            p.check(&c).map_err(fail)?;
+            let b = &p.event.event;
+            let what = match &b.payload {
+                Payload::StepRecorded { step, .. } => format!("step {step}"),
+                other => other.kind().to_string(),
+            };
+            println!(
+                "OK: event {} (position {}, instance {}, {what}, happened {}) is in log {} of {} events signed by {}{}",
+                b.event_id,
+                b.position,
+                b.instance,
+                b.occurred_on,
+                c.origin,
+                c.size,
+                key.name,
+                c.extension("styrlogg-time").map(|t| format!(" at {t}")).unwrap_or_default()
+            );
+        }
+        Some(_) => {
+            let p = ConsistencyProof::parse(&text).map_err(fail)?;
+            let Some(old) = old else {
+                bail!(Refused(
+                    "this is a consistency proof: give the older checkpoint with --old-checkpoint FILE".into()
+                ));
+            };
+            let (o, _) = open_checkpoint(old, std::slice::from_ref(&key))?;
+            p.check(&o, &c).map_err(fail)?;
+            println!(
+                "OK: log {} of {} events extends its checkpoint of {} events (both signed by {})",
+                c.origin, c.size, o.size, key.name
+            );
+        }
+        None => bail!(Refused(format!(
+            "{}: not a styrlogg proof (the first line must be \"styrlogg inclusion proof v1\" or \"styrlogg consistency proof v1\")",
+            proof_path.display()
+        ))),
+    }
+    Ok(())
+}
+
+async fn record_key(cli: &Cli, signer: &Signer, reason: &str, by: &By) -> Result<engine::AppendOutcome> {
+    let store = open(cli, OpenMode::MustExist).await?;
+    let v = signer.verifier();
+    let outcome = store
+        .append(AppendRequest {
+            instance: InstanceId::system(),
+            expected: ExpectedVersion::Any,
+            command_id: CommandId::new(format!("signing-key-{}", &hex::encode(v.public_key())[..32])).expect("valid"),
+            events: vec![NewEvent {
+                occurred_on: crate::flow::today(cli),
+                actor: Actor::new(by.by.trim(), by.role.trim()),
+                payload: Payload::SigningKeyRotated {
+                    key_name: signer.name().to_string(),
+                    public_key: PublicKey(v.public_key()),
+                    reason: reason.to_string(),
+                },
+            }],
+        })
+        .await?;
+    store.close()?;
+    Ok(outcome)
+}
+
+/// `styrlogg key ...`
+pub async fn key(cli: &Cli, cmd: &KeyCommand) -> Result<()> {
+    let path = signing_key_path(cli)?;
+    match cmd {
+        KeyCommand::Generate { name } => {
+            if path.exists() {
+                bail!(Refused(format!(
+                    "there is already a signing key at {}; `styrlogg key rotate` replaces it",
+                    path.display()
+                )));
+            }
+            let s = Signer::generate(name).map_err(|e| Refused(e.to_string()))?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                trust::seal::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            trust::seal::write_private_file(&path, format!("{}\n", &*s.to_skey()).as_bytes(), false)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote the signing key to {} (mode 0600); back it up, keep it secret", path.display());
+            eprintln!("record it in the log: styrlogg key record --reason \"...\" --by NAME --role ROLE");
+            eprintln!("publish the public key below; third parties check checkpoints with it:");
+            println!("{}", s.verifier().to_vkey());
+        }
+        KeyCommand::Public => println!("{}", need_signer(cli)?.verifier().to_vkey()),
+        KeyCommand::Record { reason, by } => {
+            let s = need_signer(cli)?;
+            let o = record_key(cli, &s, reason, by).await?;
+            if o.deduplicated {
+                println!("the key {} was already recorded at position {}", s.verifier().to_vkey(), o.last_position);
+            } else {
+                println!("recorded the signing key {} at position {}", s.verifier().to_vkey(), o.last_position);
+            }
+        }
+        KeyCommand::Rotate { name, reason, by } => {
+            let old = need_signer(cli)?;
+            let new = Signer::generate(name.as_deref().unwrap_or(old.name())).map_err(|e| Refused(e.to_string()))?;
+            let staged = path.with_extension("new");
+            let _ = std::fs::remove_file(&staged);
+            trust::seal::write_private_file(&staged, format!("{}\n", &*new.to_skey()).as_bytes(), false)
+                .with_context(|| format!("cannot write {}", staged.display()))?;
+            let o = record_key(cli, &new, reason, by).await?;
+            let retired = path.with_extension(format!("retired-{}", hex::encode(old.verifier().key_id)));
+            std::fs::rename(&path, &retired)
+                .with_context(|| format!("cannot move the old key to {}", retired.display()))?;
+            std::fs::rename(&staged, &path).with_context(|| format!("cannot put the new key at {}", path.display()))?;
+            println!(
+                "rotated: the new key {} is recorded at position {} and in {}; the old one is kept at {} (checkpoints it signed stay checkable with its public key, which the log holds)",
+                new.verifier().to_vkey(),
+                o.last_position,
+                path.display(),
+                retired.display()
+            );
+        }
+        KeyCommand::List => {
+            let store = open(cli, OpenMode::MustExist).await?;
+            let keys = recorded_keys(&store).await?;
+            store.close()?;
+            if keys.is_empty() {
+                println!("no signing key is recorded in the log");
+            }
+            for (pos, at, v) in keys {
+                println!("position {pos}, recorded {at}: {}", v.to_vkey());
+            }
+        }
+    }
+    Ok(())
+}

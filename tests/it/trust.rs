@@ -1,0 +1,773 @@
+//! Trust: Merkle proofs over random logs (and their failure on tampered
+//! ones), checkpoints proven consistent after appends and a rewritten log
+//! caught, inclusion proofs checked by a third party with only the proof,
+//! the checkpoint and the public key, erasure of personal data that leaves
+//! no trace in reports, exports or the store's files while verify passes,
+//! and the errors on bad input.
+
+use crate::cli::styrlogg;
+use crate::support::*;
+use engine::{codec, EventStore, MemoryStore, RecordedEvent};
+use proptest::prelude::*;
+use std::path::Path;
+use std::process::Output;
+use trust::merkle::{self, TreeBuilder};
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", o.status.code(), out(&o), err(&o));
+    out(&o)
+}
+
+#[track_caller]
+fn refused(o: Output, needle: &str) {
+    assert_eq!(o.status.code(), Some(1), "stdout: {}\nstderr: {}", out(&o), err(&o));
+    let e = err(&o);
+    assert_eq!(e.trim_end().lines().count(), 1, "one line: {e:?}");
+    assert!(e.contains(needle), "stderr {e:?} mentions {needle:?}");
+}
+
+async fn random_log(n: usize, seed: u64) -> Vec<RecordedEvent> {
+    let store = MemoryStore::new(clock());
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut i = 0;
+    while i < n {
+        let batch = rng.usize(1..=3).min(n - i);
+        let inst = format!("i{}", rng.u8(..4));
+        store.append(req(&inst, engine::ExpectedVersion::Any, &format!("c{i}"), batch)).await.unwrap();
+        i += batch;
+    }
+    all_events(&store).await
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Every event of a random log has an inclusion proof that verifies
+    /// against the root; a tampered event, or a tampered proof, does not.
+    #[test]
+    fn inclusion_proofs_hold_for_every_event_and_fail_when_tampered(n in 1usize..90, seed in any::<u64>(), flip in any::<u8>()) {
+        let events = runtime().block_on(random_log(n, seed));
+        let leaves: Vec<_> = events.iter().map(trust::event_leaf).collect();
+        let root = merkle::mth(&leaves);
+        for (i, e) in events.iter().enumerate() {
+            let size = events.len() as u64;
+            let ranges = merkle::inclusion_ranges(i as u64, size);
+            let mut b = TreeBuilder::new(ranges, &[]);
+            for e in &events { b.push_input(&e.hash.0); }
+            prop_assert_eq!(b.root(), root);
+            let proof = b.range_hashes().unwrap();
+            prop_assert!(merkle::verify_inclusion(i as u64, size, &leaves[i], &proof, &root).is_ok());
+            // The event's content changed: its hash no longer matches, and a
+            // recomputed hash is another leaf.
+            let mut tampered = e.clone();
+            tampered.event.occurred_on = tampered.event.occurred_on.tomorrow().unwrap();
+            prop_assert!(codec::reseal(&tampered).is_err());
+            let (resealed, _) = codec::seal(tampered.event.clone()).unwrap();
+            prop_assert!(merkle::verify_inclusion(i as u64, size, &trust::event_leaf(&resealed), &proof, &root).is_err());
+            if !proof.is_empty() {
+                let mut bad = proof.clone();
+                let k = flip as usize % bad.len();
+                bad[k][flip as usize % 32] ^= 1;
+                prop_assert!(merkle::verify_inclusion(i as u64, size, &leaves[i], &bad, &root).is_err());
+            }
+            // At another index the same proof fails.
+            if size > 1 {
+                let j = (i as u64 + 1) % size;
+                prop_assert!(merkle::verify_inclusion(j, size, &leaves[i], &proof, &root).is_err());
+            }
+        }
+    }
+
+    /// A tree of any earlier size is proven consistent with a later one; a
+    /// log whose early events were rewritten is not.
+    #[test]
+    fn consistency_proofs_hold_and_catch_rewrites(n in 2usize..90, seed in any::<u64>(), cut in any::<u16>(), at in any::<u16>()) {
+        let events = runtime().block_on(random_log(n, seed));
+        let leaves: Vec<_> = events.iter().map(trust::event_leaf).collect();
+        let m = 1 + cut as u64 % (n as u64 - 1);
+        let ranges = merkle::consistency_ranges(m, n as u64);
+        let mut b = TreeBuilder::new(ranges.clone(), &[m]);
+        leaves.iter().for_each(|l| b.push(*l));
+        let old = b.root_at(m).unwrap();
+        let proof = b.range_hashes().unwrap();
+        prop_assert!(merkle::verify_consistency(m, n as u64, &proof, &old, &b.root()).is_ok());
+        let mut rewritten = leaves.clone();
+        rewritten[at as usize % m as usize] = merkle::leaf_hash(b"rewritten");
+        let proof2 = merkle::proof_in_memory(&ranges, &rewritten);
+        prop_assert!(merkle::verify_consistency(m, n as u64, &proof2, &old, &merkle::mth(&rewritten)).is_err());
+    }
+}
+
+const REG: [&str; 4] = ["--by", "Eva Ek", "--role", "registrator"];
+
+fn with_by<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    v.extend_from_slice(&REG);
+    v
+}
+
+/// A store with a signing key recorded and one instance with contact
+/// persons (personal) and a steering group (public record).
+fn setup(data: &Path) -> String {
+    let vkey = ok(styrlogg(data, &["key", "generate", "--name", "tyreso.se/styrlogg"]));
+    ok(styrlogg(
+        data,
+        &with_by(&[
+            "start",
+            "skl-styrsystem-2012-2014",
+            "--instance",
+            "tyreso-2012",
+            "--org",
+            "Tyresö kommun",
+            "--on",
+            "2012-01-15",
+            "--today",
+            "2012-01-20",
+        ]),
+    ));
+    ok(styrlogg(data, &with_by(&["key", "record", "--reason", "Kommunens nyckel för kontrollpunkter"])));
+    ok(styrlogg(
+        data,
+        &with_by(&[
+            "record",
+            "tyreso-2012",
+            "intresseanmalan",
+            "--on",
+            "2012-01-20",
+            "--today",
+            "2012-01-20",
+            "--fact",
+            "kontaktperson=Anita Brynje|kontaktperson|official",
+            "--fact",
+            "kontaktperson=Karin Hassler|kontaktperson|official",
+            "--fact",
+            "epost=Anita Brynje|anita.brynje@tyreso.se",
+            "--fact",
+            "telefon=Anita Brynje|08-578 291 00",
+            "--fact",
+            "organisation=Tyresö kommun",
+        ]),
+    ));
+    vkey.trim().to_string()
+}
+
+fn more(data: &Path) {
+    ok(styrlogg(
+        data,
+        &[
+            "record",
+            "tyreso-2012",
+            "styrelsebeslut",
+            "--on",
+            "2012-08-20",
+            "--today",
+            "2012-08-21",
+            "--fact",
+            "organ=Kommunstyrelsen",
+            "--fact",
+            "protokoll=Kommunstyrelsen|2012-08-20|§ 100",
+            "--fact",
+            "diarienummer=KS 2012/88",
+            "--by",
+            "Eva Ek",
+            "--role",
+            "sekreterare",
+        ],
+    ));
+    ok(styrlogg(
+        data,
+        &[
+            "record",
+            "tyreso-2012",
+            "styrgrupp_tillsatt",
+            "--on",
+            "2012-09-01",
+            "--today",
+            "2012-09-02",
+            "--fact",
+            "ledamot=Bo Ek|ordförande|elected",
+            "--fact",
+            "ledamot=Kim Berg|kommundirektör|official",
+            "--by",
+            "Eva Ek",
+            "--role",
+            "sekreterare",
+        ],
+    ));
+}
+
+/// Every file under `dir`, and whether any holds `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)) {
+                hits.push(p.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn checkpoint_before_appends_is_proven_consistent_after_and_a_rewrite_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let vkey = setup(&data);
+    let cp1 = dir.path().join("cp1");
+    ok(styrlogg(&data, &["checkpoint", "-o", cp1.to_str().unwrap()]));
+    let text = std::fs::read_to_string(&cp1).unwrap();
+    assert!(text.starts_with("tyreso.se/styrlogg\n3\n"), "{text}");
+    assert!(text.contains("\n\n\u{2014} tyreso.se/styrlogg "), "{text}");
+    more(&data);
+    let v = ok(styrlogg(&data, &["verify", "--checkpoint", cp1.to_str().unwrap(), "--key", &vkey]));
+    assert!(v.contains("OK: the log (5 events"), "{v}");
+    assert!(v.contains("extends the checkpoint of 3 events"), "{v}");
+    // Without --key: the key recorded in the log.
+    ok(styrlogg(&data, &["verify", "--checkpoint", cp1.to_str().unwrap()]));
+
+    // A consistency proof a third party checks with two checkpoints.
+    let cp2 = dir.path().join("cp2");
+    ok(styrlogg(&data, &["checkpoint", "-o", cp2.to_str().unwrap()]));
+    let cproof = dir.path().join("consistency");
+    ok(styrlogg(
+        &data,
+        &[
+            "prove",
+            "--from",
+            cp1.to_str().unwrap(),
+            "--checkpoint",
+            cp2.to_str().unwrap(),
+            "-o",
+            cproof.to_str().unwrap(),
+        ],
+    ));
+    let nowhere = dir.path().join("no-store");
+    let c = ok(styrlogg(
+        &nowhere,
+        &[
+            "check-proof",
+            cproof.to_str().unwrap(),
+            "--checkpoint",
+            cp2.to_str().unwrap(),
+            "--old-checkpoint",
+            cp1.to_str().unwrap(),
+            "--key",
+            &vkey,
+        ],
+    ));
+    assert!(c.contains("extends its checkpoint of 3 events"), "{c}");
+    assert!(!nowhere.exists(), "check-proof needs no store");
+
+    // Rewrite event 2 (the key record) and re-chain everything after it, as
+    // someone rewriting the log would: the chain is intact again, but the
+    // checkpoint catches it.
+    let export = ok(styrlogg(&data, &["export"]));
+    let mut events: Vec<RecordedEvent> = export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    events[2].event.occurred_on = events[2].event.occurred_on.yesterday().unwrap();
+    let mut prev = events[1].hash;
+    for e in events.iter_mut().skip(2) {
+        e.event.prev_hash = prev;
+        let (sealed, _) = codec::seal(e.event.clone()).unwrap();
+        *e = sealed;
+        prev = e.hash;
+    }
+    let forged = dir.path().join("forged.jsonl");
+    std::fs::write(&forged, events.iter().map(|e| serde_json::to_string(e).unwrap() + "\n").collect::<String>())
+        .unwrap();
+    let rewritten = dir.path().join("rewritten");
+    ok(styrlogg(&rewritten, &["import", forged.to_str().unwrap()]));
+    ok(styrlogg(&rewritten, &["verify"]));
+    let caught = styrlogg(&rewritten, &["verify", "--checkpoint", cp1.to_str().unwrap(), "--key", &vkey]);
+    refused(caught, "the log was rewritten after the checkpoint was signed");
+}
+
+#[test]
+fn a_third_party_checks_an_inclusion_proof_with_only_proof_checkpoint_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let vkey = setup(&data);
+    more(&data);
+    let cp = dir.path().join("cp");
+    ok(styrlogg(&data, &["checkpoint", "-o", cp.to_str().unwrap()]));
+    let log = ok(styrlogg(&data, &["log", "--format", "json"]));
+    let decision: RecordedEvent =
+        serde_json::from_str(log.lines().find(|l| l.contains("\"step\":\"styrelsebeslut\"")).unwrap()).unwrap();
+    let proof = dir.path().join("proof");
+    ok(styrlogg(
+        &data,
+        &[
+            "prove",
+            &decision.event.event_id.to_hex(),
+            "--checkpoint",
+            cp.to_str().unwrap(),
+            "-o",
+            proof.to_str().unwrap(),
+        ],
+    ));
+    let nowhere = dir.path().join("elsewhere");
+    let checked = ok(styrlogg(
+        &nowhere,
+        &["check-proof", proof.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", &vkey],
+    ));
+    assert!(checked.contains("step styrelsebeslut"), "{checked}");
+    // By position too, and every position of the log.
+    for p in 1..=5 {
+        let f = dir.path().join(format!("proof{p}"));
+        ok(styrlogg(
+            &data,
+            &["prove", &p.to_string(), "--checkpoint", cp.to_str().unwrap(), "-o", f.to_str().unwrap()],
+        ));
+        ok(styrlogg(
+            &nowhere,
+            &["check-proof", f.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", &vkey],
+        ));
+    }
+
+    // Bad input: one line, exit 1.
+    let other = dir.path().join("other");
+    let other_key = ok(styrlogg(&other, &["key", "generate", "--name", "tyreso.se/styrlogg"]));
+    refused(
+        styrlogg(
+            &nowhere,
+            &["check-proof", proof.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", other_key.trim()],
+        ),
+        "the note is not signed by",
+    );
+    refused(
+        styrlogg(
+            &nowhere,
+            &["check-proof", proof.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", "nonsense"],
+        ),
+        "--key: not a verifier key",
+    );
+    let text = std::fs::read_to_string(&proof).unwrap();
+    let bad = dir.path().join("bad-proof");
+    std::fs::write(&bad, text.replacen("hash ", "hash !!", 1)).unwrap();
+    refused(
+        styrlogg(
+            &nowhere,
+            &["check-proof", bad.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", &vkey],
+        ),
+        "not base64",
+    );
+    std::fs::write(&bad, "hello\n").unwrap();
+    refused(
+        styrlogg(
+            &nowhere,
+            &["check-proof", bad.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", &vkey],
+        ),
+        "not a styrlogg proof",
+    );
+    // A proof whose event was changed.
+    let changed = text.replace("Kommunstyrelsen", "Kommunfullmäktige");
+    std::fs::write(&bad, changed).unwrap();
+    refused(
+        styrlogg(
+            &nowhere,
+            &["check-proof", bad.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", &vkey],
+        ),
+        "does not match its own hash",
+    );
+    // A tampered checkpoint.
+    let cp_text = std::fs::read_to_string(&cp).unwrap();
+    let bad_cp = dir.path().join("bad-cp");
+    std::fs::write(&bad_cp, cp_text.replacen("\n5\n", "\n4\n", 1)).unwrap();
+    refused(
+        styrlogg(
+            &nowhere,
+            &["check-proof", proof.to_str().unwrap(), "--checkpoint", bad_cp.to_str().unwrap(), "--key", &vkey],
+        ),
+        "does not verify",
+    );
+    std::fs::write(&bad_cp, "not a checkpoint").unwrap();
+    refused(
+        styrlogg(
+            &nowhere,
+            &["check-proof", proof.to_str().unwrap(), "--checkpoint", bad_cp.to_str().unwrap(), "--key", &vkey],
+        ),
+        "not a signed note",
+    );
+    refused(styrlogg(&data, &["verify", "--checkpoint", bad_cp.to_str().unwrap()]), "not a signed note");
+    refused(styrlogg(&data, &["prove", "99"]), "no event at position 99");
+    refused(styrlogg(&data, &["prove", "abc"]), "neither an event id");
+    // A checkpoint by another key than the log's current one is not made.
+    let stray = dir.path().join("stray.key");
+    ok(styrlogg(&other, &["--signing-key", stray.to_str().unwrap(), "key", "generate", "--name", "x.se/log"]));
+    refused(styrlogg(&data, &["--signing-key", stray.to_str().unwrap(), "checkpoint"]), "the log's current key");
+    refused(styrlogg(&data, &["key", "generate", "--name", "tyreso.se/styrlogg"]), "there is already a signing key");
+}
+
+#[test]
+fn rotating_the_key_is_recorded_and_old_checkpoints_stay_checkable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let old_vkey = setup(&data);
+    let cp1 = dir.path().join("cp1");
+    ok(styrlogg(&data, &["checkpoint", "-o", cp1.to_str().unwrap()]));
+    let rotated = ok(styrlogg(&data, &with_by(&["key", "rotate", "--reason", "Årligt nyckelbyte"])));
+    assert!(rotated.contains("rotated: the new key"), "{rotated}");
+    let new_vkey = ok(styrlogg(&data, &["key", "public"])).trim().to_string();
+    assert_ne!(new_vkey, old_vkey);
+    let list = ok(styrlogg(&data, &["key", "list"]));
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.contains(&old_vkey) && list.contains(&new_vkey), "{list}");
+    let cp2 = dir.path().join("cp2");
+    ok(styrlogg(&data, &["checkpoint", "-o", cp2.to_str().unwrap()]));
+    // Both checkpoints check against the keys recorded in the log.
+    ok(styrlogg(&data, &["verify", "--checkpoint", cp1.to_str().unwrap()]));
+    ok(styrlogg(&data, &["verify", "--checkpoint", cp2.to_str().unwrap()]));
+    refused(styrlogg(&data, &["verify", "--checkpoint", cp1.to_str().unwrap(), "--key", &new_vkey]), "not signed by");
+}
+
+#[test]
+fn erasing_a_person_leaves_no_trace_while_verify_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let keys = dir.path().join("log.keys");
+    let vkey = setup(&data);
+    more(&data);
+    let cp = dir.path().join("cp");
+    ok(styrlogg(&data, &["checkpoint", "-o", cp.to_str().unwrap()]));
+
+    // Sealed in the log: the store's files never hold the plaintext.
+    let secrets: [&[u8]; 4] = [b"Anita Brynje", b"anita.brynje@tyreso.se", b"08-578 291 00", b"Karin Hassler"];
+    for s in secrets {
+        assert_eq!(files_containing(&data, s), Vec::<String>::new(), "{}", String::from_utf8_lossy(s));
+    }
+    let export = ok(styrlogg(&data, &["export"]));
+    assert!(!export.contains("Anita") && !export.contains("anita.brynje"), "the export holds ciphertext only");
+    // Reports open it with the key store.
+    let audit = ok(styrlogg(&data, &["audit", "tyreso-2012"]));
+    assert!(audit.contains("Anita Brynje, kontaktperson (tjänsteperson)"), "{audit}");
+    assert!(audit.contains("Anita Brynje|anita.brynje@tyreso.se"), "{audit}");
+    assert!(audit.contains("Bo Ek, ordförande (förtroendevald)"), "{audit}");
+    // A public extract leaves personal data out and says so; public records stay.
+    let public = ok(styrlogg(&data, &["audit", "tyreso-2012", "--public"]));
+    assert!(!public.contains("Anita") && !public.contains("Karin"), "{public}");
+    assert!(public.contains("[utelämnad: personuppgift]"), "{public}");
+    assert!(public.contains("Offentlig version"), "{public}");
+    assert!(public.contains("Bo Ek, ordförande"), "{public}");
+    let persons = ok(styrlogg(&data, &["persons"]));
+    let anita = persons.lines().find(|l| l.contains("Anita Brynje")).expect("listed");
+    assert!(anita.contains("3 sealed fact(s)"), "{persons}");
+    let anita_id = anita.split_whitespace().next().unwrap().to_string();
+
+    // Public records are kept: refused, with the reason.
+    refused(
+        styrlogg(&data, &with_by(&["erase", "Bo Ek", "--reason", "Begäran", "--decision", "KS 2015/1"])),
+        "public records, which are not erased (arkivlagen)",
+    );
+    refused(
+        styrlogg(&data, &with_by(&["erase", "Nomen Nescio", "--reason", "Begäran", "--decision", "KS 2015/1"])),
+        "unknown person",
+    );
+
+    let erased = ok(styrlogg(
+        &data,
+        &with_by(&["erase", "Anita Brynje", "--reason", "Gallring efter två år", "--decision", "KS 2014/12 § 4"]),
+    ));
+    assert!(erased.contains("3 sealed fact(s) removed"), "{erased}");
+
+    // Every trace gone: store files, key store, export, every report.
+    for s in [b"Anita".as_slice(), b"anita.brynje", b"578 291"] {
+        assert_eq!(files_containing(&data, s), Vec::<String>::new(), "{}", String::from_utf8_lossy(s));
+        assert_eq!(files_containing(&keys, s), Vec::<String>::new(), "{}", String::from_utf8_lossy(s));
+    }
+    let export = ok(styrlogg(&data, &["export"]));
+    assert!(!export.contains("Anita") && !export.contains("anita"), "export");
+    for args in [
+        vec!["audit", "tyreso-2012"],
+        vec!["audit", "tyreso-2012", "--format", "json"],
+        vec!["report", "annual", "--org", "Tyresö kommun", "--year", "2012"],
+        vec!["report", "compliance", "--instance", "tyreso-2012", "--format", "html"],
+        vec!["report", "dialogues", "--format", "md"],
+        vec!["deadlines", "--format", "csv"],
+        vec!["log"],
+        vec!["log", "--format", "json"],
+    ] {
+        let r = ok(styrlogg(&data, &args));
+        assert!(!r.contains("Anita") && !r.contains("anita") && !r.contains("578 291"), "{args:?}: {r}");
+    }
+    let audit = ok(styrlogg(&data, &["audit", "tyreso-2012"]));
+    assert!(audit.contains("[gallrad 20"), "reports say it was removed and when: {audit}");
+    assert!(audit.contains("beslut KS 2014/12 § 4"), "{audit}");
+    assert!(audit.contains("Karin Hassler"), "other persons stay: {audit}");
+    let annual = ok(styrlogg(&data, &["report", "annual", "--org", "Tyresö kommun", "--year", "2012", "--lang", "en"]));
+    assert!(annual.contains("[removed 20"), "{annual}");
+
+    // The record was not rewritten.
+    ok(styrlogg(&data, &["verify"]));
+    ok(styrlogg(&data, &["verify", "--checkpoint", cp.to_str().unwrap(), "--key", &vkey]));
+    // Erasing again: by id it is already done; the name no longer leads anywhere.
+    let again = ok(styrlogg(
+        &data,
+        &with_by(&["erase", &anita_id, "--reason", "Gallring efter två år", "--decision", "KS 2014/12 § 4"]),
+    ));
+    assert!(again.contains("already erased"), "{again}");
+    refused(
+        styrlogg(&data, &with_by(&["erase", "Anita Brynje", "--reason", "Gallring", "--decision", "KS 2014/12 § 4"])),
+        "unknown person",
+    );
+    let persons = ok(styrlogg(&data, &["persons"]));
+    assert!(persons.contains(&format!("{anita_id}  erased")), "{persons}");
+}
+
+#[test]
+fn personal_data_needs_a_key_store_and_reports_without_it_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    setup(&data);
+    // Another key store (another machine): the data is there, its keys are not.
+    let elsewhere = dir.path().join("elsewhere-keys");
+    let audit = ok(styrlogg(&data, &["--keys", elsewhere.to_str().unwrap(), "audit", "tyreso-2012"]));
+    assert!(audit.contains("[personuppgift: nyckeln saknas här]"), "{audit}");
+    assert!(!audit.contains("Anita"), "{audit}");
+}
+
+#[test]
+fn the_demo_seals_the_contact_persons_and_reports_carry_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    ok(styrlogg(&data, &["demo"]));
+    assert_eq!(files_containing(&data, b"karin.hassler@tyreso.se"), Vec::<String>::new());
+    ok(styrlogg(&data, &["key", "generate", "--name", "tyreso.se/styrlogg"]));
+    let report =
+        ok(styrlogg(&data, &["report", "annual", "--org", "Tyresö kommun", "--year", "2012", "--format", "json"]));
+    let json: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let note = json["checkpoint"].as_str().expect("a checkpoint in the JSON");
+    assert!(note.starts_with("tyreso.se/styrlogg\n"), "{note}");
+    assert!(report.contains("karin.hassler@tyreso.se"), "the key store opens it: {report}");
+    let md = ok(styrlogg(
+        &data,
+        &["report", "annual", "--org", "Tyresö kommun", "--year", "2012", "--format", "md", "--public"],
+    ));
+    assert!(md.contains("## Kontrollpunkt") && md.contains("```\ntyreso.se/styrlogg\n"), "{md}");
+    assert!(!md.contains("karin.hassler") && !md.contains("Anita"), "{md}");
+    // The checkpoint a report carries verifies the log later.
+    let cp = dir.path().join("cp");
+    std::fs::write(&cp, note).unwrap();
+    ok(styrlogg(&data, &["verify", "--checkpoint", cp.to_str().unwrap()]));
+}
+
+#[test]
+fn checkpoints_proofs_and_erasure_work_over_jetstream_too() {
+    let server = crate::nats::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let unused = dir.path().join("unused");
+    let keys = dir.path().join("keys");
+    let nats = |args: &[&str]| {
+        let mut v = vec!["--nats", server.url.as_str(), "--keys", keys.to_str().unwrap()];
+        v.extend_from_slice(args);
+        styrlogg(&unused, &v)
+    };
+    let vkey = ok(nats(&["key", "generate", "--name", "tyreso.se/styrlogg"])).trim().to_string();
+    ok(nats(&with_by(&[
+        "start",
+        "skl-styrsystem-2012-2014",
+        "--instance",
+        "tyreso-2012",
+        "--org",
+        "Tyresö kommun",
+        "--on",
+        "2012-01-15",
+        "--today",
+        "2012-01-20",
+    ])));
+    ok(nats(&with_by(&["key", "record", "--reason", "Kommunens nyckel"])));
+    let cp = dir.path().join("cp");
+    ok(nats(&["checkpoint", "-o", cp.to_str().unwrap()]));
+    // Personal data over JetStream needs a key store: without --keys it is refused.
+    let facts = [
+        "record",
+        "tyreso-2012",
+        "intresseanmalan",
+        "--on",
+        "2012-01-20",
+        "--today",
+        "2012-01-20",
+        "--fact",
+        "kontaktperson=Anita Brynje|kontaktperson|official",
+        "--fact",
+        "epost=Anita Brynje|anita.brynje@tyreso.se",
+        "--fact",
+        "organisation=Tyresö kommun",
+    ];
+    let mut no_keys = vec!["--nats", server.url.as_str()];
+    no_keys.extend(with_by(&facts));
+    refused(styrlogg(&unused, &no_keys), "give --keys DIR");
+    ok(nats(&with_by(&facts)));
+    assert!(ok(nats(&["audit", "tyreso-2012"])).contains("anita.brynje@tyreso.se"));
+    assert!(!ok(nats(&["export"])).contains("anita"));
+    let v = ok(nats(&["verify", "--checkpoint", cp.to_str().unwrap(), "--key", &vkey]));
+    assert!(v.contains("extends the checkpoint of 2 events"), "{v}");
+    let proof = dir.path().join("proof");
+    let cp2 = dir.path().join("cp2");
+    ok(nats(&["checkpoint", "-o", cp2.to_str().unwrap()]));
+    ok(nats(&["prove", "3", "--checkpoint", cp2.to_str().unwrap(), "-o", proof.to_str().unwrap()]));
+    ok(styrlogg(
+        &unused,
+        &["check-proof", proof.to_str().unwrap(), "--checkpoint", cp2.to_str().unwrap(), "--key", &vkey],
+    ));
+    ok(nats(&with_by(&["erase", "Anita Brynje", "--reason", "Gallring", "--decision", "KS 2014/12 § 4"])));
+    let audit = ok(nats(&["audit", "tyreso-2012"]));
+    assert!(!audit.contains("Anita") && audit.contains("[gallrad"), "{audit}");
+    assert!(files_containing(&keys, b"Anita").is_empty());
+    assert!(files_containing(&server.dir, b"Anita").is_empty(), "the server's files hold ciphertext only");
+    ok(nats(&["verify", "--checkpoint", cp.to_str().unwrap(), "--key", &vkey]));
+    assert!(!unused.exists());
+}
+
+const SYNPUNKTER: &str = r#"
+id = "synpunkter"
+version = 1
+title = { sv = "Synpunkter från en dialog", en = "Comments from a dialogue" }
+
+[[roles]]
+id = "sekreterare"
+title = { sv = "Sekreterare", en = "Secretary" }
+
+[[steps]]
+id = "synpunkt"
+title = { sv = "Synpunkt mottagen", en = "Comment received" }
+kind = "results_compiled"
+repeat = true
+recorded_by = ["sekreterare"]
+facts = [
+  { name = "sammanfattning", type = "text" },
+  { name = "halsouppgift", type = "text", confidential = true, required = false },
+  { name = "medborgare", type = "text", personal = true },
+  { name = "diarienummer", type = "case_number", confidential = true, required = false },
+]
+"#;
+
+#[test]
+fn confidential_facts_stay_in_the_log_and_out_of_public_extracts() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs");
+    std::fs::create_dir_all(&defs).unwrap();
+    std::fs::write(defs.join("synpunkter.toml"), SYNPUNKTER).unwrap();
+    let data = dir.path().join("log");
+    let w = defs.to_str().unwrap();
+    let sek = ["--by", "Eva Ek", "--role", "sekreterare", "--workflows", w];
+    let mut start =
+        vec!["start", "synpunkter", "--instance", "dialog-1", "--org", "Härryda kommun", "--on", "2013-03-01"];
+    start.extend_from_slice(&sek);
+    ok(styrlogg(&data, &start));
+    let mut rec = vec![
+        "record",
+        "dialog-1",
+        "synpunkt",
+        "--on",
+        "2013-03-02",
+        "--fact",
+        "sammanfattning=Fler bänkar i parken",
+        "--fact",
+        "halsouppgift=Rullstolsburen",
+        "--fact",
+        "medborgare=Signe Medborgare, Landvetter",
+        "--fact",
+        "diarienummer=SN 2013/7",
+    ];
+    rec.extend_from_slice(&sek);
+    ok(styrlogg(&data, &rec));
+    // Confidential is a public record under secrecy: in the log as it is.
+    assert!(!files_containing(&data, b"Rullstolsburen").is_empty());
+    assert!(files_containing(&data, b"Signe Medborgare").is_empty(), "personal data is sealed");
+    let full = ok(styrlogg(&data, &["audit", "dialog-1", "--format", "json"]));
+    assert!(full.contains("Rullstolsburen") && full.contains("Signe Medborgare") && full.contains("SN 2013/7"));
+    for format in ["json", "md", "html", "csv", "text"] {
+        let public = ok(styrlogg(&data, &["audit", "dialog-1", "--public", "--format", format]));
+        assert!(
+            !public.contains("Rullstolsburen") && !public.contains("Signe") && !public.contains("SN 2013/7"),
+            "{format}: {public}"
+        );
+        assert!(
+            public.contains("utelämnad: sekretess") && public.contains("utelämnad: personuppgift"),
+            "{format}: {public}"
+        );
+        assert!(public.contains("Fler bänkar i parken"), "{format}");
+    }
+    let annual = ok(styrlogg(
+        &data,
+        &[
+            "report",
+            "annual",
+            "--org",
+            "Härryda kommun",
+            "--year",
+            "2013",
+            "--public",
+            "--format",
+            "json",
+            "--lang",
+            "en",
+        ],
+    ));
+    assert!(!annual.contains("Rullstolsburen") && annual.contains("[left out: confidential]"), "{annual}");
+    assert!(annual.contains("\"public\": true"), "{annual}");
+    // A personal fact of nobody named gets a key of its own, erasable by id.
+    let persons = ok(styrlogg(&data, &["persons"]));
+    let id = persons
+        .lines()
+        .find(|l| l.contains("(no name)"))
+        .expect("listed")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    // Confidential facts are public records: nothing to erase there.
+    refused(
+        styrlogg(&data, &with_by(&["erase", "Rullstolsburen", "--reason", "x", "--decision", "y"])),
+        "unknown person",
+    );
+    ok(styrlogg(
+        &data,
+        &with_by(&["erase", &id, "--reason", "Begäran enligt GDPR art. 17", "--decision", "SN 2013/9"]),
+    ));
+    let after = ok(styrlogg(&data, &["audit", "dialog-1"]));
+    assert!(!after.contains("Signe") && after.contains("Rullstolsburen") && after.contains("[gallrad"), "{after}");
+}
+
+#[test]
+fn definitions_say_what_is_wrong_with_personal_facts() {
+    let bad = SYNPUNKTER.replace(
+        r#"{ name = "medborgare", type = "text", personal = true },"#,
+        r#"{ name = "medborgare", type = "text", personal = true, of = "sammanfattning" },
+  { name = "epost", type = "email", of = "ingen" },"#,
+    );
+    let problems = workflows::Definition::parse(&bad).unwrap_err();
+    let text: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+    assert!(text.iter().any(|m| m.contains("belongs to \"sammanfattning\", which is not a person fact")), "{text:?}");
+    assert!(text.iter().any(|m| m.contains("belongs to \"ingen\"")), "{text:?}");
+    let def = workflows::Definition::parse(SYNPUNKTER).unwrap();
+    let specs = &def.step("synpunkt").unwrap().facts;
+    assert!(specs.iter().any(|f| f.name == "halsouppgift" && f.confidential && !f.personal));
+    assert!(specs.iter().any(|f| f.name == "medborgare" && f.personal));
+    // E-mail and phone are always personal.
+    let src = SYNPUNKTER.replace(
+        r#"{ name = "sammanfattning", type = "text" },"#,
+        r#"{ name = "sammanfattning", type = "text" },
+  { name = "tel", type = "phone", required = false },"#,
+    );
+    let def = workflows::Definition::parse(&src).unwrap();
+    assert!(def.step("synpunkt").unwrap().facts.iter().any(|f| f.name == "tel" && f.personal));
+}
