@@ -93,14 +93,22 @@ async fn fold(cli: &Cli, as_of: Option<jiff::civil::Date>, need_events: bool) ->
 
 /// The whole log of an open store, folded from the start (no checkpoint).
 pub async fn view_of(store: &impl EventStore) -> Result<LogView> {
-    let mut view = LogView::new(None);
+    view_as_of(store, None).await
+}
+
+/// The log of an open store as known at the end of `as_of` (or now),
+/// folded from the start.
+pub async fn view_as_of(store: &impl EventStore, as_of: Option<jiff::civil::Date>) -> Result<LogView> {
+    let mut view = LogView::new(as_of);
     let mut next = 1;
-    loop {
+    'read: loop {
         let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
         let Some(last) = page.last() else { break };
         next = last.event.position + 1;
         for e in &page {
-            view.feed(e).map_err(|err| Refused(format!("position {}: {err}", e.event.position)))?;
+            if !view.feed(e).map_err(|err| Refused(format!("position {}: {err}", e.event.position)))? {
+                break 'read;
+            }
         }
     }
     Ok(view)
@@ -122,15 +130,89 @@ pub async fn rebuild(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn emit<T: Serialize>(out: &ReportOut, model: &T, doc: &Document) -> Result<()> {
+/// Which report, with its scope: what the command line and the web ask for.
+pub enum Spec<'a> {
+    Audit { instance: Option<&'a str>, org: Option<&'a str> },
+    Deadlines { org: Option<&'a str> },
+    Compliance { instance: &'a str },
+    Dialogues { org: Option<&'a str>, case: bool },
+    Annual { org: &'a str, year: i16 },
+}
+
+/// A report built from a view: its document, its model as JSON, and for
+/// deadlines the iCalendar feed.
+pub struct Built {
+    pub doc: Document,
+    pub json: String,
+    pub ics: Option<String>,
+}
+
+fn built<T: Serialize>(model: &T, doc: Document, ics: Option<String>) -> Result<Built> {
+    Ok(Built { doc, json: serde_json::to_string_pretty(model)? + "\n", ics })
+}
+
+fn as_of_note(as_of: Option<jiff::civil::Date>) -> String {
+    as_of.map(|d| format!(" as known on {d}")).unwrap_or_default()
+}
+
+/// Builds a report on a folded view (as known on `view.as_of`). A scope
+/// that names nothing in the log is refused, as on the command line.
+pub fn build(v: &LogView, spec: &Spec, today: jiff::civil::Date, l: Lang) -> Result<Built> {
+    let note = as_of_note(v.as_of);
+    match *spec {
+        Spec::Audit { instance, org } => {
+            if let Some(i) = instance {
+                if !v.instances.keys().any(|k| k.as_str() == i) {
+                    bail!(Refused(format!("no instance {i} in the log{note}")));
+                }
+            }
+            let model = audit::build(v, instance, org, l);
+            if model.entries.is_empty() {
+                bail!(Refused(format!("nothing recorded for {}{note}", model.scope)));
+            }
+            let doc = audit::document(&model, v, l);
+            built(&model, doc, None)
+        }
+        Spec::Deadlines { org } => {
+            let model = deadlines::build(v, org, today, l);
+            let ics = report_render::ics(&model, l);
+            built(&model, deadlines::document(&model, v, l), Some(ics))
+        }
+        Spec::Compliance { instance } => {
+            let model = compliance::build(v, instance, today, l)
+                .ok_or_else(|| Refused(format!("no instance {instance} in the log{note}")))?;
+            built(&model, compliance::document(&model, v, l), None)
+        }
+        Spec::Dialogues { org, case } => {
+            let model = dialogues::build(v, org, l);
+            let doc = match case {
+                true => dialogues::case_template(&model, v, l),
+                false => dialogues::document(&model, v, l),
+            };
+            built(&model, doc, None)
+        }
+        Spec::Annual { org, year } => {
+            if v.select(Some(org)).next().is_none() {
+                bail!(Refused(format!("no instance for organisation {org:?}{note}")));
+            }
+            let model = annual::build(v, org, year, l);
+            built(&model, annual::document(&model, v, l), None)
+        }
+    }
+}
+
+fn emit(out: &ReportOut, b: Built) -> Result<()> {
     let l = lang(out);
     let text = match out.format {
-        ReportFormat::Text => report_render::text(doc, 160),
-        ReportFormat::Md => report_render::markdown(doc),
-        ReportFormat::Html => report_render::html(doc, l),
-        ReportFormat::Json => serde_json::to_string_pretty(model)? + "\n",
-        ReportFormat::Csv => report_render::csv(doc)?,
-        ReportFormat::Ics => bail!(Refused("--format ics is for `styrlogg deadlines` only".into())),
+        ReportFormat::Text => report_render::text(&b.doc, 160),
+        ReportFormat::Md => report_render::markdown(&b.doc),
+        ReportFormat::Html => report_render::html(&b.doc, l),
+        ReportFormat::Json => b.json,
+        ReportFormat::Csv => report_render::csv(&b.doc)?,
+        ReportFormat::Ics => match b.ics {
+            Some(ics) => ics,
+            None => bail!(Refused("--format ics is for `styrlogg deadlines` only".into())),
+        },
     };
     write_out(out, &text)
 }
@@ -149,55 +231,22 @@ fn write_out(out: &ReportOut, text: &str) -> Result<()> {
 
 pub async fn audit(cli: &Cli, instance: Option<&str>, org: Option<&str>, out: &ReportOut) -> Result<()> {
     let v = fold(cli, out.as_of, true).await?;
-    if let Some(i) = instance {
-        if !v.instances.keys().any(|k| k.as_str() == i) {
-            bail!(Refused(format!("no instance {i} in the log{}", as_of_note(out))));
-        }
-    }
-    let model = audit::build(&v, instance, org, lang(out));
-    if model.entries.is_empty() {
-        bail!(Refused(format!("nothing recorded for {}{}", model.scope, as_of_note(out))));
-    }
-    emit(out, &model, &audit::document(&model, &v, lang(out)))
-}
-
-fn as_of_note(out: &ReportOut) -> String {
-    out.as_of.map(|d| format!(" as known on {d}")).unwrap_or_default()
+    emit(out, build(&v, &Spec::Audit { instance, org }, crate::flow::today(cli), lang(out))?)
 }
 
 pub async fn deadlines(cli: &Cli, org: Option<&str>, out: &ReportOut) -> Result<()> {
     let v = view(cli, out.as_of).await?;
-    let model = deadlines::build(&v, org, crate::flow::today(cli), lang(out));
-    if out.format == ReportFormat::Ics {
-        return write_out(out, &report_render::ics(&model, lang(out)));
-    }
-    emit(out, &model, &deadlines::document(&model, &v, lang(out)))
+    emit(out, build(&v, &Spec::Deadlines { org }, crate::flow::today(cli), lang(out))?)
 }
 
 pub async fn report(cli: &Cli, cmd: &ReportCommand) -> Result<()> {
-    match cmd {
-        ReportCommand::Compliance { instance, out } => {
-            let v = view(cli, out.as_of).await?;
-            let model = compliance::build(&v, instance, crate::flow::today(cli), lang(out))
-                .ok_or_else(|| Refused(format!("no instance {instance} in the log{}", as_of_note(out))))?;
-            emit(out, &model, &compliance::document(&model, &v, lang(out)))
-        }
+    let (spec, out) = match cmd {
+        ReportCommand::Compliance { instance, out } => (Spec::Compliance { instance }, out),
         ReportCommand::Dialogues { org, template, out } => {
-            let v = view(cli, out.as_of).await?;
-            let model = dialogues::build(&v, org.as_deref(), lang(out));
-            let doc = match template.as_deref() {
-                Some("case") => dialogues::case_template(&model, &v, lang(out)),
-                _ => dialogues::document(&model, &v, lang(out)),
-            };
-            emit(out, &model, &doc)
+            (Spec::Dialogues { org: org.as_deref(), case: template.as_deref() == Some("case") }, out)
         }
-        ReportCommand::Annual { org, year, out } => {
-            let v = view(cli, out.as_of).await?;
-            if v.select(Some(org)).next().is_none() {
-                bail!(Refused(format!("no instance for organisation {org:?}{}", as_of_note(out))));
-            }
-            let model = annual::build(&v, org, *year, lang(out));
-            emit(out, &model, &annual::document(&model, &v, lang(out)))
-        }
-    }
+        ReportCommand::Annual { org, year, out } => (Spec::Annual { org, year: *year }, out),
+    };
+    let v = view(cli, out.as_of).await?;
+    emit(out, build(&v, &spec, crate::flow::today(cli), lang(out))?)
 }
