@@ -162,20 +162,21 @@ fn step_title(ctx: &Ctx, step: Option<&Step>, id: &str) -> String {
 }
 
 /// The overview's table: every instance with its status and what is overdue.
-fn overview_table(ctx: &Ctx, state: &super::AppState) -> Markup {
+fn overview_table(ctx: &Ctx, state: &super::AppState) -> (Markup, u64) {
     let today = state.today();
-    let rows: Vec<(InstanceStatus, String, String)> = state.live.read(|v| {
-        v.instances
+    let (rows, head): (Vec<(InstanceStatus, String, String)>, u64) = state.live.read(|v| {
+        let rows = v
+            .instances
             .values()
             .map(|i| {
                 let s = InstanceStatus::of(&i.instance, today);
                 (s, ctx.lang.title(&i.instance.definition.title), i.instance.definition.id.clone())
             })
-            .collect()
+            .collect();
+        (rows, v.head_position)
     });
     let overdue_total: usize = rows.iter().map(|(s, _, _)| s.overdue().count()).sum();
-    let head = state.live.read(|v| v.head_position);
-    html! {
+    let markup = html! {
         p {
             (ctx.t("Per", "As of")) " " (today) ". "
             (rows.len()) " " (ctx.t("instanser", "instances")) ", "
@@ -224,7 +225,8 @@ fn overview_table(ctx: &Ctx, state: &super::AppState) -> Markup {
                 }
             }
         }
-    }
+    };
+    (markup, head)
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -234,7 +236,7 @@ pub struct OverviewQuery {
 
 /// `/`: every instance, its status and what is overdue; updates live.
 pub async fn overview(ctx: Ctx, State(state): State<Shared>, Query(q): Query<OverviewQuery>) -> Response {
-    let table = overview_table(&ctx, &state);
+    let (table, head) = overview_table(&ctx, &state);
     if q.partial.is_some() {
         return ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], table.into_string()).into_response();
     }
@@ -251,7 +253,7 @@ pub async fn overview(ctx: Ctx, State(state): State<Shared>, Query(q): Query<Ove
                     "You see the public view: no personal data, no names and no free texts. Log in to see everything and to record."
                 )) }
             }
-            div id="live" data-live="/?partial=1" { (table) }
+            div id="live" data-live="/?partial=1" data-head=(head) { (table) }
             p id="live-status" role="status" aria-live="polite" {}
             script src="/static/live.js" defer {}
         },

@@ -8,10 +8,10 @@
   if (!region || !window.EventSource) return;
   var url = region.getAttribute("data-live");
   var lang = document.documentElement.lang === "en" ? "en" : "sv";
-  var last = null;
+  // The head the page was rendered at: any later one means new events.
+  var last = region.getAttribute("data-head");
   var source = new EventSource("/events");
   source.addEventListener("head", function (ev) {
-    if (last === null) { last = ev.data; return; }
     if (ev.data === last) return;
     last = ev.data;
     fetch(url + "&lang=" + lang, { credentials: "same-origin" })
