@@ -394,7 +394,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub secure_cookies: bool,
     /// Also run the reminder service in this process (as `remind --watch`, with the channels the
-    /// configuration allows), on the store the server holds.
+    /// configuration allows), on the store the server holds. It follows the clock, so not with --today.
     #[arg(long)]
     pub remind: bool,
 }

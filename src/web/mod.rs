@@ -7,6 +7,10 @@
 //! never takes the actor from a request's input: the actor's name is the
 //! logged-in user's (or token's), the role one they hold.
 
+// A `WebError` carries the rule's message, field and remedy; it is built
+// once per refused request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 pub mod api;
 pub mod auth;
 pub mod limits;
@@ -277,6 +281,12 @@ pub fn router(state: Shared) -> Router {
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<()> {
+    if args.remind && cli.today.is_some() {
+        anyhow::bail!(crate::Refused(
+            "--remind follows the clock and cannot run with --today; run `styrlogg remind --today DATE` for a day"
+                .into()
+        ));
+    }
     let users = users::Users::load(&cli.users).map_err(|e| crate::Refused(format!("{e:#}")))?;
     let store = crate::open(cli, OpenMode::CreateIfMissing).await?;
     let definitions = crate::flow::definitions(cli)?;

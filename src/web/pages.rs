@@ -164,13 +164,14 @@ fn step_title(ctx: &Ctx, step: Option<&Step>, id: &str) -> String {
 /// The overview's table: every instance with its status and what is overdue.
 fn overview_table(ctx: &Ctx, state: &super::AppState) -> (Markup, u64) {
     let today = state.today();
-    let (rows, head): (Vec<(InstanceStatus, String, String)>, u64) = state.live.read(|v| {
+    type Row = (InstanceStatus, String, std::sync::Arc<workflows::Definition>);
+    let (rows, head): (Vec<Row>, u64) = state.live.read(|v| {
         let rows = v
             .instances
             .values()
             .map(|i| {
                 let s = InstanceStatus::of(&i.instance, today);
-                (s, ctx.lang.title(&i.instance.definition.title), i.instance.definition.id.clone())
+                (s, ctx.lang.title(&i.instance.definition.title), i.instance.definition.clone())
             })
             .collect();
         (rows, v.head_position)
@@ -197,7 +198,7 @@ fn overview_table(ctx: &Ctx, state: &super::AppState) -> (Markup, u64) {
                     th scope="col" { (ctx.t("Nästa tidsfrist", "Next deadline")) }
                 } }
                 tbody {
-                    @for (s, wf_title, _) in &rows {
+                    @for (s, wf_title, def) in &rows {
                         @let done = s.steps.iter().filter(|x| x.state == StepState::Done).count();
                         @let overdue: Vec<_> = s.overdue().collect();
                         @let next = s.upcoming().into_iter().next();
@@ -211,13 +212,13 @@ fn overview_table(ctx: &Ctx, state: &super::AppState) -> (Markup, u64) {
                                 @else {
                                     ul.compact {
                                         @for o in &overdue {
-                                            li.overdue { span.badge.overdue { (ctx.t("Försenat", "Overdue")) } " " (o.id) " (" (ctx.t("sista dag", "last day")) " " (o.deadline.map(|d| d.to_string()).unwrap_or_default()) ")" }
+                                            li.overdue { span.badge.overdue { (ctx.t("Försenat", "Overdue")) } " " (step_title(ctx, def.step(&o.id), &o.id)) " (" (ctx.t("sista dag", "last day")) " " (o.deadline.map(|d| d.to_string()).unwrap_or_default()) ")" }
                                         }
                                     }
                                 }
                             }
                             td {
-                                @if let Some(n) = next { (n.deadline.map(|d| d.to_string()).unwrap_or_default()) " " (n.id) }
+                                @if let Some(n) = next { (n.deadline.map(|d| d.to_string()).unwrap_or_default()) " " (step_title(ctx, def.step(&n.id), &n.id)) }
                                 @else { "–" }
                             }
                         }

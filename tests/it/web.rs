@@ -31,6 +31,12 @@ impl Server {
     /// The demo's five histories in a fresh store, the test users, and the
     /// server on a free port. `global` are options before `serve` (e.g. --nats).
     pub fn start_with(global: &[&str], load_demo: bool) -> Server {
+        Server::start_full(global, &[], load_demo)
+    }
+
+    /// As [`Server::start_with`], with options after `serve`; with
+    /// `--remind` the server follows the clock, so no --today is given.
+    pub fn start_full(global: &[&str], serve: &[&str], load_demo: bool) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let users = dir.path().join("users.toml");
@@ -54,12 +60,17 @@ impl Server {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let config = dir.path().join("styrlogg.toml");
+        std::fs::write(&config, "").unwrap();
+        let today: &[&str] = if serve.contains(&"--remind") { &[] } else { &["--today", TODAY] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_styrlogg"))
             .arg("--data")
             .arg(&data)
-            .args(["--users", users.to_str().unwrap(), "--today", TODAY])
+            .args(["--users", users.to_str().unwrap(), "--config", config.to_str().unwrap()])
+            .args(today)
             .args(global)
             .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(serve)
             .env_remove("RUST_LOG")
             .env_remove("STYRLOGG_CONFIG")
             .stdout(Stdio::piped())
@@ -507,4 +518,27 @@ fn user_command_refuses_weak_passwords_and_never_prints_hashes() {
     let again = styrlogg(&data, &["--users", users.to_str().unwrap(), "user", "add", "eva", "--role", "x"]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--replace"));
+}
+
+#[test]
+fn serve_runs_the_reminder_service_in_process() {
+    let refused = styrlogg(Path::new("/nonexistent/styrlogg"), &["--today", TODAY, "serve", "--remind"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot run with --today"));
+
+    // As of the real today every deadline of the demo's histories has long
+    // passed: the service in the server records each missed one, once.
+    let s = Server::start_full(&[], &["--remind"], true);
+    let auth = format!("Bearer {}", s.token);
+    let mut kinds = Vec::new();
+    for _ in 0..300 {
+        let r = s.request("GET", "/api/reports/audit", &[("authorization", &auth)], None);
+        kinds =
+            r.json()["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
+        if kinds.iter().any(|k| k == "deadline_missed") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(kinds.iter().any(|k| k == "deadline_missed"), "the reminder service recorded missed deadlines: {kinds:?}");
 }
