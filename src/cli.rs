@@ -52,6 +52,10 @@ pub struct Cli {
     /// key store directory (--keys).
     #[arg(long, global = true, env = "STYRLOGG_SIGNING_KEY", value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
+    /// The users file of the web interface: logins with their roles and argon2 password hashes, and
+    /// API tokens (`styrlogg user` writes it). Default: ./styrlogg-users.toml.
+    #[arg(long, global = true, env = "STYRLOGG_USERS", default_value = "./styrlogg-users.toml", value_name = "FILE")]
+    pub users: PathBuf,
 
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -351,6 +355,16 @@ pub enum Command {
     /// DIR it is kept, and running again writes nothing new. Reports are made as of --today (default 2015-10-22, the date of
     /// the newest source document).
     Demo,
+    /// Serve the web interface and the HTTP JSON API (see README: Web interface).
+    ///
+    /// Pages for the overview, each instance's timeline, deadlines, the dialogue register and every report,
+    /// forms to start an instance and record a step; the same operations as JSON under /api. Writes need a
+    /// login (users and API tokens from --users FILE). The embedded store is held while the server runs:
+    /// other commands on the same --data wait up to 10 s and then say it is in use; use --nats to share.
+    Serve(ServeArgs),
+    /// Manage the web interface's users and API tokens in --users FILE.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Append synthetic events as fast as possible and report latency and
     /// throughput (used by the crash test and for measurements).
     #[command(hide = true)]
@@ -487,4 +501,57 @@ pub struct StressArgs {
     /// Print `ack COMMAND_ID` on stdout as each append is acknowledged.
     #[arg(long)]
     pub print_acks: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0: any free port; the address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub addr: std::net::SocketAddr,
+    /// Mark session cookies Secure: set this when the server is reached over HTTPS (a TLS-terminating proxy).
+    #[arg(long)]
+    pub secure_cookies: bool,
+    /// Also run the reminder service in this process (as `remind --watch`, with the channels the
+    /// configuration allows), on the store the server holds. It follows the clock, so not with --today.
+    #[arg(long)]
+    pub remind: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user who logs in with a password, read from standard input (a prompt on a terminal), never
+    /// from the command line.
+    Add {
+        /// The login name (letters, digits, . _ -).
+        login: String,
+        /// The name recorded as the actor of every event the user records; default the login.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// A role the user may act in (as the workflows name them: sekreterare, projektledare, ...); repeat
+        /// for more.
+        #[arg(long = "role", value_name = "ROLE", required = true)]
+        roles: Vec<String>,
+        /// An organisation the user may record for; repeat for more. Default: any.
+        #[arg(long = "org", value_name = "ORG")]
+        orgs: Vec<String>,
+        /// Replace the user if it exists (a new password, roles and organisations).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Create an API token for a machine; the token is printed once and only its hash is kept.
+    Token {
+        /// The token's name, recorded as the actor of every event written with it.
+        name: String,
+        #[arg(long = "role", value_name = "ROLE", required = true)]
+        roles: Vec<String>,
+        #[arg(long = "org", value_name = "ORG")]
+        orgs: Vec<String>,
+        /// Replace a token of that name (the old one stops working).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Remove a user or a token.
+    Remove { login: String },
+    /// List users and tokens with their roles (never their hashes).
+    List,
 }

@@ -47,6 +47,19 @@ fn available(cli: &Cli) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// Every definition that parses, in the order of [`available`] (a later
+/// one with the same id replaces an earlier one); the others are warned of.
+pub fn definitions(cli: &Cli) -> Result<Vec<Definition>> {
+    let mut out = Vec::new();
+    for (name, src) in available(cli)? {
+        match Definition::parse(&src) {
+            Ok(d) => out.push(d),
+            Err(p) => tracing::warn!("{name} has errors and is skipped:\n{}", problems_text(&name, &src, &p)),
+        }
+    }
+    Ok(out)
+}
+
 fn problems_text(file: &str, source: &str, problems: &[workflows::Problem]) -> String {
     problems.iter().map(|p| p.render(file, source)).collect::<Vec<_>>().join("\n")
 }

@@ -13,6 +13,8 @@ mod report_render;
 mod reports;
 mod stress;
 mod trust_cmd;
+mod user_cmd;
+mod web;
 
 use anyhow::{bail, Context, Result};
 use cli::{Cli, Command, Format};
@@ -254,6 +256,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Status { instance, format } => flow::status(&cli, instance.as_deref(), *format).await?,
         Command::Stress(args) => stress::run(&cli, args).await?,
+        Command::Serve(args) => web::serve(&cli, args).await?,
+        Command::User(cmd) => user_cmd::run(&cli, cmd)?,
     }
     Ok(ExitCode::SUCCESS)
 }

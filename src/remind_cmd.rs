@@ -22,7 +22,7 @@ pub fn config(cli: &Cli) -> Result<Config> {
     }
 }
 
-async fn channels(cli: &Cli, config: &Config, asked: &[ChannelArg]) -> Result<Vec<Arc<dyn Channel>>> {
+pub(crate) async fn channels(cli: &Cli, config: &Config, asked: &[ChannelArg]) -> Result<Vec<Arc<dyn Channel>>> {
     let asked: Vec<ChannelArg> = if asked.is_empty() {
         let mut v = vec![ChannelArg::Log];
         if config.smtp.is_some() {
@@ -126,7 +126,7 @@ pub async fn run(cli: &Cli, watch: bool, asked: &[ChannelArg]) -> Result<()> {
 /// Installs the handlers for Ctrl-C (SIGINT) and SIGTERM at once, so a
 /// signal that arrives during the first pass is not lost, and returns a
 /// future that resolves when either arrives.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;

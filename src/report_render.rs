@@ -134,14 +134,22 @@ body{{font-family:system-ui,sans-serif;margin:2rem;line-height:1.4;color:#111}}\
 table{{border-collapse:collapse;width:100%;margin:1rem 0;font-size:.9rem}}\n\
 th,td{{border:1px solid #999;padding:.3rem .5rem;text-align:left;vertical-align:top}}\n\
 th{{background:#eee}}\n.meta{{color:#333;font-size:.9rem}}\n\
-@media print{{body{{margin:0}}th{{background:none}}}}\n</style>\n</head>\n<body>\n<main>\n<h1>{}</h1>\n",
+@media print{{body{{margin:0}}th{{background:none}}}}\n</style>\n</head>\n<body>\n<main>\n",
         match lang {
             Lang::Sv => "sv",
             Lang::En => "en",
         },
         esc(&d.title),
-        esc(&d.title)
     );
+    s.push_str(&html_body(d));
+    s.push_str("</main>\n</body>\n</html>\n");
+    s
+}
+
+/// The document as an HTML fragment (its title as `h1`, then its blocks),
+/// for a page that provides the rest: the web interface embeds it.
+pub fn html_body(d: &Document) -> String {
+    let mut s = format!("<h1>{}</h1>\n", esc(&d.title));
     for m in &d.meta {
         let _ = writeln!(s, "<p class=\"meta\">{}</p>", esc(m));
     }
@@ -183,7 +191,6 @@ th{{background:#eee}}\n.meta{{color:#333;font-size:.9rem}}\n\
             }
         }
     }
-    s.push_str("</main>\n</body>\n</html>\n");
     s
 }
 

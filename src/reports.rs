@@ -68,10 +68,21 @@ fn save_checkpoint(cli: &Cli, view: &LogView) {
 }
 
 /// A report's view and what goes with it.
-struct Built {
-    view: LogView,
-    /// A signed checkpoint as of the view's head, when a signing key is here.
-    checkpoint: Option<String>,
+pub struct Prepared {
+    pub view: LogView,
+    /// A signed checkpoint as of the view's head, and whether this is a
+    /// public extract.
+    pub extras: Extras,
+}
+
+/// What a report carries besides its model.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// The signed checkpoint (C2SP tlog-checkpoint note) of the log as of the
+    /// report's head, when a signing key is here.
+    pub checkpoint: Option<String>,
+    /// A public extract: personal and confidential facts left out.
+    pub public: bool,
 }
 
 /// Folds the log as known at the end of `as_of` (or now) for a report:
@@ -79,11 +90,11 @@ struct Built {
 /// extract, left sealed and left out), erasures noted, and a signed
 /// checkpoint as of the view's head. Views of the whole log without
 /// events start from the projection checkpoint and update it.
-async fn view(cli: &Cli, out: &ReportOut) -> Result<Built> {
-    build(cli, out, false).await
+async fn view(cli: &Cli, out: &ReportOut) -> Result<Prepared> {
+    prepare(cli, out, false).await
 }
 
-async fn build(cli: &Cli, out: &ReportOut, need_events: bool) -> Result<Built> {
+async fn prepare(cli: &Cli, out: &ReportOut, need_events: bool) -> Result<Prepared> {
     let (mut view, store) = fold_open(cli, out.as_of, need_events).await?;
     let prepared = async {
         view.disclosure = personal::disclosure(&store, out.public).await?;
@@ -103,7 +114,7 @@ async fn build(cli: &Cli, out: &ReportOut, need_events: bool) -> Result<Built> {
     if !out.public {
         personal::open_view(&personal::Keys::for_cli(cli), &mut view)?;
     }
-    Ok(Built { view, checkpoint })
+    Ok(Prepared { view, extras: Extras { checkpoint, public: out.public } })
 }
 
 /// The whole log as it is now, folded from the projection checkpoint, for
@@ -152,14 +163,22 @@ async fn fold_open(
 
 /// The whole log of an open store, folded from the start (no checkpoint).
 pub async fn view_of(store: &impl EventStore) -> Result<LogView> {
-    let mut view = LogView::new(None);
+    view_as_of(store, None).await
+}
+
+/// The log of an open store as known at the end of `as_of` (or now),
+/// folded from the start.
+pub async fn view_as_of(store: &impl EventStore, as_of: Option<jiff::civil::Date>) -> Result<LogView> {
+    let mut view = LogView::new(as_of);
     let mut next = 1;
-    loop {
+    'read: loop {
         let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
         let Some(last) = page.last() else { break };
         next = last.event.position + 1;
         for e in &page {
-            view.feed(e).map_err(|err| Refused(format!("position {}: {err}", e.event.position)))?;
+            if !view.feed(e).map_err(|err| Refused(format!("position {}: {err}", e.event.position)))? {
+                break 'read;
+            }
         }
     }
     Ok(view)
@@ -188,19 +207,33 @@ pub async fn rebuild(cli: &Cli) -> Result<()> {
 struct WithTrust<'a, T: Serialize> {
     #[serde(flatten)]
     report: &'a T,
-    /// The signed checkpoint (C2SP tlog-checkpoint note) of the log as of
-    /// the report's head.
     #[serde(skip_serializing_if = "Option::is_none")]
     checkpoint: Option<&'a str>,
-    /// A public extract: personal and confidential facts left out.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     public: bool,
 }
 
-fn emit<T: Serialize>(out: &ReportOut, model: &T, doc: &Document, built: &Built) -> Result<()> {
-    let l = lang(out);
-    let mut doc = doc.clone();
-    if out.public {
+/// Which report, with its scope: what the command line and the web ask for.
+pub enum Spec<'a> {
+    Audit { instance: Option<&'a str>, org: Option<&'a str> },
+    Deadlines { org: Option<&'a str> },
+    Compliance { instance: &'a str },
+    Dialogues { org: Option<&'a str>, case: bool },
+    Annual { org: &'a str, year: i16 },
+}
+
+/// A report built from a view: its document, its model as JSON, and for
+/// deadlines the iCalendar feed.
+pub struct Built {
+    pub doc: Document,
+    pub json: String,
+    pub ics: Option<String>,
+}
+
+/// The document and JSON with what goes besides the model: a note on a
+/// public extract, and the checkpoint.
+fn built<T: Serialize>(model: &T, mut doc: Document, ics: Option<String>, x: &Extras, l: Lang) -> Result<Built> {
+    if x.public {
         doc.meta.push(
             l.t(
                 "Offentlig version: personuppgifter och uppgifter under sekretess är utelämnade; där det gäller står [utelämnad].",
@@ -209,7 +242,7 @@ fn emit<T: Serialize>(out: &ReportOut, model: &T, doc: &Document, built: &Built)
             .to_string(),
         );
     }
-    if let Some(c) = &built.checkpoint {
+    if let Some(c) = &x.checkpoint {
         doc.heading(l.t("Kontrollpunkt", "Checkpoint"));
         doc.para(l.t(
             "Loggen som rapporten bygger på, signerad (C2SP tlog-checkpoint, RFC 9162 SHA-256 Merkle-rot). Kontrollera senare att loggen inte skrivits om: styrlogg verify --checkpoint FIL --key PUBLIK-NYCKEL.",
@@ -217,20 +250,72 @@ fn emit<T: Serialize>(out: &ReportOut, model: &T, doc: &Document, built: &Built)
         ));
         doc.verbatim(c.clone());
     }
-    let doc = &doc;
-    let text = match out.format {
-        ReportFormat::Text => report_render::text(doc, 160),
-        ReportFormat::Md => report_render::markdown(doc),
-        ReportFormat::Html => report_render::html(doc, l),
-        ReportFormat::Json => {
-            serde_json::to_string_pretty(&WithTrust {
-                report: model,
-                checkpoint: built.checkpoint.as_deref(),
-                public: out.public,
-            })? + "\n"
+    let json = WithTrust { report: model, checkpoint: x.checkpoint.as_deref(), public: x.public };
+    Ok(Built { doc, json: serde_json::to_string_pretty(&json)? + "\n", ics })
+}
+
+fn as_of_note(as_of: Option<jiff::civil::Date>) -> String {
+    as_of.map(|d| format!(" as known on {d}")).unwrap_or_default()
+}
+
+/// Builds a report on a folded view (as known on `view.as_of`). A scope
+/// that names nothing in the log is refused, as on the command line.
+pub fn build(v: &LogView, spec: &Spec, today: jiff::civil::Date, l: Lang, x: &Extras) -> Result<Built> {
+    let note = as_of_note(v.as_of);
+    match *spec {
+        Spec::Audit { instance, org } => {
+            if let Some(i) = instance {
+                if !v.instances.keys().any(|k| k.as_str() == i) {
+                    bail!(Refused(format!("no instance {i} in the log{note}")));
+                }
+            }
+            let model = audit::build(v, instance, org, l);
+            if model.entries.is_empty() {
+                bail!(Refused(format!("nothing recorded for {}{note}", model.scope)));
+            }
+            let doc = audit::document(&model, v, l);
+            built(&model, doc, None, x, l)
         }
-        ReportFormat::Csv => report_render::csv(doc)?,
-        ReportFormat::Ics => bail!(Refused("--format ics is for `styrlogg deadlines` only".into())),
+        Spec::Deadlines { org } => {
+            let model = deadlines::build(v, org, today, l);
+            let ics = report_render::ics(&model, l);
+            built(&model, deadlines::document(&model, v, l), Some(ics), x, l)
+        }
+        Spec::Compliance { instance } => {
+            let model = compliance::build(v, instance, today, l)
+                .ok_or_else(|| Refused(format!("no instance {instance} in the log{note}")))?;
+            built(&model, compliance::document(&model, v, l), None, x, l)
+        }
+        Spec::Dialogues { org, case } => {
+            let model = dialogues::build(v, org, l);
+            let doc = match case {
+                true => dialogues::case_template(&model, v, l),
+                false => dialogues::document(&model, v, l),
+            };
+            built(&model, doc, None, x, l)
+        }
+        Spec::Annual { org, year } => {
+            if v.select(Some(org)).next().is_none() {
+                bail!(Refused(format!("no instance for organisation {org:?}{note}")));
+            }
+            let model = annual::build(v, org, year, l);
+            built(&model, annual::document(&model, v, l), None, x, l)
+        }
+    }
+}
+
+fn emit(out: &ReportOut, b: Built) -> Result<()> {
+    let l = lang(out);
+    let text = match out.format {
+        ReportFormat::Text => report_render::text(&b.doc, 160),
+        ReportFormat::Md => report_render::markdown(&b.doc),
+        ReportFormat::Html => report_render::html(&b.doc, l),
+        ReportFormat::Json => b.json,
+        ReportFormat::Csv => report_render::csv(&b.doc)?,
+        ReportFormat::Ics => match b.ics {
+            Some(ics) => ics,
+            None => bail!(Refused("--format ics is for `styrlogg deadlines` only".into())),
+        },
     };
     write_out(out, &text)
 }
@@ -248,61 +333,23 @@ fn write_out(out: &ReportOut, text: &str) -> Result<()> {
 }
 
 pub async fn audit(cli: &Cli, instance: Option<&str>, org: Option<&str>, out: &ReportOut) -> Result<()> {
-    let built = build(cli, out, true).await?;
-    let v = &built.view;
-    if let Some(i) = instance {
-        if !v.instances.keys().any(|k| k.as_str() == i) {
-            bail!(Refused(format!("no instance {i} in the log{}", as_of_note(out))));
-        }
-    }
-    let model = audit::build(v, instance, org, lang(out));
-    if model.entries.is_empty() {
-        bail!(Refused(format!("nothing recorded for {}{}", model.scope, as_of_note(out))));
-    }
-    emit(out, &model, &audit::document(&model, v, lang(out)), &built)
-}
-
-fn as_of_note(out: &ReportOut) -> String {
-    out.as_of.map(|d| format!(" as known on {d}")).unwrap_or_default()
+    let p = prepare(cli, out, true).await?;
+    emit(out, build(&p.view, &Spec::Audit { instance, org }, crate::flow::today(cli), lang(out), &p.extras)?)
 }
 
 pub async fn deadlines(cli: &Cli, org: Option<&str>, out: &ReportOut) -> Result<()> {
-    let built = view(cli, out).await?;
-    let v = &built.view;
-    let model = deadlines::build(v, org, crate::flow::today(cli), lang(out));
-    if out.format == ReportFormat::Ics {
-        return write_out(out, &report_render::ics(&model, lang(out)));
-    }
-    emit(out, &model, &deadlines::document(&model, v, lang(out)), &built)
+    let p = view(cli, out).await?;
+    emit(out, build(&p.view, &Spec::Deadlines { org }, crate::flow::today(cli), lang(out), &p.extras)?)
 }
 
 pub async fn report(cli: &Cli, cmd: &ReportCommand) -> Result<()> {
-    match cmd {
-        ReportCommand::Compliance { instance, out } => {
-            let built = view(cli, out).await?;
-            let v = &built.view;
-            let model = compliance::build(v, instance, crate::flow::today(cli), lang(out))
-                .ok_or_else(|| Refused(format!("no instance {instance} in the log{}", as_of_note(out))))?;
-            emit(out, &model, &compliance::document(&model, v, lang(out)), &built)
-        }
+    let (spec, out) = match cmd {
+        ReportCommand::Compliance { instance, out } => (Spec::Compliance { instance }, out),
         ReportCommand::Dialogues { org, template, out } => {
-            let built = view(cli, out).await?;
-            let v = &built.view;
-            let model = dialogues::build(v, org.as_deref(), lang(out));
-            let doc = match template.as_deref() {
-                Some("case") => dialogues::case_template(&model, v, lang(out)),
-                _ => dialogues::document(&model, v, lang(out)),
-            };
-            emit(out, &model, &doc, &built)
+            (Spec::Dialogues { org: org.as_deref(), case: template.as_deref() == Some("case") }, out)
         }
-        ReportCommand::Annual { org, year, out } => {
-            let built = view(cli, out).await?;
-            let v = &built.view;
-            if v.select(Some(org)).next().is_none() {
-                bail!(Refused(format!("no instance for organisation {org:?}{}", as_of_note(out))));
-            }
-            let model = annual::build(v, org, *year, lang(out));
-            emit(out, &model, &annual::document(&model, v, lang(out)), &built)
-        }
-    }
+        ReportCommand::Annual { org, year, out } => (Spec::Annual { org, year: *year }, out),
+    };
+    let p = view(cli, out).await?;
+    emit(out, build(&p.view, &spec, crate::flow::today(cli), lang(out), &p.extras)?)
 }

@@ -79,6 +79,9 @@ pub struct Rejection {
     pub message: String,
     /// What would satisfy the rule.
     pub remedy: String,
+    /// The fact the rejection is about, when it is about one (a form shows
+    /// the message next to that field).
+    pub fact: Option<String>,
 }
 
 impl fmt::Display for Rejection {
@@ -94,7 +97,15 @@ impl fmt::Display for Rejection {
 impl std::error::Error for Rejection {}
 
 fn reject(rule: Rule, step: Option<&str>, message: impl Into<String>, remedy: impl Into<String>) -> Rejection {
-    Rejection { rule, step: step.map(String::from), message: message.into(), remedy: remedy.into() }
+    Rejection { rule, step: step.map(String::from), message: message.into(), remedy: remedy.into(), fact: None }
+}
+
+impl Rejection {
+    /// The same rejection, naming the fact it is about.
+    fn about(mut self, fact: &str) -> Rejection {
+        self.fact = Some(fact.to_string());
+        self
+    }
 }
 
 /// What a user asks of an instance.
@@ -210,12 +221,15 @@ fn typed_facts(step: &Step, raw: &[(String, String)]) -> Result<Vec<Fact>, Rejec
                 sid,
                 format!("step {} has no fact {name:?}", step.id),
                 format!("Its facts are: {}", step.facts.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")),
-            ));
+            )
+            .about(name));
         };
-        let value =
-            facts::parse(spec, value).map_err(|e| reject(Rule::IllTypedFact, sid, e, "Give the value in that form"))?;
+        let value = facts::parse(spec, value)
+            .map_err(|e| reject(Rule::IllTypedFact, sid, e, "Give the value in that form").about(name))?;
         if !spec.many && out.iter().any(|f| f.name == *name) {
-            return Err(reject(Rule::RepeatedFact, sid, format!("fact {name:?} is given twice"), "Give it once"));
+            return Err(
+                reject(Rule::RepeatedFact, sid, format!("fact {name:?} is given twice"), "Give it once").about(name)
+            );
         }
         out.push(Fact { name: name.clone(), value });
     }
@@ -298,12 +312,15 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
     for spec in &step.facts {
         let given: Vec<&FactValue> = facts.iter().filter(|f| f.name == spec.name).map(|f| &f.value).collect();
         if spec.required && given.is_empty() {
-            v.push(reject(
-                Rule::MissingFact,
-                sid,
-                format!("required fact {:?} ({}) is missing", spec.name, spec.ty.name()),
-                format!("Add --fact {}=VALUE with {}", spec.name, facts::syntax(&spec.ty)),
-            ));
+            v.push(
+                reject(
+                    Rule::MissingFact,
+                    sid,
+                    format!("required fact {:?} ({}) is missing", spec.name, spec.ty.name()),
+                    format!("Add --fact {}=VALUE with {}", spec.name, facts::syntax(&spec.ty)),
+                )
+                .about(&spec.name),
+            );
         }
         for kind in &spec.need_kinds {
             let present = given.iter().any(|g| matches!(g, FactValue::Person { kind: k, .. } if k == kind));
@@ -313,16 +330,19 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                     PersonKind::Official => "an official (tjänsteperson)",
                     PersonKind::Other => "another person",
                 };
-                v.push(reject(
-                    Rule::MissingPersonKind,
-                    sid,
-                    format!("{:?} must include {what}", spec.name),
-                    format!(
-                        "Add --fact {}=\"NAME|ROLE|{}\"",
-                        spec.name,
-                        if *kind == PersonKind::ElectedMember { "elected" } else { "official" }
-                    ),
-                ));
+                v.push(
+                    reject(
+                        Rule::MissingPersonKind,
+                        sid,
+                        format!("{:?} must include {what}", spec.name),
+                        format!(
+                            "Add --fact {}=\"NAME|ROLE|{}\"",
+                            spec.name,
+                            if *kind == PersonKind::ElectedMember { "elected" } else { "official" }
+                        ),
+                    )
+                    .about(&spec.name),
+                );
             }
         }
     }

@@ -1,0 +1,376 @@
+//! The writes the web interface offers, shared by the forms and the JSON
+//! API: each checks who asks (a role they hold, an organisation they may
+//! record for), then calls the one write path in `flow.rs`, where the
+//! workflow's own rules decide. Errors become a [`WebError`]: an HTTP
+//! status, a stable code, a message, and the field it is about.
+
+use super::auth::Principal;
+use super::AppState;
+use crate::flow::{self, Written};
+use crate::Refused;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use engine::{Actor, AppendError, DeadlineChange, EventId, InstanceId, StoreError};
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use workflows::{Rejection, Rule};
+
+/// Why a request was not done; nothing was written.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    /// Stable: `unauthorized`, `csrf-failed`, `role-not-held`,
+    /// `org-not-allowed`, `not-found`, `invalid-input`, `conflict`, a
+    /// workflow rule's code (`missing-fact`, `role-not-allowed`, ...), and so on.
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The input it is about: `on`, `role`, `step`, `fact.NAME`, `deviation`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What would satisfy the rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+}
+
+impl WebError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> WebError {
+        WebError { status, code: code.into(), message: message.into(), step: None, field: None, remedy: None }
+    }
+
+    pub fn field(mut self, field: &str) -> WebError {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn unauthorized() -> WebError {
+        WebError::new(StatusCode::UNAUTHORIZED, "unauthorized", "log in, or send Authorization: Bearer TOKEN")
+    }
+
+    pub fn csrf() -> WebError {
+        WebError::new(
+            StatusCode::FORBIDDEN,
+            "csrf-failed",
+            "the form's security token is missing or stale; reload the page and try again",
+        )
+    }
+
+    pub fn not_found(what: impl Into<String>) -> WebError {
+        WebError::new(StatusCode::NOT_FOUND, "not-found", what)
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> WebError {
+        WebError::new(StatusCode::BAD_REQUEST, "invalid-input", message).field(field)
+    }
+
+    /// A workflow's rejection: 403 when the role may not do it, else 422.
+    /// `text_field` names the free-text input of the command (`deviation`
+    /// or `reason`).
+    pub fn rejection(r: &Rejection, text_field: &str) -> WebError {
+        let field = match r.rule {
+            _ if r.fact.is_some() => format!("fact.{}", r.fact.as_deref().unwrap_or_default()),
+            Rule::RoleNotAllowed | Rule::DeviationNotAllowed => "role".into(),
+            Rule::FutureDate | Rule::BeforePrerequisite | Rule::WindowOpen => "on".into(),
+            Rule::InvalidText => text_field.into(),
+            Rule::UnknownEvent => "event".into(),
+            _ => "step".into(),
+        };
+        let status = match r.rule {
+            Rule::RoleNotAllowed | Rule::DeviationNotAllowed => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        WebError {
+            status,
+            code: r.rule.code().into(),
+            message: r.message.clone(),
+            step: r.step.clone(),
+            field: Some(field),
+            remedy: Some(r.remedy.clone()),
+        }
+    }
+
+    /// Any failure of the write path.
+    pub fn from_anyhow(err: &anyhow::Error, text_field: &str) -> WebError {
+        for cause in err.chain() {
+            if let Some(r) = cause.downcast_ref::<Rejection>() {
+                return WebError::rejection(r, text_field);
+            }
+            if let Some(e) = cause.downcast_ref::<AppendError>() {
+                return match e {
+                    AppendError::Conflict { .. } | AppendError::CommandIdReused { .. } => {
+                        WebError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+                    }
+                    AppendError::Invalid(m) => WebError::new(StatusCode::BAD_REQUEST, "invalid-input", m.clone()),
+                    AppendError::Store(s) => store_error(s),
+                };
+            }
+            if let Some(e) = cause.downcast_ref::<StoreError>() {
+                return store_error(e);
+            }
+            if let Some(Refused(m)) = cause.downcast_ref::<Refused>() {
+                return WebError::new(StatusCode::BAD_REQUEST, "refused", m.clone());
+            }
+        }
+        tracing::error!("request failed: {err:#}");
+        WebError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal-error", format!("{err:#}"))
+    }
+}
+
+fn store_error(e: &StoreError) -> WebError {
+    tracing::error!("store error: {e}");
+    WebError::new(StatusCode::SERVICE_UNAVAILABLE, "store-error", e.to_string())
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(&self)).into_response()
+    }
+}
+
+/// What a write did, as the API answers it.
+#[derive(Debug, Serialize)]
+pub struct WriteResult {
+    pub instance: String,
+    pub event_id: String,
+    pub position: u64,
+    pub sequence: u64,
+    /// True when the same command had been applied before: nothing new was written.
+    pub deduplicated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late: Option<engine::Lateness>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deviation: Option<String>,
+}
+
+impl From<&Written> for WriteResult {
+    fn from(w: &Written) -> Self {
+        WriteResult {
+            instance: w.outcome.instance.to_string(),
+            event_id: w.event.event.event_id.to_hex(),
+            position: w.outcome.first_position,
+            sequence: w.outcome.first_sequence,
+            deduplicated: w.outcome.deduplicated,
+            late: w.late().copied(),
+            deviation: w.deviation().map(String::from),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartInput {
+    pub workflow: String,
+    pub instance: String,
+    pub organisation: String,
+    #[serde(default)]
+    pub case_number: Option<String>,
+    /// The date it started; default today.
+    #[serde(default)]
+    pub on: Option<String>,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordInput {
+    pub step: String,
+    pub on: String,
+    /// `[["name", "value"], ...]`, as `--fact name=value` takes them.
+    #[serde(default)]
+    pub facts: Vec<(String, String)>,
+    #[serde(default)]
+    pub deviation: Option<String>,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectInput {
+    pub event: String,
+    pub reason: String,
+    /// The date it really happened, if that was wrong.
+    #[serde(default)]
+    pub date: Option<String>,
+    #[serde(default)]
+    pub facts: Vec<(String, String)>,
+    #[serde(default)]
+    pub on: Option<String>,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlineInput {
+    pub step: String,
+    #[serde(default)]
+    pub extend_to: Option<String>,
+    #[serde(default)]
+    pub waive: bool,
+    pub reason: String,
+    #[serde(default)]
+    pub on: Option<String>,
+    pub role: String,
+}
+
+fn date(field: &str, s: &str) -> Result<Date, WebError> {
+    workflows::facts::parse_date(s.trim()).map_err(|e| WebError::invalid(field, e))
+}
+
+fn opt_date(field: &str, s: &Option<String>, default: Date) -> Result<Date, WebError> {
+    match s.as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(s) => date(field, s),
+    }
+}
+
+/// The actor: the principal's own name, in a role it holds.
+fn actor(p: &Principal, role: &str) -> Result<Actor, WebError> {
+    let role = role.trim();
+    if role.is_empty() {
+        return Err(WebError::invalid("role", "choose the role you record in"));
+    }
+    if !p.holds(role) {
+        return Err(WebError::new(
+            StatusCode::FORBIDDEN,
+            "role-not-held",
+            format!("{} does not hold the role {role:?}; their roles are: {}", p.login, p.roles.join(", ")),
+        )
+        .field("role"));
+    }
+    Ok(Actor::new(p.name.clone(), role))
+}
+
+fn may_record_for(p: &Principal, org: &str) -> Result<(), WebError> {
+    if p.may_record_for(org) {
+        return Ok(());
+    }
+    Err(WebError::new(
+        StatusCode::FORBIDDEN,
+        "org-not-allowed",
+        format!("{} may record only for: {}", p.login, p.orgs.join(", ")),
+    )
+    .field("organisation"))
+}
+
+fn instance_id(s: &str) -> Result<InstanceId, WebError> {
+    InstanceId::new(s.trim()).map_err(|e| WebError::invalid("instance", e.to_string()))
+}
+
+/// The organisation of an existing instance, or 404.
+fn organisation_of(state: &AppState, id: &InstanceId) -> Result<String, WebError> {
+    state
+        .live
+        .read(|v| v.instances.get(id).map(|i| i.instance.organisation.clone()))
+        .ok_or_else(|| WebError::not_found(format!("no instance {id}")))
+}
+
+async fn done(state: &AppState, w: Written) -> WriteResult {
+    state.live.caught_up(w.outcome.last_position).await;
+    WriteResult::from(&w)
+}
+
+pub async fn start(state: &AppState, p: &Principal, input: &StartInput) -> Result<WriteResult, WebError> {
+    let def = state
+        .definition(input.workflow.trim())
+        .ok_or_else(|| WebError::invalid("workflow", format!("no workflow {:?}", input.workflow)))?;
+    let id = instance_id(&input.instance)?;
+    let org = input.organisation.trim();
+    if org.is_empty() {
+        return Err(WebError::invalid("organisation", "name the organisation taking part"));
+    }
+    engine::event::check_text("organisation", org, engine::limits::NAME_BYTES_MAX, false)
+        .map_err(|e| WebError::invalid("organisation", e.to_string()))?;
+    let dnr = input.case_number.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    may_record_for(p, org)?;
+    let actor = actor(p, &input.role)?;
+    let today = state.today();
+    let on = opt_date("on", &input.on, today)?;
+    if state.live.read(|v| v.instances.contains_key(&id)) {
+        return Err(WebError::new(
+            StatusCode::CONFLICT,
+            "instance-exists",
+            format!("instance {id} already exists; choose another id"),
+        )
+        .field("instance"));
+    }
+    let w = flow::apply_start(&state.store, &def, &id, org, dnr, on, actor, today)
+        .await
+        .map_err(|e| WebError::from_anyhow(&e, "reason"))?;
+    Ok(done(state, w).await)
+}
+
+pub async fn record(state: &AppState, p: &Principal, id: &str, input: &RecordInput) -> Result<WriteResult, WebError> {
+    let id = instance_id(id)?;
+    let org = organisation_of(state, &id)?;
+    may_record_for(p, &org)?;
+    let actor = actor(p, &input.role)?;
+    let on = date("on", &input.on)?;
+    let facts: Vec<(String, String)> = input
+        .facts
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let deviation = input.deviation.as_deref().filter(|d| !d.trim().is_empty());
+    let w = flow::apply_record(
+        &state.store,
+        &state.keys,
+        &id,
+        input.step.trim(),
+        on,
+        facts,
+        deviation,
+        actor,
+        state.today(),
+    )
+    .await
+    .map_err(|e| WebError::from_anyhow(&e, "deviation"))?;
+    Ok(done(state, w).await)
+}
+
+pub async fn correct(state: &AppState, p: &Principal, input: &CorrectInput) -> Result<WriteResult, WebError> {
+    let event = EventId::from_hex(input.event.trim())
+        .map_err(|e| WebError::invalid("event", format!("not an event id (32 hex digits): {e}")))?;
+    let org = state
+        .live
+        .read(|v| v.event(&event).map(|e| v.instances[&e.event.instance].instance.organisation.clone()))
+        .ok_or_else(|| WebError::not_found(format!("no event {event} in the log")))?;
+    may_record_for(p, &org)?;
+    let actor = actor(p, &input.role)?;
+    let today = state.today();
+    let on = opt_date("on", &input.on, today)?;
+    let new_date = match input.date.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d) => Some(date("date", d)?),
+    };
+    let facts = input.facts.iter().filter(|(_, v)| !v.trim().is_empty()).cloned().collect();
+    let w = flow::apply_correct(&state.store, &state.keys, event, &input.reason, new_date, facts, on, actor, today)
+        .await
+        .map_err(|e| WebError::from_anyhow(&e, "reason"))?;
+    Ok(done(state, w).await)
+}
+
+pub async fn deadline(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+    input: &DeadlineInput,
+) -> Result<WriteResult, WebError> {
+    let id = instance_id(id)?;
+    let org = organisation_of(state, &id)?;
+    may_record_for(p, &org)?;
+    let actor = actor(p, &input.role)?;
+    let change = match (input.extend_to.as_deref().map(str::trim).filter(|s| !s.is_empty()), input.waive) {
+        (Some(to), false) => DeadlineChange::Extended { to: date("extend_to", to)? },
+        (None, true) => DeadlineChange::Waived,
+        _ => return Err(WebError::invalid("extend_to", "give either extend_to (a date) or waive: true")),
+    };
+    let today = state.today();
+    let on = opt_date("on", &input.on, today)?;
+    let w = flow::apply_deadline(&state.store, &id, input.step.trim(), change, &input.reason, on, actor, today)
+        .await
+        .map_err(|e| WebError::from_anyhow(&e, "reason"))?;
+    Ok(done(state, w).await)
+}

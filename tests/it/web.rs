@@ -1,0 +1,548 @@
+//! `styrlogg serve` over real HTTP on loopback: the binary is started on
+//! 127.0.0.1:0 over a store with the five source histories, with users
+//! made by `styrlogg user`; every refusal (no credentials, a missing CSRF
+//! token, a role not held or not allowed, a rejected step, bad input) is
+//! checked to leave the log's head as it was.
+
+use crate::cli::styrlogg;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const PASSWORD: &str = "rätt-lösenord-1";
+pub const TODAY: &str = "2015-10-22";
+
+/// A running `styrlogg serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+    /// The API token of `diariet` (role registrator).
+    pub token: String,
+}
+
+impl Server {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The demo's five histories in a fresh store, the test users, and the
+    /// server on a free port. `global` are options before `serve` (e.g. --nats).
+    pub fn start_with(global: &[&str], load_demo: bool) -> Server {
+        Server::start_full(global, &[], load_demo)
+    }
+
+    /// As [`Server::start_with`], with options after `serve`; with
+    /// `--remind` the server follows the clock, so no --today is given.
+    pub fn start_full(global: &[&str], serve: &[&str], load_demo: bool) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let users = dir.path().join("users.toml");
+        if load_demo {
+            let demo = styrlogg(&data, &[global, &["demo"]].concat());
+            assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+        }
+        for (login, name, roles) in [
+            ("eva", "Eva Sekreterare", &["sekreterare", "registrator"][..]),
+            ("ordf", "Olle Ordförande", &["styrgrupp"][..]),
+            ("pl", "Pia Projektledare", &["projektledare"][..]),
+        ] {
+            let mut args = vec!["--users", users.to_str().unwrap(), "user", "add", login, "--name", name];
+            for r in roles {
+                args.extend(["--role", r]);
+            }
+            add_user(&data, &args, PASSWORD);
+        }
+        let out =
+            styrlogg(&data, &["--users", users.to_str().unwrap(), "user", "token", "diariet", "--role", "registrator"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let config = dir.path().join("styrlogg.toml");
+        std::fs::write(&config, "").unwrap();
+        let today: &[&str] = if serve.contains(&"--remind") { &[] } else { &["--today", TODAY] };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_styrlogg"))
+            .arg("--data")
+            .arg(&data)
+            .args(["--users", users.to_str().unwrap(), "--config", config.to_str().unwrap()])
+            .args(today)
+            .args(global)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(serve)
+            .env_remove("RUST_LOG")
+            .env_remove("STYRLOGG_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("the styrlogg binary runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let Some(addr) = line.split("http://").nth(1).and_then(|s| s.split('/').next()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the server did not start: {line:?}; log: {}",
+                std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+            );
+        };
+        Server { addr: addr.to_string(), child, _dir: dir, token }
+    }
+
+    pub fn start() -> Server {
+        Server::start_with(&[], true)
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
+        http(&self.addr, method, path, headers, body)
+    }
+
+    /// The log's head as `styrlogg head` would say it, read through the API.
+    pub fn head(&self) -> String {
+        let auth = format!("Bearer {}", self.token);
+        let r = self.request("GET", "/api/head", &[("authorization", &auth)], None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    }
+
+    /// Logs in through the API: (cookie header value, CSRF token).
+    pub fn login(&self, login: &str) -> (String, String) {
+        let body = format!(r#"{{"login":"{login}","password":"{PASSWORD}"}}"#);
+        let r = self.request("POST", "/api/session", &[("content-type", "application/json")], Some(&body));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let cookie = r.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+        let csrf = r.json()["csrf_token"].as_str().unwrap().to_string();
+        (cookie, csrf)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn add_user(data: &Path, args: &[&str], password: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_styrlogg"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request on its own connection (`Connection: close`).
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string())).collect();
+    let mut rest = raw[split + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        let mut out = Vec::new();
+        let mut i = 0;
+        loop {
+            let end = i + rest[i..].windows(2).position(|w| w == b"\r\n").unwrap();
+            let n = usize::from_str_radix(String::from_utf8_lossy(&rest[i..end]).trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[end + 2..end + 2 + n]);
+            i = end + 2 + n + 2;
+        }
+        rest = out;
+    }
+    Resp { status, headers, body: String::from_utf8_lossy(&rest).into_owned() }
+}
+
+fn json_post(s: &Server, path: &str, auth: &[(&str, &str)], body: &str) -> Resp {
+    let mut h = vec![("content-type", "application/json")];
+    h.extend_from_slice(auth);
+    s.request("POST", path, &h, Some(body))
+}
+
+#[track_caller]
+fn assert_error(r: &Resp, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert!(r.header("content-type").unwrap_or_default().starts_with("application/json"), "{r:?}");
+    let j = r.json();
+    assert_eq!(j["code"], code, "{}", r.body);
+    assert!(!j["message"].as_str().unwrap_or_default().is_empty(), "{}", r.body);
+    j
+}
+
+const START: &str = r#"{"workflow":"skl-styrsystem-2012-2014","instance":"vaxholm-2012","organisation":"Vaxholms stad","on":"2012-01-15","role":"registrator"}"#;
+const INTEREST: &str = r#"{"step":"intresseanmalan","on":"2012-01-20","role":"registrator","facts":[["kontaktperson","Anita Brynje|kontaktperson|official"],["organisation","Tyresö kommun"]]}"#;
+const BOARD_INCOMPLETE: &str =
+    r#"{"step":"styrelsebeslut","on":"2012-09-03","role":"sekreterare","facts":[["organ","Kommunstyrelsen"]]}"#;
+
+#[test]
+fn api_refuses_what_it_must_and_writes_nothing_then() {
+    let s = Server::start();
+    let (cookie, csrf) = s.login("eva");
+    let eva = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let r = json_post(&s, "/api/instances", &eva, START);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let steps = "/api/instances/vaxholm-2012/steps";
+
+    // No credentials: 401, nothing written.
+    let head = s.head();
+    assert_error(&json_post(&s, steps, &[], INTEREST), 401, "unauthorized");
+    assert_error(&s.request("GET", "/api/instances", &[], None), 401, "unauthorized");
+    // A session without its CSRF token: refused.
+    assert_error(&json_post(&s, steps, &[("cookie", &cookie)], INTEREST), 403, "csrf-failed");
+    assert_error(&json_post(&s, steps, &[("cookie", &cookie), ("x-csrf-token", "0000")], INTEREST), 403, "csrf-failed");
+    // A role the user does not hold: 403.
+    let as_pl = INTEREST.replace("\"registrator\"", "\"projektledare\"");
+    let j = assert_error(&json_post(&s, steps, &eva, &as_pl), 403, "role-not-held");
+    assert_eq!(j["field"], "role");
+    // A role the workflow does not let record the step: 403 with the rule's message.
+    let (ocookie, ocsrf) = s.login("ordf");
+    let ordf = [("cookie", ocookie.as_str()), ("x-csrf-token", ocsrf.as_str())];
+    let j = assert_error(
+        &json_post(&s, steps, &ordf, &INTEREST.replace("\"registrator\"", "\"styrgrupp\"")),
+        403,
+        "role-not-allowed",
+    );
+    assert!(j["message"].as_str().unwrap().contains("may not record intresseanmalan"), "{j}");
+    assert!(j["remedy"].as_str().unwrap().contains("registrator"), "{j}");
+    // Bad input: not JSON, an unknown field (the actor is never taken from the body), a bad date.
+    assert_error(&json_post(&s, steps, &eva, "{not json"), 400, "invalid-input");
+    let with_by = INTEREST.replace("\"role\"", "\"by\":\"Someone Else\",\"role\"");
+    assert_error(&json_post(&s, steps, &eva, &with_by), 400, "invalid-input");
+    let j =
+        assert_error(&json_post(&s, steps, &eva, &INTEREST.replace("2012-01-20", "2012-02-30")), 400, "invalid-input");
+    assert_eq!(j["field"], "on");
+    assert_error(&json_post(&s, "/api/instances/no-such/steps", &eva, INTEREST), 404, "not-found");
+    let big = format!(
+        r#"{{"step":"intresseanmalan","on":"2012-01-20","role":"registrator","deviation":"{}"}}"#,
+        "x".repeat(70_000)
+    );
+    assert_error(&json_post(&s, steps, &eva, &big), 413, "body-too-large");
+    assert_error(&s.request("POST", steps, &eva, Some(INTEREST)), 415, "unsupported-media-type");
+    assert_eq!(s.head(), head, "nothing was written by any refused request");
+
+    // The step as it should be: 201, by the logged-in user.
+    let r = json_post(&s, steps, &eva, INTEREST);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["deduplicated"], false);
+    let position = r.json()["position"].as_u64().unwrap();
+    // The same command again is a retry: 200, nothing new.
+    let again = json_post(&s, steps, &eva, INTEREST);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["deduplicated"], true);
+    assert_eq!(again.json()["position"].as_u64().unwrap(), position);
+
+    // A rejected step: 422 with the rule, its message and remedy, next to the fact concerned.
+    let head = s.head();
+    let j = assert_error(&json_post(&s, steps, &eva, BOARD_INCOMPLETE), 422, "missing-fact");
+    assert_eq!(j["field"], "fact.protokoll", "{j}");
+    assert_eq!(j["step"], "styrelsebeslut");
+    assert!(j["message"].as_str().unwrap().contains("required fact \"protokoll\""), "{j}");
+    let ill = BOARD_INCOMPLETE
+        .replace(r#"["organ","Kommunstyrelsen"]"#, r#"["organ","Kommunstyrelsen"],["protokoll","ks 3 sept"]"#);
+    let j = assert_error(&json_post(&s, steps, &eva, &ill), 422, "ill-typed-fact");
+    assert_eq!(j["field"], "fact.protokoll", "{j}");
+    let future = INTEREST.replace("intresseanmalan", "beredning").replace("2012-01-20", "2016-01-01");
+    let j = assert_error(&json_post(&s, steps, &eva, &future), 422, "future-date");
+    assert_eq!(j["field"], "on");
+    assert_eq!(s.head(), head, "a rejected step writes nothing");
+
+    // The timeline names the logged-in user as the actor.
+    let auth = format!("Bearer {}", s.token);
+    let inst = s.request("GET", "/api/instances/vaxholm-2012", &[("authorization", &auth)], None);
+    assert_eq!(inst.status, 200, "{}", inst.body);
+    let entries = inst.json()["timeline"]["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1]["actor"], "Eva Sekreterare");
+    assert_eq!(entries[1]["role"], "registrator");
+    // A token records as itself.
+    let token = [("authorization", auth.as_str())];
+    let prepared = r#"{"step":"beredning","on":"2012-08-14","role":"registrator","facts":[["organ","Kommunstyrelsens arbetsutskott"],["behandling","Föreslår deltagande"]]}"#;
+    let r = json_post(&s, steps, &token, prepared);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let inst = s.request("GET", "/api/instances/vaxholm-2012", &token, None);
+    assert_eq!(inst.json()["timeline"]["entries"][2]["actor"], "diariet");
+    // A deadline change and a correction go through the same rules.
+    let r = json_post(
+        &s,
+        "/api/instances/vaxholm-2012/deadlines",
+        &eva,
+        r#"{"step":"styrelsebeslut","extend_to":"2012-09-30","reason":"Anstånd från SKL","on":"2012-08-20","role":"sekreterare"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let event = entries[1]["event_id"].as_str().unwrap();
+    let r =
+        json_post(&s, "/api/corrections", &eva, &format!(r#"{{"event":"{event}","reason":"","role":"registrator"}}"#));
+    assert_error(&r, 422, "invalid-text");
+}
+
+#[test]
+fn login_limits_sessions_and_forms() {
+    let s = Server::start();
+    let wrong = r#"{"login":"pl","password":"fel-lösenord-9"}"#;
+    let j = assert_error(&json_post(&s, "/api/session", &[], wrong), 401, "wrong-credentials");
+    assert!(!j.to_string().contains("pl\""), "does not say whether the login exists: {j}");
+    assert_error(&json_post(&s, "/api/session", &[], r#"{"login":"nobody","password":"x"}"#), 401, "wrong-credentials");
+    // After five failures the login is refused even with the right password.
+    for _ in 0..4 {
+        assert_error(&json_post(&s, "/api/session", &[], wrong), 401, "wrong-credentials");
+    }
+    let right = format!(r#"{{"login":"pl","password":"{PASSWORD}"}}"#);
+    assert_error(&json_post(&s, "/api/session", &[], &right), 429, "too-many-attempts");
+    // Another user is not affected.
+    let (cookie, csrf) = s.login("eva");
+
+    // Cookies: HttpOnly and SameSite=Strict.
+    let r = json_post(&s, "/api/session", &[], &right.replace("\"pl\"", "\"ordf\""));
+    let set = r.header("set-cookie").unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+
+    // A form without its CSRF token is refused and writes nothing.
+    let head = s.head();
+    let form = "step=intresseanmalan&on=2012-01-20&role=registrator";
+    let r = s.request(
+        "POST",
+        "/instances/ljl-2012-styrsystem/record",
+        &[("cookie", &cookie), ("content-type", "application/x-www-form-urlencoded")],
+        Some(form),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("security token"), "{}", r.body);
+    // With it, a rejection comes back on the form, next to its field.
+    let r = s.request(
+        "POST",
+        "/instances/ljl-2012-styrsystem/record",
+        &[("cookie", &cookie), ("content-type", "application/x-www-form-urlencoded")],
+        Some(&format!("csrf={csrf}&step=styrelsebeslut&on=2012-08-21&role=sekreterare&fact.organ=Landstingsstyrelsen")),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains(r#"id="f-fact-protokoll-error""#), "{}", r.body);
+    assert!(r.body.contains(r#"aria-invalid="true""#));
+    assert_eq!(s.head(), head);
+    // The login form has its own CSRF token (a cookie and a field).
+    let r = s.request(
+        "POST",
+        "/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some(&format!("login=eva&password={PASSWORD}")),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let page = s.request("GET", "/login", &[], None);
+    let token = page.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let value = token.split('=').nth(1).unwrap().to_string();
+    let r = s.request(
+        "POST",
+        "/login",
+        &[("content-type", "application/x-www-form-urlencoded"), ("cookie", &token)],
+        Some(&format!("csrf={value}&login=eva&password=wrong-password&next=/")),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("Fel användarnamn eller lösenord"), "{}", r.body);
+    let r = s.request(
+        "POST",
+        "/login",
+        &[("content-type", "application/x-www-form-urlencoded"), ("cookie", &token)],
+        Some(&format!("csrf={value}&login=eva&password={}&next=//evil.example", PASSWORD)),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/"), "never redirected off the site");
+
+    // Logging out ends the session.
+    let r = s.request("DELETE", "/api/session", &[("cookie", &cookie), ("x-csrf-token", &csrf)], None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_error(&s.request("GET", "/api/me", &[("cookie", &cookie)], None), 401, "unauthorized");
+}
+
+#[test]
+fn pages_public_view_reports_and_live_updates() {
+    let s = Server::start();
+    // The public view shows no personal data: no person facts, no actor names.
+    let public = s.request("GET", "/instances/ljl-2012-styrsystem", &[], None);
+    assert_eq!(public.status, 200);
+    assert!(public.body.contains("LJ2012/896"));
+    let (cookie, _) = s.login("eva");
+    let signed_in = s.request("GET", "/instances/ljl-2012-styrsystem", &[("cookie", &cookie)], None);
+    for personal in ["Tommy Bernevång Forsberg", "Rekonstruktion ur källa 000", "2011-06-26"] {
+        assert!(signed_in.body.contains(personal), "logged in, the timeline shows {personal}");
+    }
+    for personal in ["Tommy Bernevång Forsberg", "Rekonstruktion ur källa 000", "Protokollet är daterat"] {
+        assert!(!public.body.contains(personal), "the public view hides {personal}");
+    }
+    assert!(public.body.contains("Avvikelse"), "the public view flags the deviation");
+    // Swedish by default; English by ?lang=en, then by its cookie, or by Accept-Language.
+    let en = s.request("GET", "/?lang=en", &[], None);
+    assert!(en.body.contains("<html lang=\"en\">") && en.body.contains("Overview"));
+    assert!(en.header("set-cookie").unwrap().starts_with("lang=en"));
+    assert!(s.request("GET", "/", &[("cookie", "lang=en")], None).body.contains("Overview"));
+    assert!(s.request("GET", "/", &[("accept-language", "en-GB,en;q=0.9")], None).body.contains("Overview"));
+    let sv = s.request("GET", "/", &[("accept-language", "sv-SE,sv;q=0.9,en;q=0.5")], None);
+    assert!(sv.body.contains("<html lang=\"sv\">") && sv.body.contains("försenade steg"));
+
+    // Reports: the deadlines are public (also as a calendar); the others need a login.
+    let ics = s.request("GET", "/reports/deadlines?format=ics", &[], None);
+    assert_eq!(ics.status, 200);
+    assert!(ics.header("content-type").unwrap().starts_with("text/calendar"));
+    assert!(ics.body.starts_with("BEGIN:VCALENDAR"));
+    let r = s.request("GET", "/reports/audit?instance=harryda-2012", &[], None);
+    assert_eq!(r.status, 303);
+    assert!(r.header("location").unwrap().starts_with("/login?next="));
+    let csv = s.request("GET", "/reports/audit?instance=harryda-2012&format=csv", &[("cookie", &cookie)], None);
+    assert_eq!(csv.status, 200, "{}", csv.body);
+    assert!(csv.header("content-disposition").unwrap().contains("attachment"));
+    assert!(csv.body.lines().count() > 2);
+    let md =
+        s.request("GET", "/reports/annual?org=H%C3%A4rryda+kommun&year=2012&format=md", &[("cookie", &cookie)], None);
+    assert!(md.body.starts_with("# "), "{}", md.body);
+    let view = s.request("GET", "/reports/compliance?instance=harryda-2012", &[("cookie", &cookie)], None);
+    assert_eq!(view.status, 200);
+    assert!(view.body.contains("<table>") && view.body.contains("format=json"));
+    let as_of = s.request("GET", "/reports/dialogues?as_of=2012-01-01", &[("cookie", &cookie)], None);
+    assert_eq!(as_of.status, 200);
+    let bad = s.request("GET", "/reports/annual?org=X&year=abc", &[("cookie", &cookie)], None);
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("1900"), "{}", bad.body);
+    let auth = format!("Bearer {}", s.token);
+    let api = s.request("GET", "/api/reports/compliance?instance=harryda-2012", &[("authorization", &auth)], None);
+    assert_eq!(api.json()["instance"], "harryda-2012");
+    assert_error(&s.request("GET", "/api/reports/nonsense", &[("authorization", &auth)], None), 404, "not-found");
+    let openapi = s.request("GET", "/api/openapi.json", &[], None).json();
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(openapi["paths"]["/api/instances/{id}/steps"]["post"].is_object());
+
+    // Live: the event stream says the head, and again when an event arrives.
+    let mut stream = TcpStream::connect(&s.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "GET /events HTTP/1.1\r\nHost: {}\r\n\r\n", s.addr).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut next_head = || loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended");
+        if let Some(d) = line.trim().strip_prefix("data: ") {
+            return d.parse::<u64>().unwrap();
+        }
+    };
+    let first = next_head();
+    let (cookie, csrf) = s.login("eva");
+    let r = json_post(&s, "/api/instances", &[("cookie", &cookie), ("x-csrf-token", &csrf)], START);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(next_head(), first + 1);
+}
+
+#[test]
+fn serves_a_log_on_jetstream() {
+    let nats = crate::nats::NatsServer::start();
+    // Over NATS the key store of personal data is named explicitly.
+    let keys = tempfile::tempdir().unwrap();
+    let keys = keys.path().join("keys");
+    let s =
+        Server::start_with(&["--nats", &nats.url, "--nats-stream", "WEBTEST", "--keys", keys.to_str().unwrap()], false);
+    let (cookie, csrf) = s.login("eva");
+    let eva = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let r = json_post(&s, "/api/instances", &eva, START);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = json_post(&s, "/api/instances/vaxholm-2012/steps", &eva, INTEREST);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let page = s.request("GET", "/instances/vaxholm-2012", &[("cookie", &cookie)], None);
+    assert!(page.body.contains("Anita Brynje"), "{}", page.body);
+    assert_error(&json_post(&s, "/api/instances/vaxholm-2012/steps", &eva, BOARD_INCOMPLETE), 422, "missing-fact");
+    assert!(s.head().contains("\"position\":2"), "{}", s.head());
+}
+
+#[test]
+fn user_command_refuses_weak_passwords_and_never_prints_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    let data = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_styrlogg"))
+        .arg("--data")
+        .arg(&data)
+        .args(["--users", users.to_str().unwrap(), "user", "add", "kort", "--role", "sekreterare"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "short").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 10 characters"));
+    assert!(!users.exists(), "nothing written");
+    add_user(&data, &["--users", users.to_str().unwrap(), "user", "add", "eva", "--role", "sekreterare"], PASSWORD);
+    let text = std::fs::read_to_string(&users).unwrap();
+    assert!(text.contains("$argon2id$") && !text.contains(PASSWORD));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&users).unwrap().permissions().mode() & 0o777, 0o600);
+    let list = styrlogg(&data, &["--users", users.to_str().unwrap(), "user", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("eva"));
+    assert!(!String::from_utf8_lossy(&list.stdout).contains("argon2"));
+    let again = styrlogg(&data, &["--users", users.to_str().unwrap(), "user", "add", "eva", "--role", "x"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--replace"));
+}
+
+#[test]
+fn serve_runs_the_reminder_service_in_process() {
+    let refused = styrlogg(Path::new("/nonexistent/styrlogg"), &["--today", TODAY, "serve", "--remind"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot run with --today"));
+
+    // As of the real today every deadline of the demo's histories has long
+    // passed: the service in the server records each missed one, once.
+    let s = Server::start_full(&[], &["--remind"], true);
+    let auth = format!("Bearer {}", s.token);
+    let mut kinds = Vec::new();
+    for _ in 0..300 {
+        let r = s.request("GET", "/api/reports/audit", &[("authorization", &auth)], None);
+        kinds =
+            r.json()["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
+        if kinds.iter().any(|k| k == "deadline_missed") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(kinds.iter().any(|k| k == "deadline_missed"), "the reminder service recorded missed deadlines: {kinds:?}");
+}
