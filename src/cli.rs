@@ -235,7 +235,12 @@ pub enum Command {
         channels: Vec<ChannelArg>,
     },
     /// Rebuild every projection from the whole log and replace the checkpoint.
-    Rebuild,
+    Rebuild {
+        /// Also rebuild the embedded store's index from its log files (the remedy `verify` names for a
+        /// damaged index); the old index is kept aside as index.damaged-PID.
+        #[arg(long)]
+        index: bool,
+    },
     /// List events, oldest first.
     Log {
         /// Only this workflow instance.

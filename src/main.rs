@@ -179,7 +179,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Verify { checkpoint, key } => {
             let store = open(&cli, OpenMode::MustExist).await?;
-            let verdict = verify(&store).await?;
+            let mut verdict = verify(&store).await?;
+            if let (Ok(ok), AnyStore::Embedded(s)) = (&verdict, &store) {
+                // Every byte of the log's files, and the index against the log.
+                verdict = match s.check_files() {
+                    Ok(r) => Ok(format!(
+                        "{ok}\nOK: {} segment file(s), {} frames, {} MiB checked byte by byte; the index matches the log",
+                        r.segments,
+                        r.frames,
+                        r.bytes >> 20
+                    )),
+                    Err(e) => Err(e.to_string()),
+                };
+            }
             match verdict {
                 Ok(ok) => println!("{ok}"),
                 Err(p) => {
@@ -240,7 +252,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit { instance, org, out } => reports::audit(&cli, instance.as_deref(), org.as_deref(), out).await?,
         Command::Deadlines { org, out } => reports::deadlines(&cli, org.as_deref(), out).await?,
         Command::Report(cmd) => reports::report(&cli, cmd).await?,
-        Command::Rebuild => reports::rebuild(&cli).await?,
+        Command::Rebuild { index } => {
+            if *index {
+                if cli.nats.is_some() {
+                    bail!(Refused("--index is for the embedded store; a JetStream log has no local index".into()));
+                }
+                let head = engine::EmbeddedStore::rebuild_index(&cli.data)?;
+                println!(
+                    "rebuilt the index of {} from its log: head position {} hash {}",
+                    cli.data.display(),
+                    head.position,
+                    head.hash
+                );
+            }
+            reports::rebuild(&cli).await?
+        }
         Command::Remind { watch, channels } => remind_cmd::run(&cli, *watch, channels).await?,
         Command::Start { workflow, instance, org, dnr, on, by } => {
             flow::start(&cli, workflow, instance, org, dnr.as_deref(), *on, by).await?

@@ -66,6 +66,8 @@ const SEGMENT_CONTEXT: &str = "styrlogg segment v1";
 const SECTOR_BYTES: usize = 512;
 
 const INDEX_MARKER_KEY: &[u8] = b"M";
+/// How often the index is flushed in the background.
+const INDEX_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 const INDEX_MARKER: &[u8] = b"styrlogg index 1";
 const INDEXED_KEY: &[u8] = b"X";
 
@@ -102,6 +104,62 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 
 fn corrupt(position: u64, reason: impl Into<String>) -> StoreError {
     StoreError::Corrupt { position, reason: reason.into() }
+}
+
+/// Injected storage failures, for tests: every storage operation of a
+/// store opened with a plan is counted, and the one numbered `fail_at`
+/// (from 1) fails with an I/O error. A plan that never fails counts the
+/// operations of a workload, so a test can then fail each in turn.
+#[derive(Debug, Default)]
+pub struct FaultPlan {
+    fail_at: std::sync::atomic::AtomicU64,
+    seen: std::sync::atomic::AtomicU64,
+}
+
+impl FaultPlan {
+    /// Counts operations and never fails.
+    pub fn counting() -> Arc<FaultPlan> {
+        Arc::new(FaultPlan::default())
+    }
+
+    /// Fails the `n`-th operation (from 1), once.
+    pub fn fail_at(n: u64) -> Arc<FaultPlan> {
+        let p = FaultPlan::default();
+        p.fail_at.store(n, std::sync::atomic::Ordering::SeqCst);
+        Arc::new(p)
+    }
+
+    /// Operations seen so far.
+    pub fn operations(&self) -> u64 {
+        self.seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn check(&self, op: &str) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.fail_at.load(Ordering::SeqCst) {
+            return Err(StoreError::Io(format!("injected fault: {op} failed (operation {n})")));
+        }
+        Ok(())
+    }
+}
+
+type Faults = Option<Arc<FaultPlan>>;
+
+fn fault(faults: &Faults, op: &str) -> Result<(), StoreError> {
+    match faults {
+        Some(p) => p.check(op),
+        None => Ok(()),
+    }
+}
+
+/// What [`EmbeddedStore::check_files`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilesReport {
+    pub segments: u64,
+    pub frames: u64,
+    pub events: u64,
+    pub bytes: u64,
 }
 
 /// Where a frame is.
@@ -167,9 +225,14 @@ pub struct EmbeddedStore {
 struct Inner {
     index: sled::Db,
     path: PathBuf,
+    faults: Faults,
     segments: RwLock<Vec<Segment>>,
     requests: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Flushes the index now and then (it is derived, so this only shortens
+    /// the catching up on the next open); ours, so that closing the store
+    /// lets go of it at once.
+    flusher: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     heads: watch::Receiver<Head>,
 }
 
@@ -344,7 +407,8 @@ fn decode_frame(bytes: &[u8], at: &str) -> Result<Vec<RecordedEvent>, StoreError
     Ok(out)
 }
 
-fn create_segment(dir: &Path, first_position: u64, capacity: u64) -> Result<Segment, StoreError> {
+fn create_segment(dir: &Path, first_position: u64, capacity: u64, faults: &Faults) -> Result<Segment, StoreError> {
+    fault(faults, "creating a segment")?;
     let path = dir.join(segment_name(first_position));
     let tmp = dir.join("next.tmp");
     let file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&tmp).map_err(io)?;
@@ -357,7 +421,9 @@ fn create_segment(dir: &Path, first_position: u64, capacity: u64) -> Result<Segm
         written += n as u64;
     }
     file.write_all_at(&segment_header(first_position, capacity), 0).map_err(io)?;
+    fault(faults, "syncing a new segment")?;
     file.sync_all().map_err(io)?;
+    fault(faults, "naming a new segment")?;
     std::fs::rename(&tmp, &path).map_err(io)?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(Segment { first_position, capacity, file: Arc::new(file), path })
@@ -367,6 +433,17 @@ impl EmbeddedStore {
     /// Opens (or creates) the store in directory `path`, indexes what the
     /// index lacks, and checks the end of the log.
     pub fn open(path: &Path, mode: OpenMode, clock: Arc<dyn Clock>) -> Result<EmbeddedStore, StoreError> {
+        EmbeddedStore::open_with_faults(path, mode, clock, None)
+    }
+
+    /// [`EmbeddedStore::open`], with storage operations failing as `faults`
+    /// says (tests of I/O failures).
+    pub fn open_with_faults(
+        path: &Path,
+        mode: OpenMode,
+        clock: Arc<dyn Clock>,
+        faults: Faults,
+    ) -> Result<EmbeddedStore, StoreError> {
         let shown = path.display().to_string();
         let not_a_store = |why: &str| StoreError::NotAStore { path: shown.clone(), why: why.into() };
         if path.exists() && !path.is_dir() {
@@ -400,7 +477,13 @@ impl EmbeddedStore {
             f.sync_all().map_err(io)?;
             File::open(path).and_then(|d| d.sync_all()).map_err(io)?;
         }
-        let index = sled::Config::new().path(path.join(INDEX_DIR)).mode(sled::Mode::HighThroughput).open().map_err(|e| {
+        fault(&faults, "opening the index")?;
+        let index = sled::Config::new()
+            .path(path.join(INDEX_DIR))
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| {
             let text = e.to_string();
             if text.contains("lock") {
                 StoreError::Locked { path: shown.clone() }
@@ -417,8 +500,9 @@ impl EmbeddedStore {
                 index.insert(INDEX_MARKER_KEY, INDEX_MARKER).map_err(io)?;
             }
         }
+        fault(&faults, "listing the segments")?;
         let segments = load_segments(&log_dir)?;
-        let mut recovery = Recovery { index: &index, segments };
+        let mut recovery = Recovery { index: &index, segments, faults: &faults };
         let (head, last_recorded_at) = recovery.catch_up()?;
         let segments = recovery.segments;
         index.flush().map_err(io)?;
@@ -428,9 +512,11 @@ impl EmbeddedStore {
         let inner = Arc::new(Inner {
             index: index.clone(),
             path: path.to_path_buf(),
+            faults: faults.clone(),
             segments: RwLock::new(segments.clone()),
             requests: Mutex::new(Some(requests)),
             writer: Mutex::new(None),
+            flusher: Mutex::new(None),
             heads,
         });
         let mut writer = Writer {
@@ -445,11 +531,25 @@ impl EmbeddedStore {
             end: 0,
             synced_head: head,
             versions: Default::default(),
+            faults,
         };
         writer.end = writer.segment_end(&segments)?;
         let handle =
             std::thread::Builder::new().name("styrlogg-writer".into()).spawn(move || writer.run(rx)).map_err(io)?;
         *inner.writer.lock().expect("lock") = Some(handle);
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let flushed = inner.index.clone();
+        let flusher = std::thread::Builder::new()
+            .name("styrlogg-index-flush".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INDEX_FLUSH_EVERY) {
+                    if let Err(e) = flushed.flush() {
+                        tracing::warn!("flushing the index: {e}");
+                    }
+                }
+            })
+            .map_err(io)?;
+        *inner.flusher.lock().expect("lock") = Some((stop, flusher));
         Ok(EmbeddedStore { inner })
     }
 
@@ -465,6 +565,11 @@ impl EmbeddedStore {
         if let Some(h) = self.inner.writer.lock().expect("lock").take() {
             h.join().map_err(|_| StoreError::Io("the writer thread panicked".into()))?;
         }
+        if let Some((stop, h)) = self.inner.flusher.lock().expect("lock").take() {
+            drop(stop);
+            let _ = h.join();
+        }
+        fault(&self.inner.faults, "flushing the index")?;
         self.inner.index.flush().map_err(io)?;
         Ok(())
     }
@@ -490,6 +595,133 @@ impl EmbeddedStore {
         Ok(head)
     }
 
+    /// Checks every byte of the log's files and every entry of the index:
+    /// each segment's header and size, every frame's hash and records, that
+    /// frames continue each other and the chain, that only zeros follow the
+    /// last frame of each segment, and that the index holds exactly the
+    /// entries the log implies. What `verify` runs besides walking the chain.
+    pub fn check_files(&self) -> Result<FilesReport, StoreError> {
+        let durable = self.durable_position();
+        let segments = self.inner.segments.read().expect("lock").clone();
+        let mut report = FilesReport::default();
+        let mut next = 1u64;
+        let mut prev_hash = crate::event::Hash::default();
+        let (mut frames_expected, mut commands_expected) = (0usize, 0usize);
+        let index = &self.inner.index;
+        for seg in &segments {
+            let at = |o: u64| format!("{} offset {o}", seg.path.display());
+            let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
+            seg.file.read_exact_at(&mut header, 0).map_err(io)?;
+            let (first, capacity) = parse_segment_header(&seg.path, &header)?;
+            let size = seg.file.metadata().map_err(io)?.len();
+            if first != seg.first_position || capacity != seg.capacity || size != capacity {
+                return Err(corrupt(next, format!("segment {}: its header, name or size changed", seg.path.display())));
+            }
+            if first != next {
+                return Err(corrupt(
+                    next,
+                    format!("segment {} starts at {first}, expected {next}", seg.path.display()),
+                ));
+            }
+            report.segments += 1;
+            let mut reader = ChunkReader::new(seg.clone(), None);
+            let mut offset = SEGMENT_HEADER_BYTES;
+            loop {
+                let h = reader.bytes(offset, FRAME_HEADER_BYTES)?.map(FrameHeader::parse);
+                let Some(h) = h.filter(|h| !h.is_zero()) else { break };
+                if h.first_position != next || h.first_position > durable {
+                    return Err(corrupt(next, format!("{}: expected a frame starting at position {next}", at(offset))));
+                }
+                let bytes = reader
+                    .bytes(offset, h.total() as usize)?
+                    .ok_or_else(|| corrupt(next, format!("{}: a frame runs past its segment", at(offset))))?;
+                let events = decode_frame(bytes, &at(offset))?;
+                if events[0].event.prev_hash != prev_hash {
+                    return Err(corrupt(next, format!("{}: the frame does not continue the chain", at(offset))));
+                }
+                // The index holds this frame and its commands, exactly.
+                let want = FrameLoc { segment: seg.first_position, offset, events: h.events, body_bytes: h.body_bytes };
+                let got = index.get(frame_key(next)).map_err(io)?;
+                if got.as_deref() != Some(&postcard::to_stdvec(&want).map_err(io)?[..]) {
+                    return Err(corrupt(next, "the index's entry for this frame is missing or wrong; rebuild it with `styrlogg rebuild --index`"));
+                }
+                frames_expected += 1;
+                let mut expected_entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+                let mut i = 0;
+                while i < events.len() {
+                    let first = &events[i].event;
+                    let mut j = i + 1;
+                    while j < events.len() && events[j].event.command_id == first.command_id {
+                        j += 1;
+                    }
+                    let last = &events[j - 1];
+                    let o = AppendOutcome {
+                        instance: first.instance.clone(),
+                        first_sequence: first.sequence,
+                        last_sequence: last.event.sequence,
+                        first_position: first.position,
+                        last_position: last.event.position,
+                        last_hash: last.hash,
+                        deduplicated: false,
+                    };
+                    let loc = CommandLoc { first_position: o.first_position, count: (j - i) as u32 };
+                    expected_entries
+                        .push((instance_key(&o.instance, o.first_sequence), postcard::to_stdvec(&loc).map_err(io)?));
+                    expected_entries.push((command_key(&first.command_id), postcard::to_stdvec(&o).map_err(io)?));
+                    commands_expected += 1;
+                    i = j;
+                }
+                for (k, v) in expected_entries {
+                    if index.get(&k).map_err(io)?.as_deref() != Some(&v[..]) {
+                        return Err(corrupt(
+                            next,
+                            "the index's entry for a command of this frame is missing or wrong; rebuild it with `styrlogg rebuild --index`",
+                        ));
+                    }
+                }
+                let last = events.last().expect("non-empty");
+                prev_hash = last.hash;
+                next = last.event.position + 1;
+                report.frames += 1;
+                report.events += events.len() as u64;
+                offset += h.total();
+            }
+            // Only zeros after the last frame.
+            let mut at_zero = offset;
+            while at_zero < seg.capacity {
+                let n = (seg.capacity - at_zero).min(limits::READ_AHEAD_BYTES as u64) as usize;
+                let b = reader.bytes(at_zero, n)?.expect("within the segment");
+                if let Some(i) = b.iter().position(|b| *b != 0) {
+                    return Err(corrupt(
+                        next,
+                        format!("{}: unexpected bytes after the last frame", at(at_zero + i as u64)),
+                    ));
+                }
+                at_zero += n as u64;
+            }
+            report.bytes += seg.capacity;
+        }
+        if next - 1 != durable {
+            return Err(corrupt(
+                next,
+                format!("the log's files end at position {} but the store's head is {durable}", next - 1),
+            ));
+        }
+        // No entries beyond those the log implies.
+        let frames = index.scan_prefix(b"F").count();
+        let commands = index.scan_prefix(b"C").count();
+        let instances = index.scan_prefix(b"S").count();
+        if frames != frames_expected || commands != commands_expected || instances != commands_expected {
+            return Err(corrupt(
+                durable,
+                format!(
+                    "the index has {frames} frame, {commands} command and {instances} instance entries; the log implies {frames_expected}, {commands_expected} and {commands_expected}; rebuild it with `styrlogg rebuild --index`"
+                ),
+            ));
+        }
+        Ok(report)
+    }
+
     fn sender(&self) -> Result<mpsc::Sender<Request>, StoreError> {
         self.inner.requests.lock().expect("lock").clone().ok_or(StoreError::Closed)
     }
@@ -503,6 +735,7 @@ impl EmbeddedStore {
     }
 
     fn frame_at(&self, position: u64) -> Result<(u64, FrameLoc), StoreError> {
+        fault(&self.inner.faults, "looking up a frame")?;
         let found = self.inner.index.range(frame_key(0)..=frame_key(position)).next_back().transpose().map_err(io)?;
         let (k, v) = found.ok_or_else(|| corrupt(position, "the index has no frame for this position"))?;
         let first = be_u64(&k[1..]).ok_or_else(|| corrupt(position, "malformed frame index key"))?;
@@ -524,6 +757,7 @@ impl EmbeddedStore {
 
     /// Reads and checks the frame starting at `first`.
     fn read_frame(&self, first: u64, loc: FrameLoc) -> Result<Vec<RecordedEvent>, StoreError> {
+        fault(&self.inner.faults, "reading a frame")?;
         let seg = self.segment(loc.segment)?;
         let len = FRAME_HEADER_BYTES + loc.body_bytes as usize + FRAME_HASH_BYTES;
         let mut buf = vec![0u8; len];
@@ -543,11 +777,12 @@ struct ChunkReader {
     segment: Segment,
     buf: Vec<u8>,
     start: u64,
+    faults: Faults,
 }
 
 impl ChunkReader {
-    fn new(segment: Segment) -> ChunkReader {
-        ChunkReader { segment, buf: Vec::new(), start: 0 }
+    fn new(segment: Segment, faults: Faults) -> ChunkReader {
+        ChunkReader { segment, buf: Vec::new(), start: 0, faults }
     }
 
     /// `len` bytes at `offset`, or None past the segment's end.
@@ -558,6 +793,7 @@ impl ChunkReader {
         }
         let end = self.start + self.buf.len() as u64;
         if offset < self.start || offset + len as u64 > end {
+            fault(&self.faults, "reading the log")?;
             let want = len.max(limits::READ_AHEAD_BYTES).min((cap - offset) as usize);
             self.buf.resize(want, 0);
             self.segment
@@ -613,12 +849,14 @@ fn load_segments(dir: &Path) -> Result<Vec<Segment>, StoreError> {
 struct Recovery<'a> {
     index: &'a sled::Db,
     segments: Vec<Segment>,
+    faults: &'a Faults,
 }
 
 impl Recovery<'_> {
     /// Indexes every frame after the index's head, checks that the rest of
     /// the log is zeros (zeroing a torn last write), and returns the head.
     fn catch_up(&mut self) -> Result<(Head, Option<jiff::Timestamp>), StoreError> {
+        fault(self.faults, "reading the end of the log")?;
         let indexed: Indexed = match self.index.get(INDEXED_KEY).map_err(io)? {
             None => Indexed::default(),
             Some(v) => {
@@ -774,6 +1012,7 @@ impl Recovery<'_> {
     }
 
     fn apply(&self, mut batch: sled::Batch, head: Head) -> Result<(), StoreError> {
+        fault(self.faults, "indexing frames found on open")?;
         batch.insert(INDEXED_KEY, postcard::to_stdvec(&Indexed { head }).map_err(io)?);
         self.index.apply_batch(batch).map_err(io)
     }
@@ -927,6 +1166,7 @@ impl EventStore for EmbeddedStore {
         let mut out = Vec::new();
         let mut cached: Option<(u64, Vec<RecordedEvent>)> = None;
         let mut expected = 1u64;
+        fault(&self.inner.faults, "reading an instance's index")?;
         for kv in self.inner.index.scan_prefix(instance_prefix(instance)) {
             let (k, v) = kv.map_err(io)?;
             let first_sequence = be_u64(&k[k.len() - 8..]).ok_or_else(|| corrupt(0, "malformed instance index key"))?;
@@ -977,14 +1217,14 @@ impl EventStore for EmbeddedStore {
         // Find the first frame through the index, then follow the files:
         // frames are contiguous, and only durable frames are ever read.
         let (_, loc) = self.frame_at(from)?;
-        let mut reader = ChunkReader::new(self.segment(loc.segment)?);
+        let mut reader = ChunkReader::new(self.segment(loc.segment)?, self.inner.faults.clone());
         let mut offset = loc.offset;
         let mut next = from;
         while out.len() < max && next <= durable {
             let header = reader.bytes(offset, FRAME_HEADER_BYTES)?;
             let h = header.map(FrameHeader::parse).filter(|h| !h.is_zero());
             let Some(h) = h else {
-                reader = ChunkReader::new(self.segment(next)?);
+                reader = ChunkReader::new(self.segment(next)?, self.inner.faults.clone());
                 offset = SEGMENT_HEADER_BYTES;
                 continue;
             };
@@ -1018,6 +1258,7 @@ impl EventStore for EmbeddedStore {
         instance: &InstanceId,
         command_id: &CommandId,
     ) -> Result<Option<AppendOutcome>, StoreError> {
+        fault(&self.inner.faults, "looking up a command")?;
         let outcome = SledIndex(&self.inner.index).command(command_id)?;
         Ok(outcome.filter(|o| o.instance == *instance && o.last_position <= self.durable_position()))
     }
@@ -1049,6 +1290,7 @@ struct Writer {
     synced_head: Head,
     /// Versions of instances written or looked up, exact (single writer).
     versions: std::collections::HashMap<InstanceId, u64>,
+    faults: Faults,
 }
 
 enum Pending {
@@ -1181,7 +1423,7 @@ impl Writer {
         while capacity < SEGMENT_HEADER_BYTES + bytes {
             capacity *= 2;
         }
-        let seg = create_segment(&self.log_dir, first_position, capacity)?;
+        let seg = create_segment(&self.log_dir, first_position, capacity, &self.faults)?;
         if let Some(inner) = self.store.upgrade() {
             inner.segments.write().expect("lock").push(seg.clone());
         }
@@ -1216,6 +1458,7 @@ impl Writer {
             let bytes = encode_frame(f);
             let first = f[0].records[0].0.event.position;
             let seg = self.segment_for(first, bytes.len() as u64)?;
+            fault(&self.faults, "writing a frame")?;
             seg.file.write_all_at(&bytes, self.end).map_err(io)?;
             let h = FrameHeader::parse(&bytes);
             let loc =
@@ -1237,12 +1480,20 @@ impl Writer {
         // The index is updated in memory while the disk syncs; the group is
         // answered only when both are done.
         let index = &self.index;
+        let faults = &self.faults;
         let (synced, indexed) = std::thread::scope(|scope| {
             let indexer = scope.spawn(move || {
                 let t = std::time::Instant::now();
+                fault(faults, "updating the index")?;
                 index.apply_batch(batch).map_err(io).map(|()| t.elapsed())
             });
-            let synced = touched.iter().try_for_each(|seg| seg.file.sync_data().map_err(io)).map(|()| t1.elapsed());
+            let synced = touched
+                .iter()
+                .try_for_each(|seg| {
+                    fault(faults, "syncing the log")?;
+                    seg.file.sync_data().map_err(io)
+                })
+                .map(|()| t1.elapsed());
             let indexed = indexer.join().unwrap_or_else(|_| Err(StoreError::Io("the indexing thread panicked".into())));
             (synced, indexed)
         });
