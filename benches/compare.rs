@@ -22,6 +22,34 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Counts the bytes the process has allocated and not freed, so memory per
+/// instance is measured exactly rather than through the allocator's pages.
+struct Counting;
+
+static LIVE_BYTES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as i64, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as i64, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live_bytes() -> i64 {
+    LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 const WRITERS: usize = 64;
 const BATCH: usize = 64;
 
@@ -225,11 +253,6 @@ async fn replay(store: &impl EventStore) -> (usize, Duration, projections::LogVi
     (n, start.elapsed(), view)
 }
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
-}
-
 fn status_run(data: &Path) -> Duration {
     let t = Instant::now();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_styrlogg"))
@@ -285,126 +308,136 @@ fn main() {
         record.len()
     );
     let mut t = Table { rows: Vec::new() };
+    let only = std::env::var("STYRLOGG_BENCH_ONLY").unwrap_or_default();
     t.note(format!(
         "| {:<58} | {:>12} | {:>10} | {:>9} | {:>9} |",
         "durable appends", "events/s", "p50 µs", "÷ floor", "÷ SQLite"
     ));
     t.note(format!("|{:-<60}|{:-<14}|{:-<12}|{:-<11}|{:-<11}|", "", "", "", "", ""));
 
-    let floor1 = floor(dir, &record, commits, 1);
-    let floor64 = floor(dir, &record, commits / 4, BATCH);
-    let sqlite1 = sqlite(dir, &record, commits, 1);
-    let sqlite64 = sqlite(dir, &record, commits / 4, BATCH);
-    t.row("plain file, write + fdatasync per commit (floor)", floor1, Some(floor1), Some(sqlite1));
-    t.row(
-        "raw sled, insert + flush + fdatasync per commit",
-        raw_sled(dir, &record, commits, 1),
-        Some(floor1),
-        Some(sqlite1),
-    );
-    t.row("SQLite WAL synchronous=FULL, a transaction per commit (peer)", sqlite1, Some(floor1), Some(sqlite1));
-    let (engine1, engine64, enginebatch) = rt.block_on(async {
-        let store = EmbeddedStore::open(&dir.join("engine"), OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
-        let one = engine_sequential(&store, commits, 1, "a").await;
-        let batch = engine_sequential(&store, commits / 4, BATCH, "b").await;
-        let many = engine_writers(&store, commits * 2 / WRITERS, "c").await;
-        store.close().unwrap();
-        (one, many, batch)
-    });
-    t.row("engine, sled store: one append after another", engine1, Some(floor1), Some(sqlite1));
-    t.note(format!("|{:-<60}|{:-<14}|{:-<12}|{:-<11}|{:-<11}|", "", "", "", "", ""));
-    t.row("plain file, 64 records + one fdatasync (floor)", floor64, Some(floor64), Some(sqlite64));
-    t.row(
-        "raw sled, a batch of 64 + flush + fdatasync",
-        raw_sled(dir, &record, commits / 4, BATCH),
-        Some(floor64),
-        Some(sqlite64),
-    );
-    t.row("SQLite, 64 inserts per transaction (peer)", sqlite64, Some(floor64), Some(sqlite64));
-    t.row("engine, sled store: atomic appends of 64 events", enginebatch, Some(floor64), Some(sqlite64));
-    t.row("engine, sled store: 64 concurrent writers, group commit", engine64, Some(floor64), Some(sqlite64));
+    if only.is_empty() || only == "appends" {
+        let floor1 = floor(dir, &record, commits, 1);
+        let floor64 = floor(dir, &record, commits / 4, BATCH);
+        let sqlite1 = sqlite(dir, &record, commits, 1);
+        let sqlite64 = sqlite(dir, &record, commits / 4, BATCH);
+        t.row("plain file, write + fdatasync per commit (floor)", floor1, Some(floor1), Some(sqlite1));
+        t.row(
+            "raw sled, insert + flush + fdatasync per commit",
+            raw_sled(dir, &record, commits, 1),
+            Some(floor1),
+            Some(sqlite1),
+        );
+        t.row("SQLite WAL synchronous=FULL, a transaction per commit (peer)", sqlite1, Some(floor1), Some(sqlite1));
+        let (engine1, engine64, enginebatch) = rt.block_on(async {
+            let store =
+                EmbeddedStore::open(&dir.join("engine"), OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
+            let one = engine_sequential(&store, commits, 1, "a").await;
+            let batch = engine_sequential(&store, commits / 4, BATCH, "b").await;
+            let many = engine_writers(&store, commits * 2 / WRITERS, "c").await;
+            store.close().unwrap();
+            (one, many, batch)
+        });
+        t.row("engine, sled store: one append after another", engine1, Some(floor1), Some(sqlite1));
+        t.note(format!("|{:-<60}|{:-<14}|{:-<12}|{:-<11}|{:-<11}|", "", "", "", "", ""));
+        t.row("plain file, 64 records + one fdatasync (floor)", floor64, Some(floor64), Some(sqlite64));
+        t.row(
+            "raw sled, a batch of 64 + flush + fdatasync",
+            raw_sled(dir, &record, commits / 4, BATCH),
+            Some(floor64),
+            Some(sqlite64),
+        );
+        t.row("SQLite, 64 inserts per transaction (peer)", sqlite64, Some(floor64), Some(sqlite64));
+        t.row("engine, sled store: atomic appends of 64 events", enginebatch, Some(floor64), Some(sqlite64));
+        t.row("engine, sled store: 64 concurrent writers, group commit", engine64, Some(floor64), Some(sqlite64));
 
-    // JetStream against a local server that fsyncs every message.
-    let server = nats::NatsServer::start_durable();
-    let (js1, js64) = rt.block_on(async {
-        let opts = JetStreamOptions { url: server.url.clone(), ..Default::default() };
-        let store = JetStreamStore::open(opts, OpenMode::CreateIfMissing, Arc::new(SystemClock)).await.unwrap();
-        let one = engine_sequential(&store, commits / 2, 1, "j").await;
-        let many = engine_writers(&store, commits * 2 / WRITERS, "k").await;
-        (one, many)
-    });
-    drop(server);
-    t.note(format!("|{:-<60}|{:-<14}|{:-<12}|{:-<11}|{:-<11}|", "", "", "", "", ""));
-    t.row(
-        "engine, JetStream (local server, sync_interval: always): one after another",
-        js1,
-        Some(floor1),
-        Some(sqlite1),
-    );
-    t.row("engine, JetStream: 64 concurrent writers", js64, Some(floor64), Some(sqlite64));
+        // JetStream against a local server that fsyncs every message.
+        let server = nats::NatsServer::start_durable();
+        let (js1, js64) = rt.block_on(async {
+            let opts = JetStreamOptions { url: server.url.clone(), ..Default::default() };
+            let store = JetStreamStore::open(opts, OpenMode::CreateIfMissing, Arc::new(SystemClock)).await.unwrap();
+            let one = engine_sequential(&store, commits / 2, 1, "j").await;
+            let many = engine_writers(&store, commits * 2 / WRITERS, "k").await;
+            (one, many)
+        });
+        drop(server);
+        t.note(format!("|{:-<60}|{:-<14}|{:-<12}|{:-<11}|{:-<11}|", "", "", "", "", ""));
+        t.row(
+            "engine, JetStream (local server, sync_interval: always): one after another",
+            js1,
+            Some(floor1),
+            Some(sqlite1),
+        );
+        t.row("engine, JetStream: 64 concurrent writers", js64, Some(floor64), Some(sqlite64));
+    }
 
-    // Replay and start-up with a long log.
-    let data = dir.join("replay");
-    let (replayed, replay_took, replay_rss) = rt.block_on(async {
-        let store = EmbeddedStore::open(&data, OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
-        let t0 = Instant::now();
-        build_log(&store, replay_events).await;
-        eprintln!("built a log of {replay_events} events in {:.1} s", t0.elapsed().as_secs_f64());
-        let (n, took, view) = replay(&store).await;
-        let _ = view;
-        store.close().unwrap();
-        (n, took, rss_bytes())
-    });
-    let _ = replay_rss;
-    let cold = status_run(&data);
-    let warm = status_run(&data);
-    t.note(String::new());
-    t.note(format!(
-        "replay: read {replayed} events and fold them into the status projection: {:.0} events/s ({:.2} s)",
-        replayed as f64 / replay_took.as_secs_f64(),
-        replay_took.as_secs_f64()
-    ));
-    t.note(format!(
+    if only.is_empty() || only == "replay" {
+        // Replay and start-up with a long log.
+        let data = dir.join("replay");
+        let (replayed, replay_took) = rt.block_on(async {
+            let store = EmbeddedStore::open(&data, OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
+            let t0 = Instant::now();
+            build_log(&store, replay_events).await;
+            eprintln!("built a log of {replay_events} events in {:.1} s", t0.elapsed().as_secs_f64());
+            let (n, took, view) = replay(&store).await;
+            drop(view);
+            store.close().unwrap();
+            (n, took)
+        });
+        let cold = status_run(&data);
+        let warm = status_run(&data);
+        t.note(String::new());
+        t.note(format!(
+            "replay: read {replayed} events and fold them into the status projection: {:.0} events/s ({:.2} s)",
+            replayed as f64 / replay_took.as_secs_f64(),
+            replay_took.as_secs_f64()
+        ));
+        t.note(format!(
         "start to the first `status` answer with {replayed} events: {:.2} s with the projection checkpoint ({:.2} s on the first run, which builds it)",
         warm.as_secs_f64(),
         cold.as_secs_f64()
     ));
-
-    // Memory: idle instances in the status projection.
-    let per_instance = rt.block_on(async {
-        let store = EmbeddedStore::open(&dir.join("idle"), OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
-        let def = workflows::builtin::DEFINITIONS.iter().find(|(n, _)| n.starts_with("protokoll")).unwrap().1;
-        let def = workflows::Definition::parse(def).unwrap();
-        let day = jiff::civil::date(2025, 3, 1);
-        let mut tasks = Vec::new();
-        for w in 0..WRITERS {
-            let (store, def) = (store.clone(), def.clone());
-            tasks.push(tokio::spawn(async move {
-                for i in (w..instances).step_by(WRITERS) {
-                    let e = workflows::start(&def, "Kommun", None, day, Actor::new("Eva", "sekreterare"), day).unwrap();
-                    let req = AppendRequest {
-                        instance: InstanceId::new(format!("idle-{i:07}")).unwrap(),
-                        expected: ExpectedVersion::NoStream,
-                        command_id: CommandId::new(format!("idle-{i}")).unwrap(),
-                        events: vec![e],
-                    };
-                    store.append(req).await.unwrap();
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let before = rss_bytes();
-        let (n, _, view) = replay(&store).await;
-        let after = rss_bytes();
-        assert_eq!(view.instances.len(), n);
-        store.close().unwrap();
-        (after.saturating_sub(before)) as f64 / n as f64
-    });
-    t.note(format!(
-        "memory: {per_instance:.0} resident bytes per idle instance with {instances} instances in the status projection"
+    }
+    if only.is_empty() || only == "memory" {
+        // Memory: idle instances in the status projection.
+        let per_instance = rt.block_on(async {
+            let store =
+                EmbeddedStore::open(&dir.join("idle"), OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
+            let def = workflows::builtin::DEFINITIONS.iter().find(|(n, _)| n.starts_with("protokoll")).unwrap().1;
+            let def = workflows::Definition::parse(def).unwrap();
+            let day = jiff::civil::date(2025, 3, 1);
+            let mut tasks = Vec::new();
+            for w in 0..WRITERS {
+                let (store, def) = (store.clone(), def.clone());
+                tasks.push(tokio::spawn(async move {
+                    for i in (w..instances).step_by(WRITERS) {
+                        let e =
+                            workflows::start(&def, "Kommun", None, day, Actor::new("Eva", "sekreterare"), day).unwrap();
+                        let req = AppendRequest {
+                            instance: InstanceId::new(format!("idle-{i:07}")).unwrap(),
+                            expected: ExpectedVersion::NoStream,
+                            command_id: CommandId::new(format!("idle-{i}")).unwrap(),
+                            events: vec![e],
+                        };
+                        store.append(req).await.unwrap();
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let (n, _, view) = replay(&store).await;
+            assert_eq!(view.instances.len(), n);
+            store.close().unwrap();
+            // The projection's own bytes: what is freed when it is dropped.
+            let with = live_bytes();
+            drop(view);
+            let without = live_bytes();
+            (with - without) as f64 / n as f64
+        });
+        t.note(format!(
+        "memory: {per_instance:.0} bytes per idle instance with {instances} instances in the status projection (heap bytes it holds, counted by the allocator)"
     ));
+    }
     let host = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {

@@ -144,13 +144,21 @@ async fn fold_open(
         (false, false) => LogView::folded_only(as_of),
     };
     let from = view.head_position;
+    // Read the next page while this one is folded: decoding and folding
+    // run side by side.
     let mut next = view.head_position + 1;
+    let reader = store.clone();
+    let mut pending = tokio::spawn(async move { reader.read_all(next, engine::limits::READ_PAGE_EVENTS * 8).await });
     'read: loop {
-        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
+        let page = pending.await.context("reading the log")??;
         let Some(last) = page.last() else { break };
         next = last.event.position + 1;
-        for e in &page {
-            if !view.feed(e).map_err(|err| Refused(format!("position {}: {err}", e.event.position)))? {
+        let reader = store.clone();
+        pending = tokio::spawn(async move { reader.read_all(next, engine::limits::READ_PAGE_EVENTS * 8).await });
+        for e in page {
+            let position = e.event.position;
+            if !view.feed_owned(e).map_err(|err| Refused(format!("position {position}: {err}")))? {
+                pending.abort();
                 break 'read;
             }
         }

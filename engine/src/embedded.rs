@@ -50,6 +50,8 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use tokio::sync::{mpsc, oneshot, watch};
 
 const MARKER_FILE: &str = "STORE";
+/// Written by a clean close: the head it closed at.
+const CLEAN_FILE: &str = "CLEAN";
 const MARKER: &str = "styrlogg store layout 2\n";
 const LOG_DIR: &str = "log";
 const INDEX_DIR: &str = "index";
@@ -66,6 +68,9 @@ const SEGMENT_CONTEXT: &str = "styrlogg segment v1";
 const SECTOR_BYTES: usize = 512;
 
 const INDEX_MARKER_KEY: &[u8] = b"M";
+/// How long an open waits for a lock on the index that this or another
+/// process is letting go of.
+const INDEX_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often the index is flushed in the background.
 const INDEX_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 const INDEX_MARKER: &[u8] = b"styrlogg index 1";
@@ -233,6 +238,8 @@ struct Inner {
     /// the catching up on the next open); ours, so that closing the store
     /// lets go of it at once.
     flusher: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// False once a write failed: then the end of the log is not vouched for.
+    writer_clean: std::sync::atomic::AtomicBool,
     heads: watch::Receiver<Head>,
 }
 
@@ -281,6 +288,11 @@ impl Index for WriterIndex<'_> {
     fn command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
         SledIndex(self.db).command(id)
     }
+}
+
+fn parse_clean(text: &str) -> Option<Head> {
+    let (p, h) = text.trim().split_once(' ')?;
+    Some(Head { position: p.parse().ok()?, hash: crate::event::Hash::from_hex(h).ok()? })
 }
 
 fn be_u64(bytes: &[u8]) -> Option<u64> {
@@ -478,21 +490,29 @@ impl EmbeddedStore {
             File::open(path).and_then(|d| d.sync_all()).map_err(io)?;
         }
         fault(&faults, "opening the index")?;
-        let index = sled::Config::new()
-            .path(path.join(INDEX_DIR))
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| {
-            let text = e.to_string();
-            if text.contains("lock") {
-                StoreError::Locked { path: shown.clone() }
-            } else {
-                StoreError::Io(format!(
-                    "opening the index at {shown}/index: {text}; the index can be rebuilt from the log: `styrlogg rebuild --index`"
-                ))
+        // sled's lock also guards against a second process; a handle this
+        // process just closed may hold it a moment longer (sled's own
+        // threads), so wait briefly before calling it taken.
+        let started = std::time::Instant::now();
+        let index = loop {
+            let opened = sled::Config::new()
+                .path(path.join(INDEX_DIR))
+                .mode(sled::Mode::HighThroughput)
+                .flush_every_ms(None)
+                .open();
+            match opened {
+                Ok(db) => break db,
+                Err(e) if e.to_string().contains("lock") && started.elapsed() < INDEX_LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) if e.to_string().contains("lock") => return Err(StoreError::Locked { path: shown.clone() }),
+                Err(e) => {
+                    return Err(StoreError::Io(format!(
+                        "opening the index at {shown}/index: {e}; the index can be rebuilt from the log: `styrlogg rebuild --index`"
+                    )))
+                }
             }
-        })?;
+        };
         match index.get(INDEX_MARKER_KEY).map_err(io)? {
             Some(m) if m.as_ref() == INDEX_MARKER => {}
             Some(_) => return Err(not_a_store("its index has another layout")),
@@ -502,7 +522,11 @@ impl EmbeddedStore {
         }
         fault(&faults, "listing the segments")?;
         let segments = load_segments(&log_dir)?;
-        let mut recovery = Recovery { index: &index, segments, faults: &faults };
+        // A clean close left the head it closed at; it is consumed here, so
+        // only a close after this open can vouch for the end of the log.
+        let clean = std::fs::read_to_string(path.join(CLEAN_FILE)).ok().and_then(|t| parse_clean(&t));
+        let _ = std::fs::remove_file(path.join(CLEAN_FILE));
+        let mut recovery = Recovery { index: &index, segments, faults: &faults, clean };
         let (head, last_recorded_at) = recovery.catch_up()?;
         let segments = recovery.segments;
         index.flush().map_err(io)?;
@@ -517,6 +541,7 @@ impl EmbeddedStore {
             requests: Mutex::new(Some(requests)),
             writer: Mutex::new(None),
             flusher: Mutex::new(None),
+            writer_clean: std::sync::atomic::AtomicBool::new(true),
             heads,
         });
         let mut writer = Writer {
@@ -571,6 +596,12 @@ impl EmbeddedStore {
         }
         fault(&self.inner.faults, "flushing the index")?;
         self.inner.index.flush().map_err(io)?;
+        // Nothing was written after this head, and the end of the last
+        // segment is zeros: the next open need not read it.
+        if self.inner.writer_clean.load(std::sync::atomic::Ordering::SeqCst) {
+            let head = *self.inner.heads.borrow();
+            let _ = std::fs::write(self.inner.path.join(CLEAN_FILE), format!("{} {}\n", head.position, head.hash));
+        }
         Ok(())
     }
 
@@ -850,6 +881,8 @@ struct Recovery<'a> {
     index: &'a sled::Db,
     segments: Vec<Segment>,
     faults: &'a Faults,
+    /// The head written by the last clean close, if it was clean.
+    clean: Option<Head>,
 }
 
 impl Recovery<'_> {
@@ -920,7 +953,11 @@ impl Recovery<'_> {
                 // crash may have left part of an unacknowledged write here;
                 // anywhere else, only zeros may follow.
                 if seg_i + 1 == self.segments.len() {
-                    self.tail(&seg, offset, expect_first)?;
+                    // After a clean close the end is known to be zeros; after
+                    // a crash it is read to the end of the segment.
+                    if self.clean != Some(head) {
+                        self.tail(&seg, offset, expect_first)?;
+                    }
                     break;
                 }
                 self.check_zeros(&seg, offset, expect_first)?;
@@ -1036,9 +1073,31 @@ impl Recovery<'_> {
     /// (whole sectors of data within one frame's reach), which is zeroed. A
     /// sector with a few stray bits is damage.
     fn tail(&self, seg: &Segment, from: u64, position: u64) -> Result<(), StoreError> {
-        let mut buf = vec![0u8; (seg.capacity - from) as usize];
+        // Find the last non-zero byte, reading backwards a chunk at a time.
+        let mut end = seg.capacity;
+        let mut chunk = vec![0u8; 1 << 20];
+        let last_abs = loop {
+            if end <= from {
+                return Ok(());
+            }
+            let start = end.saturating_sub(chunk.len() as u64).max(from);
+            let n = (end - start) as usize;
+            seg.file.read_exact_at(&mut chunk[..n], start).map_err(io)?;
+            if let Some(i) = chunk[..n].iter().rposition(|b| *b != 0) {
+                break start + i as u64;
+            }
+            end = start;
+        };
+        let reach = (FRAME_HEADER_BYTES + limits::FRAME_BODY_BYTES_MAX + FRAME_HASH_BYTES) as u64;
+        if last_abs - from >= reach {
+            return Err(corrupt(
+                position,
+                format!("{}: unexpected bytes after the last frame (offset {last_abs})", seg.path.display()),
+            ));
+        }
+        let mut buf = vec![0u8; (last_abs - from + 1) as usize];
         seg.file.read_exact_at(&mut buf, from).map_err(io)?;
-        let Some(last) = buf.iter().rposition(|b| *b != 0) else { return Ok(()) };
+        let last = buf.len() - 1;
         let reach = (FRAME_HEADER_BYTES + limits::FRAME_BODY_BYTES_MAX + FRAME_HASH_BYTES) as usize;
         let mut i = 0usize;
         let mut data_like = last < reach;
@@ -1399,6 +1458,9 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; refusing further writes");
                 self.poisoned = Some(e.to_string());
+                if let Some(inner) = self.store.upgrade() {
+                    inner.writer_clean.store(false, std::sync::atomic::Ordering::SeqCst);
+                }
                 for p in pending {
                     match p {
                         Pending::Append(tx, _) => drop(tx.send(Err(e.clone().into()))),

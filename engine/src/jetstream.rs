@@ -103,6 +103,29 @@ pub fn subject_token(instance: &str) -> String {
     out
 }
 
+/// Runs a read request again when the server did not answer (a leader
+/// being elected after a server restart, say): a bounded number of times,
+/// waiting longer each time; other errors are returned at once.
+async fn retrying<T, F, Fut>(mut f: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut wait = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Err(StoreError::Unavailable(why)) if attempt < limits::JETSTREAM_READ_ATTEMPTS => {
+                tracing::warn!(attempt, %why, "no answer from the NATS server; trying again");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("{what}: {e}"))
 }
@@ -223,19 +246,25 @@ impl JetStreamStore {
     }
 
     async fn last_sequence(&self) -> Result<u64, StoreError> {
-        let info = self.inner.stream.get_info().await.map_err(|e| unavailable("reading the stream's state", e))?;
-        Ok(info.state.last_sequence)
+        retrying(|| async {
+            let info = self.inner.stream.get_info().await.map_err(|e| unavailable("reading the stream's state", e))?;
+            Ok(info.state.last_sequence)
+        })
+        .await
     }
 
     /// The events in the message at stream sequence `seq`.
     async fn message(&self, seq: u64) -> Result<Vec<RecordedEvent>, StoreError> {
-        let m = self.inner.stream.get_raw_message(seq).await.map_err(|e| match e.kind() {
-            stream::LastRawMessageErrorKind::NoMessageFound => StoreError::Corrupt {
-                position: 0,
-                reason: format!("stream message {seq} is missing (deleted or purged)"),
-            },
-            _ => unavailable(&format!("reading stream message {seq}"), e),
-        })?;
+        let m = retrying(|| async {
+            self.inner.stream.get_raw_message(seq).await.map_err(|e| match e.kind() {
+                stream::LastRawMessageErrorKind::NoMessageFound => StoreError::Corrupt {
+                    position: 0,
+                    reason: format!("stream message {seq} is missing (deleted or purged)"),
+                },
+                _ => unavailable(&format!("reading stream message {seq}"), e),
+            })
+        })
+        .await?;
         decode_batch(seq, &m.payload)
     }
 
@@ -285,13 +314,16 @@ impl JetStreamStore {
     }
 
     async fn consume(&self, filter: String, from_seq: u64) -> Result<consumer::pull::Ordered, StoreError> {
-        let config = consumer::pull::OrderedConfig {
-            filter_subject: filter,
-            deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from_seq.max(1) },
-            ..Default::default()
-        };
-        let c = self.inner.stream.create_consumer(config).await.map_err(|e| unavailable("creating a reader", e))?;
-        c.messages().await.map_err(|e| unavailable("starting a reader", e))
+        retrying(|| async {
+            let config = consumer::pull::OrderedConfig {
+                filter_subject: filter.clone(),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from_seq.max(1) },
+                ..Default::default()
+            };
+            let c = self.inner.stream.create_consumer(config).await.map_err(|e| unavailable("creating a reader", e))?;
+            c.messages().await.map_err(|e| unavailable("starting a reader", e))
+        })
+        .await
     }
 
     async fn next_message(

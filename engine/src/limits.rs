@@ -63,3 +63,6 @@ pub const JETSTREAM_READER_RESTARTS_MAX: u32 = 8;
 /// Largest sealed (encrypted) fact value, in bytes of ciphertext: a text
 /// fact at its limit plus the encoding and the AEAD tag.
 pub const SEALED_BYTES_MAX: usize = TEXT_BYTES_MAX + 64;
+/// Attempts of a JetStream read request that got no answer (waiting 0.2,
+/// 0.4, 0.8 ... s in between).
+pub const JETSTREAM_READ_ATTEMPTS: u32 = 4;

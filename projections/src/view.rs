@@ -170,6 +170,24 @@ impl LogView {
     /// Feeds the next event in position order. Returns false once an event
     /// was recorded after `as_of`: `recorded_at` never decreases along the
     /// log, so nothing after it belongs to the view either.
+    /// [`LogView::feed`], taking the event: a view that does not keep events
+    /// moves a step's facts into its state instead of copying them.
+    pub fn feed_owned(&mut self, e: RecordedEvent) -> Result<bool, FoldError> {
+        if self.events_kept || !matches!(e.event.payload, engine::Payload::StepRecorded { .. }) {
+            return self.feed(&e);
+        }
+        if self.as_of.is_some_and(|d| swedish_date(e.event.recorded_at) > d) {
+            return Ok(false);
+        }
+        self.head_position = e.event.position;
+        self.head_hash = e.hash;
+        match self.instances.get_mut(&e.event.instance) {
+            Some(v) => v.instance.apply_owned(e),
+            None => return Err(FoldError::NotStarted(e.event.instance.to_string())),
+        }
+        Ok(true)
+    }
+
     pub fn feed(&mut self, e: &RecordedEvent) -> Result<bool, FoldError> {
         if self.as_of.is_some_and(|d| swedish_date(e.event.recorded_at) > d) {
             return Ok(false);

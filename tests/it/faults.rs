@@ -98,12 +98,16 @@ async fn every_storage_operation_failing_in_turn_loses_nothing_acknowledged() {
     for n in 1..=operations {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
-        let (acked, errors) = workload(&path, Some(FaultPlan::fail_at(n))).await;
-        assert!(!errors.is_empty(), "operation {n}: the injected failure is reported");
-        assert!(
-            errors.iter().any(|e| e.contains("injected fault")),
-            "operation {n}: the error says what failed: {errors:?}"
-        );
+        let plan = FaultPlan::fail_at(n);
+        let (acked, errors) = workload(&path, Some(plan.clone())).await;
+        // Concurrent appends group differently from run to run, so a run
+        // may do a few operations fewer than the counting one.
+        if plan.operations() >= n {
+            assert!(
+                errors.iter().any(|e| e.contains("injected fault")),
+                "operation {n}: the failure is reported and says what failed: {errors:?}"
+            );
+        }
         assert!(!errors.iter().any(|e| e.contains("panicked")), "operation {n}: {errors:?}");
         failed_appends += all.len() - acked.len();
         // Reopened without faults: clean, and every acknowledged command is

@@ -142,6 +142,29 @@ impl Instance {
     }
 
     /// Applies one more event of this instance.
+    /// Applies one more event, taking it: a recorded step's facts move into
+    /// the occurrence instead of being copied (folding a long log).
+    pub fn apply_owned(&mut self, e: RecordedEvent) {
+        if !matches!(e.event.payload, Payload::StepRecorded { .. }) {
+            return self.apply(&e);
+        }
+        let b = e.event;
+        let Payload::StepRecorded { step, facts, deviation, late } = b.payload else { unreachable!("matched above") };
+        self.version = b.sequence;
+        self.occurrences.push(Occurrence {
+            event_id: b.event_id,
+            position: b.position,
+            step,
+            occurred_on: b.occurred_on,
+            facts,
+            deviation,
+            late,
+            corrections: 0,
+            recorded_at: b.recorded_at,
+            corrected_at: None,
+        });
+    }
+
     pub fn apply(&mut self, e: &RecordedEvent) {
         self.version = e.event.sequence;
         match &e.event.payload {
