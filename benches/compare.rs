@@ -253,12 +253,14 @@ async fn replay(store: &impl EventStore) -> (usize, Duration, projections::LogVi
     (n, start.elapsed(), view)
 }
 
-fn status_run(data: &Path) -> Duration {
+fn status_run(data: &Path, instance: Option<&str>) -> Duration {
     let t = Instant::now();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_styrlogg"))
         .arg("--data")
         .arg(data)
-        .args(["status", "--format", "json"])
+        .arg("status")
+        .args(instance)
+        .args(["--format", "json"])
         .env_remove("STYRLOGG_NATS")
         .output()
         .unwrap();
@@ -383,8 +385,10 @@ fn main() {
             store.close().unwrap();
             (n, took)
         });
-        let cold = status_run(&data);
-        let warm = status_run(&data);
+        let middle = format!("i{:07}", replay_events.div_ceil(100) / 2);
+        let one = status_run(&data, Some(&middle));
+        let cold = status_run(&data, None);
+        let warm = status_run(&data, None);
         t.note(String::new());
         t.note(format!(
             "replay: read {replayed} events and fold them into the status projection: {:.0} events/s ({:.2} s)",
@@ -392,7 +396,12 @@ fn main() {
             replay_took.as_secs_f64()
         ));
         t.note(format!(
-        "start to the first `status` answer with {replayed} events: {:.2} s with the projection checkpoint ({:.2} s on the first run, which builds it)",
+        "start to the answer of `status INSTANCE` with {replayed} events in the store: {:.3} s (a new process: open, read the instance, print)",
+        one.as_secs_f64()
+    ));
+        t.note(format!(
+        "start to the answer of `status` for all {} instances: {:.2} s with the projection checkpoint ({:.2} s on the first run, which builds it)",
+        replayed.div_ceil(100),
         warm.as_secs_f64(),
         cold.as_secs_f64()
     ));
