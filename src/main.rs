@@ -311,8 +311,9 @@ async fn for_each_event(store: &impl EventStore, mut f: impl FnMut(&RecordedEven
     }
 }
 
-/// Reads and checks the whole file before writing anything, so a bad line
-/// leaves the store as it was.
+/// Reads and checks the whole file before writing anything
+/// ([`engine::export::read_export`]), so a bad line leaves the store as it
+/// was.
 async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
     let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -320,22 +321,14 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
         let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
         Box::new(std::io::BufReader::new(f))
     };
-    let mut events = Vec::new();
-    let mut verifier = ChainVerifier::new();
-    for (i, line) in reader.lines().enumerate() {
-        let n = i + 1;
-        let line = line.with_context(|| format!("reading line {n}"))?;
-        if line.trim().is_empty() {
-            continue;
+    let events = engine::export::read_export(reader).map_err(|e| {
+        let text = format!("{}: {e}", file.display());
+        if e.is_io() {
+            anyhow::anyhow!(text)
+        } else {
+            Refused(text).into()
         }
-        let e: RecordedEvent = serde_json::from_str(&line)
-            .map_err(|err| Refused(format!("{}: line {n}: not an exported event: {err}", file.display())))?;
-        verifier.check(&e).map_err(|b| Refused(format!("{}: line {n}: {b}", file.display())))?;
-        events.push(e);
-    }
-    if events.is_empty() {
-        bail!(Refused(format!("{}: no events to import", file.display())));
-    }
+    })?;
     let store = open(cli, OpenMode::CreateIfMissing).await?;
     let head = store.head().await?;
     if head.position != 0 {

@@ -63,3 +63,20 @@ pub const JETSTREAM_READER_RESTARTS_MAX: u32 = 8;
 /// Largest sealed (encrypted) fact value, in bytes of ciphertext: a text
 /// fact at its limit plus the encoding and the AEAD tag.
 pub const SEALED_BYTES_MAX: usize = TEXT_BYTES_MAX + 64;
+/// Longest line of an export that `import` reads, in bytes. An event is at
+/// most [`EVENT_BYTES_MAX`] encoded; its JSON line is about twice that for
+/// events styrlogg writes (hex hashes and sealed bytes, escaped quotes and
+/// newlines), and at most about 16 times for any record that decodes (a
+/// list of empty person facts), so every stored event exports to a line
+/// that import reads. A longer line is refused before it is parsed.
+pub const EXPORT_LINE_BYTES_MAX: usize = 2 << 20;
+/// Most events one `import` reads (it checks the whole file before it
+/// writes, so it holds them in memory).
+pub const EXPORT_EVENTS_MAX: u64 = 2_000_000;
+/// Largest export one `import` reads, in bytes.
+pub const EXPORT_BYTES_MAX: u64 = 2 << 30;
+/// Largest scenario file, in bytes of TOML.
+pub const SCENARIO_BYTES_MAX: usize = 1 << 20;
+/// Most problems a definition or scenario file is refused with; the last
+/// one shown says how many more there were.
+pub const PROBLEMS_SHOWN_MAX: usize = 100;

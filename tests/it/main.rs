@@ -10,6 +10,7 @@ mod cli;
 mod conformance;
 mod corpus;
 mod crash;
+mod fuzz;
 mod jetstream;
 mod model;
 mod nats;
