@@ -80,3 +80,10 @@ pub const SCENARIO_BYTES_MAX: usize = 1 << 20;
 /// Most problems a definition or scenario file is refused with; the last
 /// one shown says how many more there were.
 pub const PROBLEMS_SHOWN_MAX: usize = 100;
+/// Most characters of a user's input repeated in an error message (the
+/// rest is left out and its length given), so a 100 KB argument does not
+/// come back as a 100 KB error line.
+pub const SHOWN_INPUT_CHARS_MAX: usize = 64;
+/// Largest `--facts FILE`, in bytes of TOML (an event holds at most
+/// [`FACTS_PER_EVENT_MAX`] facts of at most [`TEXT_BYTES_MAX`] each).
+pub const FACTS_FILE_BYTES_MAX: usize = 1 << 20;
