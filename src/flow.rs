@@ -40,7 +40,7 @@ fn available(cli: &Cli) -> Result<Vec<(String, String)>> {
             .collect();
         paths.sort();
         for p in paths {
-            let src = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            let src = read_text(&p, engine::limits::DEFINITION_BYTES_MAX, "workflow definition")?;
             out.push((p.display().to_string(), src));
         }
     }
@@ -60,6 +60,24 @@ pub fn definitions(cli: &Cli) -> Result<Vec<Definition>> {
     Ok(out)
 }
 
+/// Reads a text file a user names, refusing one larger than `max` bytes
+/// without reading it whole, and one that is not UTF-8, with its name.
+pub fn read_text(path: &Path, max: usize, what: &str) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if bytes.len() > max {
+        bail!(Refused(format!("{}: a {what} is at most {max} bytes; this one is larger", path.display())));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        Refused(format!("{}: not UTF-8 text (byte {at} is not): save the {what} as UTF-8", path.display())).into()
+    })
+}
+
 fn problems_text(file: &str, source: &str, problems: &[workflows::Problem]) -> String {
     problems.iter().map(|p| p.render(file, source)).collect::<Vec<_>>().join("\n")
 }
@@ -68,7 +86,7 @@ fn problems_text(file: &str, source: &str, problems: &[workflows::Problem]) -> S
 pub fn resolve(cli: &Cli, workflow: &str) -> Result<Definition> {
     let path = Path::new(workflow);
     if workflow.ends_with(".toml") || path.is_file() {
-        let src = std::fs::read_to_string(path).with_context(|| format!("cannot read workflow file {workflow}"))?;
+        let src = read_text(path, engine::limits::DEFINITION_BYTES_MAX, "workflow definition")?;
         return Definition::parse(&src)
             .map_err(|p| Refused(format!("{workflow} has errors:\n{}", problems_text(workflow, &src, &p))).into());
     }
@@ -85,7 +103,9 @@ pub fn resolve(cli: &Cli, workflow: &str) -> Result<Definition> {
             Err(p) => tracing::warn!("{name} has errors and is skipped:\n{}", problems_text(&name, &src, &p)),
         }
     }
-    found.ok_or_else(|| Refused(format!("no workflow {workflow:?}; known: {}", ids.join(", "))).into())
+    found.ok_or_else(|| {
+        Refused(format!("no workflow {}; known: {}", workflows::facts::quoted(workflow), ids.join(", "))).into()
+    })
 }
 
 pub fn workflows(cli: &Cli, cmd: &WorkflowsCommand) -> Result<()> {
@@ -94,7 +114,7 @@ pub fn workflows(cli: &Cli, cmd: &WorkflowsCommand) -> Result<()> {
             let mut failed = 0;
             for f in files {
                 let name = f.display().to_string();
-                let src = std::fs::read_to_string(f).with_context(|| format!("cannot read {name}"))?;
+                let src = read_text(f, engine::limits::DEFINITION_BYTES_MAX, "workflow definition")?;
                 match Definition::parse(&src) {
                     Ok(d) => println!(
                         "{name}: ok: {} version {}, {} steps, {} roles",
@@ -374,7 +394,7 @@ pub async fn start(
 }
 
 fn facts_from_file(path: &Path) -> Result<Vec<(String, String)>> {
-    let src = std::fs::read_to_string(path).with_context(|| format!("cannot read facts file {}", path.display()))?;
+    let src = read_text(path, engine::limits::FACTS_FILE_BYTES_MAX, "facts file")?;
     let table: toml::Table =
         toml::from_str(&src).map_err(|e| Refused(format!("{}: {}", path.display(), e.message().trim())))?;
     let mut out = Vec::new();

@@ -128,7 +128,7 @@ pub async fn run(cli: &Cli, files: &[std::path::PathBuf]) -> Result<()> {
     let mut loaded = Vec::new();
     for f in files {
         let name = f.display().to_string();
-        let source = std::fs::read_to_string(f).with_context(|| format!("cannot read scenario {name}"))?;
+        let source = flow::read_text(f, engine::limits::SCENARIO_BYTES_MAX, "scenario")?;
         loaded.push(check(cli, flow::today(cli), &name, &source)?);
     }
     let store = crate::open(cli, engine::OpenMode::CreateIfMissing).await?;

@@ -118,13 +118,14 @@ pub(crate) async fn open(cli: &Cli, mode: OpenMode) -> Result<AnyStore> {
 
 /// Opens the embedded store. sled lets one process at a time hold it; when
 /// another holds it briefly (a reminder pass, another command), wait for it
-/// for up to `STORE_LOCK_WAIT` before giving up with a clear error.
+/// for up to [`store_lock_wait`] before giving up with a clear error.
 pub(crate) fn open_path(data: &std::path::Path, mode: OpenMode) -> Result<EmbeddedStore> {
     let started = std::time::Instant::now();
+    let wait = store_lock_wait();
     let mut told = false;
     loop {
         match EmbeddedStore::open(data, mode, Arc::new(SystemClock)) {
-            Err(StoreError::Locked { .. }) if started.elapsed() < STORE_LOCK_WAIT => {
+            Err(StoreError::Locked { .. }) if started.elapsed() < wait => {
                 if !told && started.elapsed() > std::time::Duration::from_secs(1) {
                     eprintln!("waiting for another process to let go of {} ...", data.display());
                     told = true;
@@ -136,8 +137,15 @@ pub(crate) fn open_path(data: &std::path::Path, mode: OpenMode) -> Result<Embedd
     }
 }
 
-/// How long a command waits for another process to let go of the store.
-const STORE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a command waits for another process to let go of the store:
+/// 10 seconds, or `STYRLOGG_LOCK_WAIT_MS` milliseconds (at most 10 minutes;
+/// tests use it to find a held store quickly).
+fn store_lock_wait() -> std::time::Duration {
+    const DEFAULT_MS: u64 = 10_000;
+    const MAX_MS: u64 = 600_000;
+    let ms = std::env::var("STYRLOGG_LOCK_WAIT_MS").ok().and_then(|v| v.trim().parse::<u64>().ok());
+    std::time::Duration::from_millis(ms.unwrap_or(DEFAULT_MS).min(MAX_MS))
+}
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
@@ -337,8 +345,9 @@ async fn for_each_event(store: &impl EventStore, mut f: impl FnMut(&RecordedEven
     }
 }
 
-/// Reads and checks the whole file before writing anything, so a bad line
-/// leaves the store as it was.
+/// Reads and checks the whole file before writing anything
+/// ([`engine::export::read_export`]), so a bad line leaves the store as it
+/// was.
 async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
     let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -346,22 +355,14 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
         let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
         Box::new(std::io::BufReader::new(f))
     };
-    let mut events = Vec::new();
-    let mut verifier = ChainVerifier::new();
-    for (i, line) in reader.lines().enumerate() {
-        let n = i + 1;
-        let line = line.with_context(|| format!("reading line {n}"))?;
-        if line.trim().is_empty() {
-            continue;
+    let events = engine::export::read_export(reader).map_err(|e| {
+        let text = format!("{}: {e}", file.display());
+        if e.is_io() {
+            anyhow::anyhow!(text)
+        } else {
+            Refused(text).into()
         }
-        let e: RecordedEvent = serde_json::from_str(&line)
-            .map_err(|err| Refused(format!("{}: line {n}: not an exported event: {err}", file.display())))?;
-        verifier.check(&e).map_err(|b| Refused(format!("{}: line {n}: {b}", file.display())))?;
-        events.push(e);
-    }
-    if events.is_empty() {
-        bail!(Refused(format!("{}: no events to import", file.display())));
-    }
+    })?;
     let store = open(cli, OpenMode::CreateIfMissing).await?;
     let head = store.head().await?;
     if head.position != 0 {

@@ -20,7 +20,7 @@ const HASH_BYTES: usize = 32;
 pub enum DecodeError {
     #[error("record is {0} bytes, too short to hold a version and a hash")]
     TooShort(usize),
-    #[error("record is {0} bytes; the limit is {max}", max = limits::EVENT_BYTES_MAX + 1 + HASH_BYTES)]
+    #[error("record is {0} bytes; the limit is {max}", max = limits::EVENT_BYTES_MAX + HASH_BYTES)]
     TooLong(usize),
     #[error("unknown format version {0} (this build reads versions 1 to {FORMAT_VERSION})")]
     UnknownVersion(u8),
@@ -30,6 +30,8 @@ pub enum DecodeError {
     Trailing(usize),
     #[error("stored hash {stored} does not match the recomputed hash {computed}")]
     HashMismatch { stored: Hash, computed: Hash },
+    #[error("the body is not in its one encoding (an integer written with redundant bytes), so it cannot be the record of the event it decodes to")]
+    NotCanonical,
 }
 
 /// Why an event could not be encoded.
@@ -99,6 +101,9 @@ pub fn decode(record: &[u8]) -> Result<RecordedEvent, DecodeError> {
             if !rest.is_empty() {
                 return Err(DecodeError::Trailing(rest.len()));
             }
+            if !encodes_to(&body, &encoded[1..]) {
+                return Err(DecodeError::NotCanonical);
+            }
             body
         }
         v => return Err(DecodeError::UnknownVersion(v)),
@@ -111,4 +116,32 @@ pub fn decode(record: &[u8]) -> Result<RecordedEvent, DecodeError> {
         return Err(DecodeError::HashMismatch { stored, computed });
     }
     Ok(RecordedEvent { format_version: version, event: body, hash: stored })
+}
+
+/// Whether `bytes` is exactly the postcard encoding of `body`. postcard
+/// also reads a varint written with redundant continuation bytes (`0x81
+/// 0x00` for 1), so two records could decode to one event; only the
+/// encoding `seal` writes is a record, and re-encoding a decoded event
+/// gives back its bytes. Compared as it is encoded, without allocating.
+fn encodes_to(body: &EventBody, bytes: &[u8]) -> bool {
+    struct Same<'a>(&'a [u8]);
+    impl postcard::ser_flavors::Flavor for Same<'_> {
+        type Output = bool;
+        fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+            match self.0.strip_prefix(data) {
+                Some(rest) => {
+                    self.0 = rest;
+                    Ok(())
+                }
+                None => Err(postcard::Error::SerializeBufferFull),
+            }
+        }
+        fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+            self.try_extend(&[data])
+        }
+        fn finalize(self) -> postcard::Result<bool> {
+            Ok(self.0.is_empty())
+        }
+    }
+    postcard::serialize_with_flavor(body, Same(bytes)).unwrap_or(false)
 }

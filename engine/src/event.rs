@@ -23,8 +23,11 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> InvalidField 
     InvalidField { field: field.into(), reason: reason.into() }
 }
 
-/// Checks a short or long string: length bound and no control characters
-/// (newline and tab are allowed where `multiline` is set).
+/// Checks a short or long string: length bound, no control characters
+/// (newline and tab are allowed where `multiline` is set), and no
+/// bidirectional controls, which reorder how the text around them is shown
+/// (U+202A-U+202E, U+2066-U+2069), so that what a report shows is what
+/// was recorded.
 pub fn check_text(field: &str, s: &str, max_bytes: usize, multiline: bool) -> Result<(), InvalidField> {
     if s.len() > max_bytes {
         return Err(invalid(field, format!("is {} bytes long; the limit is {max_bytes}", s.len())));
@@ -32,7 +35,19 @@ pub fn check_text(field: &str, s: &str, max_bytes: usize, multiline: bool) -> Re
     if let Some(c) = s.chars().find(|c| c.is_control() && !(multiline && (*c == '\n' || *c == '\t'))) {
         return Err(invalid(field, format!("contains the control character U+{:04X}", c as u32)));
     }
+    if let Some(c) = s.chars().find(|c| is_bidi_control(*c)) {
+        return Err(invalid(
+            field,
+            format!("contains the bidirectional control U+{:04X}, which changes how the text is shown", c as u32),
+        ));
+    }
     Ok(())
+}
+
+/// The explicit bidirectional embeddings, overrides and isolates: they make
+/// text display in another order than it is stored ("Trojan Source").
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A justification: required, multi-line, up to [`limits::TEXT_BYTES_MAX`].

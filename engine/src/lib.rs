@@ -11,6 +11,7 @@ pub mod clock;
 pub mod codec;
 pub mod embedded;
 pub mod event;
+pub mod export;
 pub mod jetstream;
 pub mod limits;
 pub mod memory;

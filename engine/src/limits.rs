@@ -66,3 +66,27 @@ pub const SEALED_BYTES_MAX: usize = TEXT_BYTES_MAX + 64;
 /// Attempts of a JetStream read request that got no answer (waiting 0.2,
 /// 0.4, 0.8 ... s in between).
 pub const JETSTREAM_READ_ATTEMPTS: u32 = 4;
+/// Longest line of an export that `import` reads, in bytes. An event is at
+/// most [`EVENT_BYTES_MAX`] encoded; its JSON line is about twice that for
+/// events styrlogg writes (hex hashes and sealed bytes, escaped quotes and
+/// newlines), and at most about 16 times for any record that decodes (a
+/// list of empty person facts), so every stored event exports to a line
+/// that import reads. A longer line is refused before it is parsed.
+pub const EXPORT_LINE_BYTES_MAX: usize = 2 << 20;
+/// Most events one `import` reads (it checks the whole file before it
+/// writes, so it holds them in memory).
+pub const EXPORT_EVENTS_MAX: u64 = 2_000_000;
+/// Largest export one `import` reads, in bytes.
+pub const EXPORT_BYTES_MAX: u64 = 2 << 30;
+/// Largest scenario file, in bytes of TOML.
+pub const SCENARIO_BYTES_MAX: usize = 1 << 20;
+/// Most problems a definition or scenario file is refused with; the last
+/// one shown says how many more there were.
+pub const PROBLEMS_SHOWN_MAX: usize = 100;
+/// Most characters of a user's input repeated in an error message (the
+/// rest is left out and its length given), so a 100 KB argument does not
+/// come back as a 100 KB error line.
+pub const SHOWN_INPUT_CHARS_MAX: usize = 64;
+/// Largest `--facts FILE`, in bytes of TOML (an event holds at most
+/// [`FACTS_PER_EVENT_MAX`] facts of at most [`TEXT_BYTES_MAX`] each).
+pub const FACTS_FILE_BYTES_MAX: usize = 1 << 20;

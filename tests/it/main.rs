@@ -12,6 +12,7 @@ mod corpus;
 mod corruption;
 mod crash;
 mod faults;
+mod fuzz;
 mod jetstream;
 mod model;
 mod nats;

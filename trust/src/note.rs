@@ -304,9 +304,15 @@ impl Checkpoint {
         s
     }
 
+    /// Parses the note text of a checkpoint: lines end in `\n` only, and
+    /// hold no control characters, so the text written back is the same.
     pub fn parse(text: &str) -> Result<Checkpoint, NoteError> {
         let bad = |why: String| NoteError::BadCheckpoint(why);
-        let mut lines = text.lines();
+        let body = text.strip_suffix('\n').unwrap_or(text);
+        if let Some(c) = body.chars().find(|c| c.is_control() && *c != '\n') {
+            return Err(bad(format!("the text contains the control character U+{:04X}", c as u32)));
+        }
+        let mut lines = body.split('\n');
         let origin = lines.next().filter(|o| !o.is_empty()).ok_or_else(|| bad("no origin line".into()))?;
         let size = lines.next().ok_or_else(|| bad("no tree size line".into()))?;
         if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) || (size.len() > 1 && size.starts_with('0')) {
@@ -377,5 +383,9 @@ mod tests {
         assert_eq!(back.extension("styrlogg-time"), Some("2026-01-05T09:00:00Z"));
         assert!(Checkpoint::parse("o\n012\nAAAA\n").is_err());
         assert!(Checkpoint::parse("o\n12\nAAAA\n").is_err());
+        // Found by fuzzing: `lines()` took "x\r\r\n" as the line "x\r", which
+        // wrote back and read again as "x".
+        let crlf = format!("{}styrlogg-time 2026\r\r\n", Checkpoint { extensions: Vec::new(), ..c.clone() }.to_text());
+        assert!(matches!(Checkpoint::parse(&crlf), Err(NoteError::BadCheckpoint(_))));
     }
 }

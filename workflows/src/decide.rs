@@ -144,8 +144,8 @@ fn known_step<'a>(def: &'a Definition, step: &str) -> Result<&'a Step, Rejection
     def.step(step).ok_or_else(|| {
         reject(
             Rule::UnknownStep,
-            Some(step),
-            format!("workflow {} has no step {step:?}", def.id),
+            Some(facts::shortened(step)),
+            format!("workflow {} has no step {}", def.id, facts::quoted(step)),
             format!("Use one of: {}", def.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")),
         )
     })
@@ -190,7 +190,7 @@ pub fn start(
         return Err(reject(
             Rule::RoleNotAllowed,
             None,
-            format!("role {:?} is not a role of workflow {}", actor.role, def.id),
+            format!("role {} is not a role of workflow {}", facts::quoted(&actor.role), def.id),
             format!("Start it as one of: {}", def.roles.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")),
         ));
     }
@@ -219,7 +219,7 @@ fn typed_facts(step: &Step, raw: &[(String, String)]) -> Result<Vec<Fact>, Rejec
             return Err(reject(
                 Rule::UnknownFact,
                 sid,
-                format!("step {} has no fact {name:?}", step.id),
+                format!("step {} has no fact {}", step.id, facts::quoted(name)),
                 format!("Its facts are: {}", step.facts.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")),
             )
             .about(name));
@@ -227,9 +227,13 @@ fn typed_facts(step: &Step, raw: &[(String, String)]) -> Result<Vec<Fact>, Rejec
         let value = facts::parse(spec, value)
             .map_err(|e| reject(Rule::IllTypedFact, sid, e, "Give the value in that form").about(name))?;
         if !spec.many && out.iter().any(|f| f.name == *name) {
-            return Err(
-                reject(Rule::RepeatedFact, sid, format!("fact {name:?} is given twice"), "Give it once").about(name)
-            );
+            return Err(reject(
+                Rule::RepeatedFact,
+                sid,
+                format!("fact {} is given twice", facts::quoted(name)),
+                "Give it once",
+            )
+            .about(name));
         }
         out.push(Fact { name: name.clone(), value });
     }
@@ -360,7 +364,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                 return Err(reject(
                     Rule::RoleNotAllowed,
                     sid,
-                    format!("role {:?} may not record {}", actor.role, step.id),
+                    format!("role {} may not record {}", facts::quoted(&actor.role), step.id),
                     format!("It is recorded by: {}", roles_list(&step.recorded_by)),
                 ));
             }
@@ -388,7 +392,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                         return Err(reject(
                             Rule::DeviationNotAllowed,
                             sid,
-                            format!("role {:?} may not record a deviation at {}", actor.role, step.id),
+                            format!("role {} may not record a deviation at {}", facts::quoted(&actor.role), step.id),
                             format!("Deviations here are recorded by: {}", roles_list(deviation_roles(step))),
                         ));
                     }
@@ -420,7 +424,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                 return Err(reject(
                     Rule::RoleNotAllowed,
                     sid,
-                    format!("role {:?} may not correct {}", actor.role, step.id),
+                    format!("role {} may not correct {}", facts::quoted(&actor.role), step.id),
                     format!("Corrections are made by those who record it: {}", roles_list(&step.recorded_by)),
                 ));
             }
@@ -443,7 +447,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                 return Err(reject(
                     Rule::RoleNotAllowed,
                     sid,
-                    format!("role {:?} may not change the deadline of {}", actor.role, step.id),
+                    format!("role {} may not change the deadline of {}", facts::quoted(&actor.role), step.id),
                     format!("Deadlines here are changed by: {}", roles_list(deviation_roles(step))),
                 ));
             }

@@ -3,7 +3,7 @@
 //! problem it finds, each with its place in the file.
 
 use crate::calendar::Period;
-use engine::{Hash, PersonKind};
+use engine::{limits, Hash, PersonKind};
 use jiff::civil::Date;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -238,11 +238,13 @@ impl Definition {
         self.roles.iter().any(|r| r.id == id)
     }
 
-    /// Parses and validates `source`; `Err` holds every problem found.
+    /// Parses and validates `source`; `Err` holds every problem found (at
+    /// most [`limits::PROBLEMS_SHOWN_MAX`], the last saying how many more).
     pub fn parse(source: &str) -> Result<Definition, Vec<Problem>> {
+        check_source(source)?;
         let raw: RawDefinition = toml::from_str(source)
             .map_err(|e| vec![Problem { span: e.span().unwrap_or(0..0), message: e.message().trim().to_string() }])?;
-        validate(raw, source)
+        validate(raw, source).map_err(cap)
     }
 
     /// Parses `source` like [`Definition::parse`], but shares one resolved
@@ -266,6 +268,49 @@ impl Definition {
     }
 }
 
+/// What every instance started from a definition carries is its text, so
+/// the text must be one the log takes: at most
+/// [`limits::DEFINITION_BYTES_MAX`] bytes, with no control characters but
+/// newline and tab (so LF line ends, not CRLF), and no bidirectional
+/// controls.
+fn check_source(source: &str) -> Result<(), Vec<Problem>> {
+    if source.len() > limits::DEFINITION_BYTES_MAX {
+        return Err(vec![Problem {
+            span: 0..0,
+            message: format!(
+                "the definition is {} bytes; an instance carries its text, and the limit is {}",
+                source.len(),
+                limits::DEFINITION_BYTES_MAX
+            ),
+        }]);
+    }
+    let bad = source
+        .char_indices()
+        .find(|(_, c)| (c.is_control() && *c != '\n' && *c != '\t') || engine::event::is_bidi_control(*c));
+    if let Some((at, c)) = bad {
+        let what = match c {
+            '\r' => "a carriage return (U+000D): save the file with LF (Unix) line ends, as instances carry its text"
+                .to_string(),
+            c if c.is_control() => format!("the control character U+{:04X}", c as u32),
+            c => format!("the bidirectional control U+{:04X}, which changes how the text is shown", c as u32),
+        };
+        return Err(vec![Problem { span: at..at + c.len_utf8(), message: format!("the definition contains {what}") }]);
+    }
+    Ok(())
+}
+
+/// Keeps the first [`limits::PROBLEMS_SHOWN_MAX`] problems, in the order
+/// of the file, and says how many more there were.
+pub(crate) fn cap(mut problems: Vec<Problem>) -> Vec<Problem> {
+    if problems.len() > limits::PROBLEMS_SHOWN_MAX {
+        let more = problems.len() - limits::PROBLEMS_SHOWN_MAX;
+        problems.truncate(limits::PROBLEMS_SHOWN_MAX);
+        let at = problems.last().map_or(0..0, |p| p.span.clone());
+        problems.push(Problem { span: at, message: format!("and {more} more problem(s)") });
+    }
+    problems
+}
+
 /// Shared definitions no longer in use are forgotten once this many are known.
 const SHARED_DEFINITIONS_PRUNE_AT: usize = 256;
 
@@ -284,9 +329,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// 1-based line and column of the start of the span.
+    /// 1-based line and column (in characters) of the start of the span.
     pub fn line_col(&self, source: &str) -> (usize, usize) {
-        let start = self.span.start.min(source.len());
+        let mut start = self.span.start.min(source.len());
+        while !source.is_char_boundary(start) {
+            start -= 1;
+        }
         let before = &source[..start];
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -468,9 +516,27 @@ fn person_kind(s: &str) -> Option<PersonKind> {
     }
 }
 
+/// A title is shown on one line, and the definition's Swedish title is
+/// every instance's title in the log.
+fn check_title(p: &mut Problems, span: Range<usize>, what: &str, t: &Title) {
+    for (lang, s) in [("sv", &t.sv), ("en", &t.en)] {
+        if let Err(e) = engine::event::check_text(&format!("{what} title.{lang}"), s, limits::TEXT_BYTES_MAX, false) {
+            p.at(span.clone(), e.to_string());
+        }
+    }
+}
+
+/// Something a user types and the log keeps as a name (a fact's name in
+/// `--fact NAME=VALUE`, an option of a choice): 1 to `max` bytes, no
+/// surrounding spaces (input is trimmed), no control characters.
+fn typable(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.trim() == s && engine::event::check_text("", s, max, false).is_ok()
+}
+
 fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>> {
     let mut p = Problems(Vec::new());
     check_id(&mut p, "workflow id", &raw.id);
+    check_title(&mut p, raw.id.span(), "the workflow's", &raw.title);
     if raw.version == 0 {
         p.at(raw.id.span(), "version must be 1 or more");
     }
@@ -478,6 +544,7 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
     let mut role_ids = BTreeSet::new();
     for r in &raw.roles {
         check_id(&mut p, "role id", &r.id);
+        check_title(&mut p, r.id.span(), &format!("role {:?}", r.id.get_ref()), &r.title);
         if !role_ids.insert(r.id.get_ref().clone()) {
             p.at(r.id.span(), format!("role {:?} is defined twice", r.id.get_ref()));
         }
@@ -511,6 +578,7 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
     let mut steps = Vec::new();
     for s in &raw.steps {
         let sid = s.id.get_ref();
+        check_title(&mut p, s.id.span(), &format!("step {sid:?}"), &s.title);
         let kind = StepKind::parse(s.kind.get_ref());
         if kind.is_none() {
             p.at(
@@ -545,8 +613,14 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
         let mut fact_names = BTreeSet::new();
         for f in &s.facts {
             let fname = f.name.get_ref();
-            if fname.trim().is_empty() || fname.len() > 64 {
-                p.at(f.name.span(), format!("step {sid:?}: fact names are 1-64 bytes"));
+            if !typable(fname, 64) || fname.contains('=') {
+                p.at(
+                    f.name.span(),
+                    format!("step {sid:?}: fact name {fname:?} must be 1-64 bytes without '=', control characters or surrounding spaces (it is typed as --fact NAME=VALUE)"),
+                );
+            }
+            if let Some(t) = &f.title {
+                check_title(&mut p, f.name.span(), &format!("step {sid:?}: fact {fname:?}"), t);
             }
             if !fact_names.insert(fname.clone()) {
                 p.at(f.name.span(), format!("step {sid:?}: fact {fname:?} is listed twice"));
@@ -562,7 +636,15 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
                 "email" => Some(FactType::Email),
                 "phone" => Some(FactType::Phone),
                 "choice" => match &f.options {
-                    Some(o) if !o.get_ref().is_empty() => Some(FactType::Choice(o.get_ref().clone())),
+                    Some(o) if !o.get_ref().is_empty() => {
+                        for opt in o.get_ref().iter().filter(|x| !typable(x, limits::NAME_BYTES_MAX)) {
+                            p.at(
+                                o.span(),
+                                format!("step {sid:?}: fact {fname:?}: option {opt:?} must be 1-{} bytes without control characters or surrounding spaces", limits::NAME_BYTES_MAX),
+                            );
+                        }
+                        Some(FactType::Choice(o.get_ref().clone()))
+                    }
                     _ => {
                         p.at(f.ty.span(), format!("step {sid:?}: fact {fname:?} is a choice but lists no options"));
                         None

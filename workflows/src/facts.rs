@@ -21,9 +21,29 @@ pub fn syntax(ty: &FactType) -> String {
     }
 }
 
+/// `s` quoted for a message, at most [`engine::limits::SHOWN_INPUT_CHARS_MAX`]
+/// characters of it: what the user typed is named, but a 100 KB argument
+/// is not repeated whole.
+pub fn quoted(s: &str) -> String {
+    let shown = shortened(s);
+    if shown.len() < s.len() {
+        format!("{shown:?}... ({} bytes)", s.len())
+    } else {
+        format!("{s:?}")
+    }
+}
+
+/// The first [`engine::limits::SHOWN_INPUT_CHARS_MAX`] characters of `s`.
+pub fn shortened(s: &str) -> &str {
+    match s.char_indices().nth(engine::limits::SHOWN_INPUT_CHARS_MAX) {
+        Some((cut, _)) => &s[..cut],
+        None => s,
+    }
+}
+
 /// Parses a civil date, naming what is wrong with one that does not exist.
 pub fn parse_date(s: &str) -> Result<Date, String> {
-    s.trim().parse::<Date>().map_err(|e| format!("{s:?} is not a real date (YYYY-MM-DD): {e}"))
+    s.trim().parse::<Date>().map_err(|e| format!("{} is not a real date (YYYY-MM-DD): {e}", quoted(s)))
 }
 
 fn parts(s: &str, n: usize) -> Option<Vec<&str>> {
@@ -33,7 +53,7 @@ fn parts(s: &str, n: usize) -> Option<Vec<&str>> {
 
 /// Parses `raw` as a value of the fact's type.
 pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, String> {
-    let bad = || format!("fact {:?} must be {}; got {raw:?}", spec.name, syntax(&spec.ty));
+    let bad = || format!("fact {:?} must be {}; got {}", spec.name, syntax(&spec.ty), quoted(raw));
     let raw_t = raw.trim();
     if raw_t.is_empty() {
         return Err(bad());

@@ -30,7 +30,7 @@
 //! ```
 
 use crate::definition::Problem;
-use engine::{DeadlineChange, EventId};
+use engine::{limits, DeadlineChange, EventId};
 use jiff::civil::Date;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -240,8 +240,22 @@ impl Scenario {
     /// Parses and checks `source`; `Err` holds every problem found, each
     /// with its place (render with [`Problem::render`]).
     pub fn parse(source: &str) -> Result<Scenario, Vec<Problem>> {
+        if source.len() > limits::SCENARIO_BYTES_MAX {
+            return Err(vec![Problem {
+                span: 0..0,
+                message: format!(
+                    "the scenario is {} bytes; the limit is {} (split it into several files)",
+                    source.len(),
+                    limits::SCENARIO_BYTES_MAX
+                ),
+            }]);
+        }
         let raw: RawScenario = toml::from_str(source)
             .map_err(|e| vec![Problem { span: e.span().unwrap_or(0..0), message: e.message().trim().to_string() }])?;
+        // Where each line starts, to find a command's line without reading
+        // the file from the top for every command.
+        let line_starts: Vec<usize> =
+            std::iter::once(0).chain(source.match_indices('\n').map(|(i, _)| i + 1)).collect();
         let mut p = Problems(Vec::new());
         let mut commands = Vec::new();
         let mut labels: BTreeMap<String, (usize, String)> = BTreeMap::new();
@@ -276,7 +290,7 @@ impl Scenario {
                 }
             };
             let at = arg.span();
-            let line = Problem { span: at.clone(), message: String::new() }.line_col(source).0;
+            let line = line_starts.partition_point(|&start| start <= at.start);
             // Which keys each kind takes besides the common ones.
             let allowed: &[&str] = match kind {
                 "start" => &["instance", "org", "dnr"],
@@ -443,7 +457,7 @@ impl Scenario {
             }
         }
         if !p.0.is_empty() {
-            return Err(p.0);
+            return Err(crate::definition::cap(p.0));
         }
         Ok(Scenario { title: raw.title, source: raw.source, notes: raw.notes, assumptions: raw.assumptions, commands })
     }
