@@ -147,8 +147,8 @@ pub fn workflows(cli: &Cli, cmd: &WorkflowsCommand) -> Result<()> {
     Ok(())
 }
 
-fn actor(by: &By) -> Actor {
-    Actor::new(by.by.trim(), by.role.trim())
+fn actor(by: &By) -> Result<Actor> {
+    Actor::checked(by.by.trim(), by.role.trim()).map_err(|e| Refused(e.to_string()).into())
 }
 
 pub fn instance_id(s: &str) -> Result<InstanceId> {
@@ -385,9 +385,9 @@ pub async fn start(
     let id = instance_id(instance)?;
     let today = today(cli);
     // Refuse what the rules refuse before creating a store.
-    workflows::start(&def, org, dnr, on.unwrap_or(today), actor(by), today)?;
+    workflows::start(&def, org, dnr, on.unwrap_or(today), actor(by)?, today)?;
     let store = open(cli, OpenMode::CreateIfMissing).await?;
-    let w = apply_start(&store, &def, &id, org, dnr, on.unwrap_or(today), actor(by), today).await?;
+    let w = apply_start(&store, &def, &id, org, dnr, on.unwrap_or(today), actor(by)?, today).await?;
     report(&w, &format!("instance {id} of {} v{} (definition {})", def.id, def.version, &def.hash.to_hex()[..16]));
     store.close()?;
     Ok(())
@@ -440,7 +440,7 @@ pub async fn record(
     all.extend(facts.iter().cloned());
     let store = open(cli, OpenMode::MustExist).await?;
     let keys = Keys::for_cli(cli);
-    let w = apply_record(&store, &keys, &id, step, on, all, deviation, actor(by), today(cli)).await?;
+    let w = apply_record(&store, &keys, &id, step, on, all, deviation, actor(by)?, today(cli)).await?;
     report(&w, &format!("step {step} of {id}"));
     if let Some(late) = w.late() {
         println!("flagged late: {} day(s) after the deadline {}", late.days_late, late.deadline);
@@ -467,8 +467,9 @@ pub async fn correct(
     let store = open(cli, OpenMode::MustExist).await?;
     let today = today(cli);
     let keys = Keys::for_cli(cli);
-    let w = apply_correct(&store, &keys, event_id, reason, date, facts.to_vec(), on.unwrap_or(today), actor(by), today)
-        .await?;
+    let w =
+        apply_correct(&store, &keys, event_id, reason, date, facts.to_vec(), on.unwrap_or(today), actor(by)?, today)
+            .await?;
     report(&w, &format!("correction of {event} in {}", w.outcome.instance));
     store.close()?;
     Ok(())
@@ -493,7 +494,7 @@ pub async fn deadline(
     };
     let store = open(cli, OpenMode::MustExist).await?;
     let today = today(cli);
-    let w = apply_deadline(&store, &id, step, change, reason, on.unwrap_or(today), actor(by), today).await?;
+    let w = apply_deadline(&store, &id, step, change, reason, on.unwrap_or(today), actor(by)?, today).await?;
     report(&w, &format!("deadline change for {step} of {id}"));
     store.close()?;
     Ok(())

@@ -65,7 +65,14 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             // A wrong --data is the user's to fix; everything else is the system's.
-            return if matches!(e, StoreError::NotFound { .. } | StoreError::NotAStore { .. }) { 1 } else { 3 };
+            return if matches!(
+                e,
+                StoreError::NotFound { .. } | StoreError::NotAStore { .. } | StoreError::ReadOnly { .. }
+            ) {
+                1
+            } else {
+                3
+            };
         }
     }
     3

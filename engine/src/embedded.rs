@@ -118,6 +118,7 @@ fn corrupt(position: u64, reason: impl Into<String>) -> StoreError {
 #[derive(Debug, Default)]
 pub struct FaultPlan {
     fail_at: std::sync::atomic::AtomicU64,
+    full_from: std::sync::atomic::AtomicU64,
     seen: std::sync::atomic::AtomicU64,
 }
 
@@ -134,6 +135,14 @@ impl FaultPlan {
         Arc::new(p)
     }
 
+    /// The disk fills up: from the next operation on, every operation that
+    /// writes fails as on a full disk (ENOSPC), until the store is reopened
+    /// without the plan; reads still work.
+    pub fn fill_disk(&self) {
+        use std::sync::atomic::Ordering;
+        self.full_from.store(self.seen.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
+    }
+
     /// Operations seen so far.
     pub fn operations(&self) -> u64 {
         self.seen.load(std::sync::atomic::Ordering::SeqCst)
@@ -145,11 +154,74 @@ impl FaultPlan {
         if n == self.fail_at.load(Ordering::SeqCst) {
             return Err(StoreError::Io(format!("injected fault: {op} failed (operation {n})")));
         }
+        let full_from = self.full_from.load(Ordering::SeqCst);
+        let writes = ["creating", "syncing", "naming", "writing", "updating", "flushing", "indexing"];
+        if full_from != 0 && n >= full_from && writes.iter().any(|w| op.starts_with(w)) {
+            return Err(StoreError::Io(format!("{op}: {}", std::io::Error::from_raw_os_error(libc::ENOSPC))));
+        }
         Ok(())
     }
 }
 
 type Faults = Option<Arc<FaultPlan>>;
+
+/// Refuses, before anything is opened, a store (or the place a new one
+/// would go) that this process may not write: a read-only directory or
+/// file system, or files of another user. Without this, sled would fail
+/// deep inside with a bare "permission denied".
+fn writable(root: &Path, empty: bool, shown: &str) -> Result<(), StoreError> {
+    let mut paths = Vec::new();
+    if empty {
+        // The nearest existing ancestor is where the store would be made.
+        let mut p = root;
+        while !p.exists() {
+            match p.parent() {
+                Some(up) if !up.as_os_str().is_empty() => p = up,
+                _ => break,
+            }
+        }
+        paths.push(p.to_path_buf());
+    } else {
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            paths.push(dir.clone());
+            for entry in std::fs::read_dir(&dir).map_err(io)? {
+                let p = entry.map_err(io)?.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    paths.push(p);
+                }
+            }
+        }
+    }
+    for p in paths {
+        let Ok(c) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())) else { continue };
+        // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if matches!(err.raw_os_error(), Some(libc::EACCES | libc::EROFS | libc::EPERM)) {
+                let what = match p.strip_prefix(root) {
+                    Ok(rel) if rel.as_os_str().is_empty() => "its directory".to_string(),
+                    Ok(rel) => rel.display().to_string(),
+                    Err(_) => format!("{} where it would be made", p.display()),
+                };
+                let hint = if empty {
+                    "Choose a --data directory this user may write to"
+                } else {
+                    "styrlogg writes to its store even to read it (the index is brought up to date on open): give this user write access, or copy the store to a writable place and use the copy"
+                };
+                return Err(StoreError::ReadOnly {
+                    path: shown.to_string(),
+                    what,
+                    why: err.to_string(),
+                    hint: hint.into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
 
 fn fault(faults: &Faults, op: &str) -> Result<(), StoreError> {
     match faults {
@@ -482,6 +554,7 @@ impl EmbeddedStore {
             }
         }
         let log_dir = path.join(LOG_DIR);
+        writable(path, empty, &shown)?;
         if empty {
             std::fs::create_dir_all(&log_dir).map_err(io)?;
             let mut f = File::create(&marker).map_err(io)?;

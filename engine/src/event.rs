@@ -350,6 +350,16 @@ impl Actor {
     pub fn new(name: impl Into<String>, role: impl Into<String>) -> Self {
         Actor { name: name.into(), role: role.into() }
     }
+
+    /// An actor whose name and role the log accepts (not empty, within
+    /// [`limits::NAME_BYTES_MAX`], no control characters), so bad input
+    /// is refused for what it is before any rule is looked at.
+    pub fn checked(name: impl Into<String>, role: impl Into<String>) -> Result<Self, InvalidField> {
+        let a = Actor::new(name, role);
+        check_name("actor name", &a.name)?;
+        check_name("actor role", &a.role)?;
+        Ok(a)
+    }
 }
 
 /// Whether a person in a fact is an elected member or an official.

@@ -83,6 +83,8 @@ pub enum StoreError {
     NotAStore { path: String, why: String },
     #[error("the store at {path} is in use by another process (sled holds a lock on it)")]
     Locked { path: String },
+    #[error("the store at {path} cannot be written ({what}: {why}). {hint}")]
+    ReadOnly { path: String, what: String, why: String, hint: String },
     #[error("I/O error: {0}")]
     Io(String),
     #[error("the log is corrupt at position {position}: {reason}. Restore from an export or a replica; `styrlogg verify` shows the first bad position")]

@@ -137,3 +137,49 @@ async fn every_storage_operation_failing_in_turn_loses_nothing_acknowledged() {
     assert!(failed_appends > 0, "some failures did refuse appends");
     eprintln!("{operations} storage operations failed in turn; {failed_appends} appends refused in all; nothing acknowledged was lost");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_with_its_reason_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let plan = FaultPlan::counting();
+    let store = EmbeddedStore::open_with_faults(&path, OpenMode::CreateIfMissing, clock(), Some(plan.clone())).unwrap();
+    for i in 0..5 {
+        store.append(req(&format!("i{}", i % 2), ExpectedVersion::Any, &format!("before-{i}"), 2)).await.unwrap();
+    }
+    plan.fill_disk();
+    // A small append (room in the segment) and a batch that needs a new
+    // segment: both refused, each saying the disk is full.
+    let small = store.append(req("i0", ExpectedVersion::Any, "when-full-1", 1)).await.unwrap_err().to_string();
+    assert!(small.contains("No space left on device"), "{small}");
+    let batch = AppendRequest {
+        instance: instance("big"),
+        expected: ExpectedVersion::Any,
+        command_id: CommandId::new("when-full-2").unwrap(),
+        events: (0..80).map(big).collect(),
+    };
+    let batch = store.append(batch).await.unwrap_err().to_string();
+    assert!(batch.contains("No space left on device"), "{batch}");
+    // What was acknowledged can still be read while the disk is full.
+    let events = all_events(&store).await;
+    assert_eq!(events.len(), 10);
+    if let Err(e) = store.close() {
+        assert!(e.to_string().contains("No space left on device"), "{e}");
+    }
+    // Space freed, reopened: everything acknowledged, nothing refused, and
+    // appends again.
+    let store = EmbeddedStore::open(&path, OpenMode::MustExist, clock()).unwrap();
+    let mut chain = ChainVerifier::new();
+    let events = all_events(&store).await;
+    for e in &events {
+        chain.check(e).unwrap();
+    }
+    let commands: Vec<String> = events.iter().map(|e| e.event.command_id.to_string()).collect();
+    for i in 0..5 {
+        assert_eq!(commands.iter().filter(|c| **c == format!("before-{i}")).count(), 2);
+    }
+    assert!(!commands.iter().any(|c| c.starts_with("when-full")), "the refused appends are not there: {commands:?}");
+    store.check_files().unwrap();
+    store.append(req("after", ExpectedVersion::Any, "after-space-freed", 1)).await.unwrap();
+    store.close().unwrap();
+}

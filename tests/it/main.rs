@@ -6,6 +6,7 @@
 
 mod browser;
 mod calendar;
+mod catalogue;
 mod cli;
 mod conformance;
 mod corpus;
