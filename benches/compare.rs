@@ -134,6 +134,31 @@ fn floor(dir: &Path, record: &[u8], commits: usize, batch: usize) -> Figure {
     figure(commits * batch, took, lat)
 }
 
+/// The floor for the engine's design: overwriting a file already filled
+/// with zeros and synced, so a commit's fdatasync never changes its size.
+fn floor_prezeroed(dir: &Path, record: &[u8], commits: usize, batch: usize) -> Figure {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join(format!("floor-zeroed-{batch}.bin"));
+    let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+    let buf: Vec<u8> = record.repeat(batch);
+    let total = (buf.len() * commits) as u64;
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < total {
+        let n = (total - at).min(zeros.len() as u64) as usize;
+        f.write_all_at(&zeros[..n], at).unwrap();
+        at += n as u64;
+    }
+    f.sync_all().unwrap();
+    let mut offset = 0u64;
+    let (took, lat) = timed(commits, || {
+        f.write_all_at(&buf, offset).unwrap();
+        offset += buf.len() as u64;
+        f.sync_data().unwrap();
+    });
+    figure(commits * batch, took, lat)
+}
+
 fn raw_sled(dir: &Path, record: &[u8], commits: usize, batch: usize) -> Figure {
     let path = dir.join(format!("sled-{batch}"));
     let db = sled::open(&path).unwrap();
@@ -311,6 +336,8 @@ fn main() {
     );
     let mut t = Table { rows: Vec::new() };
     let only = std::env::var("STYRLOGG_BENCH_ONLY").unwrap_or_default();
+    // (target, measured, met)
+    let mut targets: Vec<(String, String, bool)> = Vec::new();
     t.note(format!(
         "| {:<58} | {:>12} | {:>10} | {:>9} | {:>9} |",
         "durable appends", "events/s", "p50 µs", "÷ floor", "÷ SQLite"
@@ -320,9 +347,12 @@ fn main() {
     if only.is_empty() || only == "appends" {
         let floor1 = floor(dir, &record, commits, 1);
         let floor64 = floor(dir, &record, commits / 4, BATCH);
+        let zeroed1 = floor_prezeroed(dir, &record, commits, 1);
+        let zeroed64 = floor_prezeroed(dir, &record, commits / 4, BATCH);
         let sqlite1 = sqlite(dir, &record, commits, 1);
         let sqlite64 = sqlite(dir, &record, commits / 4, BATCH);
         t.row("plain file, write + fdatasync per commit (floor)", floor1, Some(floor1), Some(sqlite1));
+        t.row("pre-zeroed file, overwrite + fdatasync per commit", zeroed1, Some(floor1), Some(sqlite1));
         t.row(
             "raw sled, insert + flush + fdatasync per commit",
             raw_sled(dir, &record, commits, 1),
@@ -339,9 +369,10 @@ fn main() {
             store.close().unwrap();
             (one, many, batch)
         });
-        t.row("engine, sled store: one append after another", engine1, Some(floor1), Some(sqlite1));
+        t.row("engine, embedded store: one append after another", engine1, Some(floor1), Some(sqlite1));
         t.note(format!("|{:-<60}|{:-<14}|{:-<12}|{:-<11}|{:-<11}|", "", "", "", "", ""));
         t.row("plain file, 64 records + one fdatasync (floor)", floor64, Some(floor64), Some(sqlite64));
+        t.row("pre-zeroed file, 64 records + one fdatasync", zeroed64, Some(floor64), Some(sqlite64));
         t.row(
             "raw sled, a batch of 64 + flush + fdatasync",
             raw_sled(dir, &record, commits / 4, BATCH),
@@ -349,8 +380,36 @@ fn main() {
             Some(sqlite64),
         );
         t.row("SQLite, 64 inserts per transaction (peer)", sqlite64, Some(floor64), Some(sqlite64));
-        t.row("engine, sled store: atomic appends of 64 events", enginebatch, Some(floor64), Some(sqlite64));
-        t.row("engine, sled store: 64 concurrent writers, group commit", engine64, Some(floor64), Some(sqlite64));
+        t.row("engine, embedded store: atomic appends of 64 events", enginebatch, Some(floor64), Some(sqlite64));
+        t.row("engine, embedded store: 64 concurrent writers, group commit", engine64, Some(floor64), Some(sqlite64));
+        let p50 = |f: Figure| f.p50_us.unwrap_or(f64::NAN);
+        targets.push((
+            "single durable append: p50 within 2x of the fdatasync floor".into(),
+            format!(
+                "{:.0} µs = {:.2}x the plain file's {:.0} µs, {:.2}x the pre-zeroed file's {:.0} µs",
+                p50(engine1),
+                p50(engine1) / p50(floor1),
+                p50(floor1),
+                p50(engine1) / p50(zeroed1),
+                p50(zeroed1)
+            ),
+            p50(engine1) <= 2.0 * p50(floor1),
+        ));
+        targets.push((
+            "64 writers: at least 100 000 durable events/s".into(),
+            format!("{:.0} events/s", engine64.events_per_s),
+            engine64.events_per_s >= 100_000.0,
+        ));
+        targets.push((
+            "64 writers: at least the SQLite peer's batched figure".into(),
+            format!(
+                "{:.0} events/s = {:.2}x SQLite's {:.0}",
+                engine64.events_per_s,
+                engine64.events_per_s / sqlite64.events_per_s,
+                sqlite64.events_per_s
+            ),
+            engine64.events_per_s >= sqlite64.events_per_s,
+        ));
 
         // JetStream against a local server that fsyncs every message.
         let server = nats::NatsServer::start_durable();
@@ -399,6 +458,23 @@ fn main() {
         "start to the answer of `status INSTANCE` with {replayed} events in the store: {:.3} s (a new process: open, read the instance, print)",
         one.as_secs_f64()
     ));
+        let rate = replayed as f64 / replay_took.as_secs_f64();
+        targets.push((
+            "replay: at least 1 000 000 events/s into the status projection".into(),
+            format!("{rate:.0} events/s"),
+            rate >= 1_000_000.0,
+        ));
+        targets.push((
+            format!("start to first `status` answer with {replayed} events: under 1 s"),
+            format!(
+                "one instance {:.3} s; all {} instances {:.2} s (checkpoint built: {:.2} s)",
+                one.as_secs_f64(),
+                replayed.div_ceil(100),
+                warm.as_secs_f64(),
+                cold.as_secs_f64()
+            ),
+            one.as_secs_f64() < 1.0 && warm.as_secs_f64() < 1.0,
+        ));
         t.note(format!(
         "start to the answer of `status` for all {} instances: {:.2} s with the projection checkpoint ({:.2} s on the first run, which builds it)",
         replayed.div_ceil(100),
@@ -443,9 +519,20 @@ fn main() {
             let without = live_bytes();
             (with - without) as f64 / n as f64
         });
+        targets.push((
+            "at most 2 KiB resident per idle instance".into(),
+            format!("{per_instance:.0} bytes"),
+            per_instance <= 2048.0,
+        ));
         t.note(format!(
         "memory: {per_instance:.0} bytes per idle instance with {instances} instances in the status projection (heap bytes it holds, counted by the allocator)"
     ));
+    }
+    if !targets.is_empty() {
+        println!("\ntargets:");
+        for (target, measured, met) in &targets {
+            println!("  [{}] {target}: {measured}", if *met { "met" } else { "MISSED" });
+        }
     }
     let host = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
