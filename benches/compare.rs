@@ -7,7 +7,8 @@
 //! Scale with `STYRLOGG_BENCH_APPENDS` (sequential appends per row, default
 //! 2000), `STYRLOGG_BENCH_REPLAY_EVENTS` (default 1 000 000) and
 //! `STYRLOGG_BENCH_INSTANCES` (default 100 000). Everything runs in
-//! temporary directories under `target/`, on the same disk.
+//! temporary directories under `target/`, on the same disk
+//! (`STYRLOGG_BENCH_KEEP=1` keeps them).
 
 #[path = "../tests/it/nats.rs"]
 mod nats;
@@ -326,8 +327,16 @@ fn main() {
     let instances = env("STYRLOGG_BENCH_INSTANCES", 100_000);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&root).unwrap();
-    let dir = tempfile::tempdir_in(&root).unwrap();
-    let dir = dir.path();
+    let tmp = tempfile::tempdir_in(&root).unwrap();
+    // STYRLOGG_BENCH_KEEP=1 keeps the stores for a closer look (profiling).
+    let kept;
+    let dir = if std::env::var_os("STYRLOGG_BENCH_KEEP").is_some() {
+        kept = tmp.keep();
+        eprintln!("keeping the stores in {}", kept.display());
+        kept.as_path()
+    } else {
+        tmp.path()
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let record = rt.block_on(sample_record());
     println!(
