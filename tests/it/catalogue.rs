@@ -175,9 +175,11 @@ fn swedish_characters_come_back_exactly_as_given() {
 
 /// Runs the binary as an unprivileged user when the tests run as root
 /// (root may write anywhere, so only another user meets a read-only store).
-fn styrlogg_unprivileged(data: &Path, args: &[&str]) -> Output {
+/// `bin` is a copy of the binary that user can reach (the checkout may be
+/// in root's home, which others may not enter).
+fn styrlogg_unprivileged(bin: &Path, data: &Path, args: &[&str]) -> Output {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_styrlogg"));
+    let mut cmd = Command::new(bin);
     cmd.arg("--data").arg(data).args(args).env_remove("STYRLOGG_DATA").env_remove("RUST_LOG");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
@@ -218,6 +220,9 @@ fn a_read_only_store_is_refused_with_its_reason_and_left_as_it_was() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let s = started(dir.path());
     let before = styrlogg(&s, &["export"]).stdout;
+    let bin = dir.path().join("styrlogg");
+    std::fs::copy(env!("CARGO_BIN_EXE_styrlogg"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     chmod_tree(&s, false);
     let board = ["organ=Kommunfullmäktige", "protokoll=Kommunfullmäktige|2012-10-25|§ 123", "diarienummer=KS 2012/449"];
     let mut args = vec!["record", "harryda-2012", "styrelsebeslut", "--on", "2012-10-25"];
@@ -226,14 +231,14 @@ fn a_read_only_store_is_refused_with_its_reason_and_left_as_it_was() {
     }
     args.extend(BY);
     for (what, args) in [("record", args.as_slice()), ("status", &["status"][..]), ("verify", &["verify"][..])] {
-        let out = styrlogg_unprivileged(&s, args);
+        let out = styrlogg_unprivileged(&bin, &s, args);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{what}: {err}");
         assert!(err.contains("cannot be written (its directory: Permission denied"), "{what}: {err}");
         assert!(err.contains("copy the store to a writable place"), "{what}: {err}");
     }
     // A new store where nothing may be written.
-    let out = styrlogg_unprivileged(&s.join("new"), &["demo"]);
+    let out = styrlogg_unprivileged(&bin, &s.join("new"), &["demo"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("Choose a --data directory this user may write to"), "{}", stderr(&out));
     chmod_tree(&s, true);
