@@ -14,8 +14,8 @@
 mod nats;
 
 use engine::{
-    Actor, AppendRequest, CommandId, EmbeddedStore, EventStore, ExpectedVersion, Fact, FactValue, InstanceId,
-    JetStreamOptions, JetStreamStore, MemoryStore, NewEvent, OpenMode, Payload, RecordedEvent, SystemClock,
+    Actor, AppendRequest, CommandId, EmbeddedStore, EventStore, ExpectedVersion, InstanceId, JetStreamOptions,
+    JetStreamStore, MemoryStore, OpenMode, RecordedEvent, SystemClock,
 };
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -58,29 +58,6 @@ fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
 }
 
-fn sample_event() -> NewEvent {
-    NewEvent {
-        occurred_on: jiff::civil::date(2012, 8, 14),
-        actor: Actor::new("Lena Sandqvist", "sekreterare"),
-        payload: Payload::StepRecorded {
-            step: "styrelsebeslut".into(),
-            facts: vec![
-                Fact {
-                    name: "protokoll".into(),
-                    value: FactValue::MinutesRef {
-                        body: "Planeringsdelegationen".into(),
-                        date: jiff::civil::date(2012, 8, 14),
-                        paragraph: "§ 100".into(),
-                    },
-                },
-                Fact { name: "diarienummer".into(), value: FactValue::CaseNumber("LJ2012/896".into()) },
-            ],
-            deviation: None,
-            late: None,
-        },
-    }
-}
-
 /// The bytes the engine stores for the sample event.
 async fn sample_record() -> Vec<u8> {
     let m = MemoryStore::new(Arc::new(SystemClock));
@@ -93,7 +70,7 @@ fn request(instance: &str, command: &str, n: usize) -> AppendRequest {
         instance: InstanceId::new(instance).unwrap(),
         expected: ExpectedVersion::Any,
         command_id: CommandId::new(command).unwrap(),
-        events: vec![sample_event(); n],
+        events: vec![styrlogg::sample_event("styrelsebeslut"); n],
     }
 }
 
@@ -245,7 +222,7 @@ async fn build_log(store: &EmbeddedStore, events: usize) {
         tasks.push(tokio::spawn(async move {
             for i in (w..instances).step_by(8) {
                 let mut evs = vec![workflows::start(&def, "Kommun", None, day, actor.clone(), day).unwrap()];
-                evs.extend(std::iter::repeat_n(sample_event(), 99));
+                evs.extend(std::iter::repeat_n(styrlogg::sample_event("styrelsebeslut"), 99));
                 let req = AppendRequest {
                     instance: InstanceId::new(format!("i{i:07}")).unwrap(),
                     expected: ExpectedVersion::NoStream,

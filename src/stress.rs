@@ -3,36 +3,9 @@
 
 use crate::cli::{Cli, StressArgs};
 use anyhow::{Context, Result};
-use engine::{
-    Actor, AppendRequest, CommandId, EventStore, ExpectedVersion, Fact, FactValue, InstanceId, NewEvent, OpenMode,
-    Payload,
-};
+use engine::{AppendRequest, CommandId, EventStore, ExpectedVersion, InstanceId, OpenMode};
 use std::io::Write;
 use std::time::{Duration, Instant};
-
-/// A step of about the size real events have (150-200 bytes encoded).
-pub fn sample_event() -> NewEvent {
-    NewEvent {
-        occurred_on: jiff::civil::date(2012, 8, 14),
-        actor: Actor::new("Lena Sandqvist", "sekreterare"),
-        payload: Payload::StepRecorded {
-            step: "beslut_om_deltagande".into(),
-            facts: vec![
-                Fact {
-                    name: "protokoll".into(),
-                    value: FactValue::MinutesRef {
-                        body: "Planeringsdelegationen".into(),
-                        date: jiff::civil::date(2012, 8, 14),
-                        paragraph: "§ 100".into(),
-                    },
-                },
-                Fact { name: "diarienummer".into(), value: FactValue::CaseNumber("LJ2012/896".into()) },
-            ],
-            deviation: None,
-            late: None,
-        },
-    }
-}
 
 pub async fn run(cli: &Cli, args: &StressArgs) -> Result<()> {
     anyhow::ensure!(args.writers >= 1 && args.batch >= 1, "--writers and --batch must be at least 1");
@@ -52,7 +25,7 @@ pub async fn run(cli: &Cli, args: &StressArgs) -> Result<()> {
                     instance: instance.clone(),
                     expected: ExpectedVersion::Any,
                     command_id: CommandId::new(command.clone())?,
-                    events: vec![sample_event(); batch],
+                    events: vec![styrlogg::sample_event("beslut_om_deltagande"); batch],
                 };
                 let t = Instant::now();
                 store.append(req).await?;

@@ -219,6 +219,17 @@ impl Stager {
     }
 }
 
+/// Refuses an import call larger than [`import_chunks`] makes.
+pub fn check_import_chunk(events: &[RecordedEvent]) -> Result<(), AppendError> {
+    if events.len() > limits::IMPORT_CHUNK_EVENTS + limits::EVENTS_PER_COMMIT_MAX {
+        return Err(AppendError::Invalid(format!(
+            "{} events in one import call; split with import_chunks",
+            events.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Splits exported events into chunks of about
 /// [`limits::IMPORT_CHUNK_EVENTS`] that never split a command.
 pub fn import_chunks(events: Vec<RecordedEvent>) -> Vec<Vec<RecordedEvent>> {

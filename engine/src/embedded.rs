@@ -751,29 +751,9 @@ impl EmbeddedStore {
                 }
                 frames_expected += 1;
                 let mut expected_entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-                let mut i = 0;
-                while i < events.len() {
-                    let first = &events[i].event;
-                    let mut j = i + 1;
-                    while j < events.len() && events[j].event.command_id == first.command_id {
-                        j += 1;
-                    }
-                    let last = &events[j - 1];
-                    let o = AppendOutcome {
-                        instance: first.instance.clone(),
-                        first_sequence: first.sequence,
-                        last_sequence: last.event.sequence,
-                        first_position: first.position,
-                        last_position: last.event.position,
-                        last_hash: last.hash,
-                        deduplicated: false,
-                    };
-                    let loc = CommandLoc { first_position: o.first_position, count: (j - i) as u32 };
-                    expected_entries
-                        .push((instance_key(&o.instance, o.first_sequence), postcard::to_stdvec(&loc).map_err(io)?));
-                    expected_entries.push((command_key(&first.command_id), postcard::to_stdvec(&o).map_err(io)?));
+                for (o, command) in frame_commands(&events) {
+                    expected_entries.extend(command_entries(&o, command)?);
                     commands_expected += 1;
-                    i = j;
                 }
                 for (k, v) in expected_entries {
                     if index.get(&k).map_err(io)?.as_deref() != Some(&v[..]) {
@@ -1240,36 +1220,47 @@ fn add_to_index(
 ) -> Result<(), StoreError> {
     let loc = FrameLoc { segment, offset, events: h.events, body_bytes: h.body_bytes };
     batch.insert(&frame_key(h.first_position)[..], postcard::to_stdvec(&loc).map_err(io)?);
-    let mut i = 0;
-    while i < events.len() {
-        let first = &events[i].event;
-        let mut j = i + 1;
-        while j < events.len()
-            && events[j].event.command_id == first.command_id
-            && events[j].event.instance == first.instance
-        {
-            j += 1;
-        }
-        let last = &events[j - 1];
-        let outcome = AppendOutcome {
-            instance: first.instance.clone(),
-            first_sequence: first.sequence,
-            last_sequence: last.event.sequence,
-            first_position: first.position,
-            last_position: last.event.position,
-            last_hash: last.hash,
-            deduplicated: false,
-        };
-        put_command(batch, &outcome, &first.command_id)?;
-        i = j;
+    for (outcome, command) in frame_commands(events) {
+        put_command(batch, &outcome, command)?;
     }
     Ok(())
 }
 
-fn put_command(batch: &mut sled::Batch, o: &AppendOutcome, command: &CommandId) -> Result<(), StoreError> {
+/// The commands of one frame's events, in order, with the outcome each was
+/// acknowledged with (a command's events are contiguous: it is appended
+/// whole).
+fn frame_commands(events: &[RecordedEvent]) -> impl Iterator<Item = (AppendOutcome, &CommandId)> {
+    events.chunk_by(|a, b| a.event.command_id == b.event.command_id && a.event.instance == b.event.instance).map(
+        |command| {
+            let (first, last) = (&command[0].event, &command[command.len() - 1]);
+            let outcome = AppendOutcome {
+                instance: first.instance.clone(),
+                first_sequence: first.sequence,
+                last_sequence: last.event.sequence,
+                first_position: first.position,
+                last_position: last.event.position,
+                last_hash: last.hash,
+                deduplicated: false,
+            };
+            (outcome, &first.command_id)
+        },
+    )
+}
+
+/// A command's two index entries: its instance's sequence to its
+/// position, and its id to its outcome.
+fn command_entries(o: &AppendOutcome, command: &CommandId) -> Result<[(Vec<u8>, Vec<u8>); 2], StoreError> {
     let loc = CommandLoc { first_position: o.first_position, count: (o.last_sequence - o.first_sequence + 1) as u32 };
-    batch.insert(instance_key(&o.instance, o.first_sequence), postcard::to_stdvec(&loc).map_err(io)?);
-    batch.insert(command_key(command), postcard::to_stdvec(o).map_err(io)?);
+    Ok([
+        (instance_key(&o.instance, o.first_sequence), postcard::to_stdvec(&loc).map_err(io)?),
+        (command_key(command), postcard::to_stdvec(o).map_err(io)?),
+    ])
+}
+
+fn put_command(batch: &mut sled::Batch, o: &AppendOutcome, command: &CommandId) -> Result<(), StoreError> {
+    for (k, v) in command_entries(o, command)? {
+        batch.insert(k, v);
+    }
     Ok(())
 }
 
@@ -1282,12 +1273,7 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn import(&self, events: Vec<RecordedEvent>) -> Result<Head, AppendError> {
-        if events.len() > limits::IMPORT_CHUNK_EVENTS + limits::EVENTS_PER_COMMIT_MAX {
-            return Err(AppendError::Invalid(format!(
-                "{} events in one import call; split with import_chunks",
-                events.len()
-            )));
-        }
+        crate::commit::check_import_chunk(&events)?;
         let (tx, rx) = oneshot::channel();
         self.sender()?.send(Request::Import(events, tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?

@@ -544,12 +544,7 @@ impl EventStore for JetStreamStore {
     }
 
     async fn import(&self, events: Vec<RecordedEvent>) -> Result<Head, AppendError> {
-        if events.len() > limits::IMPORT_CHUNK_EVENTS + limits::EVENTS_PER_COMMIT_MAX {
-            return Err(AppendError::Invalid(format!(
-                "{} events in one import call; split with import_chunks",
-                events.len()
-            )));
-        }
+        crate::commit::check_import_chunk(&events)?;
         let (tx, rx) = oneshot::channel();
         self.send(Request::Import(events, tx)).await?;
         rx.await.map_err(|_| StoreError::Closed)?

@@ -102,6 +102,16 @@ fn rechain(data: &[u8]) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
+/// A refusal names at least one problem, each at a place in the file.
+fn problems_have_places(problems: &[workflows::Problem], source: &str) {
+    assert!(!problems.is_empty(), "a refusal names at least one problem");
+    for p in problems {
+        let (line, col) = p.line_col(source);
+        assert!(line >= 1 && col >= 1);
+        let _ = p.render("fuzz.toml", source);
+    }
+}
+
 /// `Definition::parse`: every problem renders with a place in the file;
 /// a definition that parses parses again to the same, and can start an
 /// instance (its text, title and names are what the log takes).
@@ -110,14 +120,7 @@ pub fn definition(data: &[u8]) {
         return;
     };
     match Definition::parse(source) {
-        Err(problems) => {
-            assert!(!problems.is_empty(), "a refusal names at least one problem");
-            for p in &problems {
-                let (line, col) = p.line_col(source);
-                assert!(line >= 1 && col >= 1);
-                let _ = p.render("fuzz.toml", source);
-            }
-        }
+        Err(problems) => problems_have_places(&problems, source),
         Ok(def) => {
             assert_eq!(Definition::parse(source).as_ref(), Ok(&def), "parsing is a pure function of the text");
             let day = jiff::civil::date(2012, 8, 14);
@@ -152,14 +155,7 @@ pub fn scenario(data: &[u8]) {
         return;
     };
     match Scenario::parse(source) {
-        Err(problems) => {
-            assert!(!problems.is_empty(), "a refusal names at least one problem");
-            for p in &problems {
-                let (line, col) = p.line_col(source);
-                assert!(line >= 1 && col >= 1);
-                let _ = p.render("fuzz.toml", source);
-            }
-        }
+        Err(problems) => problems_have_places(&problems, source),
         Ok(s) => {
             assert_eq!(Scenario::parse(source).as_ref(), Ok(&s), "parsing is a pure function of the text");
             let lines = source.lines().count().max(1);

@@ -1169,10 +1169,7 @@ pub async fn deadlines(
     State(state): State<Shared>,
     q: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    match q {
-        Ok(Query(q)) => report_page(ctx, state, "deadlines", q).await,
-        Err(e) => error_page(&ctx, &WebError::new(StatusCode::BAD_REQUEST, "invalid-input", e.body_text())),
-    }
+    report(ctx, State(state), Path("deadlines".into()), q).await
 }
 
 pub async fn dialogues(
@@ -1180,8 +1177,5 @@ pub async fn dialogues(
     State(state): State<Shared>,
     q: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    match q {
-        Ok(Query(q)) => report_page(ctx, state, "dialogues", q).await,
-        Err(e) => error_page(&ctx, &WebError::new(StatusCode::BAD_REQUEST, "invalid-input", e.body_text())),
-    }
+    report(ctx, State(state), Path("dialogues".into()), q).await
 }
