@@ -324,10 +324,14 @@ fn a_third_party_checks_an_inclusion_proof_with_only_proof_checkpoint_and_key() 
         ],
     ));
     let nowhere = dir.path().join("elsewhere");
-    let checked = ok(styrlogg(
-        &nowhere,
-        &["check-proof", proof.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", &vkey],
-    ));
+    // A third party with the proof, the checkpoint and the key, and no store.
+    let check_proof = |proof: &std::path::Path, cp: &std::path::Path, key: &str| {
+        styrlogg(
+            &nowhere,
+            &["check-proof", proof.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", key],
+        )
+    };
+    let checked = ok(check_proof(&proof, &cp, &vkey));
     assert!(checked.contains("step styrelsebeslut"), "{checked}");
     // By position too, and every position of the log.
     for p in 1..=5 {
@@ -336,76 +340,31 @@ fn a_third_party_checks_an_inclusion_proof_with_only_proof_checkpoint_and_key() 
             &data,
             &["prove", &p.to_string(), "--checkpoint", cp.to_str().unwrap(), "-o", f.to_str().unwrap()],
         ));
-        ok(styrlogg(
-            &nowhere,
-            &["check-proof", f.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", &vkey],
-        ));
+        ok(check_proof(&f, &cp, &vkey));
     }
 
     // Bad input: one line, exit 1.
     let other = dir.path().join("other");
     let other_key = ok(styrlogg(&other, &["key", "generate", "--name", "tyreso.se/styrlogg"]));
-    refused(
-        styrlogg(
-            &nowhere,
-            &["check-proof", proof.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", other_key.trim()],
-        ),
-        "the note is not signed by",
-    );
-    refused(
-        styrlogg(
-            &nowhere,
-            &["check-proof", proof.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", "nonsense"],
-        ),
-        "--key: not a verifier key",
-    );
+    refused(check_proof(&proof, &cp, other_key.trim()), "the note is not signed by");
+    refused(check_proof(&proof, &cp, "nonsense"), "--key: not a verifier key");
     let text = std::fs::read_to_string(&proof).unwrap();
     let bad = dir.path().join("bad-proof");
     std::fs::write(&bad, text.replacen("hash ", "hash !!", 1)).unwrap();
-    refused(
-        styrlogg(
-            &nowhere,
-            &["check-proof", bad.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", &vkey],
-        ),
-        "not base64",
-    );
+    refused(check_proof(&bad, &cp, &vkey), "not base64");
     std::fs::write(&bad, "hello\n").unwrap();
-    refused(
-        styrlogg(
-            &nowhere,
-            &["check-proof", bad.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", &vkey],
-        ),
-        "not a styrlogg proof",
-    );
+    refused(check_proof(&bad, &cp, &vkey), "not a styrlogg proof");
     // A proof whose event was changed.
     let changed = text.replace("Kommunstyrelsen", "Kommunfullmäktige");
     std::fs::write(&bad, changed).unwrap();
-    refused(
-        styrlogg(
-            &nowhere,
-            &["check-proof", bad.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--key", &vkey],
-        ),
-        "does not match its own hash",
-    );
+    refused(check_proof(&bad, &cp, &vkey), "does not match its own hash");
     // A tampered checkpoint.
     let cp_text = std::fs::read_to_string(&cp).unwrap();
     let bad_cp = dir.path().join("bad-cp");
     std::fs::write(&bad_cp, cp_text.replacen("\n5\n", "\n4\n", 1)).unwrap();
-    refused(
-        styrlogg(
-            &nowhere,
-            &["check-proof", proof.to_str().unwrap(), "--checkpoint", bad_cp.to_str().unwrap(), "--key", &vkey],
-        ),
-        "does not verify",
-    );
+    refused(check_proof(&proof, &bad_cp, &vkey), "does not verify");
     std::fs::write(&bad_cp, "not a checkpoint").unwrap();
-    refused(
-        styrlogg(
-            &nowhere,
-            &["check-proof", proof.to_str().unwrap(), "--checkpoint", bad_cp.to_str().unwrap(), "--key", &vkey],
-        ),
-        "not a signed note",
-    );
+    refused(check_proof(&proof, &bad_cp, &vkey), "not a signed note");
     refused(styrlogg(&data, &["verify", "--checkpoint", bad_cp.to_str().unwrap()]), "not a signed note");
     refused(styrlogg(&data, &["prove", "99"]), "no event at position 99");
     refused(styrlogg(&data, &["prove", "abc"]), "neither an event id");
