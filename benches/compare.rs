@@ -8,14 +8,15 @@
 //! 2000), `STYRLOGG_BENCH_REPLAY_EVENTS` (default 1 000 000) and
 //! `STYRLOGG_BENCH_INSTANCES` (default 100 000). Everything runs in
 //! temporary directories under `target/`, on the same disk
-//! (`STYRLOGG_BENCH_KEEP=1` keeps them).
+//! (`STYRLOGG_BENCH_KEEP=1` keeps them; `STYRLOGG_BENCH_REPLAY_STORE=DIR`
+//! replays a kept log instead of building one).
 
 #[path = "../tests/it/nats.rs"]
 mod nats;
 
 use engine::{
     Actor, AppendRequest, CommandId, EmbeddedStore, EventStore, ExpectedVersion, InstanceId, JetStreamOptions,
-    JetStreamStore, MemoryStore, OpenMode, RecordedEvent, SystemClock,
+    JetStreamStore, MemoryStore, OpenMode, SystemClock,
 };
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -23,23 +24,27 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Counts the bytes the process has allocated and not freed, so memory per
-/// instance is measured exactly rather than through the allocator's pages.
+/// Counts the bytes freed while counting is on, so the memory a value holds
+/// is measured exactly, as what dropping it frees, rather than through the
+/// allocator's pages. Off, it costs every free one shared load, so the
+/// timed rows are not slowed by a counter the threads would contend for.
 struct Counting;
 
-static LIVE_BYTES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+static COUNTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static FREED_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 unsafe impl std::alloc::GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as i64, std::sync::atomic::Ordering::Relaxed);
         unsafe { std::alloc::System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as i64, std::sync::atomic::Ordering::Relaxed);
+        if COUNTING.load(std::sync::atomic::Ordering::Relaxed) {
+            FREED_BYTES.fetch_add(layout.size() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, std::sync::atomic::Ordering::Relaxed);
+        // Nothing is reallocated while a value is dropped.
         unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
     }
 }
@@ -47,8 +52,14 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn live_bytes() -> i64 {
-    LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+/// The heap bytes dropping `value` frees.
+fn freed_by_dropping<T>(value: T) -> u64 {
+    use std::sync::atomic::Ordering::SeqCst;
+    FREED_BYTES.store(0, SeqCst);
+    COUNTING.store(true, SeqCst);
+    drop(value);
+    COUNTING.store(false, SeqCst);
+    FREED_BYTES.load(SeqCst)
 }
 
 const WRITERS: usize = 64;
@@ -238,22 +249,13 @@ async fn build_log(store: &EmbeddedStore, events: usize) {
     }
 }
 
-/// Reads the whole log and folds it into the status projection.
-async fn replay(store: &impl EventStore) -> (usize, Duration, projections::LogView) {
+/// Reads the whole log and folds it into the status projection, as
+/// `status` does when it has no checkpoint.
+async fn replay<S: EventStore + Clone + 'static>(store: &S) -> (usize, Duration, projections::LogView) {
     let start = Instant::now();
     let mut view = projections::LogView::folded_only(None);
-    let mut next = 1;
-    let mut n = 0;
-    loop {
-        let page: Vec<RecordedEvent> = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await.unwrap();
-        let Some(last) = page.last() else { break };
-        next = last.event.position + 1;
-        for e in &page {
-            view.feed(e).unwrap();
-        }
-        n += page.len();
-    }
-    (n, start.elapsed(), view)
+    styrlogg::fold_log(store, &mut view).await.unwrap();
+    (view.head_position as usize, start.elapsed(), view)
 }
 
 fn status_run(data: &Path, instance: Option<&str>) -> Duration {
@@ -419,12 +421,17 @@ fn main() {
 
     if only.is_empty() || only == "replay" {
         // Replay and start-up with a long log.
-        let data = dir.join("replay");
+        // STYRLOGG_BENCH_REPLAY_STORE=DIR replays a log kept from an earlier
+        // run (`STYRLOGG_BENCH_KEEP=1`) instead of building one: for profiling.
+        let reuse = std::env::var_os("STYRLOGG_BENCH_REPLAY_STORE").map(std::path::PathBuf::from);
+        let data = reuse.clone().unwrap_or_else(|| dir.join("replay"));
         let (replayed, replay_took) = rt.block_on(async {
             let store = EmbeddedStore::open(&data, OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
-            let t0 = Instant::now();
-            build_log(&store, replay_events).await;
-            eprintln!("built a log of {replay_events} events in {:.1} s", t0.elapsed().as_secs_f64());
+            if reuse.is_none() {
+                let t0 = Instant::now();
+                build_log(&store, replay_events).await;
+                eprintln!("built a log of {replay_events} events in {:.1} s", t0.elapsed().as_secs_f64());
+            }
             let (n, took, view) = replay(&store).await;
             drop(view);
             store.close().unwrap();
@@ -500,10 +507,7 @@ fn main() {
             assert_eq!(view.instances.len(), n);
             store.close().unwrap();
             // The projection's own bytes: what is freed when it is dropped.
-            let with = live_bytes();
-            drop(view);
-            let without = live_bytes();
-            (with - without) as f64 / n as f64
+            freed_by_dropping(view) as f64 / n as f64
         });
         targets.push((
             "at most 2 KiB resident per idle instance".into(),

@@ -5,6 +5,7 @@ use crate::cli::{Cli, LangArg, ReportCommand, ReportFormat, ReportOut};
 use crate::{open, personal, report_render, Refused};
 use anyhow::{bail, Context, Result};
 use engine::{EventStore, OpenMode};
+use projections::checkpoint::Kind;
 use projections::{annual, audit, compliance, deadlines, dialogues, Document, Lang, LogView};
 use serde::Serialize;
 use std::io::Write;
@@ -16,22 +17,22 @@ fn lang(out: &ReportOut) -> Lang {
     }
 }
 
-/// Where the folded state is cached: in the store's directory; for a log on
-/// NATS, in --data when that directory exists (else not cached).
-fn checkpoint_path(cli: &Cli) -> Option<std::path::PathBuf> {
-    match &cli.nats {
-        None => Some(cli.data.join("projections").join("checkpoint.bin")),
-        Some(_) if cli.data.is_dir() => {
-            Some(cli.data.join("projections").join(format!("checkpoint-nats-{}.bin", cli.nats_stream)))
-        }
-        Some(_) => None,
-    }
+/// Where the folded state of this kind is cached: in the store's
+/// directory; for a log on NATS, in --data when that directory exists (else
+/// not cached).
+fn checkpoint_path(cli: &Cli, kind: Kind) -> Option<std::path::PathBuf> {
+    let suffix = match &cli.nats {
+        None => String::new(),
+        Some(_) if cli.data.is_dir() => format!("-nats-{}", cli.nats_stream),
+        Some(_) => return None,
+    };
+    Some(cli.data.join("projections").join(kind.file_name(&suffix)))
 }
 
 /// The checkpointed view, if there is one and the log still has its head.
-async fn load_checkpoint(cli: &Cli, store: &impl EventStore) -> Option<LogView> {
-    let bytes = std::fs::read(checkpoint_path(cli)?).ok()?;
-    let view = match projections::checkpoint::decode(&bytes) {
+async fn load_checkpoint(cli: &Cli, store: &impl EventStore, kind: Kind) -> Option<LogView> {
+    let bytes = std::fs::read(checkpoint_path(cli, kind)?).ok()?;
+    let view = match projections::checkpoint::decode(&bytes, kind) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!("ignoring the projection checkpoint: {e}; rebuilding from the log");
@@ -50,14 +51,14 @@ async fn load_checkpoint(cli: &Cli, store: &impl EventStore) -> Option<LogView> 
 
 /// Writes the checkpoint atomically (temporary file, sync, rename). A
 /// failure only costs speed next time, so it is a warning.
-fn save_checkpoint(cli: &Cli, view: &LogView) {
-    let Some(path) = checkpoint_path(cli) else { return };
+fn save_checkpoint(cli: &Cli, view: &LogView, kind: Kind) {
+    let Some(path) = checkpoint_path(cli, kind) else { return };
     let write = || -> std::io::Result<()> {
         let dir = path.parent().expect("has a parent");
         std::fs::create_dir_all(dir)?;
         let tmp = path.with_extension("tmp");
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&projections::checkpoint::encode(view))?;
+        f.write_all(&projections::checkpoint::encode(view, kind))?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         std::fs::File::open(dir)?.sync_all()
@@ -95,7 +96,7 @@ async fn view(cli: &Cli, out: &ReportOut) -> Result<Prepared> {
 }
 
 async fn prepare(cli: &Cli, out: &ReportOut, need_events: bool) -> Result<Prepared> {
-    let (mut view, store) = fold_open(cli, out.as_of, need_events).await?;
+    let (mut view, store) = fold_open(cli, out.as_of, need_events, Kind::Full).await?;
     let prepared = async {
         view.disclosure = personal::disclosure(&store, out.public).await?;
         let checkpoint = match crate::trust_cmd::signer(cli) {
@@ -117,54 +118,39 @@ async fn prepare(cli: &Cli, out: &ReportOut, need_events: bool) -> Result<Prepar
     Ok(Prepared { view, extras: Extras { checkpoint, public: out.public } })
 }
 
-/// The whole log as it is now, folded from the projection checkpoint, for
-/// status: no personal facts are opened (status shows none).
+/// The whole log as it is now, folded from the status checkpoint, for
+/// status: no facts are kept from the checkpoint and none are opened
+/// (status shows none).
 pub async fn status_view(cli: &Cli) -> Result<LogView> {
-    fold(cli, None, false).await
-}
-
-async fn fold(cli: &Cli, as_of: Option<jiff::civil::Date>, need_events: bool) -> Result<LogView> {
-    let (view, store) = fold_open(cli, as_of, need_events).await?;
+    let (view, store) = fold_open(cli, None, false, Kind::Status).await?;
     store.close()?;
     Ok(view)
 }
 
 /// Folds (the projection checkpoint holds sealed facts only: it is saved
 /// before anything is opened) and returns the view with the store still open.
+/// A view of the whole log without events starts from, and updates, the
+/// checkpoint of `kind`.
 async fn fold_open(
     cli: &Cli,
     as_of: Option<jiff::civil::Date>,
     need_events: bool,
+    kind: Kind,
 ) -> Result<(LogView, engine::AnyStore)> {
     let store = open(cli, OpenMode::MustExist).await?;
     let checkpointed = as_of.is_none() && !need_events;
     let mut view = match (checkpointed, need_events) {
-        (true, _) => load_checkpoint(cli, &store).await.unwrap_or_else(|| LogView::folded_only(None)),
+        (true, _) => load_checkpoint(cli, &store, kind).await.unwrap_or_else(|| LogView::folded_only(None)),
         (false, true) => LogView::new(as_of),
         (false, false) => LogView::folded_only(as_of),
     };
     let from = view.head_position;
-    // Read the next page while this one is folded: decoding and folding
-    // run side by side.
-    let mut next = view.head_position + 1;
-    let reader = store.clone();
-    let mut pending = tokio::spawn(async move { reader.read_all(next, engine::limits::READ_PAGE_EVENTS * 8).await });
-    'read: loop {
-        let page = pending.await.context("reading the log")??;
-        let Some(last) = page.last() else { break };
-        next = last.event.position + 1;
-        let reader = store.clone();
-        pending = tokio::spawn(async move { reader.read_all(next, engine::limits::READ_PAGE_EVENTS * 8).await });
-        for e in page {
-            let position = e.event.position;
-            if !view.feed_owned(e).map_err(|err| Refused(format!("position {position}: {err}")))? {
-                pending.abort();
-                break 'read;
-            }
-        }
-    }
-    if checkpointed && (view.head_position > from || checkpoint_path(cli).is_some_and(|p| !p.exists())) {
-        save_checkpoint(cli, &view);
+    styrlogg::fold_log(&store, &mut view).await.map_err(|e| match e {
+        styrlogg::FoldLogError::Fold { .. } => anyhow::Error::new(Refused(e.to_string())),
+        other => anyhow::Error::new(other).context("reading the log"),
+    })?;
+    if checkpointed && (view.head_position > from || checkpoint_path(cli, kind).is_some_and(|p| !p.exists())) {
+        save_checkpoint(cli, &view, kind);
     }
     Ok((view, store))
 }
@@ -192,13 +178,18 @@ pub async fn view_as_of(store: &impl EventStore, as_of: Option<jiff::civil::Date
     Ok(view)
 }
 
-/// Rebuilds every projection from the whole log and replaces the checkpoint.
+/// Rebuilds every projection from the whole log and replaces the
+/// checkpoints.
 pub async fn rebuild(cli: &Cli) -> Result<()> {
     let started = std::time::Instant::now();
-    if let Some(p) = checkpoint_path(cli) {
-        let _ = std::fs::remove_file(p);
+    for kind in [Kind::Full, Kind::Status] {
+        if let Some(p) = checkpoint_path(cli, kind) {
+            let _ = std::fs::remove_file(p);
+        }
     }
-    let view = fold(cli, None, false).await?;
+    let (view, store) = fold_open(cli, None, false, Kind::Full).await?;
+    store.close()?;
+    save_checkpoint(cli, &view, Kind::Status);
     println!(
         "rebuilt from {} events: {} instances, head position {} hash {} ({:.2} s)",
         view.head_position,

@@ -118,6 +118,36 @@ pub fn decode(record: &[u8]) -> Result<RecordedEvent, DecodeError> {
     Ok(RecordedEvent { format_version: version, event: body, hash: stored })
 }
 
+/// Decodes a record whose bytes are already vouched for by an enclosing
+/// hash (a frame of the embedded log, whose hash covers every byte of it,
+/// the stored record hash included): the body is decoded and the stored
+/// hash taken as it is. Neither the record hash nor the canonical encoding
+/// is recomputed; both are checked where bytes come from outside or are
+/// audited: [`decode`], `verify` (which reseals every event) and import.
+/// A deliberate rewrite could recompute a record hash as easily as a frame
+/// hash, so checking it again on every read would add no protection.
+pub fn decode_vouched(record: &[u8]) -> Result<RecordedEvent, DecodeError> {
+    if record.len() < 1 + HASH_BYTES {
+        return Err(DecodeError::TooShort(record.len()));
+    }
+    if record.len() > limits::EVENT_BYTES_MAX + HASH_BYTES {
+        return Err(DecodeError::TooLong(record.len()));
+    }
+    let (encoded, stored) = record.split_at(record.len() - HASH_BYTES);
+    let version = encoded[0];
+    if version != 1 {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let (body, rest) =
+        postcard::take_from_bytes::<EventBody>(&encoded[1..]).map_err(|e| DecodeError::Body(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Trailing(rest.len()));
+    }
+    let mut hash = [0u8; HASH_BYTES];
+    hash.copy_from_slice(stored);
+    Ok(RecordedEvent { format_version: version, event: body, hash: Hash(hash) })
+}
+
 /// Whether `bytes` is exactly the postcard encoding of `body`. postcard
 /// also reads a varint written with redundant continuation bytes (`0x81
 /// 0x00` for 1), so two records could decode to one event; only the

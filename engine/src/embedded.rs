@@ -453,9 +453,22 @@ impl FrameHeader {
     }
 }
 
-/// Decodes and checks a whole frame (header, body, hash): its events, each
-/// with its record's own hash checked, at consecutive positions.
-fn decode_frame(bytes: &[u8], at: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+/// How much of a frame's records [`decode_frame`] checks beyond the
+/// frame's hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Records {
+    /// Each record's own hash and canonical encoding too: `verify` and
+    /// opening a store.
+    Checked,
+    /// Only the frame's hash, which covers every byte of every record:
+    /// ordinary reads (see [`codec::decode_vouched`]).
+    Vouched,
+}
+
+/// Checks a whole frame's length and hash and splits its body into
+/// records: where each record lies in `bytes`, in position order from the
+/// frame's first position. The record count is checked against the header.
+fn frame_records(bytes: &[u8], at: &str) -> Result<Vec<std::ops::Range<usize>>, StoreError> {
     let h = FrameHeader::parse(bytes);
     let end = FRAME_HEADER_BYTES + h.body_bytes as usize;
     if bytes.len() != end + FRAME_HASH_BYTES {
@@ -465,22 +478,18 @@ fn decode_frame(bytes: &[u8], at: &str) -> Result<Vec<RecordedEvent>, StoreError
         return Err(corrupt(h.first_position, format!("{at}: the frame's bytes do not match its hash")));
     }
     let mut out = Vec::with_capacity(h.events as usize);
-    let mut rest = &bytes[FRAME_HEADER_BYTES..end];
-    while !rest.is_empty() {
+    let mut i = FRAME_HEADER_BYTES;
+    while i < end {
         let position = h.first_position + out.len() as u64;
-        if rest.len() < 4 {
+        if end - i < 4 {
             return Err(corrupt(position, format!("{at}: malformed frame body")));
         }
-        let len = le_u32(rest) as usize;
-        if len > rest.len() - 4 {
+        let len = le_u32(&bytes[i..]) as usize;
+        if len > end - i - 4 {
             return Err(corrupt(position, format!("{at}: a record runs past its frame")));
         }
-        let e = codec::decode(&rest[4..4 + len]).map_err(|err| corrupt(position, format!("{at}: {err}")))?;
-        if e.event.position != position {
-            return Err(corrupt(position, format!("{at}: the record says it is position {}", e.event.position)));
-        }
-        out.push(e);
-        rest = &rest[4 + len..];
+        out.push(i + 4..i + 4 + len);
+        i += 4 + len;
     }
     if out.len() != h.events as usize {
         return Err(corrupt(
@@ -489,6 +498,77 @@ fn decode_frame(bytes: &[u8], at: &str) -> Result<Vec<RecordedEvent>, StoreError
         ));
     }
     Ok(out)
+}
+
+/// Decodes one record of a frame that [`frame_records`] checked, as
+/// `records` says, and checks it holds the position it is at.
+fn decode_record(record: &[u8], position: u64, at: &str, records: Records) -> Result<RecordedEvent, StoreError> {
+    let e = match records {
+        Records::Checked => codec::decode(record),
+        Records::Vouched => codec::decode_vouched(record),
+    }
+    .map_err(|err| corrupt(position, format!("{at}: {err}")))?;
+    if e.event.position != position {
+        return Err(corrupt(position, format!("{at}: the record says it is position {}", e.event.position)));
+    }
+    Ok(e)
+}
+
+/// Decodes and checks a whole frame (header, body, hash): its events at
+/// consecutive positions, each record checked as `records` says.
+fn decode_frame(bytes: &[u8], at: &str, records: Records) -> Result<Vec<RecordedEvent>, StoreError> {
+    let first = FrameHeader::parse(bytes).first_position;
+    frame_records(bytes, at)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| decode_record(&bytes[r], first + i as u64, at, records))
+        .collect()
+}
+
+/// Records of a page, copied out of the log's files after their frames
+/// were checked, to be decoded side by side.
+#[derive(Default)]
+struct PageRecords {
+    bytes: Vec<u8>,
+    /// Position, where in `bytes`, and which frame (for errors).
+    records: Vec<(u64, std::ops::Range<usize>, usize)>,
+    /// Where each frame was read from.
+    frames: Vec<String>,
+}
+
+impl PageRecords {
+    /// Decodes every record (vouched for by its frame's hash), on up to as
+    /// many threads as there are cores when the page is large enough to
+    /// be worth it.
+    fn decode(&self) -> Result<Vec<RecordedEvent>, StoreError> {
+        let one = |part: &[(u64, std::ops::Range<usize>, usize)]| -> Result<Vec<RecordedEvent>, StoreError> {
+            part.iter()
+                .map(|(p, r, f)| decode_record(&self.bytes[r.clone()], *p, &self.frames[*f], Records::Vouched))
+                .collect()
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(limits::DECODE_THREADS_MAX);
+        if threads < 2 || self.records.len() < limits::DECODE_PARALLEL_MIN_EVENTS {
+            return one(&self.records);
+        }
+        let per = self.records.len().div_ceil(threads);
+        let parts: Vec<Result<Vec<RecordedEvent>, StoreError>> = std::thread::scope(|scope| {
+            let mut chunks = self.records.chunks(per);
+            let first = chunks.next().expect("non-empty");
+            let others: Vec<_> = chunks.map(|c| scope.spawn(move || one(c))).collect();
+            let mut parts = vec![one(first)];
+            parts.extend(
+                others
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(StoreError::Io("a decoding thread panicked".into())))),
+            );
+            parts
+        });
+        let mut out = Vec::with_capacity(self.records.len());
+        for part in parts {
+            out.extend(part?);
+        }
+        Ok(out)
+    }
 }
 
 fn create_segment(dir: &Path, first_position: u64, capacity: u64, faults: &Faults) -> Result<Segment, StoreError> {
@@ -739,7 +819,7 @@ impl EmbeddedStore {
                 let bytes = reader
                     .bytes(offset, h.total() as usize)?
                     .ok_or_else(|| corrupt(next, format!("{}: a frame runs past its segment", at(offset))))?;
-                let events = decode_frame(bytes, &at(offset))?;
+                let events = decode_frame(bytes, &at(offset), Records::Checked)?;
                 if events[0].event.prev_hash != prev_hash {
                     return Err(corrupt(next, format!("{}: the frame does not continue the chain", at(offset))));
                 }
@@ -848,7 +928,7 @@ impl EmbeddedStore {
         seg.file
             .read_exact_at(&mut buf, loc.offset)
             .map_err(|e| corrupt(first, format!("reading {} at offset {}: {e}", seg.path.display(), loc.offset)))?;
-        let events = decode_frame(&buf, &format!("{} offset {}", seg.path.display(), loc.offset))?;
+        let events = decode_frame(&buf, &format!("{} offset {}", seg.path.display(), loc.offset), Records::Vouched)?;
         if events.first().map(|e| e.event.position) != Some(first) || events.len() != loc.events as usize {
             return Err(corrupt(first, "the frame found does not hold the positions the index says"));
         }
@@ -1038,7 +1118,7 @@ impl Recovery<'_> {
             }
             let mut bytes = vec![0u8; h.total() as usize];
             seg.file.read_exact_at(&mut bytes, offset).map_err(io)?;
-            let events = match decode_frame(&bytes, &at(offset)) {
+            let events = match decode_frame(&bytes, &at(offset), Records::Checked) {
                 Ok(events) => events,
                 Err(err) => {
                     // The last write, cut short by a crash before it was
@@ -1331,14 +1411,14 @@ impl EventStore for EmbeddedStore {
         if from > durable || max == 0 {
             return Ok(Vec::new());
         }
-        let mut out = Vec::with_capacity(max.min((durable - from + 1) as usize));
+        let mut page = PageRecords::default();
         // Find the first frame through the index, then follow the files:
         // frames are contiguous, and only durable frames are ever read.
         let (_, loc) = self.frame_at(from)?;
         let mut reader = ChunkReader::new(self.segment(loc.segment)?, self.inner.faults.clone());
         let mut offset = loc.offset;
         let mut next = from;
-        while out.len() < max && next <= durable {
+        while page.records.len() < max && next <= durable {
             let header = reader.bytes(offset, FRAME_HEADER_BYTES)?;
             let h = header.map(FrameHeader::parse).filter(|h| !h.is_zero());
             let Some(h) = h else {
@@ -1346,25 +1426,32 @@ impl EventStore for EmbeddedStore {
                 offset = SEGMENT_HEADER_BYTES;
                 continue;
             };
-            let path = reader.segment.path.clone();
-            let at = || format!("{} offset {offset}", path.display());
+            let at = format!("{} offset {offset}", reader.segment.path.display());
             if h.first_position > next || h.first_position + u64::from(h.events) <= next {
-                return Err(corrupt(next, format!("{}: expected the frame holding position {next}", at())));
+                return Err(corrupt(next, format!("{at}: expected the frame holding position {next}")));
             }
             let bytes = reader
                 .bytes(offset, h.total() as usize)?
-                .ok_or_else(|| corrupt(next, format!("{}: a frame runs past its segment", at())))?;
-            let events = decode_frame(bytes, &at())?;
-            for e in events.into_iter().skip((next - h.first_position) as usize) {
-                if out.len() == max || e.event.position > durable {
+                .ok_or_else(|| corrupt(next, format!("{at}: a frame runs past its segment")))?;
+            let records = frame_records(bytes, &at)?;
+            let base = page.bytes.len();
+            page.bytes.extend_from_slice(bytes);
+            let frame = page.frames.len();
+            page.frames.push(at);
+            for (i, r) in records.into_iter().enumerate() {
+                let position = h.first_position + i as u64;
+                if position < next {
+                    continue;
+                }
+                if page.records.len() == max || position > durable {
                     break;
                 }
-                next = e.event.position + 1;
-                out.push(e);
+                next = position + 1;
+                page.records.push((position, base + r.start..base + r.end, frame));
             }
             offset += h.total();
         }
-        Ok(out)
+        page.decode()
     }
 
     async fn head(&self) -> Result<Head, StoreError> {

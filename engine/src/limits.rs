@@ -90,3 +90,8 @@ pub const SHOWN_INPUT_CHARS_MAX: usize = 64;
 /// Largest `--facts FILE`, in bytes of TOML (an event holds at most
 /// [`FACTS_PER_EVENT_MAX`] facts of at most [`TEXT_BYTES_MAX`] each).
 pub const FACTS_FILE_BYTES_MAX: usize = 1 << 20;
+/// Threads at most that decode one page of the embedded log side by side.
+pub const DECODE_THREADS_MAX: usize = 4;
+/// Pages smaller than this are decoded on the reading thread alone: below
+/// it, starting threads costs more than it saves.
+pub const DECODE_PARALLEL_MIN_EVENTS: usize = 1024;

@@ -4,6 +4,11 @@
 //! built at, the caller checks that the log still has that hash there, and
 //! anything wrong with it means rebuilding from the log, never a wrong
 //! answer. Events are not kept (the audit trail reads them from the log).
+//!
+//! Two kinds are kept apart. The full checkpoint holds every occurrence
+//! with its facts, for the reports that show facts. The status checkpoint
+//! leaves the facts out: `status` shows none, and decoding them was most of
+//! what `status` of every instance cost on a long log.
 
 use crate::view::{InstanceView, LogView};
 use engine::{DeadlineChange, Hash, InstanceId};
@@ -14,7 +19,33 @@ use workflows::instance::{NoticeState, Occurrence};
 use workflows::{Definition, Instance};
 
 /// Bumped whenever the layout below changes; an old checkpoint is rebuilt.
-const CHECKPOINT_FORMAT: u8 = 3;
+const CHECKPOINT_FORMAT: u8 = 4;
+
+/// What a checkpoint holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Every occurrence with its facts.
+    Full,
+    /// Every occurrence without its facts: for `status` only.
+    Status,
+}
+
+impl Kind {
+    fn tag(self) -> u8 {
+        match self {
+            Kind::Full => 0,
+            Kind::Status => 1,
+        }
+    }
+
+    /// Its file name (with a suffix for one log among several).
+    pub fn file_name(self, suffix: &str) -> String {
+        match self {
+            Kind::Full => format!("checkpoint{suffix}.bin"),
+            Kind::Status => format!("status{suffix}.bin"),
+        }
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
@@ -42,7 +73,7 @@ struct Checkpoint {
 }
 
 /// The checkpoint of a view that was folded without `as_of`.
-pub fn encode(view: &LogView) -> Vec<u8> {
+pub fn encode(view: &LogView, kind: Kind) -> Vec<u8> {
     assert!(view.as_of.is_none(), "only views of the whole log are checkpointed");
     let mut definitions: BTreeMap<Hash, String> = BTreeMap::new();
     let instances = view
@@ -59,7 +90,25 @@ pub fn encode(view: &LogView) -> Vec<u8> {
                 case_number: i.case_number.clone(),
                 started_on: i.started_on,
                 version: i.version,
-                occurrences: i.occurrences.clone(),
+                occurrences: match kind {
+                    Kind::Full => i.occurrences.clone(),
+                    Kind::Status => i
+                        .occurrences
+                        .iter()
+                        .map(|o| Occurrence {
+                            event_id: o.event_id,
+                            position: o.position,
+                            step: o.step.clone(),
+                            occurred_on: o.occurred_on,
+                            facts: Vec::new(),
+                            deviation: o.deviation.clone(),
+                            late: o.late,
+                            corrections: o.corrections,
+                            recorded_at: o.recorded_at,
+                            corrected_at: o.corrected_at,
+                        })
+                        .collect(),
+                },
                 deadline_changes: i.deadline_changes.iter().map(|(s, c, n)| (s.clone(), *c, *n as u64)).collect(),
                 notices: i.notices.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 missed: i.missed.iter().map(|(s, d)| (s.clone(), engine::event::SerdeDate(*d))).collect(),
@@ -72,19 +121,21 @@ pub fn encode(view: &LogView) -> Vec<u8> {
         definitions: definitions.into_iter().collect(),
         instances,
     };
-    let mut out = vec![CHECKPOINT_FORMAT];
+    let mut out = vec![CHECKPOINT_FORMAT, kind.tag()];
     postcard::to_io(&cp, &mut out).expect("writing to a Vec cannot fail");
     out
 }
 
-/// Restores a view (without events) from a checkpoint.
-pub fn decode(bytes: &[u8]) -> Result<LogView, String> {
-    match bytes.first() {
-        Some(&CHECKPOINT_FORMAT) => {}
-        Some(v) => return Err(format!("checkpoint format {v}, this build writes {CHECKPOINT_FORMAT}")),
-        None => return Err("empty checkpoint".into()),
+/// Restores a view (without events) from a checkpoint of this kind. A
+/// status checkpoint's view has no facts: it answers `status` only.
+pub fn decode(bytes: &[u8], kind: Kind) -> Result<LogView, String> {
+    match bytes {
+        [CHECKPOINT_FORMAT, tag, ..] if *tag == kind.tag() => {}
+        [CHECKPOINT_FORMAT, tag, ..] => return Err(format!("checkpoint of kind {tag}, expected {}", kind.tag())),
+        [v, ..] => return Err(format!("checkpoint format {v}, this build writes {CHECKPOINT_FORMAT}")),
+        [] => return Err("empty checkpoint".into()),
     }
-    let cp: Checkpoint = postcard::from_bytes(&bytes[1..]).map_err(|e| format!("checkpoint does not decode: {e}"))?;
+    let cp: Checkpoint = postcard::from_bytes(&bytes[2..]).map_err(|e| format!("checkpoint does not decode: {e}"))?;
     let mut definitions = BTreeMap::new();
     for (hash, source) in cp.definitions {
         let def = Definition::parse_shared(&source)

@@ -501,6 +501,14 @@ async fn checkpoints_answer_like_a_rebuild() {
     let first = run_ok(&s, &compliance);
     let checkpoint = s.join("projections/checkpoint.bin");
     assert!(checkpoint.exists(), "the first report leaves a checkpoint");
+    let status = ["status", "--format", "json", "--today", "2013-03-10"];
+    let status_first = run_ok(&s, &status);
+    let status_checkpoint = s.join("projections/status.bin");
+    assert!(status_checkpoint.exists(), "status leaves its own checkpoint");
+    assert!(
+        std::fs::metadata(&status_checkpoint).unwrap().len() < std::fs::metadata(&checkpoint).unwrap().len(),
+        "the status checkpoint leaves the facts out"
+    );
     let meeting = [
         "record",
         "harryda-2012",
@@ -519,9 +527,23 @@ async fn checkpoints_answer_like_a_rebuild() {
     run_ok(&s, &meeting);
     let incremental = run_ok(&s, &compliance);
     assert_ne!(first, incremental, "the new step shows");
+    let status_incremental = run_ok(&s, &status);
+    assert_ne!(status_first, status_incremental, "the new step shows in status");
     let rebuilt = run_ok(&s, &["rebuild"]);
     assert!(rebuilt.contains("rebuilt from 17 events: 2 instances"), "{rebuilt}");
     assert_eq!(run_ok(&s, &compliance), incremental, "checkpoint plus new events equals a rebuild");
+    assert_eq!(run_ok(&s, &status), status_incremental, "status checkpoint plus new events equals a rebuild");
+    std::fs::remove_file(&status_checkpoint).unwrap();
+    assert_eq!(run_ok(&s, &status), status_incremental, "status without a checkpoint equals status with one");
+
+    // The status checkpoint has no facts: a report that shows facts never
+    // starts from it.
+    let full = std::fs::read(&checkpoint).unwrap();
+    std::fs::copy(&status_checkpoint, &checkpoint).unwrap();
+    let out = styrlogg(&s, &compliance);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), incremental);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ignoring the projection checkpoint"));
+    std::fs::write(&checkpoint, full).unwrap();
 
     // A damaged checkpoint, or one from another log, is ignored, not trusted.
     std::fs::write(&checkpoint, b"\x01garbage").unwrap();
