@@ -148,19 +148,19 @@ pub fn seal(keys: &Keys, inst: &Instance, events: &mut [NewEvent]) -> Result<usi
         let plain = facts.clone();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for f in facts.iter_mut() {
-            let n = seen.entry(f.name.clone()).or_default();
+            let n = seen.entry(f.name.to_string()).or_default();
             let index = *n;
             *n += 1;
             let Some(spec) = specs.iter().find(|s| s.name == f.name && s.personal) else { continue };
             let name: Option<String> = match (&f.value, &spec.of) {
-                (FactValue::Person { name, .. }, _) => Some(name.clone()),
+                (FactValue::Person { name, .. }, _) => Some(name.to_string()),
                 (v, _) if workflows::facts::named_person(v).is_some() => {
                     workflows::facts::named_person(v).map(String::from)
                 }
                 (_, Some(of)) => {
                     let nth = |list: &[Fact]| {
                         list.iter().filter(|g| g.name == *of).nth(index).and_then(|g| match &g.value {
-                            FactValue::Person { name, .. } => Some(name.clone()),
+                            FactValue::Person { name, .. } => Some(name.to_string()),
                             _ => None,
                         })
                     };
@@ -305,8 +305,8 @@ async fn traces(store: &impl EventStore, person: Option<&PersonId>, org: &str, n
                     continue;
                 }
                 Payload::StepRecorded { step, facts, .. } => {
-                    steps.insert(b.event_id, step.clone());
-                    (step.clone(), facts)
+                    steps.insert(b.event_id, step.to_string());
+                    (step.to_string(), facts)
                 }
                 Payload::StepCorrected { corrects, facts, .. } => {
                     (steps.get(corrects).cloned().unwrap_or_default(), facts)

@@ -80,7 +80,7 @@ pub fn text(e: &RecordedEvent) -> String {
 fn fact(v: &FactValue) -> String {
     match v {
         FactValue::Date(d) => d.to_string(),
-        FactValue::Text(t) => t.clone(),
+        FactValue::Text(t) => t.to_string(),
         FactValue::AmountSek { ore } => format!("{},{:02} kr", ore / 100, (ore % 100).abs()),
         FactValue::Person { name, role, kind } => format!(
             "{name}, {role} ({})",
@@ -93,7 +93,7 @@ fn fact(v: &FactValue) -> String {
         FactValue::CaseNumber(c) => format!("Dnr {c}"),
         FactValue::MinutesRef { body, date, paragraph } => format!("{body} {date} {paragraph}"),
         FactValue::Document { title, sha256 } => format!("{title} (sha256 {sha256})"),
-        FactValue::Choice(c) => c.clone(),
+        FactValue::Choice(c) => c.to_string(),
         FactValue::Sealed { person, .. } => format!("[sealed personal data of person {person}]"),
     }
 }

@@ -563,7 +563,9 @@ impl PageRecords {
             );
             parts
         });
-        let mut out = Vec::with_capacity(self.records.len());
+        let mut parts = parts.into_iter();
+        let mut out = parts.next().expect("one part at least")?;
+        out.reserve(self.records.len() - out.len());
         for part in parts {
             out.extend(part?);
         }

@@ -6,6 +6,7 @@
 //! `tests/corpus/` holds encodings that must decode forever.
 
 use crate::limits;
+use compact_str::CompactString;
 use jiff::civil::Date;
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -78,12 +79,12 @@ fn check_name(field: &str, s: &str) -> Result<(), InvalidField> {
 /// instance is one stream with its own contiguous sequence numbers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct InstanceId(String);
+pub struct InstanceId(CompactString);
 
 impl InstanceId {
     /// Letters (Swedish ones included), digits and `- _ . : /`; 1 to
     /// [`limits::INSTANCE_ID_BYTES_MAX`] bytes.
-    pub fn new(s: impl Into<String>) -> Result<Self, InvalidField> {
+    pub fn new(s: impl Into<CompactString>) -> Result<Self, InvalidField> {
         let s = s.into();
         check_id("instance id", &s, limits::INSTANCE_ID_BYTES_MAX)?;
         Ok(InstanceId(s))
@@ -108,7 +109,7 @@ fn check_id(field: &str, s: &str, max: usize) -> Result<(), InvalidField> {
 
 impl<'de> Deserialize<'de> for InstanceId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        InstanceId::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+        InstanceId::new(CompactString::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -122,10 +123,10 @@ impl fmt::Display for InstanceId {
 /// id returns the first result and writes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct CommandId(String);
+pub struct CommandId(CompactString);
 
 impl CommandId {
-    pub fn new(s: impl Into<String>) -> Result<Self, InvalidField> {
+    pub fn new(s: impl Into<CompactString>) -> Result<Self, InvalidField> {
         let s = s.into();
         check_id("command id", &s, limits::COMMAND_ID_BYTES_MAX)?;
         Ok(CommandId(s))
@@ -137,7 +138,7 @@ impl CommandId {
 
 impl<'de> Deserialize<'de> for CommandId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        CommandId::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+        CommandId::new(CompactString::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -220,7 +221,7 @@ pub const SYSTEM_INSTANCE: &str = "styrlogg:system";
 impl InstanceId {
     /// The instance holding the log's own events ([`SYSTEM_INSTANCE`]).
     pub fn system() -> InstanceId {
-        InstanceId(SYSTEM_INSTANCE.to_string())
+        InstanceId(CompactString::const_new(SYSTEM_INSTANCE))
     }
 
     pub fn is_system(&self) -> bool {
@@ -342,19 +343,19 @@ pub mod timestamp_format {
 /// Who recorded an event, and in which role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
-    pub name: String,
-    pub role: String,
+    pub name: CompactString,
+    pub role: CompactString,
 }
 
 impl Actor {
-    pub fn new(name: impl Into<String>, role: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<CompactString>, role: impl Into<CompactString>) -> Self {
         Actor { name: name.into(), role: role.into() }
     }
 
     /// An actor whose name and role the log accepts (not empty, within
     /// [`limits::NAME_BYTES_MAX`], no control characters), so bad input
     /// is refused for what it is before any rule is looked at.
-    pub fn checked(name: impl Into<String>, role: impl Into<String>) -> Result<Self, InvalidField> {
+    pub fn checked(name: impl Into<CompactString>, role: impl Into<CompactString>) -> Result<Self, InvalidField> {
         let a = Actor::new(name, role);
         check_name("actor name", &a.name)?;
         check_name("actor role", &a.role)?;
@@ -378,32 +379,32 @@ pub enum PersonKind {
 #[serde(rename_all = "snake_case")]
 pub enum FactValue {
     Date(#[serde(with = "date_format")] Date),
-    Text(String),
+    Text(CompactString),
     /// An amount in Swedish kronor, in öre so it stays exact.
     AmountSek {
         ore: i64,
     },
     Person {
-        name: String,
-        role: String,
+        name: CompactString,
+        role: CompactString,
         kind: PersonKind,
     },
     /// A diarienummer such as `LJ2012/896`.
-    CaseNumber(String),
+    CaseNumber(CompactString),
     /// A paragraph of a body's minutes.
     MinutesRef {
-        body: String,
+        body: CompactString,
         #[serde(with = "date_format")]
         date: Date,
-        paragraph: String,
+        paragraph: CompactString,
     },
     /// A document and the SHA-256 of its content, in hex.
     Document {
-        title: String,
-        sha256: String,
+        title: CompactString,
+        sha256: CompactString,
     },
     /// One option of a closed list (such as a participation-ladder step).
-    Choice(String),
+    Choice(CompactString),
     /// Personal data, encrypted (XChaCha20-Poly1305) with the key of
     /// `person`, which is kept outside the log. The plaintext is the
     /// postcard encoding of the original `FactValue`; the associated data
@@ -420,7 +421,7 @@ pub enum FactValue {
 /// A named fact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fact {
-    pub name: String,
+    pub name: CompactString,
     pub value: FactValue,
 }
 
@@ -462,7 +463,7 @@ pub enum Payload {
     },
     /// A step was recorded with its facts; optionally as a justified
     /// deviation from the workflow, and flagged when late.
-    StepRecorded { step: String, facts: Vec<Fact>, deviation: Option<String>, late: Option<Lateness> },
+    StepRecorded { step: CompactString, facts: Vec<Fact>, deviation: Option<String>, late: Option<Lateness> },
     /// An earlier event is corrected: the facts named here replace the
     /// original's, and `occurred_on`, when set, its date. The original stays.
     StepCorrected {

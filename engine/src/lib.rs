@@ -15,6 +15,7 @@ pub mod export;
 pub mod jetstream;
 pub mod limits;
 pub mod memory;
+pub use compact_str::CompactString;
 pub use embedded::{EmbeddedStore, OpenMode};
 pub mod store;
 

@@ -75,8 +75,9 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
                 None,
             ),
             Payload::StepRecorded { step, facts, deviation, late } => {
-                let title = inst.definition.step(step).map(|s| lang.title(&s.title)).unwrap_or_else(|| step.clone());
-                (Some(step.clone()), title, facts.clone(), deviation.clone(), late.map(|l| l.days_late), None)
+                let title =
+                    inst.definition.step(step).map(|s| lang.title(&s.title)).unwrap_or_else(|| step.to_string());
+                (Some(step.to_string()), title, facts.clone(), deviation.clone(), late.map(|l| l.days_late), None)
             }
             Payload::StepCorrected { corrects, reason, occurred_on, facts } => {
                 let mut what = format!("{} {corrects}: {reason}", lang.t("Rättelse av", "Correction of"));
@@ -84,7 +85,7 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
                     what.push_str(&format!(" ({} {d})", lang.t("rätt datum", "correct date")));
                 }
                 let step = view.event(corrects).and_then(|o| match &o.event.payload {
-                    Payload::StepRecorded { step, .. } => Some(step.clone()),
+                    Payload::StepRecorded { step, .. } => Some(step.to_string()),
                     _ => None,
                 });
                 (step, what, facts.clone(), None, None, Some(corrects.to_hex()))
@@ -159,7 +160,7 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
             .iter()
             .filter_map(|f| view.shown(inst, step.as_deref(), f).ok())
             .filter_map(|v| match v {
-                FactValue::CaseNumber(c) => Some(c.clone()),
+                FactValue::CaseNumber(c) => Some(c.to_string()),
                 _ => None,
             })
             .chain(match &b.payload {
@@ -176,7 +177,7 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
             })
             .collect();
         let fact_texts =
-            facts.iter().map(|f| (f.name.clone(), view.fact_text(inst, step.as_deref(), f, lang))).collect();
+            facts.iter().map(|f| (f.name.to_string(), view.fact_text(inst, step.as_deref(), f, lang))).collect();
         entries.push(AuditEntry {
             position: b.position,
             instance: b.instance.to_string(),
@@ -185,8 +186,8 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
             occurred_on: b.occurred_on,
             recorded_at: b.recorded_at.to_string(),
             recorded_days_after: (swedish_date(b.recorded_at) - b.occurred_on).get_days() as i64,
-            actor: b.actor.name.clone(),
-            role: b.actor.role.clone(),
+            actor: b.actor.name.to_string(),
+            role: b.actor.role.to_string(),
             kind: b.payload.kind().to_string(),
             step,
             what,

@@ -82,7 +82,7 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
                         .iter()
                         .filter_map(|f| view.shown(inst, Some(&o.step), f).ok())
                         .filter_map(|v| match v {
-                            FactValue::CaseNumber(c) => Some(c.clone()),
+                            FactValue::CaseNumber(c) => Some(c.to_string()),
                             _ => None,
                         })
                         .collect(),

@@ -72,7 +72,7 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
                 .map(|v| fact_text(v, lang))
                 .collect();
             if refs.is_empty() {
-                inst.definition.step(&o.step).map(|s| lang.title(&s.title)).unwrap_or_else(|| o.step.clone())
+                inst.definition.step(&o.step).map(|s| lang.title(&s.title)).unwrap_or_else(|| o.step.to_string())
             } else {
                 refs.join(", ")
             }

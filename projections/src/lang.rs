@@ -29,7 +29,7 @@ pub fn fact_text(v: &engine::FactValue, lang: Lang) -> String {
     use engine::{FactValue, PersonKind};
     match v {
         FactValue::Date(d) => d.to_string(),
-        FactValue::Text(t) => t.clone(),
+        FactValue::Text(t) => t.to_string(),
         FactValue::AmountSek { ore } => format!("{},{:02} kr", ore / 100, (ore % 100).abs()),
         FactValue::Person { name, role, kind } => {
             let k = match kind {
@@ -42,7 +42,7 @@ pub fn fact_text(v: &engine::FactValue, lang: Lang) -> String {
         FactValue::CaseNumber(c) => format!("Dnr {c}"),
         FactValue::MinutesRef { body, date, paragraph } => format!("{body} {date} {paragraph}"),
         FactValue::Document { title, sha256 } => format!("{title} (sha256 {}…)", &sha256[..sha256.len().min(12)]),
-        FactValue::Choice(c) => c.clone(),
+        FactValue::Choice(c) => c.to_string(),
         FactValue::Sealed { .. } => lang.t("[förseglad personuppgift]", "[sealed personal data]").into(),
     }
 }

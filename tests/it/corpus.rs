@@ -57,7 +57,7 @@ fn samples() -> Vec<NewEvent> {
         },
         Fact {
             name: "projektplan".into(),
-            value: FactValue::Document { title: "Projektplan med SWOT".into(), sha256: "ab".repeat(32) },
+            value: FactValue::Document { title: "Projektplan med SWOT".into(), sha256: "ab".repeat(32).into() },
         },
         Fact { name: "trappsteg".into(), value: FactValue::Choice("dialog".into()) },
     ];

@@ -235,7 +235,7 @@ fn typed_facts(step: &Step, raw: &[(String, String)]) -> Result<Vec<Fact>, Rejec
             )
             .about(name));
         }
-        out.push(Fact { name: name.clone(), value });
+        out.push(Fact { name: name.into(), value });
     }
     Ok(out)
 }
@@ -360,7 +360,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
         Command::Record { step, occurred_on, actor, facts: raw, deviation } => {
             let step = known_step(def, &step)?;
             let sid = Some(step.id.as_str());
-            if !step.recorded_by.contains(&actor.role) {
+            if !step.recorded_by.iter().any(|r| *r == actor.role) {
                 return Err(reject(
                     Rule::RoleNotAllowed,
                     sid,
@@ -388,7 +388,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                 (None, Some(first)) => return Err(first.clone()),
                 (Some(why), _) => {
                     text_ok(sid, "deviation", why)?;
-                    if !deviation_roles(step).contains(&actor.role) {
+                    if !deviation_roles(step).iter().any(|r| *r == actor.role) {
                         return Err(reject(
                             Rule::DeviationNotAllowed,
                             sid,
@@ -406,7 +406,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             Ok(vec![NewEvent {
                 occurred_on,
                 actor,
-                payload: Payload::StepRecorded { step: step.id.clone(), facts, deviation, late },
+                payload: Payload::StepRecorded { step: step.id.as_str().into(), facts, deviation, late },
             }])
         }
         Command::Correct { event, on, actor, reason, new_date, facts: raw } => {
@@ -420,7 +420,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             };
             let step = known_step(def, &original.step)?;
             let sid = Some(step.id.as_str());
-            if !step.recorded_by.contains(&actor.role) {
+            if !step.recorded_by.iter().any(|r| *r == actor.role) {
                 return Err(reject(
                     Rule::RoleNotAllowed,
                     sid,
@@ -443,7 +443,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
         Command::ChangeDeadline { step, on, actor, change, reason } => {
             let step = known_step(def, &step)?;
             let sid = Some(step.id.as_str());
-            if !deviation_roles(step).contains(&actor.role) {
+            if !deviation_roles(step).iter().any(|r| *r == actor.role) {
                 return Err(reject(
                     Rule::RoleNotAllowed,
                     sid,

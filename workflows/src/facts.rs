@@ -82,7 +82,7 @@ pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, String> {
             if p[1].len() != 64 || !p[1].chars().all(|c| c.is_ascii_hexdigit()) {
                 return Err(bad());
             }
-            FactValue::Document { title: p[0].into(), sha256: p[1].to_lowercase() }
+            FactValue::Document { title: p[0].into(), sha256: p[1].to_lowercase().into() }
         }
         FactType::Text => FactValue::Text(raw.into()),
         FactType::Choice(options) => {
@@ -99,7 +99,7 @@ pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, String> {
             if !ok {
                 return Err(bad());
             }
-            FactValue::Text(format!("{whose}{raw_t}"))
+            FactValue::Text(format!("{whose}{raw_t}").into())
         }
         FactType::Phone => {
             let (whose, raw_t) = whose(raw_t);
@@ -110,7 +110,7 @@ pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, String> {
             if !ok {
                 return Err(bad());
             }
-            FactValue::Text(format!("{whose}{raw_t}"))
+            FactValue::Text(format!("{whose}{raw_t}").into())
         }
     })
 }
@@ -164,7 +164,7 @@ pub fn has_type(spec: &FactSpec, v: &FactValue) -> bool {
         | (FactType::Phone, FactValue::Text(_)) => true,
         // Sealed personal data is checked before it is sealed.
         (_, FactValue::Sealed { .. }) => true,
-        (FactType::Choice(options), FactValue::Choice(c)) => options.contains(c),
+        (FactType::Choice(options), FactValue::Choice(c)) => options.iter().any(|o| *o == *c),
         _ => false,
     }
 }
@@ -173,11 +173,11 @@ pub fn has_type(spec: &FactSpec, v: &FactValue) -> bool {
 pub fn as_text(v: &FactValue) -> String {
     match v {
         FactValue::Date(d) => d.to_string(),
-        FactValue::Text(t) | FactValue::CaseNumber(t) | FactValue::Choice(t) => t.clone(),
+        FactValue::Text(t) | FactValue::CaseNumber(t) | FactValue::Choice(t) => t.to_string(),
         FactValue::AmountSek { ore } => ore.to_string(),
-        FactValue::Person { name, .. } => name.clone(),
+        FactValue::Person { name, .. } => name.to_string(),
         FactValue::MinutesRef { body, date, paragraph } => format!("{body}|{date}|{paragraph}"),
-        FactValue::Document { title, .. } => title.clone(),
+        FactValue::Document { title, .. } => title.to_string(),
         FactValue::Sealed { .. } => String::new(),
     }
 }

@@ -12,7 +12,7 @@ use jiff::civil::Date;
 pub struct Occurrence {
     pub event_id: EventId,
     pub position: u64,
-    pub step: String,
+    pub step: engine::CompactString,
     #[serde(with = "engine::event::date_format")]
     pub occurred_on: Date,
     pub facts: Vec<Fact>,
