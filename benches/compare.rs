@@ -440,7 +440,10 @@ fn main() {
         let middle = format!("i{:07}", replay_events.div_ceil(100) / 2);
         let one = status_run(&data, Some(&middle));
         let cold = status_run(&data, None);
-        let warm = status_run(&data, None);
+        // The median of three: one run can land on a burst of other work.
+        let mut warms: Vec<Duration> = (0..3).map(|_| status_run(&data, None)).collect();
+        warms.sort();
+        let warm = warms[1];
         t.note(String::new());
         t.note(format!(
             "replay: read {replayed} events and fold them into the status projection: {:.0} events/s ({:.2} s)",
@@ -469,7 +472,7 @@ fn main() {
             one.as_secs_f64() < 1.0 && warm.as_secs_f64() < 1.0,
         ));
         t.note(format!(
-        "start to the answer of `status` for all {} instances: {:.2} s with the projection checkpoint ({:.2} s on the first run, which builds it)",
+        "start to the answer of `status` for all {} instances: {:.2} s with the status checkpoint, median of 3 ({:.2} s on the first run, which builds it)",
         replayed.div_ceil(100),
         warm.as_secs_f64(),
         cold.as_secs_f64()

@@ -162,6 +162,46 @@ async fn a_flipped_bit_anywhere_in_the_log_files_is_found() {
     eprintln!("{found} of {} single-bit flips in the log files found", places.len());
 }
 
+/// Ordinary reads trust the frame hash for the records in it; `verify`
+/// checks each record's own hash. A record rewritten with its frame hash
+/// recomputed (what someone editing the files on purpose would do) is
+/// read as it now stands, and `verify` names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_rewritten_under_a_recomputed_frame_hash_is_found_by_verify() {
+    use std::os::unix::fs::FileExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let original = pristine(&dir).await;
+    let seg = segments(&dir)[0].clone();
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&seg).unwrap();
+    // The first frame, right after the 64-byte segment header.
+    let mut header = [0u8; 16];
+    f.read_exact_at(&mut header, 64).unwrap();
+    let body = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+    let mut frame = vec![0u8; 16 + body];
+    f.read_exact_at(&mut frame, 64).unwrap();
+    // The last byte of the first record's stored chain hash.
+    let first_len = u32::from_le_bytes(frame[16..20].try_into().unwrap()) as usize;
+    frame[20 + first_len - 1] ^= 1;
+    let rehashed = blake3::Hasher::new_derive_key("styrlogg frame v1").update(&frame).finalize();
+    f.write_all_at(&frame, 64).unwrap();
+    f.write_all_at(rehashed.as_bytes(), 64 + frame.len() as u64).unwrap();
+    f.sync_all().unwrap();
+
+    let store = EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).unwrap();
+    let read = store.read_all(1, 1).await.unwrap();
+    assert_eq!(read[0].event, original[0].event, "the body is read as stored");
+    assert_ne!(read[0].hash, original[0].hash, "with the stored hash as it now stands");
+    let files = store.check_files().expect_err("verify finds the rewritten record");
+    assert!(files.to_string().contains("position 1"), "{files}");
+    assert!(files.to_string().contains("does not match"), "{files}");
+    store.close().unwrap();
+    match check(&dir).await {
+        Verdict::Refused(why) => assert!(why.contains("chain"), "the chain walk finds it too: {why}"),
+        Verdict::Intact(_) => panic!("a rewritten record went unnoticed"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_or_missing_segments_are_found() {
     let tmp = tempfile::tempdir().unwrap();

@@ -141,7 +141,6 @@ impl Instance {
         Ok(inst)
     }
 
-    /// Applies one more event of this instance.
     /// Applies one more event, taking it: a recorded step's facts move into
     /// the occurrence instead of being copied (folding a long log).
     pub fn apply_owned(&mut self, e: RecordedEvent) {
