@@ -145,36 +145,41 @@ async fn fold_open(
         (false, false) => LogView::folded_only(as_of),
     };
     let from = view.head_position;
-    styrlogg::fold_log(&store, &mut view).await.map_err(|e| match e {
-        styrlogg::FoldLogError::Fold { .. } => anyhow::Error::new(Refused(e.to_string())),
-        other => anyhow::Error::new(other).context("reading the log"),
-    })?;
+    fold_into(&store, &mut view).await?;
     if checkpointed && (view.head_position > from || checkpoint_path(cli, kind).is_some_and(|p| !p.exists())) {
         save_checkpoint(cli, &view, kind);
     }
     Ok((view, store))
 }
 
+/// Folds the log after `view`'s head into it: an event the fold refuses is
+/// a refusal (exit 2), a failed read an error.
+async fn fold_into<S>(store: &S, view: &mut LogView) -> Result<()>
+where
+    S: EventStore + Clone + Send + Sync + 'static,
+{
+    styrlogg::fold_log(store, view).await.map_err(|e| match e {
+        styrlogg::FoldLogError::Fold { .. } => anyhow::Error::new(Refused(e.to_string())),
+        other => anyhow::Error::new(other).context("reading the log"),
+    })
+}
+
 /// The whole log of an open store, folded from the start (no checkpoint).
-pub async fn view_of(store: &impl EventStore) -> Result<LogView> {
+pub async fn view_of<S>(store: &S) -> Result<LogView>
+where
+    S: EventStore + Clone + Send + Sync + 'static,
+{
     view_as_of(store, None).await
 }
 
 /// The log of an open store as known at the end of `as_of` (or now),
 /// folded from the start.
-pub async fn view_as_of(store: &impl EventStore, as_of: Option<jiff::civil::Date>) -> Result<LogView> {
+pub async fn view_as_of<S>(store: &S, as_of: Option<jiff::civil::Date>) -> Result<LogView>
+where
+    S: EventStore + Clone + Send + Sync + 'static,
+{
     let mut view = LogView::new(as_of);
-    let mut next = 1;
-    'read: loop {
-        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
-        let Some(last) = page.last() else { break };
-        next = last.event.position + 1;
-        for e in &page {
-            if !view.feed(e).map_err(|err| Refused(format!("position {}: {err}", e.event.position)))? {
-                break 'read;
-            }
-        }
-    }
+    fold_into(store, &mut view).await?;
     Ok(view)
 }
 

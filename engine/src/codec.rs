@@ -84,8 +84,11 @@ pub fn reseal(event: &RecordedEvent) -> Result<Vec<u8>, DecodeError> {
     Ok(bytes)
 }
 
-/// Decodes stored record bytes and checks the hash.
-pub fn decode(record: &[u8]) -> Result<RecordedEvent, DecodeError> {
+/// A record split into its parts: the bytes the hash covers (`version ||
+/// body`), the decoded body, and the stored hash. Length, version and
+/// trailing bytes are checked; neither the hash nor the encoding's
+/// canonical form is.
+fn split(record: &[u8]) -> Result<(&[u8], EventBody, Hash), DecodeError> {
     if record.len() < 1 + HASH_BYTES {
         return Err(DecodeError::TooShort(record.len()));
     }
@@ -93,29 +96,33 @@ pub fn decode(record: &[u8]) -> Result<RecordedEvent, DecodeError> {
         return Err(DecodeError::TooLong(record.len()));
     }
     let (encoded, stored) = record.split_at(record.len() - HASH_BYTES);
-    let version = encoded[0];
-    let body: EventBody = match version {
+    let body: EventBody = match encoded[0] {
         1 => {
             let (body, rest) =
                 postcard::take_from_bytes::<EventBody>(&encoded[1..]).map_err(|e| DecodeError::Body(e.to_string()))?;
             if !rest.is_empty() {
                 return Err(DecodeError::Trailing(rest.len()));
             }
-            if !encodes_to(&body, &encoded[1..]) {
-                return Err(DecodeError::NotCanonical);
-            }
             body
         }
         v => return Err(DecodeError::UnknownVersion(v)),
     };
-    let mut stored_hash = [0u8; HASH_BYTES];
-    stored_hash.copy_from_slice(stored);
-    let stored = Hash(stored_hash);
+    let mut hash = [0u8; HASH_BYTES];
+    hash.copy_from_slice(stored);
+    Ok((encoded, body, Hash(hash)))
+}
+
+/// Decodes stored record bytes and checks the hash.
+pub fn decode(record: &[u8]) -> Result<RecordedEvent, DecodeError> {
+    let (encoded, body, stored) = split(record)?;
+    if !encodes_to(&body, &encoded[1..]) {
+        return Err(DecodeError::NotCanonical);
+    }
     let computed = hash_encoded(encoded);
     if computed != stored {
         return Err(DecodeError::HashMismatch { stored, computed });
     }
-    Ok(RecordedEvent { format_version: version, event: body, hash: stored })
+    Ok(RecordedEvent { format_version: encoded[0], event: body, hash: stored })
 }
 
 /// Decodes a record whose bytes are already vouched for by an enclosing
@@ -127,25 +134,8 @@ pub fn decode(record: &[u8]) -> Result<RecordedEvent, DecodeError> {
 /// A deliberate rewrite could recompute a record hash as easily as a frame
 /// hash, so checking it again on every read would add no protection.
 pub fn decode_vouched(record: &[u8]) -> Result<RecordedEvent, DecodeError> {
-    if record.len() < 1 + HASH_BYTES {
-        return Err(DecodeError::TooShort(record.len()));
-    }
-    if record.len() > limits::EVENT_BYTES_MAX + HASH_BYTES {
-        return Err(DecodeError::TooLong(record.len()));
-    }
-    let (encoded, stored) = record.split_at(record.len() - HASH_BYTES);
-    let version = encoded[0];
-    if version != 1 {
-        return Err(DecodeError::UnknownVersion(version));
-    }
-    let (body, rest) =
-        postcard::take_from_bytes::<EventBody>(&encoded[1..]).map_err(|e| DecodeError::Body(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(DecodeError::Trailing(rest.len()));
-    }
-    let mut hash = [0u8; HASH_BYTES];
-    hash.copy_from_slice(stored);
-    Ok(RecordedEvent { format_version: version, event: body, hash: Hash(hash) })
+    let (encoded, body, hash) = split(record)?;
+    Ok(RecordedEvent { format_version: encoded[0], event: body, hash })
 }
 
 /// Whether `bytes` is exactly the postcard encoding of `body`. postcard

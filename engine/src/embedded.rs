@@ -832,17 +832,15 @@ impl EmbeddedStore {
                     return Err(corrupt(next, "the index's entry for this frame is missing or wrong; rebuild it with `styrlogg rebuild --index`"));
                 }
                 frames_expected += 1;
-                let mut expected_entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
                 for (o, command) in frame_commands(&events) {
-                    expected_entries.extend(command_entries(&o, command)?);
                     commands_expected += 1;
-                }
-                for (k, v) in expected_entries {
-                    if index.get(&k).map_err(io)?.as_deref() != Some(&v[..]) {
-                        return Err(corrupt(
-                            next,
-                            "the index's entry for a command of this frame is missing or wrong; rebuild it with `styrlogg rebuild --index`",
-                        ));
+                    for (k, v) in command_entries(&o, command)? {
+                        if index.get(&k).map_err(io)?.as_deref() != Some(&v[..]) {
+                            return Err(corrupt(
+                                next,
+                                "the index's entry for a command of this frame is missing or wrong; rebuild it with `styrlogg rebuild --index`",
+                            ));
+                        }
                     }
                 }
                 let last = events.last().expect("non-empty");
@@ -1232,10 +1230,11 @@ impl Recovery<'_> {
         }
         let mut buf = vec![0u8; (last_abs - from + 1) as usize];
         seg.file.read_exact_at(&mut buf, from).map_err(io)?;
+        // Within one frame's reach (checked above): data-like if no sector
+        // holds just a few stray bits.
         let last = buf.len() - 1;
-        let reach = (FRAME_HEADER_BYTES + limits::FRAME_BODY_BYTES_MAX + FRAME_HASH_BYTES) as usize;
         let mut i = 0usize;
-        let mut data_like = last < reach;
+        let mut data_like = true;
         while data_like && i <= last {
             let abs = from + i as u64;
             let sector_end = (abs / SECTOR_BYTES as u64 + 1) * SECTOR_BYTES as u64;
@@ -1329,9 +1328,12 @@ fn frame_commands(events: &[RecordedEvent]) -> impl Iterator<Item = (AppendOutco
     )
 }
 
+/// An index entry: key and value.
+type IndexEntry = (Vec<u8>, Vec<u8>);
+
 /// A command's two index entries: its instance's sequence to its
 /// position, and its id to its outcome.
-fn command_entries(o: &AppendOutcome, command: &CommandId) -> Result<[(Vec<u8>, Vec<u8>); 2], StoreError> {
+fn command_entries(o: &AppendOutcome, command: &CommandId) -> Result<[IndexEntry; 2], StoreError> {
     let loc = CommandLoc { first_position: o.first_position, count: (o.last_sequence - o.first_sequence + 1) as u32 };
     Ok([
         (instance_key(&o.instance, o.first_sequence), postcard::to_stdvec(&loc).map_err(io)?),

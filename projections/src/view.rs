@@ -167,9 +167,6 @@ impl LogView {
         LogView { events_kept: false, ..LogView::new(as_of) }
     }
 
-    /// Feeds the next event in position order. Returns false once an event
-    /// was recorded after `as_of`: `recorded_at` never decreases along the
-    /// log, so nothing after it belongs to the view either.
     /// [`LogView::feed`], taking the event: a view that does not keep events
     /// moves a step's facts into its state instead of copying them.
     pub fn feed_owned(&mut self, e: RecordedEvent) -> Result<bool, FoldError> {
@@ -188,6 +185,9 @@ impl LogView {
         Ok(true)
     }
 
+    /// Feeds the next event in position order. Returns false once an event
+    /// was recorded after `as_of`: `recorded_at` never decreases along the
+    /// log, so nothing after it belongs to the view either.
     pub fn feed(&mut self, e: &RecordedEvent) -> Result<bool, FoldError> {
         if self.as_of.is_some_and(|d| swedish_date(e.event.recorded_at) > d) {
             return Ok(false);
