@@ -18,15 +18,16 @@
 //!   or must be zero.
 //! - `index/`: a sled database: per frame, where it is; per command, its
 //!   instance, sequences and positions, and its outcome; and the position
-//!   it is complete up to. It is written with every commit but flushed
-//!   lazily, because it can be rebuilt: on open, frames after its position
-//!   are indexed again.
+//!   it is complete up to. It is written behind the commit, many groups at
+//!   a time ([`behind`]), and flushed lazily, because it can be rebuilt: on
+//!   open, frames after its position are indexed again.
 //!
 //! Write path (see ARCHITECTURE.md): requests queue (bounded) in front of
 //! the writer thread; it drains a group, decides each request (shared
 //! [`Stager`]), writes the group as one frame (or a few, for very large
-//! groups) with one `pwrite`, `fdatasync`s the segment, updates the index
-//! in memory, and only then answers the callers and announces the new head.
+//! groups) with one `pwrite`, `fdatasync`s the segment, puts the group's
+//! index entries in the in-memory overlay (sled gets them later), and only
+//! then answers the callers and announces the new head.
 //!
 //! Open: the marker, the segment headers and sizes are checked, frames the
 //! index lacks are read, checked and indexed, and what follows the last
@@ -48,6 +49,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use tokio::sync::{mpsc, oneshot, watch};
+
+mod behind;
+use behind::Behind;
 
 const MARKER_FILE: &str = "STORE";
 /// Written by a clean close: the head it closed at.
@@ -120,6 +124,7 @@ pub struct FaultPlan {
     fail_at: std::sync::atomic::AtomicU64,
     full_from: std::sync::atomic::AtomicU64,
     seen: std::sync::atomic::AtomicU64,
+    index_held: std::sync::atomic::AtomicBool,
 }
 
 impl FaultPlan {
@@ -141,6 +146,16 @@ impl FaultPlan {
     pub fn fill_disk(&self) {
         use std::sync::atomic::Ordering;
         self.full_from.store(self.seen.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
+    }
+
+    /// A slow index: while held, the indexer writes nothing to sled and
+    /// the store answers from its overlay.
+    pub fn hold_index(&self, held: bool) {
+        self.index_held.store(held, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn index_held(&self) -> bool {
+        self.index_held.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Operations seen so far.
@@ -301,6 +316,9 @@ pub struct EmbeddedStore {
 
 struct Inner {
     index: sled::Db,
+    /// The index's newest entries, and the thread that writes them to sled.
+    behind: Arc<Behind>,
+    indexer: Mutex<Option<std::thread::JoinHandle<()>>>,
     path: PathBuf,
     faults: Faults,
     segments: RwLock<Vec<Segment>>,
@@ -315,7 +333,7 @@ struct Inner {
     heads: watch::Receiver<Head>,
 }
 
-/// The index, as the stager sees it.
+/// What sled's index holds (the overlay aside).
 struct SledIndex<'a>(&'a sled::Db);
 
 impl Index for SledIndex<'_> {
@@ -343,9 +361,9 @@ impl Index for SledIndex<'_> {
 }
 
 /// The writer's view: instance versions it has seen (it is the only writer,
-/// so they are exact), then the index.
+/// so they are exact), then the overlay and sled.
 struct WriterIndex<'a> {
-    db: &'a sled::Db,
+    behind: &'a Behind,
     versions: &'a std::collections::HashMap<InstanceId, u64>,
 }
 
@@ -353,12 +371,12 @@ impl Index for WriterIndex<'_> {
     fn instance_version(&self, id: &InstanceId) -> Result<u64, StoreError> {
         match self.versions.get(id) {
             Some(v) => Ok(*v),
-            None => SledIndex(self.db).instance_version(id),
+            None => self.behind.instance_version(id),
         }
     }
 
     fn command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
-        SledIndex(self.db).command(id)
+        self.behind.command(id)
     }
 }
 
@@ -688,8 +706,14 @@ impl EmbeddedStore {
 
         let (requests, rx) = mpsc::channel(limits::WRITE_QUEUE_DEPTH);
         let (heads_tx, heads) = watch::channel(head);
+        let behind = Arc::new(Behind::new(index.clone(), faults.clone(), head));
+        let indexing = behind.clone();
+        let indexer =
+            std::thread::Builder::new().name("styrlogg-indexer".into()).spawn(move || indexing.run()).map_err(io)?;
         let inner = Arc::new(Inner {
             index: index.clone(),
+            behind: behind.clone(),
+            indexer: Mutex::new(Some(indexer)),
             path: path.to_path_buf(),
             faults: faults.clone(),
             segments: RwLock::new(segments.clone()),
@@ -700,7 +724,7 @@ impl EmbeddedStore {
             heads,
         });
         let mut writer = Writer {
-            index,
+            behind,
             log_dir,
             store: Arc::downgrade(&inner),
             clock,
@@ -745,12 +769,21 @@ impl EmbeddedStore {
         if let Some(h) = self.inner.writer.lock().expect("lock").take() {
             h.join().map_err(|_| StoreError::Io("the writer thread panicked".into()))?;
         }
+        // The writer told the indexer it is done; it writes what is left.
+        if let Some(h) = self.inner.indexer.lock().expect("lock").take() {
+            h.join().map_err(|_| StoreError::Io("the indexer thread panicked".into()))?;
+        }
+        let unindexed = self.inner.behind.failed();
         if let Some((stop, h)) = self.inner.flusher.lock().expect("lock").take() {
             drop(stop);
             let _ = h.join();
         }
         fault(&self.inner.faults, "flushing the index")?;
         self.inner.index.flush().map_err(io)?;
+        if let Some(e) = unindexed {
+            // The log is whole; the next open indexes what sled lacks.
+            return Err(e);
+        }
         // Nothing was written after this head, and the end of the last
         // segment is zeros: the next open need not read it.
         if self.inner.writer_clean.load(std::sync::atomic::Ordering::SeqCst) {
@@ -788,6 +821,8 @@ impl EmbeddedStore {
     /// entries the log implies. What `verify` runs besides walking the chain.
     pub fn check_files(&self) -> Result<FilesReport, StoreError> {
         let durable = self.durable_position();
+        // Every entry up to `durable` is in sled from here on.
+        self.inner.behind.settle()?;
         let segments = self.inner.segments.read().expect("lock").clone();
         let mut report = FilesReport::default();
         let mut next = 1u64;
@@ -886,6 +921,12 @@ impl EmbeddedStore {
         Ok(report)
     }
 
+    /// Events durable in the log that sled's index does not hold yet
+    /// (the overlay answers for them meanwhile).
+    pub fn index_backlog(&self) -> u64 {
+        self.durable_position().saturating_sub(self.inner.behind.indexed().position)
+    }
+
     fn sender(&self) -> Result<mpsc::Sender<Request>, StoreError> {
         self.inner.requests.lock().expect("lock").clone().ok_or(StoreError::Closed)
     }
@@ -900,6 +941,9 @@ impl EmbeddedStore {
 
     fn frame_at(&self, position: u64) -> Result<(u64, FrameLoc), StoreError> {
         fault(&self.inner.faults, "looking up a frame")?;
+        if let Some(found) = self.inner.behind.frame_at(position) {
+            return Ok(found);
+        }
         let found = self.inner.index.range(frame_key(0)..=frame_key(position)).next_back().transpose().map_err(io)?;
         let (k, v) = found.ok_or_else(|| corrupt(position, "the index has no frame for this position"))?;
         let first = be_u64(&k[1..]).ok_or_else(|| corrupt(position, "malformed frame index key"))?;
@@ -1369,11 +1413,17 @@ impl EventStore for EmbeddedStore {
         let mut cached: Option<(u64, Vec<RecordedEvent>)> = None;
         let mut expected = 1u64;
         fault(&self.inner.faults, "reading an instance's index")?;
+        // The overlay first: an entry that leaves it is in sled by then.
+        let mut entries: std::collections::BTreeMap<u64, CommandLoc> =
+            self.inner.behind.instance_entries(instance).into_iter().collect();
         for kv in self.inner.index.scan_prefix(instance_prefix(instance)) {
             let (k, v) = kv.map_err(io)?;
             let first_sequence = be_u64(&k[k.len() - 8..]).ok_or_else(|| corrupt(0, "malformed instance index key"))?;
             let loc: CommandLoc =
                 postcard::from_bytes(&v).map_err(|e| corrupt(0, format!("instance index entry: {e}")))?;
+            entries.insert(first_sequence, loc);
+        }
+        for (first_sequence, loc) in entries {
             if loc.first_position > durable {
                 break;
             }
@@ -1468,7 +1518,7 @@ impl EventStore for EmbeddedStore {
         command_id: &CommandId,
     ) -> Result<Option<AppendOutcome>, StoreError> {
         fault(&self.inner.faults, "looking up a command")?;
-        let outcome = SledIndex(&self.inner.index).command(command_id)?;
+        let outcome = self.inner.behind.command(command_id)?;
         Ok(outcome.filter(|o| o.instance == *instance && o.last_position <= self.durable_position()))
     }
 
@@ -1485,7 +1535,7 @@ impl EventStore for EmbeddedStore {
 /// The single writer: owns the chain tip, the current segment and every
 /// write to the log and the index.
 struct Writer {
-    index: sled::Db,
+    behind: Arc<Behind>,
     log_dir: PathBuf,
     store: Weak<Inner>,
     clock: Arc<dyn Clock>,
@@ -1539,10 +1589,14 @@ impl Writer {
             }
             self.commit_group(group);
         }
+        self.behind.close();
         tracing::debug!("writer stopped");
     }
 
     fn commit_group(&mut self, group: Vec<Request>) {
+        if let (None, Some(e)) = (&self.poisoned, self.behind.failed()) {
+            self.poison(&e);
+        }
         if let Some(why) = &self.poisoned {
             for r in group {
                 let err = StoreError::Poisoned(why.clone());
@@ -1558,7 +1612,7 @@ impl Writer {
         let mut staged: Vec<Staged> = Vec::new();
         let mut pending = Vec::with_capacity(group.len());
         for r in group {
-            let idx = WriterIndex { db: &self.index, versions: &self.versions };
+            let idx = WriterIndex { behind: &self.behind, versions: &self.versions };
             match r {
                 Request::Append(req, tx) => match self.stager.stage_append(&idx, req, now) {
                     Ok(Stage::Duplicate(o)) => pending.push(Pending::Append(tx, o)),
@@ -1607,10 +1661,7 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; refusing further writes");
-                self.poisoned = Some(e.to_string());
-                if let Some(inner) = self.store.upgrade() {
-                    inner.writer_clean.store(false, std::sync::atomic::Ordering::SeqCst);
-                }
+                self.poison(&e);
                 for p in pending {
                     match p {
                         Pending::Append(tx, _) => drop(tx.send(Err(e.clone().into()))),
@@ -1618,6 +1669,15 @@ impl Writer {
                     }
                 }
             }
+        }
+    }
+
+    /// Refuses every write from now on: what follows the last durable
+    /// frame is not vouched for.
+    fn poison(&mut self, e: &StoreError) {
+        self.poisoned = Some(e.to_string());
+        if let Some(inner) = self.store.upgrade() {
+            inner.writer_clean.store(false, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
@@ -1644,8 +1704,8 @@ impl Writer {
         Ok(seg)
     }
 
-    /// Writes the staged commands as frames, makes them durable, indexes
-    /// them.
+    /// Writes the staged commands as frames, makes them durable, and hands
+    /// their index entries to the indexer.
     fn persist(&mut self, staged: &[Staged], head: Head) -> Result<(), StoreError> {
         let t0 = std::time::Instant::now();
         // Frames of whole commands, each at most FRAME_BODY_BYTES_MAX.
@@ -1660,11 +1720,8 @@ impl Writer {
             size += bytes;
             frames.last_mut().expect("one").push(s);
         }
-        let mut batch = sled::Batch::default();
-        // What takes the index back if the disk refuses the sync.
-        let mut undo = sled::Batch::default();
-        let before = Indexed { head: self.synced_head };
-        undo.insert(INDEXED_KEY, postcard::to_stdvec(&before).map_err(io)?);
+        let mut job =
+            behind::Job { head, frames: Vec::with_capacity(frames.len()), commands: Vec::with_capacity(staged.len()) };
         let mut touched: Vec<Segment> = Vec::new();
         for f in &frames {
             let bytes = encode_frame(f);
@@ -1675,12 +1732,9 @@ impl Writer {
             let h = FrameHeader::parse(&bytes);
             let loc =
                 FrameLoc { segment: seg.first_position, offset: self.end, events: h.events, body_bytes: h.body_bytes };
-            batch.insert(&frame_key(first)[..], postcard::to_stdvec(&loc).map_err(io)?);
-            undo.remove(&frame_key(first)[..]);
+            job.frames.push((first, loc));
             for s in f {
-                put_command(&mut batch, &s.outcome, &s.records[0].0.event.command_id)?;
-                undo.remove(instance_key(&s.outcome.instance, s.outcome.first_sequence));
-                undo.remove(command_key(&s.records[0].0.event.command_id));
+                job.commands.push((s.records[0].0.event.command_id.clone(), s.outcome.clone()));
             }
             self.end += bytes.len() as u64;
             if touched.last().is_none_or(|t| t.first_position != seg.first_position) {
@@ -1688,39 +1742,19 @@ impl Writer {
             }
         }
         let t1 = std::time::Instant::now();
-        batch.insert(INDEXED_KEY, postcard::to_stdvec(&Indexed { head }).map_err(io)?);
-        // The index is updated in memory while the disk syncs; the group is
-        // answered only when both are done.
-        let index = &self.index;
-        let faults = &self.faults;
-        let (synced, indexed) = std::thread::scope(|scope| {
-            let indexer = scope.spawn(move || {
-                let t = std::time::Instant::now();
-                fault(faults, "updating the index")?;
-                index.apply_batch(batch).map_err(io).map(|()| t.elapsed())
-            });
-            let synced = touched
-                .iter()
-                .try_for_each(|seg| {
-                    fault(faults, "syncing the log")?;
-                    seg.file.sync_data().map_err(io)
-                })
-                .map(|()| t1.elapsed());
-            let indexed = indexer.join().unwrap_or_else(|_| Err(StoreError::Io("the indexing thread panicked".into())));
-            (synced, indexed)
-        });
-        if synced.is_err() && indexed.is_ok() {
-            // Nothing of this group may stay in the index.
-            let _ = self.index.apply_batch(undo);
+        for seg in &touched {
+            fault(&self.faults, "syncing the log")?;
+            seg.file.sync_data().map_err(io)?;
         }
-        let (sync_time, index_time) = (synced?, indexed?);
+        let t2 = std::time::Instant::now();
+        // Durable: readers find the group through the overlay from here on.
+        self.behind.push(job);
         self.synced_head = head;
         tracing::trace!(
             head = head.position,
             events = staged.iter().map(|s| s.records.len()).sum::<usize>(),
             write_us = (t1 - t0).as_micros() as u64,
-            sync_us = sync_time.as_micros() as u64,
-            index_us = index_time.as_micros() as u64,
+            sync_us = (t2 - t1).as_micros() as u64,
             "group persisted"
         );
         Ok(())

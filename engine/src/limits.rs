@@ -95,3 +95,10 @@ pub const DECODE_THREADS_MAX: usize = 4;
 /// Pages smaller than this are decoded on the reading thread alone: below
 /// it, starting threads costs more than it saves.
 pub const DECODE_PARALLEL_MIN_EVENTS: usize = 1024;
+/// Events the embedded store's index may lag behind the log (kept in
+/// memory meanwhile); the writer waits for the indexer beyond this.
+pub const INDEX_BEHIND_EVENTS_MAX: usize = 65_536;
+/// Events the indexer waits for before it writes a batch to sled ...
+pub const INDEX_BATCH_EVENTS: usize = 4096;
+/// ... or this long after the first of them arrived.
+pub const INDEX_BEHIND_LINGER: std::time::Duration = std::time::Duration::from_millis(10);

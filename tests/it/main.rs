@@ -14,6 +14,7 @@ mod corruption;
 mod crash;
 mod faults;
 mod fuzz;
+mod index;
 mod jetstream;
 mod model;
 mod nats;
