@@ -363,7 +363,7 @@ impl Index for SledIndex<'_> {
 /// The writer's view: instance versions it has seen (it is the only writer,
 /// so they are exact), then the overlay and sled.
 struct WriterIndex<'a> {
-    behind: &'a Behind,
+    behind: &'a Arc<Behind>,
     versions: &'a std::collections::HashMap<InstanceId, u64>,
 }
 
@@ -376,6 +376,9 @@ impl Index for WriterIndex<'_> {
     }
 
     fn command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
+        if self.behind.surely_new(id) {
+            return Ok(None);
+        }
         self.behind.command(id)
     }
 }
@@ -925,6 +928,13 @@ impl EmbeddedStore {
     /// (the overlay answers for them meanwhile).
     pub fn index_backlog(&self) -> u64 {
         self.durable_position().saturating_sub(self.inner.behind.indexed().position)
+    }
+
+    /// Whether the writer holds every stored command id in memory (as a
+    /// hash), so that appending a new id needs no index lookup. It reads
+    /// them from the index in the background after the first append.
+    pub fn knows_every_command_id(&self) -> bool {
+        self.inner.behind.knows_every_id()
     }
 
     fn sender(&self) -> Result<mpsc::Sender<Request>, StoreError> {

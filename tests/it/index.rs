@@ -155,3 +155,37 @@ async fn readers_racing_the_hand_over_from_overlay_to_sled_see_whole_histories()
     assert_eq!(store.check_files().unwrap().events, WRITERS as u64 * COMMANDS);
     store.close().unwrap();
 }
+
+/// After an open, the writer reads the stored command ids into memory and
+/// from then on asks the index only about ids it may have seen: a repeat
+/// of a command from before the open is still recognised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_from_before_an_open_are_recognised_once_the_ids_are_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), OpenMode::CreateIfMissing, clock()).unwrap();
+    let mut before = Vec::new();
+    for i in 0..200 {
+        before
+            .push(store.append(req(&format!("i{}", i % 7), ExpectedVersion::Any, &format!("c{i}"), 1)).await.unwrap());
+    }
+    store.close().unwrap();
+    let store = EmbeddedStore::open(dir.path(), OpenMode::MustExist, clock()).unwrap();
+    assert!(!store.knows_every_command_id(), "nothing is read before the first append");
+    store.append(req("new", ExpectedVersion::Any, "first-after-open", 1)).await.unwrap();
+    let started = std::time::Instant::now();
+    while !store.knows_every_command_id() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the ids are read");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let head = store.head().await.unwrap();
+    for (i, o) in before.iter().enumerate() {
+        let again = store.append(req(&format!("i{}", i % 7), ExpectedVersion::Any, &format!("c{i}"), 1)).await.unwrap();
+        assert!(again.deduplicated, "c{i} is recognised");
+        assert_eq!(again.last_position, o.last_position);
+    }
+    let again = store.append(req("new", ExpectedVersion::Any, "first-after-open", 1)).await.unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(store.head().await.unwrap(), head, "nothing was appended twice");
+    store.append(req("new", ExpectedVersion::Any, "second-after-open", 1)).await.unwrap();
+    store.close().unwrap();
+}

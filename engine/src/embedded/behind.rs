@@ -64,6 +64,32 @@ struct State {
     indexed: Head,
 }
 
+/// Which command ids the store holds, as 64-bit hashes, so the writer
+/// need not ask sled about an id it has surely never seen. Complete once
+/// the ids in sled when the writer started have been read (a thread does
+/// this after the first append); until then, and if it grows past
+/// [`limits::KNOWN_COMMANDS_MAX`], every id is looked up.
+#[derive(Default)]
+struct Known {
+    ids: std::collections::HashSet<u64>,
+    scan: Scan,
+}
+
+#[derive(Default, PartialEq, Eq)]
+enum Scan {
+    #[default]
+    NotStarted,
+    Running,
+    Complete,
+    /// Too many ids, or sled could not be read: look every id up.
+    Abandoned,
+}
+
+fn id_hash(id: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
+}
+
 /// The overlay, the queue to the indexer thread, and sled.
 pub(super) struct Behind {
     db: sled::Db,
@@ -71,13 +97,14 @@ pub(super) struct Behind {
     overlay: RwLock<Overlay>,
     state: Mutex<State>,
     changed: Condvar,
+    known: Mutex<Known>,
 }
 
 impl Behind {
     /// `indexed`: the head sled's index is complete up to.
     pub fn new(db: sled::Db, faults: Faults, indexed: Head) -> Behind {
         let state = Mutex::new(State { indexed, ..State::default() });
-        Behind { db, faults, overlay: Default::default(), state, changed: Condvar::new() }
+        Behind { db, faults, overlay: Default::default(), state, changed: Condvar::new(), known: Default::default() }
     }
 
     /// The head sled's index is complete up to.
@@ -105,6 +132,15 @@ impl Behind {
                     .or_default()
                     .insert(outcome.first_sequence, command_loc(outcome));
                 o.commands.insert(id.clone(), outcome.clone());
+            }
+        }
+        {
+            let mut k = self.known.lock().expect("known ids lock");
+            if k.scan != Scan::Abandoned {
+                k.ids.extend(job.commands.iter().map(|(id, _)| id_hash(id.as_str().as_bytes())));
+                if k.ids.len() > limits::KNOWN_COMMANDS_MAX {
+                    *k = Known { ids: Default::default(), scan: Scan::Abandoned };
+                }
             }
         }
         let mut s = self.state();
@@ -196,25 +232,28 @@ impl Behind {
         tracing::debug!("indexer stopped");
     }
 
+    /// Writes the jobs' entries, then the index's new head. Key by key,
+    /// not as one sled batch: a batch holds a lock every read of sled
+    /// waits for (the writer's duplicate checks among them), for as long
+    /// as it takes. Entries without the head that covers them are harmless:
+    /// an open indexes again from the head, and writes the same entries.
     fn apply(&self, jobs: &[Job]) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        let mut batch = sled::Batch::default();
+        fault(&self.faults, "updating the index")?;
         let mut events = 0;
         for job in jobs {
             for (first, loc) in &job.frames {
-                batch.insert(&frame_key(*first)[..], postcard::to_stdvec(loc).map_err(io)?);
+                self.db.insert(&frame_key(*first)[..], postcard::to_stdvec(loc).map_err(io)?).map_err(io)?;
                 events += loc.events as usize;
             }
             for (id, outcome) in &job.commands {
                 for (k, v) in command_entries(outcome, id)? {
-                    batch.insert(k, v);
+                    self.db.insert(k, v).map_err(io)?;
                 }
             }
         }
         let head = jobs.last().expect("at least one job").head;
-        batch.insert(INDEXED_KEY, postcard::to_stdvec(&Indexed { head }).map_err(io)?);
-        fault(&self.faults, "updating the index")?;
-        self.db.apply_batch(batch).map_err(io)?;
+        self.db.insert(INDEXED_KEY, postcard::to_stdvec(&Indexed { head }).map_err(io)?).map_err(io)?;
         tracing::trace!(groups = jobs.len(), events, index_us = started.elapsed().as_micros() as u64, "index written");
         Ok(())
     }
@@ -243,6 +282,67 @@ impl Behind {
         let o = self.overlay.read().expect("overlay lock");
         let (first, loc) = o.frames.range(..=position).next_back()?;
         (position < first + u64::from(loc.events)).then_some((*first, *loc))
+    }
+
+    /// Whether the store surely does not hold this command id. The first
+    /// call starts reading the ids sled holds; false until that is done.
+    pub fn surely_new(self: &std::sync::Arc<Self>, id: &CommandId) -> bool {
+        let mut k = self.known.lock().expect("known ids lock");
+        match k.scan {
+            Scan::Complete => !k.ids.contains(&id_hash(id.as_str().as_bytes())),
+            Scan::NotStarted => {
+                k.scan = Scan::Running;
+                let behind = self.clone();
+                let started =
+                    std::thread::Builder::new().name("styrlogg-known-ids".into()).spawn(move || behind.read_known());
+                if started.is_err() {
+                    k.scan = Scan::Abandoned;
+                }
+                false
+            }
+            Scan::Running | Scan::Abandoned => false,
+        }
+    }
+
+    /// Whether the set of known ids is complete.
+    pub fn knows_every_id(&self) -> bool {
+        self.known.lock().expect("known ids lock").scan == Scan::Complete
+    }
+
+    /// Reads every command id sled holds into [`Known`]. Ids committed
+    /// since the writer started are added by [`Behind::push`] meanwhile;
+    /// every id committed before is in sled (an open indexes the whole
+    /// log before the writer starts).
+    fn read_known(&self) {
+        let started = std::time::Instant::now();
+        let mut ids = std::collections::HashSet::new();
+        for kv in self.db.scan_prefix(b"C") {
+            match kv {
+                Ok((k, _)) => {
+                    ids.insert(id_hash(&k[1..]));
+                }
+                Err(e) => {
+                    tracing::warn!("reading the command ids of the index: {e}; every id is looked up");
+                    self.known.lock().expect("known ids lock").scan = Scan::Abandoned;
+                    return;
+                }
+            }
+            if ids.len() > limits::KNOWN_COMMANDS_MAX {
+                break;
+            }
+        }
+        let mut k = self.known.lock().expect("known ids lock");
+        if k.scan != Scan::Running {
+            return;
+        }
+        ids.extend(k.ids.drain());
+        if ids.len() > limits::KNOWN_COMMANDS_MAX {
+            *k = Known { ids: Default::default(), scan: Scan::Abandoned };
+            return;
+        }
+        k.ids = ids;
+        k.scan = Scan::Complete;
+        tracing::debug!(ids = k.ids.len(), ms = started.elapsed().as_millis() as u64, "command ids known");
     }
 
     /// A command's outcome: the overlay, then sled.
