@@ -270,6 +270,12 @@ struct CommandLoc {
     count: u32,
 }
 
+impl CommandLoc {
+    fn of(o: &AppendOutcome) -> CommandLoc {
+        CommandLoc { first_position: o.first_position, count: (o.last_sequence - o.first_sequence + 1) as u32 }
+    }
+}
+
 /// What the index covers.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct Indexed {
@@ -736,7 +742,6 @@ impl EmbeddedStore {
             poisoned: None,
             current: segments.last().cloned(),
             end: 0,
-            synced_head: head,
             versions: Default::default(),
             faults,
         };
@@ -865,8 +870,8 @@ impl EmbeddedStore {
                 }
                 // The index holds this frame and its commands, exactly.
                 let want = FrameLoc { segment: seg.first_position, offset, events: h.events, body_bytes: h.body_bytes };
-                let got = index.get(frame_key(next)).map_err(io)?;
-                if got.as_deref() != Some(&postcard::to_stdvec(&want).map_err(io)?[..]) {
+                let (key, value) = frame_entry(next, &want)?;
+                if index.get(key).map_err(io)?.as_deref() != Some(&value[..]) {
                     return Err(corrupt(next, "the index's entry for this frame is missing or wrong; rebuild it with `styrlogg rebuild --index`"));
                 }
                 frames_expected += 1;
@@ -1122,7 +1127,7 @@ impl Recovery<'_> {
                 format!("the first segment starts at position {}", self.segments[0].first_position),
             ));
         }
-        let mut batch = sled::Batch::default();
+        let mut entries = Vec::new();
         let mut pending = 0usize;
         loop {
             let seg = self.segments[seg_i].clone();
@@ -1208,7 +1213,7 @@ impl Recovery<'_> {
                     return Err(corrupt(last.event.position, "the log and its index disagree on this event's hash"));
                 }
             } else {
-                add_to_index(&mut batch, seg.first_position, offset, h, &events)?;
+                add_to_index(&mut entries, seg.first_position, offset, h, &events)?;
                 pending += events.len();
             }
             head = Head { position: last.event.position, hash: last.hash };
@@ -1216,7 +1221,7 @@ impl Recovery<'_> {
             expect_first = last.event.position + 1;
             offset += h.total();
             if pending >= limits::IMPORT_CHUNK_EVENTS {
-                self.apply(std::mem::take(&mut batch), head)?;
+                self.apply(std::mem::take(&mut entries), head)?;
                 pending = 0;
             }
         }
@@ -1230,15 +1235,14 @@ impl Recovery<'_> {
             ));
         }
         if pending > 0 || indexed.head.position < head.position {
-            self.apply(batch, head)?;
+            self.apply(entries, head)?;
         }
         Ok((head, last_recorded_at))
     }
 
-    fn apply(&self, mut batch: sled::Batch, head: Head) -> Result<(), StoreError> {
+    fn apply(&self, entries: Vec<IndexEntry>, head: Head) -> Result<(), StoreError> {
         fault(self.faults, "indexing frames found on open")?;
-        batch.insert(INDEXED_KEY, postcard::to_stdvec(&Indexed { head }).map_err(io)?);
-        self.index.apply_batch(batch).map_err(io)
+        write_index(self.index, entries, head)
     }
 
     fn zeros_from(&self, seg: &Segment, from: u64) -> Result<bool, StoreError> {
@@ -1347,16 +1351,16 @@ fn has_unwritten_sector(frame: &[u8], at: u64) -> bool {
 
 /// Index entries for one frame's events.
 fn add_to_index(
-    batch: &mut sled::Batch,
+    entries: &mut Vec<IndexEntry>,
     segment: u64,
     offset: u64,
     h: FrameHeader,
     events: &[RecordedEvent],
 ) -> Result<(), StoreError> {
     let loc = FrameLoc { segment, offset, events: h.events, body_bytes: h.body_bytes };
-    batch.insert(&frame_key(h.first_position)[..], postcard::to_stdvec(&loc).map_err(io)?);
+    entries.push(frame_entry(h.first_position, &loc)?);
     for (outcome, command) in frame_commands(events) {
-        put_command(batch, &outcome, command)?;
+        entries.extend(command_entries(&outcome, command)?);
     }
     Ok(())
 }
@@ -1388,17 +1392,27 @@ type IndexEntry = (Vec<u8>, Vec<u8>);
 /// A command's two index entries: its instance's sequence to its
 /// position, and its id to its outcome.
 fn command_entries(o: &AppendOutcome, command: &CommandId) -> Result<[IndexEntry; 2], StoreError> {
-    let loc = CommandLoc { first_position: o.first_position, count: (o.last_sequence - o.first_sequence + 1) as u32 };
     Ok([
-        (instance_key(&o.instance, o.first_sequence), postcard::to_stdvec(&loc).map_err(io)?),
+        (instance_key(&o.instance, o.first_sequence), postcard::to_stdvec(&CommandLoc::of(o)).map_err(io)?),
         (command_key(command), postcard::to_stdvec(o).map_err(io)?),
     ])
 }
 
-fn put_command(batch: &mut sled::Batch, o: &AppendOutcome, command: &CommandId) -> Result<(), StoreError> {
-    for (k, v) in command_entries(o, command)? {
-        batch.insert(k, v);
+/// A frame's index entry: its first position to where it is.
+fn frame_entry(first_position: u64, loc: &FrameLoc) -> Result<IndexEntry, StoreError> {
+    Ok((frame_key(first_position).to_vec(), postcard::to_stdvec(loc).map_err(io)?))
+}
+
+/// Writes index entries, then the head they complete the index up to.
+/// Key by key, not as one sled batch: a batch holds a lock that every read
+/// of sled waits for, for as long as the batch takes. Entries written
+/// without the head that covers them are harmless: an open indexes again
+/// from the head, and writes the same entries.
+fn write_index(db: &sled::Db, entries: Vec<IndexEntry>, head: Head) -> Result<(), StoreError> {
+    for (k, v) in entries {
+        db.insert(k, v).map_err(io)?;
     }
+    db.insert(INDEXED_KEY, postcard::to_stdvec(&Indexed { head }).map_err(io)?).map_err(io)?;
     Ok(())
 }
 
@@ -1555,8 +1569,6 @@ struct Writer {
     current: Option<Segment>,
     /// Offset in `current` where the next frame goes.
     end: u64,
-    /// The last durable head.
-    synced_head: Head,
     /// Versions of instances written or looked up, exact (single writer).
     versions: std::collections::HashMap<InstanceId, u64>,
     faults: Faults,
@@ -1759,7 +1771,6 @@ impl Writer {
         let t2 = std::time::Instant::now();
         // Durable: readers find the group through the overlay from here on.
         self.behind.push(job);
-        self.synced_head = head;
         tracing::trace!(
             head = head.position,
             events = staged.iter().map(|s| s.records.len()).sum::<usize>(),

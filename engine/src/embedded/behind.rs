@@ -10,11 +10,11 @@
 //! when the process stopped is indexed again on the next open, from the
 //! index's own head (written in the same sled batch as the entries).
 //!
-//! If sled refuses a batch, the indexer stops: the entries stay in the
+//! If sled refuses a write, the indexer stops: the entries stay in the
 //! overlay (reads stay right), the writer refuses further writes, and
 //! closing reports the failure. Reopening indexes what is missing.
 
-use super::{command_entries, fault, frame_key, io, CommandLoc, Faults, FrameLoc, Indexed, SledIndex, INDEXED_KEY};
+use super::{command_entries, fault, frame_entry, write_index, CommandLoc, Faults, FrameLoc, SledIndex};
 use crate::commit::Index;
 use crate::event::{CommandId, InstanceId};
 use crate::limits;
@@ -44,10 +44,6 @@ struct Overlay {
     commands: HashMap<CommandId, AppendOutcome>,
     /// Per instance: first sequence of each command to where it is.
     instances: HashMap<InstanceId, BTreeMap<u64, CommandLoc>>,
-}
-
-fn command_loc(o: &AppendOutcome) -> CommandLoc {
-    CommandLoc { first_position: o.first_position, count: (o.last_sequence - o.first_sequence + 1) as u32 }
 }
 
 #[derive(Default)]
@@ -130,7 +126,7 @@ impl Behind {
                 o.instances
                     .entry(outcome.instance.clone())
                     .or_default()
-                    .insert(outcome.first_sequence, command_loc(outcome));
+                    .insert(outcome.first_sequence, CommandLoc::of(outcome));
                 o.commands.insert(id.clone(), outcome.clone());
             }
         }
@@ -215,14 +211,14 @@ impl Behind {
             }
             let mut s = self.state();
             s.busy = false;
-            if result.is_ok() {
-                s.indexed = jobs.last().expect("at least one job").head;
-            }
-            if let Err(e) = result {
-                tracing::error!(error = %e, "updating the index failed; the store refuses further writes until reopened");
-                s.failed = Some(e);
-                s.queue.clear();
-                s.queued_events = 0;
+            match result {
+                Ok(()) => s.indexed = jobs.last().expect("at least one job").head,
+                Err(e) => {
+                    tracing::error!(error = %e, "updating the index failed; the store refuses further writes until reopened");
+                    s.failed = Some(e);
+                    s.queue.clear();
+                    s.queued_events = 0;
+                }
             }
             self.changed.notify_all();
             if s.failed.is_some() {
@@ -232,28 +228,22 @@ impl Behind {
         tracing::debug!("indexer stopped");
     }
 
-    /// Writes the jobs' entries, then the index's new head. Key by key,
-    /// not as one sled batch: a batch holds a lock every read of sled
-    /// waits for (the writer's duplicate checks among them), for as long
-    /// as it takes. Entries without the head that covers them are harmless:
-    /// an open indexes again from the head, and writes the same entries.
+    /// Writes the jobs' entries to sled, then the index's new head
+    /// ([`write_index`]).
     fn apply(&self, jobs: &[Job]) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         fault(&self.faults, "updating the index")?;
-        let mut events = 0;
+        let mut entries = Vec::new();
         for job in jobs {
             for (first, loc) in &job.frames {
-                self.db.insert(&frame_key(*first)[..], postcard::to_stdvec(loc).map_err(io)?).map_err(io)?;
-                events += loc.events as usize;
+                entries.push(frame_entry(*first, loc)?);
             }
             for (id, outcome) in &job.commands {
-                for (k, v) in command_entries(outcome, id)? {
-                    self.db.insert(k, v).map_err(io)?;
-                }
+                entries.extend(command_entries(outcome, id)?);
             }
         }
-        let head = jobs.last().expect("at least one job").head;
-        self.db.insert(INDEXED_KEY, postcard::to_stdvec(&Indexed { head }).map_err(io)?).map_err(io)?;
+        write_index(&self.db, entries, jobs.last().expect("at least one job").head)?;
+        let events: usize = jobs.iter().map(Job::events).sum();
         tracing::trace!(groups = jobs.len(), events, index_us = started.elapsed().as_micros() as u64, "index written");
         Ok(())
     }
