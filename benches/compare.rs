@@ -253,7 +253,7 @@ async fn build_log(store: &EmbeddedStore, events: usize) {
 /// `status` does when it has no checkpoint.
 async fn replay<S: EventStore + Clone + 'static>(store: &S) -> (usize, Duration, projections::LogView) {
     let start = Instant::now();
-    let mut view = projections::LogView::folded_only(None);
+    let mut view = projections::LogView::status_only(None);
     styrlogg::fold_log(store, &mut view).await.unwrap();
     (view.head_position as usize, start.elapsed(), view)
 }

@@ -41,15 +41,46 @@ pub enum FoldLogError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// Folds the log after `view`'s head into `view`, moving each event in.
-/// The next page is read and decoded while this one is folded. Stops at
-/// the log's head, or at the first event recorded after the view's
-/// `as_of`. What reports and the replay benchmark both run.
+/// Folds the log after `view`'s head into `view`. The next page is read
+/// (and, for a view that needs facts, decoded) while this one is folded.
+/// Stops at the log's head, or at the first event recorded after the
+/// view's `as_of`. What reports and the replay benchmark both run.
+///
+/// A view that needs facts gets every event decoded in full and moved in.
+/// A view for `status` alone reads the log as borrowed views: a recorded
+/// step (most of any log) is folded from its envelope and step name
+/// without decoding its facts or allocating; any other event is decoded
+/// in full.
 pub async fn fold_log<S>(store: &S, view: &mut projections::LogView) -> Result<(), FoldLogError>
 where
     S: engine::EventStore + Clone + Send + Sync + 'static,
 {
     const PAGE: usize = engine::limits::READ_PAGE_EVENTS * 8;
+    let fed = |position: u64, fed: Result<bool, workflows::instance::FoldError>| {
+        fed.map_err(|error| FoldLogError::Fold { position, error })
+    };
+    if view.takes_steps_without_facts() {
+        let read = |next: u64| {
+            let reader = store.clone();
+            tokio::spawn(async move { reader.read_records(next, PAGE).await })
+        };
+        let mut pending = read(view.head_position + 1);
+        loop {
+            let page = pending.await??;
+            let Some(last) = page.last_position() else { return Ok(()) };
+            pending = read(last + 1);
+            for e in page.iter() {
+                let more = match &e.step {
+                    Some(step) => view.feed_step(&e, step),
+                    None => view.feed_owned(e.to_event()?),
+                };
+                if !fed(e.position, more)? {
+                    pending.abort();
+                    return Ok(());
+                }
+            }
+        }
+    }
     let read = |next: u64| {
         let reader = store.clone();
         tokio::spawn(async move { reader.read_all(next, PAGE).await })
@@ -61,7 +92,7 @@ where
         pending = read(last.event.position + 1);
         for e in page {
             let position = e.event.position;
-            if !view.feed_owned(e).map_err(|error| FoldLogError::Fold { position, error })? {
+            if !fed(position, view.feed_owned(e))? {
                 pending.abort();
                 return Ok(());
             }

@@ -140,7 +140,10 @@ async fn fold_open(
     let store = open(cli, OpenMode::MustExist).await?;
     let checkpointed = as_of.is_none() && !need_events;
     let mut view = match (checkpointed, need_events) {
-        (true, _) => load_checkpoint(cli, &store, kind).await.unwrap_or_else(|| LogView::folded_only(None)),
+        (true, _) => load_checkpoint(cli, &store, kind).await.unwrap_or_else(|| match kind {
+            Kind::Full => LogView::folded_only(None),
+            Kind::Status => LogView::status_only(None),
+        }),
         (false, true) => LogView::new(as_of),
         (false, false) => LogView::folded_only(as_of),
     };

@@ -56,6 +56,9 @@ impl EventStore for AnyStore {
     async fn read_all(&self, from_position: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         each!(self, s => s.read_all(from_position, max).await)
     }
+    async fn read_records(&self, from_position: u64, max: usize) -> Result<crate::RecordPage, StoreError> {
+        each!(self, s => s.read_records(from_position, max).await)
+    }
     async fn head(&self) -> Result<Head, StoreError> {
         each!(self, s => s.head().await)
     }

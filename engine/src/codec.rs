@@ -89,13 +89,7 @@ pub fn reseal(event: &RecordedEvent) -> Result<Vec<u8>, DecodeError> {
 /// trailing bytes are checked; neither the hash nor the encoding's
 /// canonical form is.
 fn split(record: &[u8]) -> Result<(&[u8], EventBody, Hash), DecodeError> {
-    if record.len() < 1 + HASH_BYTES {
-        return Err(DecodeError::TooShort(record.len()));
-    }
-    if record.len() > limits::EVENT_BYTES_MAX + HASH_BYTES {
-        return Err(DecodeError::TooLong(record.len()));
-    }
-    let (encoded, stored) = record.split_at(record.len() - HASH_BYTES);
+    let (encoded, hash) = split_record(record)?;
     let body: EventBody = match encoded[0] {
         1 => {
             let (body, rest) =
@@ -107,9 +101,22 @@ fn split(record: &[u8]) -> Result<(&[u8], EventBody, Hash), DecodeError> {
         }
         v => return Err(DecodeError::UnknownVersion(v)),
     };
+    Ok((encoded, body, hash))
+}
+
+/// A record's `version || body` bytes and its stored hash, its length
+/// checked.
+pub(crate) fn split_record(record: &[u8]) -> Result<(&[u8], Hash), DecodeError> {
+    if record.len() < 1 + HASH_BYTES {
+        return Err(DecodeError::TooShort(record.len()));
+    }
+    if record.len() > limits::EVENT_BYTES_MAX + HASH_BYTES {
+        return Err(DecodeError::TooLong(record.len()));
+    }
+    let (encoded, stored) = record.split_at(record.len() - HASH_BYTES);
     let mut hash = [0u8; HASH_BYTES];
     hash.copy_from_slice(stored);
-    Ok((encoded, body, Hash(hash)))
+    Ok((encoded, Hash(hash)))
 }
 
 /// Decodes stored record bytes and checks the hash.

@@ -41,6 +41,7 @@ use crate::codec;
 use crate::commit::{Index, Stage, Staged, Stager};
 use crate::event::{CommandId, InstanceId, RecordedEvent};
 use crate::limits;
+use crate::records::RecordPage;
 use crate::store::{AppendError, AppendOutcome, AppendRequest, EventStore, Head, StoreError};
 use crate::subscription::Subscription;
 use serde::{Deserialize, Serialize};
@@ -1416,6 +1417,59 @@ fn write_index(db: &sled::Db, entries: Vec<IndexEntry>, head: Head) -> Result<()
     Ok(())
 }
 
+impl EmbeddedStore {
+    /// Up to `max` durable records from `from_position`, their frames
+    /// checked, not yet decoded.
+    fn page_records(&self, from_position: u64, max: usize) -> Result<PageRecords, StoreError> {
+        let mut page = PageRecords::default();
+        let durable = self.durable_position();
+        let from = from_position.max(1);
+        if from > durable || max == 0 {
+            return Ok(page);
+        }
+        // Find the first frame through the index, then follow the files:
+        // frames are contiguous, and only durable frames are ever read.
+        let (_, loc) = self.frame_at(from)?;
+        let mut reader = ChunkReader::new(self.segment(loc.segment)?, self.inner.faults.clone());
+        let mut offset = loc.offset;
+        let mut next = from;
+        while page.records.len() < max && next <= durable {
+            let header = reader.bytes(offset, FRAME_HEADER_BYTES)?;
+            let h = header.map(FrameHeader::parse).filter(|h| !h.is_zero());
+            let Some(h) = h else {
+                reader = ChunkReader::new(self.segment(next)?, self.inner.faults.clone());
+                offset = SEGMENT_HEADER_BYTES;
+                continue;
+            };
+            let at = format!("{} offset {offset}", reader.segment.path.display());
+            if h.first_position > next || h.first_position + u64::from(h.events) <= next {
+                return Err(corrupt(next, format!("{at}: expected the frame holding position {next}")));
+            }
+            let bytes = reader
+                .bytes(offset, h.total() as usize)?
+                .ok_or_else(|| corrupt(next, format!("{at}: a frame runs past its segment")))?;
+            let records = frame_records(bytes, &at)?;
+            let base = page.bytes.len();
+            page.bytes.extend_from_slice(bytes);
+            let frame = page.frames.len();
+            page.frames.push(at);
+            for (i, r) in records.into_iter().enumerate() {
+                let position = h.first_position + i as u64;
+                if position < next {
+                    continue;
+                }
+                if page.records.len() == max || position > durable {
+                    break;
+                }
+                next = position + 1;
+                page.records.push((position, base + r.start..base + r.end, frame));
+            }
+            offset += h.total();
+        }
+        Ok(page)
+    }
+}
+
 #[async_trait::async_trait]
 impl EventStore for EmbeddedStore {
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, AppendError> {
@@ -1484,52 +1538,12 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn read_all(&self, from_position: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let durable = self.durable_position();
-        let from = from_position.max(1);
-        if from > durable || max == 0 {
-            return Ok(Vec::new());
-        }
-        let mut page = PageRecords::default();
-        // Find the first frame through the index, then follow the files:
-        // frames are contiguous, and only durable frames are ever read.
-        let (_, loc) = self.frame_at(from)?;
-        let mut reader = ChunkReader::new(self.segment(loc.segment)?, self.inner.faults.clone());
-        let mut offset = loc.offset;
-        let mut next = from;
-        while page.records.len() < max && next <= durable {
-            let header = reader.bytes(offset, FRAME_HEADER_BYTES)?;
-            let h = header.map(FrameHeader::parse).filter(|h| !h.is_zero());
-            let Some(h) = h else {
-                reader = ChunkReader::new(self.segment(next)?, self.inner.faults.clone());
-                offset = SEGMENT_HEADER_BYTES;
-                continue;
-            };
-            let at = format!("{} offset {offset}", reader.segment.path.display());
-            if h.first_position > next || h.first_position + u64::from(h.events) <= next {
-                return Err(corrupt(next, format!("{at}: expected the frame holding position {next}")));
-            }
-            let bytes = reader
-                .bytes(offset, h.total() as usize)?
-                .ok_or_else(|| corrupt(next, format!("{at}: a frame runs past its segment")))?;
-            let records = frame_records(bytes, &at)?;
-            let base = page.bytes.len();
-            page.bytes.extend_from_slice(bytes);
-            let frame = page.frames.len();
-            page.frames.push(at);
-            for (i, r) in records.into_iter().enumerate() {
-                let position = h.first_position + i as u64;
-                if position < next {
-                    continue;
-                }
-                if page.records.len() == max || position > durable {
-                    break;
-                }
-                next = position + 1;
-                page.records.push((position, base + r.start..base + r.end, frame));
-            }
-            offset += h.total();
-        }
-        page.decode()
+        self.page_records(from_position, max)?.decode()
+    }
+
+    async fn read_records(&self, from_position: u64, max: usize) -> Result<RecordPage, StoreError> {
+        let page = self.page_records(from_position, max)?;
+        RecordPage::stored(page.bytes, page.records, page.frames)
     }
 
     async fn head(&self) -> Result<Head, StoreError> {

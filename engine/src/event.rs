@@ -107,6 +107,14 @@ fn check_id(field: &str, s: &str, max: usize) -> Result<(), InvalidField> {
     Ok(())
 }
 
+/// Maps keyed by instance can be looked up by the id's text (a borrowed
+/// [`crate::EventRef`] holds no `InstanceId`); its order is the text's.
+impl std::borrow::Borrow<str> for InstanceId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl<'de> Deserialize<'de> for InstanceId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         InstanceId::new(CompactString::deserialize(d)?).map_err(serde::de::Error::custom)

@@ -15,6 +15,7 @@ pub mod export;
 pub mod jetstream;
 pub mod limits;
 pub mod memory;
+pub mod records;
 pub use compact_str::CompactString;
 pub use embedded::{EmbeddedStore, OpenMode};
 pub mod store;
@@ -32,5 +33,6 @@ pub use event::{
 };
 pub use jetstream::{JetStreamOptions, JetStreamStore};
 pub use memory::MemoryStore;
+pub use records::{EventRef, RecordPage, StepRef};
 pub use store::{AppendError, AppendOutcome, AppendRequest, EventStore, ExpectedVersion, Head, StoreError};
 pub use subscription::Subscription;

@@ -137,6 +137,14 @@ pub trait EventStore: Send + Sync {
     /// Up to `max` events with position >= `from_position`, in order.
     async fn read_all(&self, from_position: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The same events as [`EventStore::read_all`], as a page whose events
+    /// can be read as borrowed views ([`crate::EventRef`]): a fold that
+    /// reads few fields of most events decodes only those. Backends that
+    /// keep records as stored override it; the default decodes in full.
+    async fn read_records(&self, from_position: u64, max: usize) -> Result<crate::RecordPage, StoreError> {
+        Ok(crate::RecordPage::from_events(self.read_all(from_position, max).await?))
+    }
+
     /// The last position and hash.
     async fn head(&self) -> Result<Head, StoreError>;
 

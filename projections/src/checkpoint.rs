@@ -167,5 +167,6 @@ pub fn decode(bytes: &[u8], kind: Kind) -> Result<LogView, String> {
         view.instances.insert(s.id, InstanceView { instance, events: Vec::new() });
     }
     view.events_kept = false;
+    view.facts_needed = kind == Kind::Full;
     Ok(view)
 }

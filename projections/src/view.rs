@@ -2,7 +2,7 @@
 //! recorded up to the end of an `as_of` date, with the head they end at.
 
 use crate::Lang;
-use engine::{EventId, Fact, FactValue, Hash, InstanceId, Payload, PersonId, RecordedEvent};
+use engine::{EventId, EventRef, Fact, FactValue, Hash, InstanceId, Payload, PersonId, RecordedEvent, StepRef};
 use jiff::civil::Date;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -28,6 +28,11 @@ pub struct LogView {
     /// checkpoint, or made with `folded_only`): it serves every report but
     /// the audit trail.
     pub events_kept: bool,
+    /// False for a view that serves `status` only (made with
+    /// `status_only`, or restored from the status checkpoint): a fold may
+    /// leave recorded steps' facts out, and reads them from the log as
+    /// borrowed views that skip them.
+    pub facts_needed: bool,
     /// What the reports may show: set by whoever builds the view.
     pub disclosure: Disclosure,
 }
@@ -117,6 +122,7 @@ impl LogView {
             head_hash: Hash::default(),
             instances: BTreeMap::new(),
             events_kept: true,
+            facts_needed: true,
             disclosure: Disclosure::default(),
         }
     }
@@ -165,6 +171,35 @@ impl LogView {
     /// audit trail, in the memory of the folded state alone.
     pub fn folded_only(as_of: Option<Date>) -> Self {
         LogView { events_kept: false, ..LogView::new(as_of) }
+    }
+
+    /// A view for `status` alone: no events, and recorded steps without
+    /// their facts, which `status` never shows.
+    pub fn status_only(as_of: Option<Date>) -> Self {
+        LogView { facts_needed: false, ..LogView::folded_only(as_of) }
+    }
+
+    /// Whether a fold may feed this view recorded steps through
+    /// [`LogView::feed_step`].
+    pub fn takes_steps_without_facts(&self) -> bool {
+        !self.events_kept && !self.facts_needed
+    }
+
+    /// [`LogView::feed`] for a recorded step read as a borrowed view,
+    /// without its facts: only for a view that
+    /// [takes them](LogView::takes_steps_without_facts).
+    pub fn feed_step(&mut self, e: &EventRef<'_>, step: &StepRef<'_>) -> Result<bool, FoldError> {
+        debug_assert!(self.takes_steps_without_facts());
+        if self.as_of.is_some_and(|d| swedish_date(e.recorded_at) > d) {
+            return Ok(false);
+        }
+        self.head_position = e.position;
+        self.head_hash = e.hash;
+        match self.instances.get_mut(e.instance) {
+            Some(v) => v.instance.apply_step_without_facts(e, step),
+            None => return Err(FoldError::NotStarted(e.instance.to_string())),
+        }
+        Ok(true)
     }
 
     /// [`LogView::feed`], taking the event: a view that does not keep events

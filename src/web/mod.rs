@@ -65,6 +65,7 @@ impl AppState {
                 one.head_position = v.head_position;
                 one.head_hash = v.head_hash;
                 one.events_kept = v.events_kept;
+                one.facts_needed = v.facts_needed;
                 one.instances =
                     v.instances.iter().filter(|(k, _)| k.as_str() == id).map(|(k, i)| (k.clone(), i.clone())).collect();
                 one

@@ -211,6 +211,60 @@ pub async fn recorded_at_from_clock(mut b: impl Backend, clock: std::sync::Arc<e
     b.close(s);
 }
 
+/// The public fields of an event's view, to compare.
+pub fn view_fields(e: &engine::EventRef<'_>) -> String {
+    format!(
+        "{} {} {} {} {} {} {} {:?}",
+        e.event_id, e.instance, e.sequence, e.position, e.occurred_on, e.recorded_at, e.hash, e.step
+    )
+}
+
+/// How many kinds of fact value the recorded steps among `events` carry.
+pub fn fact_kinds_in_steps(events: &[engine::RecordedEvent]) -> usize {
+    let kinds: HashSet<_> = events
+        .iter()
+        .filter_map(|e| match &e.event.payload {
+            Payload::StepRecorded { facts, .. } => Some(facts),
+            _ => None,
+        })
+        .flatten()
+        .map(|f| std::mem::discriminant(&f.value))
+        .collect();
+    kinds.len()
+}
+
+pub async fn record_pages(mut b: impl Backend) {
+    let s = b.open();
+    let mut events = crate::corpus::samples();
+    let samples = events.len();
+    let tail = events.split_off(5);
+    s.append(req("a", ExpectedVersion::NoStream, "first", 3)).await.unwrap();
+    let mut r = req("b", ExpectedVersion::NoStream, "samples", 0);
+    r.events = events;
+    s.append(r).await.unwrap();
+    let mut r = req("b", ExpectedVersion::Any, "more-samples", 0);
+    r.events = tail;
+    s.append(r).await.unwrap();
+    s.append(req("a", ExpectedVersion::Any, "last", 2)).await.unwrap();
+    let all = all_events(&s).await;
+    assert_eq!(all.len(), 3 + samples + 2);
+    for (from, max) in [(1, 1000), (1, 1), (4, 3), (6, 100), (all.len() as u64, 5)] {
+        let page = s.read_records(from, max).await.unwrap();
+        let events = s.read_all(from, max).await.unwrap();
+        assert_eq!(page.len(), events.len(), "from {from}, at most {max}");
+        assert_eq!(page.last_position(), events.last().map(|e| e.event.position));
+        for (view, e) in page.iter().zip(&events) {
+            assert_eq!(view_fields(&view), view_fields(&engine::EventRef::of(e)));
+            assert_eq!(view.to_event().unwrap(), *e);
+            let is_step = matches!(e.event.payload, Payload::StepRecorded { .. });
+            assert_eq!(view.step.is_some(), is_step, "position {}", e.event.position);
+        }
+    }
+    assert_eq!(fact_kinds_in_steps(&all), 9, "the samples record steps with every kind of fact");
+    assert!(s.read_records(all.len() as u64 + 1, 10).await.unwrap().is_empty());
+    b.close(s);
+}
+
 macro_rules! backends {
     ($($name:ident => $make:expr),* $(,)?) => {$(
         mod $name {
@@ -229,6 +283,8 @@ macro_rules! backends {
             async fn reopen() { super::reopen($make).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn import_keeps_hashes() { super::import_keeps_hashes($make).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn record_pages() { super::record_pages($make).await }
         }
     )*};
 }

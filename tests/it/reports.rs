@@ -558,3 +558,39 @@ async fn checkpoints_answer_like_a_rebuild() {
     assert_eq!(String::from_utf8(out.stdout).unwrap(), incremental);
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not match this log"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_folds_steps_without_facts_like_the_full_fold() {
+    // A view for `status` alone folds recorded steps from borrowed views
+    // that skip their facts; every other event, and every other view, is
+    // decoded in full. Both give the same instances but for the facts.
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture(dir.path()).await;
+    let store = EmbeddedStore::open(&path, OpenMode::MustExist, Arc::new(engine::SystemClock)).unwrap();
+    let without_facts = |view: &projections::LogView| -> Vec<String> {
+        view.instances
+            .values()
+            .map(|v| {
+                let mut i = v.instance.clone();
+                i.occurrences.iter_mut().for_each(|o| o.facts.clear());
+                format!("{i:?}")
+            })
+            .collect()
+    };
+    for as_of in [None, Some(date(2012, 10, 2)), Some(date(2012, 12, 31)), Some(date(2013, 3, 1))] {
+        let mut full = projections::LogView::folded_only(as_of);
+        styrlogg::fold_log(&store, &mut full).await.unwrap();
+        let mut status = projections::LogView::status_only(as_of);
+        assert!(status.takes_steps_without_facts() && !full.takes_steps_without_facts());
+        styrlogg::fold_log(&store, &mut status).await.unwrap();
+        assert_eq!((status.head_position, status.head_hash), (full.head_position, full.head_hash), "{as_of:?}");
+        assert_eq!(without_facts(&status), without_facts(&full), "{as_of:?}");
+        let steps = full.instances.values().map(|v| v.instance.occurrences.len()).sum::<usize>();
+        assert!(steps > 0, "{as_of:?}: the fixture has recorded steps by then");
+        let facts = |v: &projections::LogView| {
+            v.instances.values().flat_map(|v| &v.instance.occurrences).map(|o| o.facts.len()).sum::<usize>()
+        };
+        assert!(facts(&full) > facts(&status), "{as_of:?}: the status view leaves the steps' facts out");
+    }
+    store.close().unwrap();
+}

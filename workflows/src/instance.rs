@@ -4,7 +4,7 @@
 
 use crate::calendar;
 use crate::definition::{DeadlineRule, Definition, Step};
-use engine::{DeadlineChange, EventId, Fact, InstanceId, Lateness, Payload, RecordedEvent};
+use engine::{DeadlineChange, EventId, EventRef, Fact, InstanceId, Lateness, Payload, RecordedEvent, StepRef};
 use jiff::civil::Date;
 
 /// One recorded occurrence of a step, as corrected.
@@ -160,6 +160,24 @@ impl Instance {
             late,
             corrections: 0,
             recorded_at: b.recorded_at,
+            corrected_at: None,
+        });
+    }
+
+    /// Applies a recorded step read as a borrowed view, without its facts
+    /// (a fold for `status`, which shows none).
+    pub fn apply_step_without_facts(&mut self, e: &EventRef<'_>, s: &StepRef<'_>) {
+        self.version = e.sequence;
+        self.occurrences.push(Occurrence {
+            event_id: e.event_id,
+            position: e.position,
+            step: s.step.into(),
+            occurred_on: e.occurred_on,
+            facts: Vec::new(),
+            deviation: s.deviation.map(str::to_string),
+            late: s.late,
+            corrections: 0,
+            recorded_at: e.recorded_at,
             corrected_at: None,
         });
     }
