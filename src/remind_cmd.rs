@@ -78,7 +78,7 @@ pub async fn run(cli: &Cli, watch: bool, asked: &[ChannelArg]) -> Result<()> {
                 s.close()?;
                 let data = cli.data.clone();
                 let hold = Holding::Reopen {
-                    open: Box::new(move || Ok(crate::open_path(&data, OpenMode::MustExist)?)),
+                    open: Box::new(move || crate::open_path(&data, OpenMode::MustExist)),
                     close: |s: EmbeddedStore| Ok(s.close()?),
                     poll: Duration::from_secs(service.config.remind.poll_s.max(1)),
                 };

@@ -401,10 +401,13 @@ fn configuration_errors_are_specific() {
     assert_eq!(c.addresses("Härryda kommun", &["styrgrupp".into()]), vec!["skr@skr.se"]);
 }
 
+/// A received mail: recipients and the message.
+type Mail = (Vec<String>, Vec<u8>);
+
 /// A real SMTP server on a free loopback port that keeps what it receives.
 #[derive(Clone, Default)]
 struct Inbox {
-    mails: Arc<Mutex<Vec<(Vec<String>, Vec<u8>)>>>,
+    mails: Arc<Mutex<Vec<Mail>>>,
     current: (Vec<String>, Vec<u8>),
 }
 

@@ -208,8 +208,11 @@ pub struct Opened {
     pub verified_by: Vec<String>,
 }
 
-/// Splits a note into its text and signature lines `(name, key id, sig)`.
-fn split_note(note: &str) -> Result<(&str, Vec<(String, [u8; 4], [u8; 64])>), NoteError> {
+/// A signature line: key name, key id, signature.
+type SignatureLine = (String, [u8; 4], [u8; 64]);
+
+/// Splits a note into its text and signature lines.
+fn split_note(note: &str) -> Result<(&str, Vec<SignatureLine>), NoteError> {
     if note.len() > NOTE_BYTES_MAX {
         return Err(NoteError::Malformed(format!("{} bytes; the limit is {NOTE_BYTES_MAX}", note.len())));
     }
