@@ -64,18 +64,17 @@ where
             let reader = store.clone();
             tokio::spawn(async move { reader.read_records(next, PAGE).await })
         };
-        let mut pending = read(view.head_position + 1);
+        let mut pending = ReadAhead(read(view.head_position + 1));
         loop {
-            let page = pending.await??;
+            let page = (&mut pending.0).await??;
             let Some(last) = page.last_position() else { return Ok(()) };
-            pending = read(last + 1);
+            pending = ReadAhead(read(last + 1));
             for e in page.iter() {
                 let more = match &e.step {
                     Some(step) => view.feed_step(&e, step),
                     None => view.feed_owned(e.to_event()?),
                 };
                 if !fed(e.position, more)? {
-                    pending.abort();
                     return Ok(());
                 }
             }
@@ -85,17 +84,26 @@ where
         let reader = store.clone();
         tokio::spawn(async move { reader.read_all(next, PAGE).await })
     };
-    let mut pending = read(view.head_position + 1);
+    let mut pending = ReadAhead(read(view.head_position + 1));
     loop {
-        let page = pending.await??;
+        let page = (&mut pending.0).await??;
         let Some(last) = page.last() else { return Ok(()) };
-        pending = read(last.event.position + 1);
+        pending = ReadAhead(read(last.event.position + 1));
         for e in page {
             let position = e.event.position;
             if !fed(position, view.feed_owned(e))? {
-                pending.abort();
                 return Ok(());
             }
         }
+    }
+}
+
+/// The read of the next page, stopped when the fold stops, however it
+/// stops (the end of `as_of`, or an error).
+struct ReadAhead<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for ReadAhead<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -3,12 +3,19 @@
 //! (the envelope, and a recorded step's name, deviation and lateness),
 //! without allocating. Anything else is decoded in full on demand.
 //!
-//! A view decodes the same bytes as [`codec::decode_vouched`], through
-//! mirrors of the stored types whose fields borrow from the record. The
-//! mirrors follow the format promise of [`crate::event`]: postcard writes a
-//! struct as its fields one after another, so a mirror with the same fields
-//! in the same order reads the same bytes. `tests/it/corpus.rs` checks every
+//! A view reads the bytes [`codec::decode_vouched`] reads, through mirrors
+//! of the stored types whose fields borrow from the record. The mirrors
+//! follow the format promise of [`crate::event`]: postcard writes a struct
+//! as its fields one after another, so a mirror with the same fields in
+//! the same order reads the same bytes. `tests/it/corpus.rs` checks every
 //! committed encoding both ways.
+//!
+//! What a view checks is less than a full decode: the texts it passes
+//! over (actor, command id, facts) are not checked for UTF-8, nor fact
+//! dates for being dates, nor the instance id against its rules, and
+//! events other than steps are read only as far as their kind. The frame
+//! hash vouches for every byte, as it does for `decode_vouched`; `verify`
+//! decodes and checks every record in full.
 
 use crate::codec::{self, DecodeError};
 use crate::event::{date_format, timestamp_format, EventId, FactValue, Hash, Lateness, PersonId, PersonKind};
@@ -199,10 +206,18 @@ impl<'a> EventRef<'a> {
 /// as stored.
 fn glance(bytes: &[u8], record: Range<usize>, frame: usize) -> Result<Glance, DecodeError> {
     let (encoded, hash) = codec::split_record(bytes)?;
-    let head: Head<'_> = match encoded[0] {
-        1 => postcard::take_from_bytes(&encoded[1..]).map_err(|e| DecodeError::Body(e.to_string()))?.0,
+    let (head, rest): (Head<'_>, _) = match encoded[0] {
+        1 => postcard::take_from_bytes(&encoded[1..]).map_err(|e| DecodeError::Body(e.to_string()))?,
         v => return Err(DecodeError::UnknownVersion(v)),
     };
+    // A step is read to its end: only the previous event's hash follows.
+    if matches!(head.payload, PayloadHead::Step(_)) && rest.len() != HASH_BYTES {
+        return Err(if rest.len() > HASH_BYTES {
+            DecodeError::Trailing(rest.len() - HASH_BYTES)
+        } else {
+            DecodeError::Body("the record ends before the previous event's hash".into())
+        });
+    }
     Ok(Glance {
         event_id: head.event_id,
         instance: head.instance.into(),
@@ -277,6 +292,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for PayloadHead<'a> {
         d.deserialize_enum("Payload", PAYLOAD_VARIANTS, V(std::marker::PhantomData))
     }
 }
+
+/// The previous event's hash, after the payload.
+const HASH_BYTES: usize = 32;
 
 /// `Payload::StepRecorded`'s index among the payload's variants.
 const STEP_RECORDED: u32 = 1;

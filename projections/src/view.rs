@@ -195,6 +195,9 @@ impl LogView {
         }
         self.head_position = e.position;
         self.head_hash = e.hash;
+        if e.instance == engine::SYSTEM_INSTANCE {
+            return Ok(true);
+        }
         match self.instances.get_mut(e.instance) {
             Some(v) => v.instance.apply_step_without_facts(e, step),
             None => return Err(FoldError::NotStarted(e.instance.to_string())),
@@ -213,6 +216,9 @@ impl LogView {
         }
         self.head_position = e.event.position;
         self.head_hash = e.hash;
+        if e.event.instance.is_system() {
+            return Ok(true);
+        }
         match self.instances.get_mut(&e.event.instance) {
             Some(v) => v.instance.apply_owned(e),
             None => return Err(FoldError::NotStarted(e.event.instance.to_string())),

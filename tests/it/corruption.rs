@@ -303,3 +303,54 @@ fn the_command_line_names_the_damage_and_the_remedy() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("corrupt at position") && err.contains("Restore from an export"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_ends_before_its_record_is_refused_by_both_read_paths() {
+    // Under a recomputed frame hash, a step's lateness tag is turned from
+    // Some to None: the record keeps its length, and the body now ends 5
+    // bytes early. `read_all` decodes it in full and `read_records` reads
+    // its view; both must refuse it, not read it as a step on time.
+    use std::os::unix::fs::FileExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = EmbeddedStore::open(&dir, OpenMode::CreateIfMissing, clock()).unwrap();
+    let mut step = styrlogg::sample_event("styrelsebeslut");
+    if let Payload::StepRecorded { late, .. } = &mut step.payload {
+        *late = Some(engine::Lateness { deadline: jiff::civil::date(2013, 1, 7), days_late: 3 });
+    }
+    store.append(AppendRequest { events: vec![step], ..req("i", ExpectedVersion::NoStream, "c", 0) }).await.unwrap();
+    assert!(store.read_records(1, 10).await.unwrap().get(0).step.unwrap().late.is_some());
+    // Later frames, so that opening (which checks in full the frames the
+    // index has not seen) leaves the first to the reads.
+    for i in 0..3 {
+        store.append(req("i", ExpectedVersion::Any, &format!("later-{i}"), 1)).await.unwrap();
+    }
+    store.close().unwrap();
+
+    let seg = segments(&dir)[0].clone();
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&seg).unwrap();
+    let mut header = [0u8; 16];
+    f.read_exact_at(&mut header, 64).unwrap();
+    let body = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+    let mut frame = vec![0u8; 16 + body];
+    f.read_exact_at(&mut frame, 64).unwrap();
+    assert_eq!(u32::from_le_bytes(header[4..8].try_into().unwrap()), 1, "the first frame holds the step alone");
+    // The record ends with the lateness (tag 1, year 2 bytes, month, day,
+    // days late), the previous hash and the record's own hash.
+    let tag = frame.len() - 64 - 6;
+    assert_eq!(frame[tag], 1, "the lateness tag is where the encoding puts it");
+    frame[tag] = 0;
+    let rehashed = blake3::Hasher::new_derive_key("styrlogg frame v1").update(&frame).finalize();
+    f.write_all_at(&frame, 64).unwrap();
+    f.write_all_at(rehashed.as_bytes(), 64 + frame.len() as u64).unwrap();
+    f.sync_all().unwrap();
+
+    let store = EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).unwrap();
+    let full = store.read_all(1, 10).await.expect_err("a full decode refuses it");
+    let view = store.read_records(1, 10).await.err().expect("the view refuses it");
+    for e in [full, view] {
+        assert!(matches!(e, engine::StoreError::Corrupt { position: 1, .. }), "{e}");
+        assert!(e.to_string().contains("trailing"), "{e}");
+    }
+    store.close().unwrap();
+}

@@ -567,16 +567,6 @@ async fn status_folds_steps_without_facts_like_the_full_fold() {
     let dir = tempfile::tempdir().unwrap();
     let path = fixture(dir.path()).await;
     let store = EmbeddedStore::open(&path, OpenMode::MustExist, Arc::new(engine::SystemClock)).unwrap();
-    let without_facts = |view: &projections::LogView| -> Vec<String> {
-        view.instances
-            .values()
-            .map(|v| {
-                let mut i = v.instance.clone();
-                i.occurrences.iter_mut().for_each(|o| o.facts.clear());
-                format!("{i:?}")
-            })
-            .collect()
-    };
     for as_of in [None, Some(date(2012, 10, 2)), Some(date(2012, 12, 31)), Some(date(2013, 3, 1))] {
         let mut full = projections::LogView::folded_only(as_of);
         styrlogg::fold_log(&store, &mut full).await.unwrap();
@@ -592,5 +582,122 @@ async fn status_folds_steps_without_facts_like_the_full_fold() {
         };
         assert!(facts(&full) > facts(&status), "{as_of:?}: the status view leaves the steps' facts out");
     }
+    store.close().unwrap();
+}
+
+/// Every instance of a view as text, its occurrences without their facts.
+fn without_facts(view: &projections::LogView) -> Vec<String> {
+    view.instances
+        .values()
+        .map(|v| {
+            let mut i = v.instance.clone();
+            i.occurrences.iter_mut().for_each(|o| o.facts.clear());
+            format!("{i:?}")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_folds_a_log_of_many_pages_like_the_full_fold() {
+    // Longer than two read-ahead pages, with every kind of event the
+    // status fold decodes in full between the steps it folds from views
+    // (corrections, deadline changes, missed deadlines, notices, notes,
+    // the log's own events), and `as_of` cuts that fall inside pages.
+    use engine::{DeadlineChange, NewEvent, Payload};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new("2013-01-07T08:00:00Z".parse().unwrap()));
+    let store = EmbeddedStore::open(dir.path(), OpenMode::CreateIfMissing, clock.clone()).unwrap();
+    let def = builtin::DEFINITIONS.iter().find(|(n, _)| n.starts_with("protokoll")).unwrap().1;
+    let def = Definition::parse(def).unwrap();
+    let actor = Actor::new("Eva Sekreterare", "sekreterare");
+    let day = date(2013, 1, 7);
+    let append = |instance: String, command: String, events: Vec<NewEvent>| {
+        let store = store.clone();
+        async move {
+            let req = AppendRequest {
+                instance: InstanceId::new(instance).unwrap(),
+                expected: ExpectedVersion::Any,
+                command_id: CommandId::new(command).unwrap(),
+                events,
+            };
+            store.append(req).await.unwrap();
+        }
+    };
+    let instances = 24;
+    for i in 0..instances {
+        let start = workflows::start(&def, "Kommun", None, day, actor.clone(), day).unwrap();
+        append(format!("i{i}"), format!("start-{i}"), vec![start]).await;
+    }
+    let event = |payload: Payload| NewEvent { occurred_on: day, actor: actor.clone(), payload };
+    let mut rng = fastrand::Rng::with_seed(9);
+    for round in 0..420 {
+        clock.advance(jiff::SignedDuration::from_hours(1));
+        for i in 0..instances {
+            let mut step = styrlogg::sample_event("styrelsebeslut");
+            if let Payload::StepRecorded { deviation, late, .. } = &mut step.payload {
+                *deviation = rng.bool().then(|| "Beslutet fattades av utskottet".to_string());
+                *late = rng.bool().then_some(engine::Lateness { deadline: day, days_late: rng.u32(1..30) });
+            }
+            let mut events = vec![step];
+            let extra = match rng.u8(..12) {
+                0 => Some(Payload::StepCorrected {
+                    corrects: engine::EventId::derive(&CommandId::new(format!("r{}-{i}", round / 2)).unwrap(), 0),
+                    reason: "Fel datum".into(),
+                    occurred_on: Some(date(2013, 2, 1)),
+                    facts: vec![],
+                }),
+                1 => Some(Payload::DeadlineChanged {
+                    step: "styrelsebeslut".into(),
+                    change: DeadlineChange::Extended { to: date(2013, 6, 30) },
+                    reason: "Anstånd".into(),
+                }),
+                2 => Some(Payload::DeadlineMissed { step: "laga_kraft".into(), deadline: day }),
+                3 => Some(Payload::NoticeClaimed {
+                    key: format!("i{i}:laga_kraft:{round}"),
+                    step: "laga_kraft".into(),
+                    deadline: day,
+                    notice: "reminder:7".into(),
+                    channel: "email".into(),
+                    recipients: vec!["registrator@kommun.se".into()],
+                    attempt: 1,
+                }),
+                4 => Some(Payload::NoticeDelivered {
+                    key: format!("i{i}:laga_kraft:{}", round.max(1) - 1),
+                    channel: "email".into(),
+                    attempt: 1,
+                }),
+                5 => Some(Payload::NoteAdded { text: "Anteckning".into() }),
+                _ => None,
+            };
+            events.extend(extra.map(event));
+            append(format!("i{i}"), format!("r{round}-{i}"), events).await;
+        }
+        if round % 50 == 0 {
+            let rotated = Payload::SigningKeyRotated {
+                key_name: "kommun.se/styrlogg".into(),
+                public_key: engine::PublicKey([round as u8; 32]),
+                reason: "Nyckelbyte".into(),
+            };
+            append(engine::SYSTEM_INSTANCE.into(), format!("key-{round}"), vec![event(rotated)]).await;
+        }
+    }
+    let head = store.head().await.unwrap().position;
+    assert!(head > 2 * 8 * engine::limits::READ_PAGE_EVENTS as u64, "{head} events: more than two pages");
+    let cuts = [None, Some(date(2013, 1, 8)), Some(date(2013, 1, 15)), Some(date(2013, 1, 22))];
+    let mut heads = Vec::new();
+    for as_of in cuts {
+        let mut full = projections::LogView::folded_only(as_of);
+        styrlogg::fold_log(&store, &mut full).await.unwrap();
+        let mut status = projections::LogView::status_only(as_of);
+        styrlogg::fold_log(&store, &mut status).await.unwrap();
+        assert_eq!((status.head_position, status.head_hash), (full.head_position, full.head_hash), "{as_of:?}");
+        assert_eq!(without_facts(&status), without_facts(&full), "{as_of:?}");
+        for (a, b) in status.instances.values().zip(full.instances.values()) {
+            assert_eq!(InstanceStatus::of(&a.instance, day), InstanceStatus::of(&b.instance, day));
+        }
+        heads.push(full.head_position);
+    }
+    assert_eq!(heads[0], head);
+    assert!(heads[1] < heads[2] && heads[2] < heads[3] && heads[3] < head, "the cuts fall inside the log: {heads:?}");
     store.close().unwrap();
 }
