@@ -65,6 +65,24 @@ fn segments(store: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Edits the first frame of the first segment (header and body, right
+/// after the 64-byte segment header) and writes it back under a
+/// recomputed frame hash, as someone editing the files on purpose would.
+fn rewrite_first_frame(store: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&segments(store)[0]).unwrap();
+    let mut header = [0u8; 16];
+    f.read_exact_at(&mut header, 64).unwrap();
+    let body = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+    let mut frame = vec![0u8; 16 + body];
+    f.read_exact_at(&mut frame, 64).unwrap();
+    edit(&mut frame);
+    let rehashed = blake3::Hasher::new_derive_key("styrlogg frame v1").update(&frame).finalize();
+    f.write_all_at(&frame, 64).unwrap();
+    f.write_all_at(rehashed.as_bytes(), 64 + frame.len() as u64).unwrap();
+    f.sync_all().unwrap();
+}
+
 fn flip(path: &Path, offset: u64, bit: u8) {
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
@@ -168,25 +186,14 @@ async fn a_flipped_bit_anywhere_in_the_log_files_is_found() {
 /// read as it now stands, and `verify` names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_rewritten_under_a_recomputed_frame_hash_is_found_by_verify() {
-    use std::os::unix::fs::FileExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     let original = pristine(&dir).await;
-    let seg = segments(&dir)[0].clone();
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(&seg).unwrap();
-    // The first frame, right after the 64-byte segment header.
-    let mut header = [0u8; 16];
-    f.read_exact_at(&mut header, 64).unwrap();
-    let body = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
-    let mut frame = vec![0u8; 16 + body];
-    f.read_exact_at(&mut frame, 64).unwrap();
-    // The last byte of the first record's stored chain hash.
-    let first_len = u32::from_le_bytes(frame[16..20].try_into().unwrap()) as usize;
-    frame[20 + first_len - 1] ^= 1;
-    let rehashed = blake3::Hasher::new_derive_key("styrlogg frame v1").update(&frame).finalize();
-    f.write_all_at(&frame, 64).unwrap();
-    f.write_all_at(rehashed.as_bytes(), 64 + frame.len() as u64).unwrap();
-    f.sync_all().unwrap();
+    rewrite_first_frame(&dir, |frame| {
+        // The last byte of the first record's stored chain hash.
+        let first_len = u32::from_le_bytes(frame[16..20].try_into().unwrap()) as usize;
+        frame[20 + first_len - 1] ^= 1;
+    });
 
     let store = EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).unwrap();
     let read = store.read_all(1, 1).await.unwrap();
@@ -310,7 +317,6 @@ async fn a_step_that_ends_before_its_record_is_refused_by_both_read_paths() {
     // Some to None: the record keeps its length, and the body now ends 5
     // bytes early. `read_all` decodes it in full and `read_records` reads
     // its view; both must refuse it, not read it as a step on time.
-    use std::os::unix::fs::FileExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     let store = EmbeddedStore::open(&dir, OpenMode::CreateIfMissing, clock()).unwrap();
@@ -327,23 +333,14 @@ async fn a_step_that_ends_before_its_record_is_refused_by_both_read_paths() {
     }
     store.close().unwrap();
 
-    let seg = segments(&dir)[0].clone();
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(&seg).unwrap();
-    let mut header = [0u8; 16];
-    f.read_exact_at(&mut header, 64).unwrap();
-    let body = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
-    let mut frame = vec![0u8; 16 + body];
-    f.read_exact_at(&mut frame, 64).unwrap();
-    assert_eq!(u32::from_le_bytes(header[4..8].try_into().unwrap()), 1, "the first frame holds the step alone");
-    // The record ends with the lateness (tag 1, year 2 bytes, month, day,
-    // days late), the previous hash and the record's own hash.
-    let tag = frame.len() - 64 - 6;
-    assert_eq!(frame[tag], 1, "the lateness tag is where the encoding puts it");
-    frame[tag] = 0;
-    let rehashed = blake3::Hasher::new_derive_key("styrlogg frame v1").update(&frame).finalize();
-    f.write_all_at(&frame, 64).unwrap();
-    f.write_all_at(rehashed.as_bytes(), 64 + frame.len() as u64).unwrap();
-    f.sync_all().unwrap();
+    rewrite_first_frame(&dir, |frame| {
+        assert_eq!(u32::from_le_bytes(frame[4..8].try_into().unwrap()), 1, "the first frame holds the step alone");
+        // The record ends with the lateness (tag 1, year 2 bytes, month,
+        // day, days late), the previous hash and the record's own hash.
+        let tag = frame.len() - 64 - 6;
+        assert_eq!(frame[tag], 1, "the lateness tag is where the encoding puts it");
+        frame[tag] = 0;
+    });
 
     let store = EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).unwrap();
     let full = store.read_all(1, 10).await.expect_err("a full decode refuses it");
