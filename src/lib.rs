@@ -59,41 +59,63 @@ where
     let fed = |position: u64, fed: Result<bool, workflows::instance::FoldError>| {
         fed.map_err(|error| FoldLogError::Fold { position, error })
     };
+    let from = view.head_position + 1;
     if view.takes_steps_without_facts() {
-        let read = |next: u64| {
+        let read = |next| {
             let reader = store.clone();
-            tokio::spawn(async move { reader.read_records(next, PAGE).await })
+            async move { reader.read_records(next, PAGE).await }
         };
-        let mut pending = ReadAhead(read(view.head_position + 1));
-        loop {
-            let page = (&mut pending.0).await??;
-            let Some(last) = page.last_position() else { return Ok(()) };
-            pending = ReadAhead(read(last + 1));
+        return read_ahead(from, read, engine::RecordPage::last_position, |page| {
             for e in page.iter() {
                 let more = match &e.step {
                     Some(step) => view.feed_step(&e, step),
                     None => view.feed_owned(e.to_event()?),
                 };
                 if !fed(e.position, more)? {
-                    return Ok(());
+                    return Ok(false);
                 }
             }
-        }
+            Ok(true)
+        })
+        .await;
     }
-    let read = |next: u64| {
+    let read = |next| {
         let reader = store.clone();
-        tokio::spawn(async move { reader.read_all(next, PAGE).await })
+        async move { reader.read_all(next, PAGE).await }
     };
-    let mut pending = ReadAhead(read(view.head_position + 1));
-    loop {
-        let page = (&mut pending.0).await??;
-        let Some(last) = page.last() else { return Ok(()) };
-        pending = ReadAhead(read(last.event.position + 1));
+    let last = |page: &Vec<engine::RecordedEvent>| page.last().map(|e| e.event.position);
+    read_ahead(from, read, last, |page| {
         for e in page {
             let position = e.event.position;
             if !fed(position, view.feed_owned(e))? {
-                return Ok(());
+                return Ok(false);
             }
+        }
+        Ok(true)
+    })
+    .await
+}
+
+/// Reads pages from `from` on, each while the one before it is folded,
+/// until a page is empty (`last` gives a page's last position) or `fold`
+/// says to stop.
+async fn read_ahead<P, R>(
+    from: u64,
+    read: impl Fn(u64) -> R,
+    last: impl Fn(&P) -> Option<u64>,
+    mut fold: impl FnMut(P) -> Result<bool, FoldLogError>,
+) -> Result<(), FoldLogError>
+where
+    P: Send + 'static,
+    R: std::future::Future<Output = Result<P, engine::StoreError>> + Send + 'static,
+{
+    let mut pending = ReadAhead(tokio::spawn(read(from)));
+    loop {
+        let page = (&mut pending.0).await??;
+        let Some(last) = last(&page) else { return Ok(()) };
+        pending = ReadAhead(tokio::spawn(read(last + 1)));
+        if !fold(page)? {
+            return Ok(());
         }
     }
 }
