@@ -9,6 +9,36 @@ use crate::store::{AppendError, AppendOutcome, AppendRequest, Head, StoreError};
 use jiff::Timestamp;
 use std::collections::HashMap;
 
+/// An append whose content has been checked against the limits: what the
+/// stager takes. Checking needs nothing stored, so a backend can do it
+/// before the request reaches its single writer (in the caller's task).
+#[derive(Debug)]
+pub(crate) struct Checked(AppendRequest);
+
+impl Checked {
+    /// Checks the events' number and every event's content.
+    pub fn new(req: AppendRequest) -> Result<Checked, AppendError> {
+        if req.events.is_empty() {
+            return Err(AppendError::Invalid("an append needs at least one event".into()));
+        }
+        if req.events.len() > limits::EVENTS_PER_COMMIT_MAX {
+            return Err(AppendError::Invalid(format!(
+                "{} events in one append; the limit is {}",
+                req.events.len(),
+                limits::EVENTS_PER_COMMIT_MAX
+            )));
+        }
+        for (i, e) in req.events.iter().enumerate() {
+            e.validate().map_err(|err| AppendError::Invalid(format!("event {}: {err}", i + 1)))?;
+        }
+        Ok(Checked(req))
+    }
+
+    pub fn request(&self) -> &AppendRequest {
+        &self.0
+    }
+}
+
 /// What a backend has already stored.
 pub(crate) trait Index {
     /// The instance's last sequence number, 0 when it has none.
@@ -50,7 +80,7 @@ impl Stager {
         self.head
     }
 
-    /// Forgets the overlay once a group is stored.
+    /// Forgets everything staged, once it is stored (or refused).
     pub fn end_group(&mut self) {
         self.versions.clear();
         self.commands.clear();
@@ -72,17 +102,8 @@ impl Stager {
 
     /// Decides one append against the stored state and the overlay. On
     /// error the stager is unchanged.
-    pub fn stage_append(&mut self, idx: &impl Index, req: AppendRequest, now: Timestamp) -> Result<Stage, AppendError> {
-        if req.events.is_empty() {
-            return Err(AppendError::Invalid("an append needs at least one event".into()));
-        }
-        if req.events.len() > limits::EVENTS_PER_COMMIT_MAX {
-            return Err(AppendError::Invalid(format!(
-                "{} events in one append; the limit is {}",
-                req.events.len(),
-                limits::EVENTS_PER_COMMIT_MAX
-            )));
-        }
+    pub fn stage_append(&mut self, idx: &impl Index, req: Checked, now: Timestamp) -> Result<Stage, AppendError> {
+        let Checked(req) = req;
         if let Some(prev) = self.command(idx, &req.command_id)? {
             let count = prev.last_sequence - prev.first_sequence + 1;
             if prev.instance != req.instance || count != req.events.len() as u64 {
@@ -92,9 +113,6 @@ impl Stager {
                 });
             }
             return Ok(Stage::Duplicate(AppendOutcome { deduplicated: true, ..prev }));
-        }
-        for (i, e) in req.events.iter().enumerate() {
-            e.validate().map_err(|err| AppendError::Invalid(format!("event {}: {err}", i + 1)))?;
         }
         let actual = self.version(idx, &req.instance)?;
         if !req.expected.admits(actual) {

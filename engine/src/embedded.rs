@@ -16,11 +16,14 @@
 //!   event, records as [`crate::codec`] encodes them), and a 32-byte BLAKE3
 //!   hash of header and body. Every byte of a segment is covered by a hash,
 //!   or must be zero.
-//! - `index/`: a sled database: per frame, where it is; per command, its
-//!   instance, sequences and positions, and its outcome; and the position
-//!   it is complete up to. It is written behind the commit, many groups at
-//!   a time ([`behind`]), and flushed lazily, because it can be rebuilt: on
-//!   open, frames after its position are indexed again.
+//! - `index/`: a sled database (layout `styrlogg index 2`): per frame,
+//!   where it is; per run of an instance's commands, each command's first
+//!   position, event count and id hash ([`RunCommand`]); and the position
+//!   it is complete up to. No entry per command id: the ids' hashes are
+//!   kept in memory ([`behind`]) and told apart by reading the log. It is
+//!   written behind the commit, many groups at a time, and flushed lazily,
+//!   because it can be rebuilt: on open, frames after its position are
+//!   indexed again, and an index of the older layout is built anew.
 //!
 //! Write path (see ARCHITECTURE.md): requests queue (bounded) in front of
 //! the writer thread; it drains a group, decides each request (shared
@@ -38,7 +41,7 @@
 
 use crate::clock::Clock;
 use crate::codec;
-use crate::commit::{Index, Stage, Staged, Stager};
+use crate::commit::{Checked, Index, Stage, Staged, Stager};
 use crate::event::{CommandId, InstanceId, RecordedEvent};
 use crate::limits;
 use crate::records::RecordPage;
@@ -78,7 +81,10 @@ const INDEX_MARKER_KEY: &[u8] = b"M";
 const INDEX_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often the index is flushed in the background.
 const INDEX_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
-const INDEX_MARKER: &[u8] = b"styrlogg index 1";
+const INDEX_MARKER: &[u8] = b"styrlogg index 2";
+/// The layout before runs: one entry per command and one per command id.
+/// Derived like any index, so it is built again from the log.
+const INDEX_MARKER_PER_COMMAND: &[u8] = b"styrlogg index 1";
 const INDEXED_KEY: &[u8] = b"X";
 
 fn frame_key(first_position: u64) -> [u8; 9] {
@@ -102,10 +108,42 @@ fn instance_key(instance: &InstanceId, first_sequence: u64) -> Vec<u8> {
     k
 }
 
-fn command_key(command: &CommandId) -> Vec<u8> {
-    let mut k = vec![b'C'];
-    k.extend_from_slice(command.as_str().as_bytes());
-    k
+/// A command id's 64-bit hash: what the index keeps of it (BLAKE3, so it
+/// is the same in every build). Ids are told apart by reading the log.
+fn command_hash(command: &CommandId) -> u64 {
+    let h = blake3::hash(command.as_str().as_bytes());
+    u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+/// One command of an instance's run entry (`S`): the entry's key holds
+/// the first command's sequence, and each command continues the one
+/// before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct RunCommand {
+    first_position: u64,
+    count: u32,
+    /// [`command_hash`] of its id.
+    id: u64,
+}
+
+/// An instance's run entry: its commands from `first_sequence` on.
+fn decode_run(k: &[u8], v: &[u8]) -> Result<(u64, Vec<RunCommand>), StoreError> {
+    let first = k.len().checked_sub(8).and_then(|at| be_u64(&k[at..]));
+    let first = first.ok_or_else(|| corrupt(0, "malformed instance index key"))?;
+    let run: Vec<RunCommand> = postcard::from_bytes(v).map_err(|e| corrupt(0, format!("instance index entry: {e}")))?;
+    if run.is_empty() || run.iter().any(|c| c.count == 0) {
+        return Err(corrupt(0, "an empty instance index entry"));
+    }
+    Ok((first, run))
+}
+
+/// Each command of a run entry, by first sequence.
+fn run_commands(first: u64, run: &[RunCommand]) -> impl Iterator<Item = (u64, RunCommand)> + '_ {
+    run.iter().scan(first, |seq, c| {
+        let at = *seq;
+        *seq += u64::from(c.count);
+        Some((at, *c))
+    })
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -293,14 +331,14 @@ pub enum OpenMode {
 }
 
 enum Request {
-    Append(AppendRequest, oneshot::Sender<Result<AppendOutcome, AppendError>>),
+    Append(Checked, oneshot::Sender<Result<AppendOutcome, AppendError>>),
     Import(Vec<RecordedEvent>, oneshot::Sender<Result<Head, AppendError>>),
 }
 
 impl Request {
     fn events(&self) -> usize {
         match self {
-            Request::Append(r, _) => r.events.len(),
+            Request::Append(r, _) => r.request().events.len(),
             Request::Import(e, _) => e.len(),
         }
     }
@@ -343,35 +381,27 @@ struct Inner {
 /// What sled's index holds (the overlay aside).
 struct SledIndex<'a>(&'a sled::Db);
 
-impl Index for SledIndex<'_> {
+impl SledIndex<'_> {
+    /// The instance's last sequence in sled, 0 when it has none.
     fn instance_version(&self, id: &InstanceId) -> Result<u64, StoreError> {
         match self.0.scan_prefix(instance_prefix(id)).next_back() {
             None => Ok(0),
             Some(kv) => {
                 let (k, v) = kv.map_err(io)?;
-                let first = be_u64(&k[k.len() - 8..]).ok_or_else(|| corrupt(0, "malformed instance index key"))?;
-                let loc: CommandLoc =
-                    postcard::from_bytes(&v).map_err(|e| corrupt(0, format!("instance index entry: {e}")))?;
-                Ok(first + u64::from(loc.count) - 1)
+                let (first, run) = decode_run(&k, &v)?;
+                Ok(first + run.iter().map(|c| u64::from(c.count)).sum::<u64>() - 1)
             }
-        }
-    }
-
-    fn command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
-        match self.0.get(command_key(id)).map_err(io)? {
-            None => Ok(None),
-            Some(v) => postcard::from_bytes(&v)
-                .map(Some)
-                .map_err(|e| corrupt(0, format!("command index entry for {id} does not decode: {e}"))),
         }
     }
 }
 
 /// The writer's view: instance versions it has seen (it is the only writer,
-/// so they are exact), then the overlay and sled.
+/// so they are exact), then the overlay and sled; command ids through the
+/// store's lookup.
 struct WriterIndex<'a> {
     behind: &'a Arc<Behind>,
     versions: &'a std::collections::HashMap<InstanceId, u64>,
+    store: &'a Weak<Inner>,
 }
 
 impl Index for WriterIndex<'_> {
@@ -383,10 +413,8 @@ impl Index for WriterIndex<'_> {
     }
 
     fn command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
-        if self.behind.surely_new(id) {
-            return Ok(None);
-        }
-        self.behind.command(id)
+        let inner = self.store.upgrade().ok_or_else(|| StoreError::Io("the store is closing".into()))?;
+        EmbeddedStore { inner }.find_command(id)
     }
 }
 
@@ -698,6 +726,11 @@ impl EmbeddedStore {
         };
         match index.get(INDEX_MARKER_KEY).map_err(io)? {
             Some(m) if m.as_ref() == INDEX_MARKER => {}
+            Some(m) if m.as_ref() == INDEX_MARKER_PER_COMMAND => {
+                tracing::info!("the index has the layout of an older version; building it again from the log");
+                index.clear().map_err(io)?;
+                index.insert(INDEX_MARKER_KEY, INDEX_MARKER).map_err(io)?;
+            }
             Some(_) => return Err(not_a_store("its index has another layout")),
             None => {
                 index.insert(INDEX_MARKER_KEY, INDEX_MARKER).map_err(io)?;
@@ -836,7 +869,9 @@ impl EmbeddedStore {
         let mut report = FilesReport::default();
         let mut next = 1u64;
         let mut prev_hash = crate::event::Hash::default();
-        let (mut frames_expected, mut commands_expected) = (0usize, 0usize);
+        let mut frames_expected = 0usize;
+        // Each command the log holds, by instance and first sequence.
+        let mut commands: std::collections::HashMap<(InstanceId, u64), RunCommand> = Default::default();
         let index = &self.inner.index;
         for seg in &segments {
             let at = |o: u64| format!("{} offset {o}", seg.path.display());
@@ -877,15 +912,9 @@ impl EmbeddedStore {
                 }
                 frames_expected += 1;
                 for (o, command) in frame_commands(&events) {
-                    commands_expected += 1;
-                    for (k, v) in command_entries(&o, command)? {
-                        if index.get(&k).map_err(io)?.as_deref() != Some(&v[..]) {
-                            return Err(corrupt(
-                                next,
-                                "the index's entry for a command of this frame is missing or wrong; rebuild it with `styrlogg rebuild --index`",
-                            ));
-                        }
-                    }
+                    let count = (o.last_sequence - o.first_sequence + 1) as u32;
+                    let c = RunCommand { first_position: o.first_position, count, id: command_hash(command) };
+                    commands.insert((o.instance, o.first_sequence), c);
                 }
                 let last = events.last().expect("non-empty");
                 prev_hash = last.hash;
@@ -915,17 +944,40 @@ impl EmbeddedStore {
                 format!("the log's files end at position {} but the store's head is {durable}", next - 1),
             ));
         }
+        // The instances' runs hold exactly the log's commands.
+        let wrong = |why: String| corrupt(durable, format!("{why}; rebuild it with `styrlogg rebuild --index`"));
+        let expected = commands.len();
+        for kv in index.scan_prefix(b"S") {
+            let (k, v) = kv.map_err(io)?;
+            let (first, run) = decode_run(&k, &v)?;
+            let id = std::str::from_utf8(k.get(3..k.len() - 8).unwrap_or_default()).ok();
+            let instance =
+                id.and_then(|i| InstanceId::new(i).ok()).ok_or_else(|| wrong("malformed instance index key".into()))?;
+            for (sequence, c) in run_commands(first, &run) {
+                if commands.remove(&(instance.clone(), sequence)) != Some(c) {
+                    return Err(wrong(format!(
+                        "the index's entry for command {sequence} of instance {instance} is not in the log or differs"
+                    )));
+                }
+            }
+        }
+        if let Some(((instance, sequence), _)) = commands.iter().next() {
+            return Err(wrong(format!(
+                "the index lacks {} of the log's {expected} commands, among them {sequence} of instance {instance}",
+                commands.len()
+            )));
+        }
         // No entries beyond those the log implies.
         let frames = index.scan_prefix(b"F").count();
-        let commands = index.scan_prefix(b"C").count();
-        let instances = index.scan_prefix(b"S").count();
-        if frames != frames_expected || commands != commands_expected || instances != commands_expected {
-            return Err(corrupt(
-                durable,
-                format!(
-                    "the index has {frames} frame, {commands} command and {instances} instance entries; the log implies {frames_expected}, {commands_expected} and {commands_expected}; rebuild it with `styrlogg rebuild --index`"
-                ),
-            ));
+        let other = index
+            .iter()
+            .keys()
+            .filter(|k| k.as_ref().is_ok_and(|k| !matches!(k.first(), Some(b'F' | b'S' | b'X' | b'M'))))
+            .count();
+        if frames != frames_expected || other > 0 {
+            return Err(wrong(format!(
+                "the index has {frames} frame entries and {other} unknown ones; the log implies {frames_expected} frames and nothing else"
+            )));
         }
         Ok(report)
     }
@@ -941,6 +993,23 @@ impl EmbeddedStore {
     /// them from the index in the background after the first append.
     pub fn knows_every_command_id(&self) -> bool {
         self.inner.behind.knows_every_id()
+    }
+
+    /// A stored command's outcome: the positions the index knows for its
+    /// id's hash, each read from the log until one holds this id.
+    fn find_command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
+        for position in self.inner.behind.command_positions(command_hash(id))? {
+            let (first, loc) = self.frame_at(position)?;
+            let events = self.read_frame(first, loc)?;
+            let from = events.get((position - first) as usize..).filter(|f| !f.is_empty());
+            let from = from.ok_or_else(|| corrupt(position, "the index points a command id past its frame"))?;
+            if from[0].event.command_id != *id {
+                continue;
+            }
+            let (outcome, _) = frame_commands(from).next().expect("one event at least");
+            return Ok(Some(outcome));
+        }
+        Ok(None)
     }
 
     fn sender(&self) -> Result<mpsc::Sender<Request>, StoreError> {
@@ -1128,8 +1197,7 @@ impl Recovery<'_> {
                 format!("the first segment starts at position {}", self.segments[0].first_position),
             ));
         }
-        let mut entries = Vec::new();
-        let mut pending = 0usize;
+        let mut batch = IndexBatch::default();
         loop {
             let seg = self.segments[seg_i].clone();
             let at = |o: u64| format!("{} offset {o}", seg.path.display());
@@ -1214,16 +1282,14 @@ impl Recovery<'_> {
                     return Err(corrupt(last.event.position, "the log and its index disagree on this event's hash"));
                 }
             } else {
-                add_to_index(&mut entries, seg.first_position, offset, h, &events)?;
-                pending += events.len();
+                batch.frame_events(seg.first_position, offset, h, &events);
             }
             head = Head { position: last.event.position, hash: last.hash };
             last_recorded_at = Some(last.event.recorded_at);
             expect_first = last.event.position + 1;
             offset += h.total();
-            if pending >= limits::IMPORT_CHUNK_EVENTS {
-                self.apply(std::mem::take(&mut entries), head)?;
-                pending = 0;
+            if batch.events >= limits::INDEX_BATCH_EVENTS {
+                self.apply(std::mem::take(&mut batch), head)?;
             }
         }
         if indexed.head.position > head.position {
@@ -1235,15 +1301,15 @@ impl Recovery<'_> {
                 ),
             ));
         }
-        if pending > 0 || indexed.head.position < head.position {
-            self.apply(entries, head)?;
+        if batch.events > 0 || indexed.head.position < head.position {
+            self.apply(batch, head)?;
         }
         Ok((head, last_recorded_at))
     }
 
-    fn apply(&self, entries: Vec<IndexEntry>, head: Head) -> Result<(), StoreError> {
+    fn apply(&self, batch: IndexBatch, head: Head) -> Result<(), StoreError> {
         fault(self.faults, "indexing frames found on open")?;
-        write_index(self.index, entries, head)
+        write_index(self.index, batch.entries()?, head)
     }
 
     fn zeros_from(&self, seg: &Segment, from: u64) -> Result<bool, StoreError> {
@@ -1351,21 +1417,6 @@ fn has_unwritten_sector(frame: &[u8], at: u64) -> bool {
 }
 
 /// Index entries for one frame's events.
-fn add_to_index(
-    entries: &mut Vec<IndexEntry>,
-    segment: u64,
-    offset: u64,
-    h: FrameHeader,
-    events: &[RecordedEvent],
-) -> Result<(), StoreError> {
-    let loc = FrameLoc { segment, offset, events: h.events, body_bytes: h.body_bytes };
-    entries.push(frame_entry(h.first_position, &loc)?);
-    for (outcome, command) in frame_commands(events) {
-        entries.extend(command_entries(&outcome, command)?);
-    }
-    Ok(())
-}
-
 /// The commands of one frame's events, in order, with the outcome each was
 /// acknowledged with (a command's events are contiguous: it is appended
 /// whole).
@@ -1390,13 +1441,58 @@ fn frame_commands(events: &[RecordedEvent]) -> impl Iterator<Item = (AppendOutco
 /// An index entry: key and value.
 type IndexEntry = (Vec<u8>, Vec<u8>);
 
-/// A command's two index entries: its instance's sequence to its
-/// position, and its id to its outcome.
-fn command_entries(o: &AppendOutcome, command: &CommandId) -> Result<[IndexEntry; 2], StoreError> {
-    Ok([
-        (instance_key(&o.instance, o.first_sequence), postcard::to_stdvec(&CommandLoc::of(o)).map_err(io)?),
-        (command_key(command), postcard::to_stdvec(o).map_err(io)?),
-    ])
+/// Index entries for a stretch of the log: one per frame, and one per run
+/// of an instance's commands (not one per command: sled's cost is per
+/// key, and a busy instance has many commands in a stretch).
+#[derive(Default)]
+struct IndexBatch {
+    frames: Vec<(u64, FrameLoc)>,
+    /// Per instance, in order of first appearance: first sequence, commands.
+    runs: Vec<(InstanceId, u64, Vec<RunCommand>)>,
+    /// Where each instance's open run is in `runs`.
+    open: std::collections::HashMap<InstanceId, usize>,
+    events: usize,
+}
+
+impl IndexBatch {
+    fn frame(&mut self, first_position: u64, loc: FrameLoc) {
+        self.events += loc.events as usize;
+        self.frames.push((first_position, loc));
+    }
+
+    /// A command, after every command of its instance added before it.
+    fn command(&mut self, id: u64, o: &AppendOutcome) {
+        let c =
+            RunCommand { first_position: o.first_position, count: (o.last_sequence - o.first_sequence + 1) as u32, id };
+        if let Some(&i) = self.open.get(&o.instance) {
+            let (_, first, run) = &mut self.runs[i];
+            if *first + run.iter().map(|c| u64::from(c.count)).sum::<u64>() == o.first_sequence {
+                run.push(c);
+                return;
+            }
+        }
+        self.open.insert(o.instance.clone(), self.runs.len());
+        self.runs.push((o.instance.clone(), o.first_sequence, vec![c]));
+    }
+
+    /// A frame read from the log, with its commands.
+    fn frame_events(&mut self, segment: u64, offset: u64, h: FrameHeader, events: &[RecordedEvent]) {
+        self.frame(h.first_position, FrameLoc { segment, offset, events: h.events, body_bytes: h.body_bytes });
+        for (outcome, command) in frame_commands(events) {
+            self.command(command_hash(command), &outcome);
+        }
+    }
+
+    fn entries(self) -> Result<Vec<IndexEntry>, StoreError> {
+        let mut out = Vec::with_capacity(self.frames.len() + self.runs.len());
+        for (first, loc) in &self.frames {
+            out.push(frame_entry(*first, loc)?);
+        }
+        for (instance, first, run) in &self.runs {
+            out.push((instance_key(instance, *first), postcard::to_stdvec(run).map_err(io)?));
+        }
+        Ok(out)
+    }
 }
 
 /// A frame's index entry: its first position to where it is.
@@ -1474,6 +1570,8 @@ impl EmbeddedStore {
 impl EventStore for EmbeddedStore {
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, AppendError> {
         let (tx, rx) = oneshot::channel();
+        // Checked here, in the caller's task: the writer only decides.
+        let req = Checked::new(req)?;
         self.sender()?.send(Request::Append(req, tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -1496,10 +1594,10 @@ impl EventStore for EmbeddedStore {
             self.inner.behind.instance_entries(instance).into_iter().collect();
         for kv in self.inner.index.scan_prefix(instance_prefix(instance)) {
             let (k, v) = kv.map_err(io)?;
-            let first_sequence = be_u64(&k[k.len() - 8..]).ok_or_else(|| corrupt(0, "malformed instance index key"))?;
-            let loc: CommandLoc =
-                postcard::from_bytes(&v).map_err(|e| corrupt(0, format!("instance index entry: {e}")))?;
-            entries.insert(first_sequence, loc);
+            let (first, run) = decode_run(&k, &v)?;
+            for (sequence, c) in run_commands(first, &run) {
+                entries.insert(sequence, CommandLoc { first_position: c.first_position, count: c.count });
+            }
         }
         for (first_sequence, loc) in entries {
             if loc.first_position > durable {
@@ -1556,7 +1654,7 @@ impl EventStore for EmbeddedStore {
         command_id: &CommandId,
     ) -> Result<Option<AppendOutcome>, StoreError> {
         fault(&self.inner.faults, "looking up a command")?;
-        let outcome = self.inner.behind.command(command_id)?;
+        let outcome = self.find_command(command_id)?;
         Ok(outcome.filter(|o| o.instance == *instance && o.last_position <= self.durable_position()))
     }
 
@@ -1588,9 +1686,10 @@ struct Writer {
     faults: Faults,
 }
 
+/// A staged request's answer, sent once every group before it is durable.
 enum Pending {
-    Append(oneshot::Sender<Result<AppendOutcome, AppendError>>, AppendOutcome),
-    Import(oneshot::Sender<Result<Head, AppendError>>, Head),
+    Append(oneshot::Sender<Result<AppendOutcome, AppendError>>, Result<AppendOutcome, AppendError>),
+    Import(oneshot::Sender<Result<Head, AppendError>>, Result<Head, AppendError>),
 }
 
 impl Writer {
@@ -1610,6 +1709,9 @@ impl Writer {
         Ok(offset)
     }
 
+    /// Group commit: take one request, drain whatever else is queued (up
+    /// to the group limits), decide them all, write them as one frame,
+    /// make it durable, answer.
     fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         while let Some(first) = rx.blocking_recv() {
             let mut events = first.events();
@@ -1623,91 +1725,60 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit_group(group);
+            let group = self.stage_group(group);
+            if let Some(flight) = self.launch(group) {
+                self.land(flight);
+            }
+            self.stager.end_group();
         }
         self.behind.close();
         tracing::debug!("writer stopped");
     }
 
-    fn commit_group(&mut self, group: Vec<Request>) {
-        if let (None, Some(e)) = (&self.poisoned, self.behind.failed()) {
-            self.poison(&e);
-        }
-        if let Some(why) = &self.poisoned {
-            for r in group {
-                let err = StoreError::Poisoned(why.clone());
-                match r {
-                    Request::Append(_, tx) => drop(tx.send(Err(err.into()))),
-                    Request::Import(_, tx) => drop(tx.send(Err(err.into()))),
-                }
-            }
-            return;
-        }
+    /// Decides a group's requests against what is stored. Nothing is
+    /// answered yet: a duplicate of a command staged earlier in the group
+    /// is answered once that command is durable.
+    fn stage_group(&mut self, group: Vec<Request>) -> Group {
         let now = self.clock.now();
         let stage_started = std::time::Instant::now();
         let mut staged: Vec<Staged> = Vec::new();
         let mut pending = Vec::with_capacity(group.len());
+        if self.poisoned.is_none() {
+            if let Some(e) = self.behind.failed() {
+                self.poison(&e);
+            }
+        }
         for r in group {
-            let idx = WriterIndex { behind: &self.behind, versions: &self.versions };
+            if let Some(why) = &self.poisoned {
+                r.refuse(StoreError::Poisoned(why.clone()));
+                continue;
+            }
+            let idx = WriterIndex { behind: &self.behind, versions: &self.versions, store: &self.store };
             match r {
                 Request::Append(req, tx) => match self.stager.stage_append(&idx, req, now) {
-                    Ok(Stage::Duplicate(o)) => pending.push(Pending::Append(tx, o)),
+                    Ok(Stage::Duplicate(o)) => pending.push(Pending::Append(tx, Ok(o))),
                     Ok(Stage::New(s)) => {
-                        pending.push(Pending::Append(tx, s.outcome.clone()));
+                        pending.push(Pending::Append(tx, Ok(s.outcome.clone())));
                         staged.push(s);
                     }
-                    Err(e) => drop(tx.send(Err(e))),
+                    Err(e) => pending.push(Pending::Append(tx, Err(e))),
                 },
                 Request::Import(events, tx) => match self.stager.stage_import(&idx, events) {
                     Ok(s) => {
                         staged.extend(s);
-                        pending.push(Pending::Import(tx, self.stager.head()));
+                        pending.push(Pending::Import(tx, Ok(self.stager.head())));
                     }
-                    Err(e) => drop(tx.send(Err(e))),
+                    Err(e) => pending.push(Pending::Import(tx, Err(e))),
                 },
             }
         }
-        let head = self.stager.head();
         tracing::trace!(
             requests = pending.len(),
             stage_us = stage_started.elapsed().as_micros() as u64,
             "group staged"
         );
-        let result = if staged.is_empty() { Ok(()) } else { self.persist(&staged, head) };
-        self.stager.end_group();
-        if result.is_ok() {
-            if self.versions.len() > limits::WRITER_CACHED_INSTANCES_MAX {
-                self.versions.clear();
-            }
-            for s in &staged {
-                self.versions.insert(s.outcome.instance.clone(), s.outcome.last_sequence);
-            }
-        }
-        match result {
-            Ok(()) => {
-                if !staged.is_empty() {
-                    self.heads.send_replace(head);
-                }
-                for p in pending {
-                    match p {
-                        Pending::Append(tx, o) => drop(tx.send(Ok(o))),
-                        Pending::Import(tx, h) => drop(tx.send(Ok(h))),
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "group commit failed; refusing further writes");
-                self.poison(&e);
-                for p in pending {
-                    match p {
-                        Pending::Append(tx, _) => drop(tx.send(Err(e.clone().into()))),
-                        Pending::Import(tx, _) => drop(tx.send(Err(e.clone().into()))),
-                    }
-                }
-            }
-        }
+        Group { staged, pending, head: self.stager.head() }
     }
-
     /// Refuses every write from now on: what follows the last durable
     /// frame is not vouched for.
     fn poison(&mut self, e: &StoreError) {
@@ -1740,10 +1811,69 @@ impl Writer {
         Ok(seg)
     }
 
-    /// Writes the staged commands as frames, makes them durable, and hands
-    /// their index entries to the indexer.
-    fn persist(&mut self, staged: &[Staged], head: Head) -> Result<(), StoreError> {
-        let t0 = std::time::Instant::now();
+    /// Writes a staged group's frames after the last frame. A group with
+    /// nothing to write is answered at once (every group before it is
+    /// durable by now). On a failed write the store refuses further writes.
+    fn launch(&mut self, group: Group) -> Option<Flight> {
+        if let Some(why) = &self.poisoned {
+            let e = StoreError::Poisoned(why.clone());
+            group.pending.into_iter().for_each(|p| p.fail(&e));
+            return None;
+        }
+        if group.staged.is_empty() {
+            group.pending.into_iter().for_each(Pending::answer);
+            return None;
+        }
+        let started = std::time::Instant::now();
+        match self.write_frames(&group.staged, group.head) {
+            Ok((job, touched)) => Some(Flight { group, job, touched, started }),
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; refusing further writes");
+                self.poison(&e);
+                group.pending.into_iter().for_each(|p| p.fail(&e));
+                None
+            }
+        }
+    }
+
+    /// Makes a written group durable (`fdatasync`), hands its index
+    /// entries to the indexer, publishes its head, and answers it.
+    fn land(&mut self, flight: Flight) {
+        let Flight { group, job, touched, started } = flight;
+        let t1 = std::time::Instant::now();
+        let synced = touched.iter().try_for_each(|seg| {
+            fault(&self.faults, "syncing the log")?;
+            seg.file.sync_data().map_err(io)
+        });
+        let t2 = std::time::Instant::now();
+        if let Err(e) = synced {
+            tracing::error!(error = %e, "group commit failed; refusing further writes");
+            self.poison(&e);
+            group.pending.into_iter().for_each(|p| p.fail(&e));
+            return;
+        }
+        // Durable: readers find the group through the overlay from here on.
+        self.behind.push(job);
+        if self.versions.len() > limits::WRITER_CACHED_INSTANCES_MAX {
+            self.versions.clear();
+        }
+        for s in &group.staged {
+            self.versions.insert(s.outcome.instance.clone(), s.outcome.last_sequence);
+        }
+        self.heads.send_replace(group.head);
+        tracing::trace!(
+            head = group.head.position,
+            events = group.staged.iter().map(|s| s.records.len()).sum::<usize>(),
+            write_us = (t1 - started).as_micros() as u64,
+            sync_us = (t2 - t1).as_micros() as u64,
+            "group persisted"
+        );
+        group.pending.into_iter().for_each(Pending::answer);
+    }
+
+    /// Writes the staged commands as frames, not yet durable, and gathers
+    /// the index entries they will have.
+    fn write_frames(&mut self, staged: &[Staged], head: Head) -> Result<(behind::Job, Vec<Segment>), StoreError> {
         // Frames of whole commands, each at most FRAME_BODY_BYTES_MAX.
         let mut frames: Vec<Vec<&Staged>> = vec![Vec::new()];
         let mut size = 0usize;
@@ -1770,28 +1900,58 @@ impl Writer {
                 FrameLoc { segment: seg.first_position, offset: self.end, events: h.events, body_bytes: h.body_bytes };
             job.frames.push((first, loc));
             for s in f {
-                job.commands.push((s.records[0].0.event.command_id.clone(), s.outcome.clone()));
+                job.commands.push((command_hash(&s.records[0].0.event.command_id), s.outcome.clone()));
             }
             self.end += bytes.len() as u64;
             if touched.last().is_none_or(|t| t.first_position != seg.first_position) {
                 touched.push(seg);
             }
         }
-        let t1 = std::time::Instant::now();
-        for seg in &touched {
-            fault(&self.faults, "syncing the log")?;
-            seg.file.sync_data().map_err(io)?;
+        Ok((job, touched))
+    }
+}
+
+/// A staged group: what to write, and the answers once it is durable.
+struct Group {
+    staged: Vec<Staged>,
+    pending: Vec<Pending>,
+    head: Head,
+}
+
+/// A group written and not yet durable.
+struct Flight {
+    group: Group,
+    job: behind::Job,
+    /// The segments its frames went to.
+    touched: Vec<Segment>,
+    started: std::time::Instant,
+}
+
+impl Request {
+    /// Answers with an error without staging.
+    fn refuse(self, e: StoreError) {
+        match self {
+            Request::Append(_, tx) => drop(tx.send(Err(e.into()))),
+            Request::Import(_, tx) => drop(tx.send(Err(e.into()))),
         }
-        let t2 = std::time::Instant::now();
-        // Durable: readers find the group through the overlay from here on.
-        self.behind.push(job);
-        tracing::trace!(
-            head = head.position,
-            events = staged.iter().map(|s| s.records.len()).sum::<usize>(),
-            write_us = (t1 - t0).as_micros() as u64,
-            sync_us = (t2 - t1).as_micros() as u64,
-            "group persisted"
-        );
-        Ok(())
+    }
+}
+
+impl Pending {
+    /// Sends the answer decided when the request was staged.
+    fn answer(self) {
+        match self {
+            Pending::Append(tx, r) => drop(tx.send(r)),
+            Pending::Import(tx, r) => drop(tx.send(r)),
+        }
+    }
+
+    /// Sends `e` instead: the decision rested on a group that never became
+    /// durable.
+    fn fail(self, e: &StoreError) {
+        match self {
+            Pending::Append(tx, _) => drop(tx.send(Err(e.clone().into()))),
+            Pending::Import(tx, _) => drop(tx.send(Err(e.clone().into()))),
+        }
     }
 }

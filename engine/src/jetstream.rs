@@ -35,7 +35,7 @@
 
 use crate::clock::Clock;
 use crate::codec;
-use crate::commit::{Index, Stage, Staged, Stager};
+use crate::commit::{Checked, Index, Stage, Staged, Stager};
 use crate::event::{CommandId, InstanceId, RecordedEvent};
 use crate::limits;
 use crate::store::{AppendError, AppendOutcome, AppendRequest, EventStore, Head, StoreError};
@@ -882,17 +882,19 @@ impl Writer {
         for (i, s) in slots.iter_mut().enumerate() {
             let idx = &self.known;
             let staged: Vec<Staged> = match s {
-                Slot::Append { req, tx } if tx.is_some() => match stager.stage_append(idx, req.clone(), now) {
-                    Ok(Stage::Duplicate(o)) => {
-                        let _ = tx.take().expect("checked").send(Ok(o));
-                        continue;
+                Slot::Append { req, tx } if tx.is_some() => {
+                    match Checked::new(req.clone()).and_then(|r| stager.stage_append(idx, r, now)) {
+                        Ok(Stage::Duplicate(o)) => {
+                            let _ = tx.take().expect("checked").send(Ok(o));
+                            continue;
+                        }
+                        Ok(Stage::New(staged)) => vec![staged],
+                        Err(e) => {
+                            let _ = tx.take().expect("checked").send(Err(e));
+                            continue;
+                        }
                     }
-                    Ok(Stage::New(staged)) => vec![staged],
-                    Err(e) => {
-                        let _ = tx.take().expect("checked").send(Err(e));
-                        continue;
-                    }
-                },
+                }
                 Slot::Import { events, tx } if tx.is_some() => match stager.stage_import(idx, events.clone()) {
                     Ok(staged) => staged,
                     Err(e) => {

@@ -102,7 +102,3 @@ pub const INDEX_BEHIND_EVENTS_MAX: usize = 65_536;
 pub const INDEX_BATCH_EVENTS: usize = 4096;
 /// ... or this long after the first of them arrived.
 pub const INDEX_BEHIND_LINGER: std::time::Duration = std::time::Duration::from_millis(10);
-/// Command ids whose hashes the embedded store's writer keeps in memory
-/// (about 16 bytes each) to skip the index lookup for new ids; beyond
-/// this it looks every id up.
-pub const KNOWN_COMMANDS_MAX: usize = 4_000_000;

@@ -3,7 +3,7 @@
 //! nothing persisted.
 
 use crate::clock::Clock;
-use crate::commit::{Index, Stage, Stager};
+use crate::commit::{Checked, Index, Stage, Stager};
 use crate::event::{CommandId, InstanceId, RecordedEvent};
 use crate::store::{AppendError, AppendOutcome, AppendRequest, EventStore, Head, StoreError};
 use crate::subscription::Subscription;
@@ -92,7 +92,7 @@ impl EventStore for MemoryStore {
         let now = self.inner.clock.now();
         let mut state = self.lock();
         let (view, stager) = state.split();
-        let stage = stager.stage_append(&view, req, now);
+        let stage = Checked::new(req).and_then(|r| stager.stage_append(&view, r, now));
         stager.end_group();
         match stage? {
             Stage::Duplicate(outcome) => Ok(outcome),

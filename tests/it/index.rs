@@ -189,3 +189,80 @@ async fn commands_from_before_an_open_are_recognised_once_the_ids_are_in_memory(
     store.append(req("new", ExpectedVersion::Any, "second-after-open", 1)).await.unwrap();
     store.close().unwrap();
 }
+
+/// The index keeps one entry per run of an instance's commands in an
+/// indexer batch, not one per command: the 1 000 commands of four
+/// instances written while the indexer is held, so that it takes them in
+/// one batch, are four keys; every read and duplicate check still finds
+/// each command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_s_commands_share_run_entries_and_each_is_still_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::counting();
+    let store =
+        EmbeddedStore::open_with_faults(dir.path(), OpenMode::CreateIfMissing, clock(), Some(plan.clone())).unwrap();
+    plan.hold_index(true);
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..250 {
+                store
+                    .append(req(&format!("run{w}"), ExpectedVersion::Any, &format!("run{w}-{i}"), 1 + i % 3))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    plan.hold_index(false);
+    store.check_files().unwrap();
+    store.close().unwrap();
+    let db = sled::open(dir.path().join("index")).unwrap();
+    let runs = db.scan_prefix(b"S").count();
+    assert_eq!(runs, 4, "run entries for 1 000 commands of 4 instances");
+    drop(db);
+    let store = EmbeddedStore::open(dir.path(), OpenMode::MustExist, clock()).unwrap();
+    for w in 0..4 {
+        let events = store.read_instance(&instance(&format!("run{w}")), 1).await.unwrap();
+        assert_eq!(events.len(), (0..250).map(|i| 1 + i % 3).sum::<usize>());
+        assert!(events.iter().enumerate().all(|(i, e)| e.event.sequence == i as u64 + 1));
+        for i in [0, 137, 249] {
+            let again = store
+                .append(req(&format!("run{w}"), ExpectedVersion::Any, &format!("run{w}-{i}"), 1 + i % 3))
+                .await
+                .unwrap();
+            assert!(again.deduplicated, "run{w}-{i} is recognised");
+            let first = &events.iter().find(|e| e.event.command_id.as_str() == format!("run{w}-{i}")).unwrap().event;
+            assert_eq!((again.first_sequence, again.first_position), (first.sequence, first.position));
+        }
+    }
+    store.check_files().unwrap();
+    store.close().unwrap();
+}
+
+/// An index of the older layout (an entry per command and per command id)
+/// is built again from the log on open: it is derived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_of_the_older_layout_is_built_again_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), OpenMode::CreateIfMissing, clock()).unwrap();
+    for i in 0..50 {
+        store.append(req(&format!("old{}", i % 3), ExpectedVersion::Any, &format!("old-{i}"), 1)).await.unwrap();
+    }
+    let head = store.head().await.unwrap();
+    store.close().unwrap();
+    let db = sled::open(dir.path().join("index")).unwrap();
+    db.insert(b"M", &b"styrlogg index 1"[..]).unwrap();
+    db.insert(b"Cold-7", &b"an entry of the older layout"[..]).unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let store = EmbeddedStore::open(dir.path(), OpenMode::MustExist, clock()).unwrap();
+    assert_eq!(store.check_files().unwrap().events, head.position, "nothing of the older layout is left");
+    let again = store.append(req("old1", ExpectedVersion::Any, "old-7", 1)).await.unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(store.head().await.unwrap(), head);
+    store.close().unwrap();
+}

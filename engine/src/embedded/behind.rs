@@ -14,9 +14,8 @@
 //! overlay (reads stay right), the writer refuses further writes, and
 //! closing reports the failure. Reopening indexes what is missing.
 
-use super::{command_entries, fault, frame_entry, write_index, CommandLoc, Faults, FrameLoc, SledIndex};
-use crate::commit::Index;
-use crate::event::{CommandId, InstanceId};
+use super::{decode_run, fault, run_commands, write_index, CommandLoc, Faults, FrameLoc, IndexBatch, SledIndex};
+use crate::event::InstanceId;
 use crate::limits;
 use crate::store::{AppendOutcome, Head, StoreError};
 use std::collections::{BTreeMap, HashMap};
@@ -27,8 +26,8 @@ pub(super) struct Job {
     pub head: Head,
     /// Each frame's first position and place.
     pub frames: Vec<(u64, FrameLoc)>,
-    /// Each command's id and outcome.
-    pub commands: Vec<(CommandId, AppendOutcome)>,
+    /// Each command's id (its [`super::command_hash`]) and outcome.
+    pub commands: Vec<(u64, AppendOutcome)>,
 }
 
 impl Job {
@@ -41,7 +40,6 @@ impl Job {
 #[derive(Default)]
 struct Overlay {
     frames: BTreeMap<u64, FrameLoc>,
-    commands: HashMap<CommandId, AppendOutcome>,
     /// Per instance: first sequence of each command to where it is.
     instances: HashMap<InstanceId, BTreeMap<u64, CommandLoc>>,
 }
@@ -60,31 +58,53 @@ struct State {
     indexed: Head,
 }
 
-/// Which command ids the store holds, as 64-bit hashes, so the writer
-/// need not ask sled about an id it has surely never seen. Complete once
-/// the ids in sled when the writer started have been read (a thread does
-/// this after the first append); until then, and if it grows past
-/// [`limits::KNOWN_COMMANDS_MAX`], every id is looked up.
+/// Where every stored command starts, by the 64-bit hash of its id: how
+/// a command id is found (sled keeps no entry per id). Filled from sled's
+/// run entries on the first lookup after an open, and by every commit;
+/// about 16 bytes per command (plus the hash table's slack).
 #[derive(Default)]
 struct Known {
-    ids: std::collections::HashSet<u64>,
-    scan: Scan,
+    first: HashMap<u64, u64, BuildHasherDefault<HashIsKey>>,
+    /// Further positions of a hash already in `first` (two ids, one hash).
+    more: Vec<(u64, u64)>,
+    /// Sled's entries have been read in.
+    loaded: bool,
 }
 
-#[derive(Default, PartialEq, Eq)]
-enum Scan {
-    #[default]
-    NotStarted,
-    Running,
-    Complete,
-    /// Too many ids, or sled could not be read: look every id up.
-    Abandoned,
+impl Known {
+    fn add(&mut self, id: u64, position: u64) {
+        match self.first.entry(id) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(position);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                if *o.get() != position && !self.more.contains(&(id, position)) {
+                    self.more.push((id, position));
+                }
+            }
+        }
+    }
 }
 
-fn id_hash(id: &[u8]) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
+/// The keys are hashes already: used as they are.
+#[derive(Default)]
+struct HashIsKey(u64);
+
+impl std::hash::Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
+
+use std::hash::BuildHasherDefault;
 
 /// The overlay, the queue to the indexer thread, and sled.
 pub(super) struct Behind {
@@ -122,21 +142,17 @@ impl Behind {
             for (first, loc) in &job.frames {
                 o.frames.insert(*first, *loc);
             }
-            for (id, outcome) in &job.commands {
+            for (_, outcome) in &job.commands {
                 o.instances
                     .entry(outcome.instance.clone())
                     .or_default()
                     .insert(outcome.first_sequence, CommandLoc::of(outcome));
-                o.commands.insert(id.clone(), outcome.clone());
             }
         }
         {
             let mut k = self.known.lock().expect("known ids lock");
-            if k.scan != Scan::Abandoned {
-                k.ids.extend(job.commands.iter().map(|(id, _)| id_hash(id.as_str().as_bytes())));
-                if k.ids.len() > limits::KNOWN_COMMANDS_MAX {
-                    *k = Known { ids: Default::default(), scan: Scan::Abandoned };
-                }
+            for (id, outcome) in &job.commands {
+                k.add(*id, outcome.first_position);
             }
         }
         let mut s = self.state();
@@ -233,16 +249,16 @@ impl Behind {
     fn apply(&self, jobs: &[Job]) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         fault(&self.faults, "updating the index")?;
-        let mut entries = Vec::new();
+        let mut batch = IndexBatch::default();
         for job in jobs {
             for (first, loc) in &job.frames {
-                entries.push(frame_entry(*first, loc)?);
+                batch.frame(*first, *loc);
             }
             for (id, outcome) in &job.commands {
-                entries.extend(command_entries(outcome, id)?);
+                batch.command(*id, outcome);
             }
         }
-        write_index(&self.db, entries, jobs.last().expect("at least one job").head)?;
+        write_index(&self.db, batch.entries()?, jobs.last().expect("at least one job").head)?;
         let events: usize = jobs.iter().map(Job::events).sum();
         tracing::trace!(groups = jobs.len(), events, index_us = started.elapsed().as_micros() as u64, "index written");
         Ok(())
@@ -255,8 +271,7 @@ impl Behind {
             for (first, _) in &job.frames {
                 o.frames.remove(first);
             }
-            for (id, outcome) in &job.commands {
-                o.commands.remove(id);
+            for (_, outcome) in &job.commands {
                 if let Some(seqs) = o.instances.get_mut(&outcome.instance) {
                     seqs.remove(&outcome.first_sequence);
                     if seqs.is_empty() {
@@ -274,77 +289,33 @@ impl Behind {
         (position < first + u64::from(loc.events)).then_some((*first, *loc))
     }
 
-    /// Whether the store surely does not hold this command id. The first
-    /// call starts reading the ids sled holds; false until that is done.
-    pub fn surely_new(self: &std::sync::Arc<Self>, id: &CommandId) -> bool {
+    /// Where the commands whose id has this hash start (usually one
+    /// position, or none). The first call after an open reads every run
+    /// entry of sled; what was committed since is added by [`Behind::push`]
+    /// meanwhile, and everything committed before is in sled (an open
+    /// indexes the whole log before the writer starts).
+    pub fn command_positions(&self, id: u64) -> Result<Vec<u64>, StoreError> {
         let mut k = self.known.lock().expect("known ids lock");
-        match k.scan {
-            Scan::Complete => !k.ids.contains(&id_hash(id.as_str().as_bytes())),
-            Scan::NotStarted => {
-                k.scan = Scan::Running;
-                let behind = self.clone();
-                let started =
-                    std::thread::Builder::new().name("styrlogg-known-ids".into()).spawn(move || behind.read_known());
-                if started.is_err() {
-                    k.scan = Scan::Abandoned;
+        if !k.loaded {
+            let started = std::time::Instant::now();
+            for kv in self.db.scan_prefix(b"S") {
+                let (key, v) = kv.map_err(super::io)?;
+                let (first, run) = decode_run(&key, &v)?;
+                for (_, c) in run_commands(first, &run) {
+                    k.add(c.id, c.first_position);
                 }
-                false
             }
-            Scan::Running | Scan::Abandoned => false,
+            k.loaded = true;
+            tracing::debug!(ids = k.first.len(), ms = started.elapsed().as_millis() as u64, "command ids known");
         }
+        let mut out: Vec<u64> = k.first.get(&id).copied().into_iter().collect();
+        out.extend(k.more.iter().filter(|(h, _)| *h == id).map(|(_, p)| *p));
+        Ok(out)
     }
 
-    /// Whether the set of known ids is complete.
+    /// Whether every stored command id is in memory.
     pub fn knows_every_id(&self) -> bool {
-        self.known.lock().expect("known ids lock").scan == Scan::Complete
-    }
-
-    /// Reads every command id sled holds into [`Known`]. Ids committed
-    /// since the writer started are added by [`Behind::push`] meanwhile;
-    /// every id committed before is in sled (an open indexes the whole
-    /// log before the writer starts).
-    fn read_known(&self) {
-        let started = std::time::Instant::now();
-        let mut ids = std::collections::HashSet::new();
-        for kv in self.db.scan_prefix(b"C") {
-            match kv {
-                Ok((k, _)) => {
-                    ids.insert(id_hash(&k[1..]));
-                }
-                Err(e) => {
-                    tracing::warn!("reading the command ids of the index: {e}; every id is looked up");
-                    self.known.lock().expect("known ids lock").scan = Scan::Abandoned;
-                    return;
-                }
-            }
-            if ids.len() > limits::KNOWN_COMMANDS_MAX {
-                break;
-            }
-            // A closing store lets go of sled at once (a reopen waits for its lock).
-            if ids.len() % 4096 == 0 && self.state().closing {
-                return;
-            }
-        }
-        let mut k = self.known.lock().expect("known ids lock");
-        if k.scan != Scan::Running {
-            return;
-        }
-        ids.extend(k.ids.drain());
-        if ids.len() > limits::KNOWN_COMMANDS_MAX {
-            *k = Known { ids: Default::default(), scan: Scan::Abandoned };
-            return;
-        }
-        k.ids = ids;
-        k.scan = Scan::Complete;
-        tracing::debug!(ids = k.ids.len(), ms = started.elapsed().as_millis() as u64, "command ids known");
-    }
-
-    /// A command's outcome: the overlay, then sled.
-    pub fn command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
-        if let Some(o) = self.overlay.read().expect("overlay lock").commands.get(id) {
-            return Ok(Some(o.clone()));
-        }
-        SledIndex(&self.db).command(id)
+        self.known.lock().expect("known ids lock").loaded
     }
 
     /// An instance's last sequence: the overlay, then sled.
@@ -364,5 +335,23 @@ impl Behind {
     pub fn instance_entries(&self, id: &InstanceId) -> Vec<(u64, CommandLoc)> {
         let o = self.overlay.read().expect("overlay lock");
         o.instances.get(id).map(|s| s.iter().map(|(k, v)| (*k, *v)).collect()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Known;
+
+    #[test]
+    fn two_ids_with_one_hash_keep_both_positions() {
+        let mut k = Known::default();
+        k.add(7, 100);
+        k.add(7, 100);
+        k.add(7, 250);
+        k.add(8, 300);
+        k.add(7, 250);
+        assert_eq!(k.first.get(&7), Some(&100));
+        assert_eq!(k.more, vec![(7, 250)]);
+        assert_eq!(k.first.get(&8), Some(&300));
     }
 }
