@@ -156,9 +156,10 @@ async fn readers_racing_the_hand_over_from_overlay_to_sled_see_whole_histories()
     store.close().unwrap();
 }
 
-/// After an open, the writer reads the stored command ids into memory and
-/// from then on asks the index only about ids it may have seen: a repeat
-/// of a command from before the open is still recognised.
+/// After an open, the first lookup of a command id reads where every
+/// stored command starts (by its id's hash) from the index's run entries
+/// into memory: a repeat of a command from before the open is recognised,
+/// through the log at that position.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_from_before_an_open_are_recognised_once_the_ids_are_in_memory() {
     let dir = tempfile::tempdir().unwrap();
