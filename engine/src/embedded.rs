@@ -102,6 +102,13 @@ fn instance_prefix(instance: &InstanceId) -> Vec<u8> {
     k
 }
 
+/// The instance an instance key (`S`, length, id, first sequence) is for.
+fn key_instance(k: &[u8]) -> Option<InstanceId> {
+    let len = usize::from(u16::from_be_bytes(k.get(1..3)?.try_into().ok()?));
+    (k.len() == 3 + len + 8).then_some(())?;
+    InstanceId::new(std::str::from_utf8(&k[3..3 + len]).ok()?).ok()
+}
+
 fn instance_key(instance: &InstanceId, first_sequence: u64) -> Vec<u8> {
     let mut k = instance_prefix(instance);
     k.extend_from_slice(&first_sequence.to_be_bytes());
@@ -124,6 +131,12 @@ struct RunCommand {
     count: u32,
     /// [`command_hash`] of its id.
     id: u64,
+}
+
+impl RunCommand {
+    fn of(id: u64, o: &AppendOutcome) -> RunCommand {
+        RunCommand { first_position: o.first_position, count: CommandLoc::of(o).count, id }
+    }
 }
 
 /// An instance's run entry: its commands from `first_sequence` on.
@@ -413,8 +426,13 @@ impl Index for WriterIndex<'_> {
     }
 
     fn command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
+        // A new id (nearly every one) is settled by the map alone.
+        let positions = self.behind.command_positions(command_hash(id))?;
+        if positions.is_empty() {
+            return Ok(None);
+        }
         let inner = self.store.upgrade().ok_or_else(|| StoreError::Io("the store is closing".into()))?;
-        EmbeddedStore { inner }.find_command(id)
+        EmbeddedStore { inner }.command_at(id, positions)
     }
 }
 
@@ -912,9 +930,7 @@ impl EmbeddedStore {
                 }
                 frames_expected += 1;
                 for (o, command) in frame_commands(&events) {
-                    let count = (o.last_sequence - o.first_sequence + 1) as u32;
-                    let c = RunCommand { first_position: o.first_position, count, id: command_hash(command) };
-                    commands.insert((o.instance, o.first_sequence), c);
+                    commands.insert((o.instance.clone(), o.first_sequence), RunCommand::of(command_hash(command), &o));
                 }
                 let last = events.last().expect("non-empty");
                 prev_hash = last.hash;
@@ -950,9 +966,7 @@ impl EmbeddedStore {
         for kv in index.scan_prefix(b"S") {
             let (k, v) = kv.map_err(io)?;
             let (first, run) = decode_run(&k, &v)?;
-            let id = std::str::from_utf8(k.get(3..k.len() - 8).unwrap_or_default()).ok();
-            let instance =
-                id.and_then(|i| InstanceId::new(i).ok()).ok_or_else(|| wrong("malformed instance index key".into()))?;
+            let instance = key_instance(&k).ok_or_else(|| wrong("malformed instance index key".into()))?;
             for (sequence, c) in run_commands(first, &run) {
                 if commands.remove(&(instance.clone(), sequence)) != Some(c) {
                     return Err(wrong(format!(
@@ -988,9 +1002,9 @@ impl EmbeddedStore {
         self.durable_position().saturating_sub(self.inner.behind.indexed().position)
     }
 
-    /// Whether the writer holds every stored command id in memory (as a
-    /// hash), so that appending a new id needs no index lookup. It reads
-    /// them from the index in the background after the first append.
+    /// Whether every stored command id is in memory (as a hash, with where
+    /// its command starts). The first lookup of an id after an open reads
+    /// them from the index's run entries; commits add theirs.
     pub fn knows_every_command_id(&self) -> bool {
         self.inner.behind.knows_every_id()
     }
@@ -998,7 +1012,13 @@ impl EmbeddedStore {
     /// A stored command's outcome: the positions the index knows for its
     /// id's hash, each read from the log until one holds this id.
     fn find_command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
-        for position in self.inner.behind.command_positions(command_hash(id))? {
+        let positions = self.inner.behind.command_positions(command_hash(id))?;
+        self.command_at(id, positions)
+    }
+
+    /// The command with this id among commands starting at `positions`.
+    fn command_at(&self, id: &CommandId, positions: Vec<u64>) -> Result<Option<AppendOutcome>, StoreError> {
+        for position in positions {
             let (first, loc) = self.frame_at(position)?;
             let events = self.read_frame(first, loc)?;
             let from = events.get((position - first) as usize..).filter(|f| !f.is_empty());
@@ -1449,8 +1469,9 @@ struct IndexBatch {
     frames: Vec<(u64, FrameLoc)>,
     /// Per instance, in order of first appearance: first sequence, commands.
     runs: Vec<(InstanceId, u64, Vec<RunCommand>)>,
-    /// Where each instance's open run is in `runs`.
-    open: std::collections::HashMap<InstanceId, usize>,
+    /// Each instance's open run: where it is in `runs`, and the sequence
+    /// that continues it.
+    open: std::collections::HashMap<InstanceId, (usize, u64)>,
     events: usize,
 }
 
@@ -1462,16 +1483,15 @@ impl IndexBatch {
 
     /// A command, after every command of its instance added before it.
     fn command(&mut self, id: u64, o: &AppendOutcome) {
-        let c =
-            RunCommand { first_position: o.first_position, count: (o.last_sequence - o.first_sequence + 1) as u32, id };
-        if let Some(&i) = self.open.get(&o.instance) {
-            let (_, first, run) = &mut self.runs[i];
-            if *first + run.iter().map(|c| u64::from(c.count)).sum::<u64>() == o.first_sequence {
-                run.push(c);
+        let c = RunCommand::of(id, o);
+        if let Some((i, next)) = self.open.get_mut(&o.instance) {
+            if *next == o.first_sequence {
+                self.runs[*i].2.push(c);
+                *next = o.last_sequence + 1;
                 return;
             }
         }
-        self.open.insert(o.instance.clone(), self.runs.len());
+        self.open.insert(o.instance.clone(), (self.runs.len(), o.last_sequence + 1));
         self.runs.push((o.instance.clone(), o.first_sequence, vec![c]));
     }
 

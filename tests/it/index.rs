@@ -8,12 +8,17 @@ use engine::embedded::FaultPlan;
 use engine::{CommandId, EmbeddedStore, EventStore, ExpectedVersion, OpenMode};
 use std::sync::Arc;
 
+/// A new store whose index can be held back.
+fn open_with_plan(dir: &std::path::Path) -> (EmbeddedStore, Arc<FaultPlan>) {
+    let plan = FaultPlan::counting();
+    let store = EmbeddedStore::open_with_faults(dir, OpenMode::CreateIfMissing, clock(), Some(plan.clone())).unwrap();
+    (store, plan)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_index_lags_the_overlay_answers_every_read_and_decision() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::counting();
-    let store =
-        EmbeddedStore::open_with_faults(dir.path(), OpenMode::CreateIfMissing, clock(), Some(plan.clone())).unwrap();
+    let (store, plan) = open_with_plan(dir.path());
     store.append(req("a", ExpectedVersion::Exactly(0), "a-0", 2)).await.unwrap();
     store.check_files().unwrap();
     assert_eq!(store.index_backlog(), 0, "check_files waits for the index");
@@ -62,9 +67,7 @@ async fn while_the_index_lags_the_overlay_answers_every_read_and_decision() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_writes_the_lagging_index_and_a_reopen_finds_everything() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::counting();
-    let store =
-        EmbeddedStore::open_with_faults(dir.path(), OpenMode::CreateIfMissing, clock(), Some(plan.clone())).unwrap();
+    let (store, plan) = open_with_plan(dir.path());
     plan.hold_index(true);
     for i in 0..50 {
         store.append(req(&format!("i{}", i % 5), ExpectedVersion::Any, &format!("c{i}"), 2)).await.unwrap();
@@ -199,9 +202,7 @@ async fn commands_from_before_an_open_are_recognised_once_the_ids_are_in_memory(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_s_commands_share_run_entries_and_each_is_still_found() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::counting();
-    let store =
-        EmbeddedStore::open_with_faults(dir.path(), OpenMode::CreateIfMissing, clock(), Some(plan.clone())).unwrap();
+    let (store, plan) = open_with_plan(dir.path());
     plan.hold_index(true);
     let mut tasks = Vec::new();
     for w in 0..4 {
