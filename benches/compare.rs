@@ -5,7 +5,9 @@
 //! each figure, and the ratios engine/floor and engine/peer (SQLite).
 //!
 //! Scale with `STYRLOGG_BENCH_APPENDS` (sequential appends per row, default
-//! 2000), `STYRLOGG_BENCH_REPLAY_EVENTS` (default 1 000 000) and
+//! 2000), `STYRLOGG_BENCH_WRITER_APPENDS` (appends per concurrent writer,
+//! default 1500: 96 000 events, so the rows measure a sustained load, past
+//! what the index may lag behind), `STYRLOGG_BENCH_REPLAY_EVENTS` (default 1 000 000) and
 //! `STYRLOGG_BENCH_INSTANCES` (default 100 000). Everything runs in
 //! temporary directories under `target/`, on the same disk
 //! (`STYRLOGG_BENCH_KEEP=1` keeps them; `STYRLOGG_BENCH_REPLAY_STORE=DIR`
@@ -302,6 +304,7 @@ impl Table {
 
 fn main() {
     let commits = env("STYRLOGG_BENCH_APPENDS", 2000);
+    let per_writer = env("STYRLOGG_BENCH_WRITER_APPENDS", 1500);
     let replay_events = env("STYRLOGG_BENCH_REPLAY_EVENTS", 1_000_000);
     let instances = env("STYRLOGG_BENCH_INSTANCES", 100_000);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
@@ -319,7 +322,8 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let record = rt.block_on(sample_record());
     println!(
-        "styrlogg compare: {} byte records; {commits} sequential commits per row; {WRITERS} writers; batches of {BATCH}",
+        "styrlogg compare: {} byte records; {commits} sequential commits per row; {WRITERS} writers of \
+         {per_writer} appends each; batches of {BATCH}",
         record.len()
     );
     let mut t = Table { rows: Vec::new() };
@@ -353,7 +357,7 @@ fn main() {
                 EmbeddedStore::open(&dir.join("engine"), OpenMode::CreateIfMissing, Arc::new(SystemClock)).unwrap();
             let one = engine_sequential(&store, commits, 1, "a").await;
             let batch = engine_sequential(&store, commits / 4, BATCH, "b").await;
-            let many = engine_writers(&store, commits * 2 / WRITERS, "c").await;
+            let many = engine_writers(&store, per_writer, "c").await;
             store.close().unwrap();
             (one, many, batch)
         });
@@ -405,7 +409,7 @@ fn main() {
             let opts = JetStreamOptions { url: server.url.clone(), ..Default::default() };
             let store = JetStreamStore::open(opts, OpenMode::CreateIfMissing, Arc::new(SystemClock)).await.unwrap();
             let one = engine_sequential(&store, commits / 2, 1, "j").await;
-            let many = engine_writers(&store, commits * 2 / WRITERS, "k").await;
+            let many = engine_writers(&store, per_writer, "k").await;
             (one, many)
         });
         drop(server);

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 /// An append whose content has been checked against the limits: what the
 /// stager takes. Checking needs nothing stored, so a backend can do it
-/// before the request reaches its single writer (in the caller's task).
+/// before the request is decided (in the caller's task).
 #[derive(Debug)]
 pub(crate) struct Checked(AppendRequest);
 
@@ -32,10 +32,6 @@ impl Checked {
             e.validate().map_err(|err| AppendError::Invalid(format!("event {}: {err}", i + 1)))?;
         }
         Ok(Checked(req))
-    }
-
-    pub fn request(&self) -> &AppendRequest {
-        &self.0
     }
 }
 
@@ -62,12 +58,14 @@ pub(crate) enum Stage {
     New(Staged),
 }
 
-/// The chain tip, plus what the current group has staged but not yet
-/// stored, so several requests can share one commit.
+/// The chain tip, plus what is staged and not yet stored (in this group,
+/// and for a backend that decides ahead of its syncs, in groups before it),
+/// so several requests can share one commit.
 pub(crate) struct Stager {
     head: Head,
     last_recorded_at: Option<Timestamp>,
-    versions: HashMap<InstanceId, u64>,
+    /// Each instance's staged version, with the position of its last event.
+    versions: HashMap<InstanceId, (u64, u64)>,
     commands: HashMap<CommandId, AppendOutcome>,
 }
 
@@ -86,9 +84,19 @@ impl Stager {
         self.commands.clear();
     }
 
+    /// Forgets what is staged up to `position`, now that the backend's
+    /// index answers for it.
+    pub fn stored_through(&mut self, position: u64) {
+        if self.versions.is_empty() && self.commands.is_empty() {
+            return;
+        }
+        self.versions.retain(|_, (_, last)| *last > position);
+        self.commands.retain(|_, o| o.last_position > position);
+    }
+
     fn version(&self, idx: &impl Index, id: &InstanceId) -> Result<u64, StoreError> {
         match self.versions.get(id) {
-            Some(v) => Ok(*v),
+            Some((v, _)) => Ok(*v),
             None => idx.instance_version(id),
         }
     }
@@ -157,7 +165,7 @@ impl Stager {
         };
         self.head = head;
         self.last_recorded_at = Some(recorded_at);
-        self.versions.insert(req.instance, outcome.last_sequence);
+        self.versions.insert(req.instance, (outcome.last_sequence, outcome.last_position));
         self.commands.insert(req.command_id, outcome.clone());
         Ok(Stage::New(Staged { records, outcome }))
     }
@@ -228,7 +236,7 @@ impl Stager {
             }
             self.head = Head { position: b.position, hash: e.hash };
             self.last_recorded_at = Some(b.recorded_at);
-            self.versions.insert(b.instance.clone(), b.sequence);
+            self.versions.insert(b.instance.clone(), (b.sequence, b.position));
             let staged = out.last_mut().expect("pushed above");
             self.commands.insert(b.command_id.clone(), staged.outcome.clone());
             staged.records.push((e, bytes));

@@ -1,6 +1,7 @@
 //! The embedded default backend: the log in append-only segment files,
 //! which are the record, and an index in sled, which is derived from them;
-//! one writer thread group-commits and acknowledges only what is durable.
+//! a single writer thread group-commits, and only what is durable is
+//! acknowledged.
 //!
 //! Files in the store's directory (layout 2):
 //! - `STORE`: the marker, `styrlogg store layout 2`.
@@ -25,12 +26,12 @@
 //!   because it can be rebuilt: on open, frames after its position are
 //!   indexed again, and an index of the older layout is built anew.
 //!
-//! Write path (see ARCHITECTURE.md): requests queue (bounded) in front of
-//! the writer thread; it drains a group, decides each request (shared
-//! [`Stager`]), writes the group as one frame (or a few, for very large
-//! groups) with one `pwrite`, `fdatasync`s the segment, puts the group's
-//! index entries in the in-memory overlay (sled gets them later), and only
-//! then answers the callers and announces the new head.
+//! Write path ([`write`], ARCHITECTURE.md): each request is decided in its
+//! caller's task (shared [`Stager`]) and queued; the writer thread writes
+//! everything decided since its last sync as one frame (or a few, for very
+//! large groups) with one `pwrite` and `fdatasync`s the segment; the lander
+//! thread puts the group's index entries in the in-memory overlay (sled
+//! gets them later), announces the new head, and only then answers.
 //!
 //! Open: the marker, the segment headers and sizes are checked, frames the
 //! index lacks are read, checked and indexed, and what follows the last
@@ -41,7 +42,7 @@
 
 use crate::clock::Clock;
 use crate::codec;
-use crate::commit::{Checked, Index, Stage, Staged, Stager};
+use crate::commit::{Checked, Staged, Stager};
 use crate::event::{CommandId, InstanceId, RecordedEvent};
 use crate::limits;
 use crate::records::RecordPage;
@@ -52,9 +53,10 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 mod behind;
+mod write;
 use behind::Behind;
 
 const MARKER_FILE: &str = "STORE";
@@ -343,20 +345,6 @@ pub enum OpenMode {
     MustExist,
 }
 
-enum Request {
-    Append(Checked, oneshot::Sender<Result<AppendOutcome, AppendError>>),
-    Import(Vec<RecordedEvent>, oneshot::Sender<Result<Head, AppendError>>),
-}
-
-impl Request {
-    fn events(&self) -> usize {
-        match self {
-            Request::Append(r, _) => r.request().events.len(),
-            Request::Import(e, _) => e.len(),
-        }
-    }
-}
-
 /// A segment file readers can read from.
 #[derive(Clone)]
 struct Segment {
@@ -380,14 +368,19 @@ struct Inner {
     path: PathBuf,
     faults: Faults,
     segments: RwLock<Vec<Segment>>,
-    requests: Mutex<Option<mpsc::Sender<Request>>>,
+    /// Decides requests in the callers' tasks, in turn, and queues them for
+    /// the writer thread.
+    decider: Mutex<write::Decider>,
+    /// Requests decided and not yet answered, at most
+    /// [`limits::WRITE_QUEUE_DEPTH`].
+    room: Arc<tokio::sync::Semaphore>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Flushes the index now and then (it is derived, so this only shortens
     /// the catching up on the next open); ours, so that closing the store
     /// lets go of it at once.
     flusher: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
-    /// False once a write failed: then the end of the log is not vouched for.
-    writer_clean: std::sync::atomic::AtomicBool,
+    /// Set once a write failed: then the end of the log is not vouched for.
+    poison: Arc<write::Poison>,
     heads: watch::Receiver<Head>,
 }
 
@@ -405,34 +398,6 @@ impl SledIndex<'_> {
                 Ok(first + run.iter().map(|c| u64::from(c.count)).sum::<u64>() - 1)
             }
         }
-    }
-}
-
-/// The writer's view: instance versions it has seen (it is the only writer,
-/// so they are exact), then the overlay and sled; command ids through the
-/// store's lookup.
-struct WriterIndex<'a> {
-    behind: &'a Arc<Behind>,
-    versions: &'a std::collections::HashMap<InstanceId, u64>,
-    store: &'a Weak<Inner>,
-}
-
-impl Index for WriterIndex<'_> {
-    fn instance_version(&self, id: &InstanceId) -> Result<u64, StoreError> {
-        match self.versions.get(id) {
-            Some(v) => Ok(*v),
-            None => self.behind.instance_version(id),
-        }
-    }
-
-    fn command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
-        // A new id (nearly every one) is settled by the map alone.
-        let positions = self.behind.command_positions(command_hash(id))?;
-        if positions.is_empty() {
-            return Ok(None);
-        }
-        let inner = self.store.upgrade().ok_or_else(|| StoreError::Io("the store is closing".into()))?;
-        EmbeddedStore { inner }.command_at(id, positions)
     }
 }
 
@@ -765,7 +730,7 @@ impl EmbeddedStore {
         let segments = recovery.segments;
         index.flush().map_err(io)?;
 
-        let (requests, rx) = mpsc::channel(limits::WRITE_QUEUE_DEPTH);
+        let (decided, to_write) = std::sync::mpsc::channel();
         let (heads_tx, heads) = watch::channel(head);
         let behind = Arc::new(Behind::new(index.clone(), faults.clone(), head));
         let indexing = behind.clone();
@@ -778,29 +743,24 @@ impl EmbeddedStore {
             path: path.to_path_buf(),
             faults: faults.clone(),
             segments: RwLock::new(segments.clone()),
-            requests: Mutex::new(Some(requests)),
+            decider: Mutex::new(write::Decider::new(Stager::new(head, last_recorded_at), clock, decided)),
+            room: Arc::new(tokio::sync::Semaphore::new(limits::WRITE_QUEUE_DEPTH)),
             writer: Mutex::new(None),
             flusher: Mutex::new(None),
-            writer_clean: std::sync::atomic::AtomicBool::new(true),
+            poison: Default::default(),
             heads,
         });
-        let mut writer = Writer {
+        let writer = write::Writer::start(
             behind,
             log_dir,
-            store: Arc::downgrade(&inner),
-            clock,
-            stager: Stager::new(head, last_recorded_at),
-            heads: heads_tx,
-            poisoned: None,
-            current: segments.last().cloned(),
-            end: 0,
-            versions: Default::default(),
+            Arc::downgrade(&inner),
+            heads_tx,
+            inner.poison.clone(),
+            &segments,
             faults,
-        };
-        writer.end = writer.segment_end(&segments)?;
-        let handle =
-            std::thread::Builder::new().name("styrlogg-writer".into()).spawn(move || writer.run(rx)).map_err(io)?;
-        *inner.writer.lock().expect("lock") = Some(handle);
+            to_write,
+        )?;
+        *inner.writer.lock().expect("lock") = Some(writer);
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let flushed = inner.index.clone();
         let flusher = std::thread::Builder::new()
@@ -825,7 +785,8 @@ impl EmbeddedStore {
     /// flushes the index. Other clones of this store get
     /// [`StoreError::Closed`].
     pub fn close(self) -> Result<(), StoreError> {
-        drop(self.inner.requests.lock().expect("lock").take());
+        self.inner.decider.lock().expect("lock").close();
+        self.inner.room.close();
         if let Some(h) = self.inner.writer.lock().expect("lock").take() {
             h.join().map_err(|_| StoreError::Io("the writer thread panicked".into()))?;
         }
@@ -846,7 +807,7 @@ impl EmbeddedStore {
         }
         // Nothing was written after this head, and the end of the last
         // segment is zeros: the next open need not read it.
-        if self.inner.writer_clean.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.inner.poison.clean() {
             let head = *self.inner.heads.borrow();
             let _ = std::fs::write(self.inner.path.join(CLEAN_FILE), format!("{} {}\n", head.position, head.hash));
         }
@@ -1032,8 +993,11 @@ impl EmbeddedStore {
         Ok(None)
     }
 
-    fn sender(&self) -> Result<mpsc::Sender<Request>, StoreError> {
-        self.inner.requests.lock().expect("lock").clone().ok_or(StoreError::Closed)
+    /// Decides a request in the caller's task, once there is room for it
+    /// in the writer's queue.
+    async fn decide(&self, request: write::Request) -> Result<(), StoreError> {
+        let room = self.inner.room.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
+        self.inner.decider.lock().expect("decider lock").decide(self, request, room)
     }
 
     fn durable_position(&self) -> u64 {
@@ -1258,7 +1222,7 @@ impl Recovery<'_> {
             // A header is written with its sector, whole or not at all: one
             // that does not fit the log was damaged.
             let plausible = h.first_position == expect_first
-                && h.events as usize <= limits::GROUP_EVENTS_MAX
+                && h.events as usize <= limits::FRAME_EVENTS_MAX
                 && h.events > 0
                 && h.total() <= room;
             if !plausible {
@@ -1589,17 +1553,16 @@ impl EmbeddedStore {
 #[async_trait::async_trait]
 impl EventStore for EmbeddedStore {
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, AppendError> {
-        let (tx, rx) = oneshot::channel();
-        // Checked here, in the caller's task: the writer only decides.
         let req = Checked::new(req)?;
-        self.sender()?.send(Request::Append(req, tx)).await.map_err(|_| StoreError::Closed)?;
+        let (tx, rx) = oneshot::channel();
+        self.decide(write::Request::Append(req, tx)).await?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn import(&self, events: Vec<RecordedEvent>) -> Result<Head, AppendError> {
         crate::commit::check_import_chunk(&events)?;
         let (tx, rx) = oneshot::channel();
-        self.sender()?.send(Request::Import(events, tx)).await.map_err(|_| StoreError::Closed)?;
+        self.decide(write::Request::Import(events, tx)).await?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -1685,293 +1648,5 @@ impl EventStore for EmbeddedStore {
             self.inner.heads.clone(),
             from_position,
         )
-    }
-}
-
-/// The single writer: owns the chain tip, the current segment and every
-/// write to the log and the index.
-struct Writer {
-    behind: Arc<Behind>,
-    log_dir: PathBuf,
-    store: Weak<Inner>,
-    clock: Arc<dyn Clock>,
-    stager: Stager,
-    heads: watch::Sender<Head>,
-    poisoned: Option<String>,
-    current: Option<Segment>,
-    /// Offset in `current` where the next frame goes.
-    end: u64,
-    /// Versions of instances written or looked up, exact (single writer).
-    versions: std::collections::HashMap<InstanceId, u64>,
-    faults: Faults,
-}
-
-/// A staged request's answer, sent once every group before it is durable.
-enum Pending {
-    Append(oneshot::Sender<Result<AppendOutcome, AppendError>>, Result<AppendOutcome, AppendError>),
-    Import(oneshot::Sender<Result<Head, AppendError>>, Result<Head, AppendError>),
-}
-
-impl Writer {
-    /// Where the last segment's frames end.
-    fn segment_end(&self, segments: &[Segment]) -> Result<u64, StoreError> {
-        let Some(seg) = segments.last() else { return Ok(0) };
-        let mut offset = SEGMENT_HEADER_BYTES;
-        let mut hdr = [0u8; FRAME_HEADER_BYTES];
-        while offset + FRAME_HEADER_BYTES as u64 <= seg.capacity {
-            seg.file.read_exact_at(&mut hdr, offset).map_err(io)?;
-            let h = FrameHeader::parse(&hdr);
-            if h.is_zero() {
-                break;
-            }
-            offset += h.total();
-        }
-        Ok(offset)
-    }
-
-    /// Group commit: take one request, drain whatever else is queued (up
-    /// to the group limits), decide them all, write them as one frame,
-    /// make it durable, answer.
-    fn run(mut self, mut rx: mpsc::Receiver<Request>) {
-        while let Some(first) = rx.blocking_recv() {
-            let mut events = first.events();
-            let mut group = vec![first];
-            while group.len() < limits::GROUP_REQUESTS_MAX && events < limits::GROUP_EVENTS_MAX {
-                match rx.try_recv() {
-                    Ok(r) => {
-                        events += r.events();
-                        group.push(r);
-                    }
-                    Err(_) => break,
-                }
-            }
-            let group = self.stage_group(group);
-            if let Some(flight) = self.launch(group) {
-                self.land(flight);
-            }
-            self.stager.end_group();
-        }
-        self.behind.close();
-        tracing::debug!("writer stopped");
-    }
-
-    /// Decides a group's requests against what is stored. Nothing is
-    /// answered yet: a duplicate of a command staged earlier in the group
-    /// is answered once that command is durable.
-    fn stage_group(&mut self, group: Vec<Request>) -> Group {
-        let now = self.clock.now();
-        let stage_started = std::time::Instant::now();
-        let mut staged: Vec<Staged> = Vec::new();
-        let mut pending = Vec::with_capacity(group.len());
-        if self.poisoned.is_none() {
-            if let Some(e) = self.behind.failed() {
-                self.poison(&e);
-            }
-        }
-        for r in group {
-            if let Some(why) = &self.poisoned {
-                r.refuse(StoreError::Poisoned(why.clone()));
-                continue;
-            }
-            let idx = WriterIndex { behind: &self.behind, versions: &self.versions, store: &self.store };
-            match r {
-                Request::Append(req, tx) => match self.stager.stage_append(&idx, req, now) {
-                    Ok(Stage::Duplicate(o)) => pending.push(Pending::Append(tx, Ok(o))),
-                    Ok(Stage::New(s)) => {
-                        pending.push(Pending::Append(tx, Ok(s.outcome.clone())));
-                        staged.push(s);
-                    }
-                    Err(e) => pending.push(Pending::Append(tx, Err(e))),
-                },
-                Request::Import(events, tx) => match self.stager.stage_import(&idx, events) {
-                    Ok(s) => {
-                        staged.extend(s);
-                        pending.push(Pending::Import(tx, Ok(self.stager.head())));
-                    }
-                    Err(e) => pending.push(Pending::Import(tx, Err(e))),
-                },
-            }
-        }
-        tracing::trace!(
-            requests = pending.len(),
-            stage_us = stage_started.elapsed().as_micros() as u64,
-            "group staged"
-        );
-        Group { staged, pending, head: self.stager.head() }
-    }
-    /// Refuses every write from now on: what follows the last durable
-    /// frame is not vouched for.
-    fn poison(&mut self, e: &StoreError) {
-        self.poisoned = Some(e.to_string());
-        if let Some(inner) = self.store.upgrade() {
-            inner.writer_clean.store(false, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-
-    /// A segment with room for `bytes` more, rolling to a new one if need be.
-    fn segment_for(&mut self, first_position: u64, bytes: u64) -> Result<Segment, StoreError> {
-        if let Some(seg) = &self.current {
-            if self.end + bytes <= seg.capacity {
-                return Ok(seg.clone());
-            }
-        }
-        let mut capacity = match &self.current {
-            None => FIRST_SEGMENT_BYTES,
-            Some(s) => (s.capacity * 2).min(limits::SEGMENT_BYTES_MAX),
-        };
-        while capacity < SEGMENT_HEADER_BYTES + bytes {
-            capacity *= 2;
-        }
-        let seg = create_segment(&self.log_dir, first_position, capacity, &self.faults)?;
-        if let Some(inner) = self.store.upgrade() {
-            inner.segments.write().expect("lock").push(seg.clone());
-        }
-        self.current = Some(seg.clone());
-        self.end = SEGMENT_HEADER_BYTES;
-        Ok(seg)
-    }
-
-    /// Writes a staged group's frames after the last frame. A group with
-    /// nothing to write is answered at once (every group before it is
-    /// durable by now). On a failed write the store refuses further writes.
-    fn launch(&mut self, group: Group) -> Option<Flight> {
-        if let Some(why) = &self.poisoned {
-            let e = StoreError::Poisoned(why.clone());
-            group.pending.into_iter().for_each(|p| p.fail(&e));
-            return None;
-        }
-        if group.staged.is_empty() {
-            group.pending.into_iter().for_each(Pending::answer);
-            return None;
-        }
-        let started = std::time::Instant::now();
-        match self.write_frames(&group.staged, group.head) {
-            Ok((job, touched)) => Some(Flight { group, job, touched, started }),
-            Err(e) => {
-                tracing::error!(error = %e, "group commit failed; refusing further writes");
-                self.poison(&e);
-                group.pending.into_iter().for_each(|p| p.fail(&e));
-                None
-            }
-        }
-    }
-
-    /// Makes a written group durable (`fdatasync`), hands its index
-    /// entries to the indexer, publishes its head, and answers it.
-    fn land(&mut self, flight: Flight) {
-        let Flight { group, job, touched, started } = flight;
-        let t1 = std::time::Instant::now();
-        let synced = touched.iter().try_for_each(|seg| {
-            fault(&self.faults, "syncing the log")?;
-            seg.file.sync_data().map_err(io)
-        });
-        let t2 = std::time::Instant::now();
-        if let Err(e) = synced {
-            tracing::error!(error = %e, "group commit failed; refusing further writes");
-            self.poison(&e);
-            group.pending.into_iter().for_each(|p| p.fail(&e));
-            return;
-        }
-        // Durable: readers find the group through the overlay from here on.
-        self.behind.push(job);
-        if self.versions.len() > limits::WRITER_CACHED_INSTANCES_MAX {
-            self.versions.clear();
-        }
-        for s in &group.staged {
-            self.versions.insert(s.outcome.instance.clone(), s.outcome.last_sequence);
-        }
-        self.heads.send_replace(group.head);
-        tracing::trace!(
-            head = group.head.position,
-            events = group.staged.iter().map(|s| s.records.len()).sum::<usize>(),
-            write_us = (t1 - started).as_micros() as u64,
-            sync_us = (t2 - t1).as_micros() as u64,
-            "group persisted"
-        );
-        group.pending.into_iter().for_each(Pending::answer);
-    }
-
-    /// Writes the staged commands as frames, not yet durable, and gathers
-    /// the index entries they will have.
-    fn write_frames(&mut self, staged: &[Staged], head: Head) -> Result<(behind::Job, Vec<Segment>), StoreError> {
-        // Frames of whole commands, each at most FRAME_BODY_BYTES_MAX.
-        let mut frames: Vec<Vec<&Staged>> = vec![Vec::new()];
-        let mut size = 0usize;
-        for s in staged {
-            let bytes: usize = s.records.iter().map(|(_, b)| b.len() + 4).sum();
-            if size + bytes > limits::FRAME_BODY_BYTES_MAX && !frames.last().expect("one").is_empty() {
-                frames.push(Vec::new());
-                size = 0;
-            }
-            size += bytes;
-            frames.last_mut().expect("one").push(s);
-        }
-        let mut job =
-            behind::Job { head, frames: Vec::with_capacity(frames.len()), commands: Vec::with_capacity(staged.len()) };
-        let mut touched: Vec<Segment> = Vec::new();
-        for f in &frames {
-            let bytes = encode_frame(f);
-            let first = f[0].records[0].0.event.position;
-            let seg = self.segment_for(first, bytes.len() as u64)?;
-            fault(&self.faults, "writing a frame")?;
-            seg.file.write_all_at(&bytes, self.end).map_err(io)?;
-            let h = FrameHeader::parse(&bytes);
-            let loc =
-                FrameLoc { segment: seg.first_position, offset: self.end, events: h.events, body_bytes: h.body_bytes };
-            job.frames.push((first, loc));
-            for s in f {
-                job.commands.push((command_hash(&s.records[0].0.event.command_id), s.outcome.clone()));
-            }
-            self.end += bytes.len() as u64;
-            if touched.last().is_none_or(|t| t.first_position != seg.first_position) {
-                touched.push(seg);
-            }
-        }
-        Ok((job, touched))
-    }
-}
-
-/// A staged group: what to write, and the answers once it is durable.
-struct Group {
-    staged: Vec<Staged>,
-    pending: Vec<Pending>,
-    head: Head,
-}
-
-/// A group written and not yet durable.
-struct Flight {
-    group: Group,
-    job: behind::Job,
-    /// The segments its frames went to.
-    touched: Vec<Segment>,
-    started: std::time::Instant,
-}
-
-impl Request {
-    /// Answers with an error without staging.
-    fn refuse(self, e: StoreError) {
-        match self {
-            Request::Append(_, tx) => drop(tx.send(Err(e.into()))),
-            Request::Import(_, tx) => drop(tx.send(Err(e.into()))),
-        }
-    }
-}
-
-impl Pending {
-    /// Sends the answer decided when the request was staged.
-    fn answer(self) {
-        match self {
-            Pending::Append(tx, r) => drop(tx.send(r)),
-            Pending::Import(tx, r) => drop(tx.send(r)),
-        }
-    }
-
-    /// Sends `e` instead: the decision rested on a group that never became
-    /// durable.
-    fn fail(self, e: &StoreError) {
-        match self {
-            Pending::Append(tx, _) => drop(tx.send(Err(e.clone().into()))),
-            Pending::Import(tx, _) => drop(tx.send(Err(e.clone().into()))),
-        }
     }
 }

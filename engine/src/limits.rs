@@ -17,7 +17,8 @@ pub const EVENTS_PER_COMMIT_MAX: usize = 256;
 /// the size at which sled would move a value out to a separate blob file, so
 /// every event lives in sled's main data file that the write path syncs.
 pub const EVENT_BYTES_MAX: usize = 64 * 1024;
-/// Capacity of the queue in front of the single writer.
+/// Requests a store takes before it answers them: decided (embedded) or
+/// queued (JetStream) in front of the single writer.
 pub const WRITE_QUEUE_DEPTH: usize = 1024;
 /// Most append requests folded into one group commit (one flush, one sync).
 pub const GROUP_REQUESTS_MAX: usize = 512;
@@ -50,6 +51,9 @@ pub const JETSTREAM_KNOWN_COMMANDS_MAX: usize = 262_144;
 /// Largest segment file of the embedded log (segments start at 1 MiB and
 /// double up to this; a segment is zero-filled when it is created).
 pub const SEGMENT_BYTES_MAX: u64 = 64 << 20;
+/// Most events in one frame of the embedded log: a commit of more is
+/// written as several frames.
+pub const FRAME_EVENTS_MAX: usize = 8192;
 /// Largest frame body: one group commit writes frames of whole commands up
 /// to this size (a single command of 256 events of 64 KiB fits).
 pub const FRAME_BODY_BYTES_MAX: usize = 17 << 20;

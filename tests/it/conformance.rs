@@ -121,6 +121,55 @@ pub async fn idempotency(mut b: impl Backend) {
     b.close(s);
 }
 
+/// Under concurrent writers, every answer (new, duplicate or conflict)
+/// describes what a read made right after it finds: nothing is answered
+/// before it is stored and visible.
+pub async fn answers_are_readable_at_once(mut b: impl Backend) {
+    let s = b.open();
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let inst = format!("w{w}");
+            let mut version = 0u64;
+            for i in 0..20 {
+                let cmd = format!("w{w}-{i}");
+                let out = s.append(req(&inst, ExpectedVersion::Exactly(version), &cmd, 1 + i % 3)).await.unwrap();
+                assert!(!out.deduplicated);
+                assert_eq!(out.first_sequence, version + 1);
+                let read = s.read_instance(&instance(&inst), out.first_sequence).await.unwrap();
+                assert_eq!(
+                    read.len() as u64,
+                    out.last_sequence - out.first_sequence + 1,
+                    "{cmd} is readable once answered"
+                );
+                assert_eq!(read[0].event.position, out.first_position);
+                assert_eq!(read.last().unwrap().hash, out.last_hash);
+                assert!(s.head().await.unwrap().position >= out.last_position);
+                // Sent again at once: the same outcome, as a duplicate.
+                let again = s.append(req(&inst, ExpectedVersion::Exactly(version), &cmd, 1 + i % 3)).await.unwrap();
+                assert_eq!(again, engine::AppendOutcome { deduplicated: true, ..out.clone() });
+                // A stale expectation is refused with the version just written.
+                let stale = s.append(req(&inst, ExpectedVersion::Exactly(version), &format!("{cmd}-x"), 1)).await;
+                match stale {
+                    Err(AppendError::Conflict { actual, .. }) => assert_eq!(actual, out.last_sequence),
+                    other => panic!("expected a conflict, got {other:?}"),
+                }
+                version = out.last_sequence;
+            }
+            version
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    // Per writer: seven commands of 1 event, seven of 2, six of 3.
+    assert_eq!(total, 16 * (7 + 7 * 2 + 6 * 3));
+    assert_eq!(verify(&s).await, total);
+    b.close(s);
+}
+
 pub async fn subscription(mut b: impl Backend) {
     let s = b.open();
     for i in 0..5 {
@@ -279,6 +328,8 @@ macro_rules! backends {
             async fn idempotency() { super::idempotency($make).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn subscription() { super::subscription($make).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn answers_are_readable_at_once() { super::answers_are_readable_at_once($make).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn reopen() { super::reopen($make).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -159,9 +159,14 @@ impl Behind {
         if s.failed.is_some() {
             return;
         }
+        let first = s.queue.is_empty();
         s.queued_events += job.events();
         s.queue.push(job);
-        self.changed.notify_all();
+        // The indexer waits for a first job, then for a batch's worth (or
+        // a while): it is woken only when one of those comes.
+        if first || s.queued_events >= limits::INDEX_BATCH_EVENTS {
+            self.changed.notify_all();
+        }
         let _waited = self
             .changed
             .wait_while(s, |s| s.queued_events > limits::INDEX_BEHIND_EVENTS_MAX && s.failed.is_none())
