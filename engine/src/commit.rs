@@ -67,11 +67,13 @@ pub(crate) struct Stager {
     /// Each instance's staged version, with the position of its last event.
     versions: HashMap<InstanceId, (u64, u64)>,
     commands: HashMap<CommandId, AppendOutcome>,
+    /// The position [`Stager::stored_through`] last forgot up to.
+    stored: u64,
 }
 
 impl Stager {
     pub fn new(head: Head, last_recorded_at: Option<Timestamp>) -> Self {
-        Stager { head, last_recorded_at, versions: HashMap::new(), commands: HashMap::new() }
+        Stager { head, last_recorded_at, versions: HashMap::new(), commands: HashMap::new(), stored: 0 }
     }
 
     pub fn head(&self) -> Head {
@@ -87,9 +89,10 @@ impl Stager {
     /// Forgets what is staged up to `position`, now that the backend's
     /// index answers for it.
     pub fn stored_through(&mut self, position: u64) {
-        if self.versions.is_empty() && self.commands.is_empty() {
+        if position == self.stored || (self.versions.is_empty() && self.commands.is_empty()) {
             return;
         }
+        self.stored = position;
         self.versions.retain(|_, (_, last)| *last > position);
         self.commands.retain(|_, o| o.last_position > position);
     }

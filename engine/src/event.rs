@@ -33,16 +33,21 @@ pub fn check_text(field: &str, s: &str, max_bytes: usize, multiline: bool) -> Re
     if s.len() > max_bytes {
         return Err(invalid(field, format!("is {} bytes long; the limit is {max_bytes}", s.len())));
     }
-    if let Some(c) = s.chars().find(|c| c.is_control() && !(multiline && (*c == '\n' || *c == '\t'))) {
-        return Err(invalid(field, format!("contains the control character U+{:04X}", c as u32)));
-    }
-    if let Some(c) = s.chars().find(|c| is_bidi_control(*c)) {
-        return Err(invalid(
+    let control = |c: char| c.is_control() && !(multiline && (c == '\n' || c == '\t'));
+    // One pass; ASCII text (nearly all) has no bidirectional controls.
+    let found = if s.is_ascii() {
+        s.bytes().map(char::from).find(|c| control(*c))
+    } else {
+        s.chars().find(|c| control(*c) || is_bidi_control(*c))
+    };
+    match found {
+        None => Ok(()),
+        Some(c) if is_bidi_control(c) => Err(invalid(
             field,
             format!("contains the bidirectional control U+{:04X}, which changes how the text is shown", c as u32),
-        ));
+        )),
+        Some(c) => Err(invalid(field, format!("contains the control character U+{:04X}", c as u32))),
     }
-    Ok(())
 }
 
 /// The explicit bidirectional embeddings, overrides and isolates: they make
