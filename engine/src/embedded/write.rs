@@ -121,7 +121,12 @@ impl Decider {
             self.versions.insert(s.outcome.instance.clone(), s.outcome.last_sequence);
         }
         let decided = Decided { staged, pending, head: self.stager.head(), _room: room };
-        writer.send(decided).map_err(|_| StoreError::Io("the writer thread stopped".into()))
+        writer.send(decided).map_err(|_| {
+            // Decided, and never to be written: nothing may be decided on it.
+            let e = StoreError::Io("the writer thread stopped".into());
+            inner.poison.set(&e);
+            e
+        })
     }
 }
 
@@ -176,10 +181,16 @@ impl Writer {
         faults: Faults,
         decided: std::sync::mpsc::Receiver<Decided>,
     ) -> Result<std::thread::JoinHandle<()>, StoreError> {
-        let lander = Lander { behind, heads };
         let mut w = Writer { log_dir, store, poison, current: segments.last().cloned(), end: 0, faults };
         w.end = w.segment_end()?;
-        std::thread::Builder::new().name("styrlogg-writer".into()).spawn(move || w.run(decided, lander)).map_err(io)
+        let (landings, to_land) = std::sync::mpsc::channel();
+        let lander = Lander { behind, heads };
+        let landing = std::thread::Builder::new().name("styrlogg-lander".into()).spawn(move || lander.run(to_land));
+        let landing = landing.map_err(io)?;
+        std::thread::Builder::new()
+            .name("styrlogg-writer".into())
+            .spawn(move || w.run(decided, landings, landing))
+            .map_err(io)
     }
 
     /// Where the last segment's frames end.
@@ -201,18 +212,12 @@ impl Writer {
 
     /// Commits everything decided since the last sync, together (up to the
     /// group limits), and hands it to the lander.
-    fn run(mut self, rx: std::sync::mpsc::Receiver<Decided>, lander: Lander) {
-        let (landings, to_land) = std::sync::mpsc::channel();
-        let landing = std::thread::Builder::new().name("styrlogg-lander".into()).spawn(move || lander.run(to_land));
-        let landing = match landing {
-            Ok(h) => h,
-            Err(e) => {
-                // Nothing can be answered: every request fails.
-                self.poison.set(&io(e));
-                rx.iter().for_each(|d| d.pending.fail(&self.poison.error().expect("set above")));
-                return;
-            }
-        };
+    fn run(
+        mut self,
+        rx: std::sync::mpsc::Receiver<Decided>,
+        landings: std::sync::mpsc::Sender<Landing>,
+        landing: std::thread::JoinHandle<()>,
+    ) {
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
             let mut events = batch[0].events();
@@ -262,7 +267,7 @@ impl Writer {
                 tracing::trace!(
                     head = head.position,
                     requests = batch.len(),
-                    events = staged.len(),
+                    commands = staged.len(),
                     write_us = (written - started).as_micros() as u64,
                     sync_us = (synced - written).as_micros() as u64,
                     "group persisted"
