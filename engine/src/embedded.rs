@@ -785,7 +785,7 @@ impl EmbeddedStore {
     /// flushes the index. Other clones of this store get
     /// [`StoreError::Closed`].
     pub fn close(self) -> Result<(), StoreError> {
-        self.inner.decider.lock().expect("lock").close();
+        self.inner.decider.lock().unwrap_or_else(std::sync::PoisonError::into_inner).close();
         self.inner.room.close();
         if let Some(h) = self.inner.writer.lock().expect("lock").take() {
             h.join().map_err(|_| StoreError::Io("the writer thread panicked".into()))?;
@@ -997,7 +997,28 @@ impl EmbeddedStore {
     /// in the writer's queue.
     async fn decide(&self, request: write::Request) -> Result<(), StoreError> {
         let room = self.inner.room.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
-        self.inner.decider.lock().expect("decider lock").decide(self, request, room)
+        let behind = &self.inner.behind;
+        if !behind.knows_every_id() {
+            // The first duplicate check after an open reads every command
+            // id from the index (seconds for a large store): not on the
+            // runtime's threads, and not under the decider lock.
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    let behind = behind.clone();
+                    rt.spawn_blocking(move || behind.load_known())
+                        .await
+                        .map_err(|_| StoreError::Io("reading the command ids panicked".into()))??
+                }
+                Err(_) => behind.load_known()?,
+            }
+        }
+        // A panic while deciding may have left the stager half changed.
+        let mut decider = self
+            .inner
+            .decider
+            .lock()
+            .map_err(|_| StoreError::Poisoned("a request panicked while it was decided".into()))?;
+        decider.decide(self, request, room)
     }
 
     fn durable_position(&self) -> u64 {

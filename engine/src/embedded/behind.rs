@@ -106,6 +106,21 @@ impl std::hash::Hasher for HashIsKey {
 
 use std::hash::BuildHasherDefault;
 
+/// Marks the indexer failed if its thread unwinds, so that no one waits
+/// for it for ever (a writer held back by the backlog, `settle`, `close`).
+struct FailOnPanic<'a>(&'a Behind);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut s = self.0.state();
+            s.failed = Some(StoreError::Io("the indexer thread panicked".into()));
+            s.busy = false;
+            self.0.changed.notify_all();
+        }
+    }
+}
+
 /// The overlay, the queue to the indexer thread, and sled.
 pub(super) struct Behind {
     db: sled::Db,
@@ -114,13 +129,23 @@ pub(super) struct Behind {
     state: Mutex<State>,
     changed: Condvar,
     known: Mutex<Known>,
+    /// Every stored command id is in `known` (read without its lock).
+    known_loaded: std::sync::atomic::AtomicBool,
 }
 
 impl Behind {
     /// `indexed`: the head sled's index is complete up to.
     pub fn new(db: sled::Db, faults: Faults, indexed: Head) -> Behind {
         let state = Mutex::new(State { indexed, ..State::default() });
-        Behind { db, faults, overlay: Default::default(), state, changed: Condvar::new(), known: Default::default() }
+        Behind {
+            db,
+            faults,
+            overlay: Default::default(),
+            state,
+            changed: Condvar::new(),
+            known: Default::default(),
+            known_loaded: Default::default(),
+        }
     }
 
     /// The head sled's index is complete up to.
@@ -128,8 +153,10 @@ impl Behind {
         self.state().indexed
     }
 
+    /// The queue's state; a thread that panicked holding it leaves it
+    /// usable (a panicked indexer has marked itself failed).
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("index queue lock")
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Takes a durable group's entries: into the overlay at once, to sled
@@ -202,6 +229,7 @@ impl Behind {
 
     /// The indexer thread.
     pub fn run(&self) {
+        let _unwinding = FailOnPanic(self);
         loop {
             let jobs = {
                 let s = self.state();
@@ -311,6 +339,7 @@ impl Behind {
                 }
             }
             k.loaded = true;
+            self.known_loaded.store(true, std::sync::atomic::Ordering::Release);
             tracing::debug!(ids = k.first.len(), ms = started.elapsed().as_millis() as u64, "command ids known");
         }
         let mut out: Vec<u64> = k.first.get(&id).copied().into_iter().collect();
@@ -320,7 +349,12 @@ impl Behind {
 
     /// Whether every stored command id is in memory.
     pub fn knows_every_id(&self) -> bool {
-        self.known.lock().expect("known ids lock").loaded
+        self.known_loaded.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Reads every stored command id into memory, unless that is done.
+    pub fn load_known(&self) -> Result<(), StoreError> {
+        self.command_positions(0).map(drop)
     }
 
     /// An instance's last sequence: the overlay, then sled.

@@ -181,10 +181,12 @@ impl Writer {
         faults: Faults,
         decided: std::sync::mpsc::Receiver<Decided>,
     ) -> Result<std::thread::JoinHandle<()>, StoreError> {
+        // Made first: if anything below fails, dropping it lets the
+        // indexer stop.
+        let lander = Lander { behind, heads };
         let mut w = Writer { log_dir, store, poison, current: segments.last().cloned(), end: 0, faults };
         w.end = w.segment_end()?;
         let (landings, to_land) = std::sync::mpsc::channel();
-        let lander = Lander { behind, heads };
         let landing = std::thread::Builder::new().name("styrlogg-lander".into()).spawn(move || lander.run(to_land));
         let landing = landing.map_err(io)?;
         std::thread::Builder::new()
@@ -401,7 +403,13 @@ impl Lander {
                 }
             }
         }
-        // The writer is done: the indexer writes what is left and stops.
+    }
+}
+
+impl Drop for Lander {
+    /// The writer is done (or the lander failed): the indexer writes what
+    /// is left and stops.
+    fn drop(&mut self) {
         self.behind.close();
     }
 }
