@@ -248,6 +248,20 @@ impl Stager {
     }
 }
 
+/// A group commit's requests: `first`, then whatever `next` has ready, up
+/// to [`limits::GROUP_REQUESTS_MAX`] requests or about
+/// [`limits::GROUP_EVENTS_MAX`] events (the last request may pass it).
+pub(crate) fn take_group<T>(first: T, events: impl Fn(&T) -> usize, mut next: impl FnMut() -> Option<T>) -> Vec<T> {
+    let mut n = events(&first);
+    let mut group = vec![first];
+    while group.len() < limits::GROUP_REQUESTS_MAX && n < limits::GROUP_EVENTS_MAX {
+        let Some(r) = next() else { break };
+        n += events(&r);
+        group.push(r);
+    }
+    group
+}
+
 /// Refuses an import call larger than [`import_chunks`] makes.
 pub fn check_import_chunk(events: &[RecordedEvent]) -> Result<(), AppendError> {
     if events.len() > limits::IMPORT_CHUNK_EVENTS + limits::EVENTS_PER_COMMIT_MAX {

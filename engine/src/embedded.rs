@@ -1421,7 +1421,6 @@ fn has_unwritten_sector(frame: &[u8], at: u64) -> bool {
     false
 }
 
-/// Index entries for one frame's events.
 /// The commands of one frame's events, in order, with the outcome each was
 /// acknowledged with (a command's events are contiguous: it is appended
 /// whole).

@@ -35,7 +35,7 @@
 
 use crate::clock::Clock;
 use crate::codec;
-use crate::commit::{Checked, Index, Stage, Staged, Stager};
+use crate::commit::{take_group, Checked, Index, Stage, Staged, Stager};
 use crate::event::{CommandId, InstanceId, RecordedEvent};
 use crate::limits;
 use crate::store::{AppendError, AppendOutcome, AppendRequest, EventStore, Head, StoreError};
@@ -787,17 +787,7 @@ const RESTAGE_ATTEMPTS_MAX: u32 = 64;
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         while let Some(first) = rx.recv().await {
-            let mut events = first.events();
-            let mut group = vec![first];
-            while group.len() < limits::GROUP_REQUESTS_MAX && events < limits::GROUP_EVENTS_MAX {
-                match rx.try_recv() {
-                    Ok(r) => {
-                        events += r.events();
-                        group.push(r);
-                    }
-                    Err(_) => break,
-                }
-            }
+            let group = take_group(first, Request::events, || rx.try_recv().ok());
             let Some(inner) = self.store.upgrade() else { return };
             let store = JetStreamStore { inner };
             let mut slots: Vec<Slot> = group

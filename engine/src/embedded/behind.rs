@@ -19,6 +19,7 @@ use crate::event::InstanceId;
 use crate::limits;
 use crate::store::{AppendOutcome, Head, StoreError};
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
 use std::sync::{Condvar, Mutex, RwLock};
 
 /// One durable group's index entries.
@@ -67,8 +68,6 @@ struct Known {
     first: HashMap<u64, u64, BuildHasherDefault<HashIsKey>>,
     /// Further positions of a hash already in `first` (two ids, one hash).
     more: Vec<(u64, u64)>,
-    /// Sled's entries have been read in.
-    loaded: bool,
 }
 
 impl Known {
@@ -104,8 +103,6 @@ impl std::hash::Hasher for HashIsKey {
     }
 }
 
-use std::hash::BuildHasherDefault;
-
 /// Marks the indexer failed if its thread unwinds, so that no one waits
 /// for it for ever (a writer held back by the backlog, `settle`, `close`).
 struct FailOnPanic<'a>(&'a Behind);
@@ -129,7 +126,8 @@ pub(super) struct Behind {
     state: Mutex<State>,
     changed: Condvar,
     known: Mutex<Known>,
-    /// Every stored command id is in `known` (read without its lock).
+    /// Sled's ids have been read into `known` (set under its lock, read
+    /// without it).
     known_loaded: std::sync::atomic::AtomicBool,
 }
 
@@ -323,25 +321,10 @@ impl Behind {
     }
 
     /// Where the commands whose id has this hash start (usually one
-    /// position, or none). The first call after an open reads every run
-    /// entry of sled; what was committed since is added by [`Behind::push`]
-    /// meanwhile, and everything committed before is in sled (an open
-    /// indexes the whole log before the writer starts).
+    /// position, or none).
     pub fn command_positions(&self, id: u64) -> Result<Vec<u64>, StoreError> {
         let mut k = self.known.lock().expect("known ids lock");
-        if !k.loaded {
-            let started = std::time::Instant::now();
-            for kv in self.db.scan_prefix(b"S") {
-                let (key, v) = kv.map_err(super::io)?;
-                let (first, run) = decode_run(&key, &v)?;
-                for (_, c) in run_commands(first, &run) {
-                    k.add(c.id, c.first_position);
-                }
-            }
-            k.loaded = true;
-            self.known_loaded.store(true, std::sync::atomic::Ordering::Release);
-            tracing::debug!(ids = k.first.len(), ms = started.elapsed().as_millis() as u64, "command ids known");
-        }
+        self.load_known_into(&mut k)?;
         let mut out: Vec<u64> = k.first.get(&id).copied().into_iter().collect();
         out.extend(k.more.iter().filter(|(h, _)| *h == id).map(|(_, p)| *p));
         Ok(out)
@@ -354,7 +337,28 @@ impl Behind {
 
     /// Reads every stored command id into memory, unless that is done.
     pub fn load_known(&self) -> Result<(), StoreError> {
-        self.command_positions(0).map(drop)
+        self.load_known_into(&mut self.known.lock().expect("known ids lock"))
+    }
+
+    /// The first call after an open reads every run entry of sled; what was
+    /// committed since is added by [`Behind::push`] meanwhile, and
+    /// everything committed before is in sled (an open indexes the whole
+    /// log before the writer starts).
+    fn load_known_into(&self, k: &mut Known) -> Result<(), StoreError> {
+        if self.knows_every_id() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        for kv in self.db.scan_prefix(b"S") {
+            let (key, v) = kv.map_err(super::io)?;
+            let (first, run) = decode_run(&key, &v)?;
+            for (_, c) in run_commands(first, &run) {
+                k.add(c.id, c.first_position);
+            }
+        }
+        self.known_loaded.store(true, std::sync::atomic::Ordering::Release);
+        tracing::debug!(ids = k.first.len(), ms = started.elapsed().as_millis() as u64, "command ids known");
+        Ok(())
     }
 
     /// An instance's last sequence: the overlay, then sled.

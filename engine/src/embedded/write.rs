@@ -24,7 +24,7 @@ use super::{
     SEGMENT_HEADER_BYTES,
 };
 use crate::clock::Clock;
-use crate::commit::{Checked, Index, Stage, Staged, Stager};
+use crate::commit::{take_group, Checked, Index, Stage, Staged, Stager};
 use crate::event::{CommandId, InstanceId, RecordedEvent};
 use crate::limits;
 use crate::store::{AppendError, AppendOutcome, Head, StoreError};
@@ -221,17 +221,7 @@ impl Writer {
         landing: std::thread::JoinHandle<()>,
     ) {
         while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            let mut events = batch[0].events();
-            while batch.len() < limits::GROUP_REQUESTS_MAX && events < limits::GROUP_EVENTS_MAX {
-                match rx.try_recv() {
-                    Ok(d) => {
-                        events += d.events();
-                        batch.push(d);
-                    }
-                    Err(_) => break,
-                }
-            }
+            let batch = take_group(first, Decided::events, || rx.try_recv().ok());
             let landing = self.commit(batch);
             if landings.send(landing).is_err() {
                 break;
