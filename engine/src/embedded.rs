@@ -973,13 +973,7 @@ impl EmbeddedStore {
     /// A stored command's outcome: the positions the index knows for its
     /// id's hash, each read from the log until one holds this id.
     fn find_command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
-        let positions = self.inner.behind.command_positions(command_hash(id))?;
-        self.command_at(id, positions)
-    }
-
-    /// The command with this id among commands starting at `positions`.
-    fn command_at(&self, id: &CommandId, positions: Vec<u64>) -> Result<Option<AppendOutcome>, StoreError> {
-        for position in positions {
+        for position in self.inner.behind.command_positions(command_hash(id))? {
             let (first, loc) = self.frame_at(position)?;
             let events = self.read_frame(first, loc)?;
             let from = events.get((position - first) as usize..).filter(|f| !f.is_empty());

@@ -147,11 +147,7 @@ impl Index for WriterIndex<'_> {
 
     fn command(&self, id: &CommandId) -> Result<Option<AppendOutcome>, StoreError> {
         // A new id (nearly every one) is settled by the map alone.
-        let positions = self.store.inner.behind.command_positions(command_hash(id))?;
-        if positions.is_empty() {
-            return Ok(None);
-        }
-        self.store.command_at(id, positions)
+        self.store.find_command(id)
     }
 }
 
