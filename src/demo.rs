@@ -156,7 +156,7 @@ async fn show(cli: &Cli, dir: &Path, temporary: bool, o: &mut String) -> Result<
             .collect();
         let overdue: Vec<String> = s
             .overdue()
-            .map(|x| format!("{} (since {})", x.id, x.deadline.expect("overdue steps have a deadline")))
+            .map(|x| format!("{} (last day {})", x.id, x.deadline.expect("overdue steps have a deadline")))
             .collect();
         let open: Vec<&str> =
             s.steps.iter().filter(|x| x.state == StepState::Open && !x.overdue).map(|x| x.id.as_str()).collect();

@@ -226,12 +226,22 @@ async fn decide_and_append(
     let what = format!("{cmd:?}");
     // A command that carries personal data gets an id keyed with the key
     // store's secret, so the id says nothing about the data.
-    let command_id = match personal::touches_personal(&load(store, keys, id).await?, &cmd) {
-        true => personal::keyed_command_id(keys, id, &what)?,
-        false => derived_command_id(id, &what),
+    let keyed = personal::touches_personal(&load(store, keys, id).await?, &cmd);
+    let id_of = |what: &str| match keyed {
+        true => personal::keyed_command_id(keys, id, what),
+        false => Ok(derived_command_id(id, what)),
     };
-    if let Some(done) = store.command_outcome(id, &command_id).await? {
-        return written(store, engine::AppendOutcome { deduplicated: true, ..done }).await;
+    let mut command_id = id_of(&what)?;
+    // The same correction or deadline change given again after another
+    // one of the same event or step is no retry: it changes the state back,
+    // and gets an id of its own (the n-th time it is given anew).
+    let mut reissue = 0;
+    while let Some(done) = store.command_outcome(id, &command_id).await? {
+        if !superseded_since(store, id, &cmd, done.last_position).await? {
+            return written(store, engine::AppendOutcome { deduplicated: true, ..done }).await;
+        }
+        reissue += 1;
+        command_id = id_of(&format!("{what} given anew #{reissue}"))?;
     }
     for _ in 0..5 {
         let inst = load(store, keys, id).await?;
@@ -252,6 +262,22 @@ async fn decide_and_append(
         }
     }
     bail!("instance {id} kept changing while deciding; try again")
+}
+
+/// Whether a correction of the same event, or a change of the same step's
+/// deadline, was recorded after `position`. Other commands are never
+/// superseded: the same command again is a retry.
+async fn superseded_since(store: &AnyStore, id: &InstanceId, cmd: &WfCommand, position: u64) -> Result<bool> {
+    let later = |e: &RecordedEvent| match (cmd, &e.event.payload) {
+        (WfCommand::Correct { event, .. }, Payload::StepCorrected { corrects, .. }) => corrects == event,
+        (WfCommand::ChangeDeadline { step, .. }, Payload::DeadlineChanged { step: changed, .. }) => changed == step,
+        _ => false,
+    };
+    if !matches!(cmd, WfCommand::Correct { .. } | WfCommand::ChangeDeadline { .. }) {
+        return Ok(false);
+    }
+    let events = store.read_instance(id, 1).await?;
+    Ok(events.iter().any(|e| e.event.position > position && later(e)))
 }
 
 /// `start`: a new instance of `def`, one atomic append. The same start
@@ -575,7 +601,7 @@ fn status_text(s: &InstanceStatus) -> String {
             if step.state != StepState::Done {
                 let days = (deadline - s.today).get_days();
                 let when = if step.overdue {
-                    format!("OVERDUE since {deadline} ({} day(s))", -days)
+                    format!("OVERDUE: the last day was {deadline} ({} day(s) ago)", -days)
                 } else {
                     format!("due {deadline} ({days} day(s) left)")
                 };

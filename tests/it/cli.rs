@@ -262,7 +262,7 @@ fn start_record_status_and_rejections() {
     assert!(text.contains("LATE by 3 day(s)"), "{text}");
     assert!(text.contains("[!] projektplan"), "{text}");
     assert!(text.contains("escalate to styrgrupp"), "{text}");
-    assert!(text.contains("OVERDUE since 2012-10-14"), "{text}");
+    assert!(text.contains("OVERDUE: the last day was 2012-10-14 (6 day(s) ago)"), "{text}");
     assert!(text.contains("Next deadlines: 2012-11-30 uppfoljning_budget"), "{text}");
 
     let json = run(&["status", "--format", "json", "--today", "2012-10-20"]);
@@ -271,6 +271,49 @@ fn start_record_status_and_rejections() {
     let plan = v["steps"].as_array().unwrap().iter().find(|s| s["id"] == "projektplan").unwrap();
     assert_eq!(plan["overdue"], true);
     assert_eq!(plan["deadline"], "2012-10-14");
+
+    // Corrections: the date moved inside the deadline makes the step on
+    // time; a correction of nothing, or one that breaks the order, is
+    // refused; the same correction given again after another one is no
+    // retry and is written.
+    let log = stdout(&run(&["log", "--instance", "tyreso-2012"]));
+    let board_event = log
+        .split("step styrelsebeslut")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .map(|id| id.trim_end_matches(','))
+        .unwrap_or_else(|| panic!("the board decision's event id in {log}"))
+        .to_string();
+    let correct = |extra: &[&str]| {
+        let args: Vec<&str> = ["correct", board_event.as_str(), "--reason", "Fel datum", "--today", "2012-10-20"]
+            .iter()
+            .copied()
+            .chain(extra.iter().copied())
+            .chain(["--by", "S", "--role", "sekreterare"])
+            .collect();
+        run(&args)
+    };
+    let before = run(&["export"]).stdout;
+    assert_fails(&correct(&[]), 1, "rejected by rule empty-correction");
+    assert_fails(&correct(&["--date", "2012-01-10"]), 1, "is before intresseanmalan happened (2012-01-20)");
+    assert_eq!(run(&["export"]).stdout, before, "refused corrections write nothing");
+    let on_time = correct(&["--date", "2012-08-30"]);
+    assert!(on_time.status.success(), "{}", stderr(&on_time));
+    let text = stdout(&run(&["status", "tyreso-2012", "--today", "2012-10-20"]));
+    assert!(text.contains("done 2012-08-30, corrected 1 time(s)"), "no longer late: {text}");
+    let compliance =
+        run(&["report", "compliance", "--instance", "tyreso-2012", "--format", "json", "--today", "2012-10-20"]);
+    let v: serde_json::Value = serde_json::from_slice(&compliance.stdout).unwrap();
+    assert!(!v.to_string().contains("\"days_late\":3"), "{v}");
+    let late_again = correct(&["--date", "2012-09-03"]);
+    assert!(late_again.status.success(), "{}", stderr(&late_again));
+    assert!(stdout(&run(&["status", "tyreso-2012", "--today", "2012-10-20"])).contains("LATE by 3 day(s)"));
+    let back = correct(&["--date", "2012-08-30"]);
+    assert!(back.status.success(), "{}", stderr(&back));
+    assert!(!stdout(&back).contains("already recorded"), "given anew, not a retry: {}", stdout(&back));
+    assert!(stdout(&run(&["status", "tyreso-2012", "--today", "2012-10-20"])).contains("done 2012-08-30, corrected 3"));
+    let retry = correct(&["--date", "2012-08-30"]);
+    assert!(stdout(&retry).contains("already recorded"), "a retry right after is one: {}", stdout(&retry));
 }
 
 #[test]

@@ -416,6 +416,18 @@ fn late_steps_are_accepted_and_flagged_and_deadlines_can_change() {
     }
     assert_eq!(waived.instance().next_deadline(waived.instance().definition.step("styrelsebeslut").unwrap()), None);
     rejected(waived.when(change(DeadlineChange::Waived)), Rule::NoDeadline, "no pending deadline");
+    // An "extension" to the last day or earlier is none; after an extension,
+    // the next one must go past it.
+    rejected(
+        g.when(change(DeadlineChange::Extended { to: date(2012, 8, 1) })),
+        Rule::NotAnExtension,
+        "not later than the last day",
+    );
+    rejected(
+        extended.when(change(DeadlineChange::Extended { to: date(2012, 10, 31) })),
+        Rule::NotAnExtension,
+        "2012-10-31 is not later",
+    );
     let by_registrar = Command::ChangeDeadline {
         step: "styrelsebeslut".into(),
         on: date(2012, 8, 30),
@@ -458,6 +470,64 @@ fn corrections_point_at_the_original_which_stays() {
         .iter()
         .any(|f| f.name == "organisation" && f.value == engine::FactValue::Text("Tyresö kommun".into())));
     assert_eq!(g.events.len(), 3, "the original stays in the log");
+}
+
+#[test]
+fn a_date_correction_keeps_the_order_and_judges_lateness_again() {
+    let g = Given::start("protokoll-laga-kraft", "sekreterare").and(
+        "sammantrade",
+        date(2012, 6, 1),
+        "sekreterare",
+        &[("protokoll", "KS|2012-06-01|§ 1"), ("beslut", "b")],
+    );
+    let meeting = g.last_id();
+    let g = g.and(
+        "justerat",
+        date(2012, 6, 20),
+        "sekreterare",
+        &[("ordforande", "O|ordförande|elected"), ("justerare", "J|justerare|elected")],
+    );
+    let signed = g.last_id();
+    let late = g.instance().occurrences_of("justerat").next().unwrap().late.expect("14 days from 1 June is 15 June");
+    assert_eq!((late.deadline, late.days_late), (date(2012, 6, 15), 5));
+    let correct = |event, new_date| Command::Correct {
+        event,
+        on: date(2012, 7, 1),
+        actor: Actor::new("S", "sekreterare"),
+        reason: "Fel datum".into(),
+        new_date: Some(new_date),
+        facts: vec![],
+    };
+    let empty = Command::Correct {
+        event: signed,
+        on: date(2012, 7, 1),
+        actor: Actor::new("S", "sekreterare"),
+        reason: "Inget".into(),
+        new_date: Some(date(2012, 6, 20)),
+        facts: vec![],
+    };
+    rejected(g.when(empty), Rule::EmptyCorrection, "changes nothing");
+    // Before its own prerequisite, or after a step that comes after it.
+    rejected(g.when(correct(signed, date(2012, 5, 30))), Rule::BeforePrerequisite, "is before sammantrade happened");
+    rejected(
+        g.when(correct(meeting, date(2012, 6, 21))),
+        Rule::BeforePrerequisite,
+        "justerat comes after sammantrade and was recorded as happening on 2012-06-20",
+    );
+    // The signing moved to the last day: on time.
+    let mut on_time = Given { events: g.events.clone() };
+    for e in on_time.when(correct(signed, date(2012, 6, 15))).unwrap() {
+        on_time.push(e);
+    }
+    assert_eq!(on_time.instance().occurrences_of("justerat").next().unwrap().late, None);
+    // The meeting moved earlier: the signing's deadline, counted from it,
+    // moves too, and the signing is later than before.
+    let mut earlier = Given { events: g.events.clone() };
+    for e in earlier.when(correct(meeting, date(2012, 5, 25))).unwrap() {
+        earlier.push(e);
+    }
+    let late = earlier.instance().occurrences_of("justerat").next().unwrap().late.expect("still late");
+    assert_eq!((late.deadline, late.days_late), (date(2012, 6, 8), 12));
 }
 
 #[test]

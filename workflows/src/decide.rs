@@ -30,6 +30,8 @@ pub enum Rule {
     InvalidText,
     WindowOpen,
     BlockedBy,
+    EmptyCorrection,
+    NotAnExtension,
 }
 
 impl Rule {
@@ -53,6 +55,8 @@ impl Rule {
             Rule::InvalidText => "invalid-text",
             Rule::WindowOpen => "window-open",
             Rule::BlockedBy => "blocked-by",
+            Rule::EmptyCorrection => "empty-correction",
+            Rule::NotAnExtension => "not-an-extension",
         }
     }
 
@@ -238,6 +242,51 @@ fn typed_facts(step: &Step, raw: &[(String, String)]) -> Result<Vec<Fact>, Rejec
         out.push(Fact { name: name.into(), value });
     }
     Ok(out)
+}
+
+/// The order rules once `original` (an occurrence of `step`) is moved to
+/// `to`: it may not fall before every occurrence of a step it comes after,
+/// and no occurrence of a step that comes after it may then precede every
+/// occurrence of it. Occurrences recorded with a deviation are exempt:
+/// their deviation already says why the order was broken.
+fn order_after_date_correction(
+    inst: &Instance,
+    step: &Step,
+    original: &crate::instance::Occurrence,
+    to: Date,
+) -> Result<(), Rejection> {
+    let sid = Some(step.id.as_str());
+    if original.deviation.is_none() {
+        for before in &step.after {
+            let earliest = inst.occurrences_of(before).map(|o| o.occurred_on).min();
+            if let Some(earliest) = earliest.filter(|e| *e > to) {
+                return Err(reject(
+                    Rule::BeforePrerequisite,
+                    sid,
+                    format!("{to} is before {before} happened ({earliest})"),
+                    format!("Give a date on or after {earliest}, or correct the date of {before} first"),
+                ));
+            }
+        }
+    }
+    let dates_then = |o: &crate::instance::Occurrence| if o.event_id == original.event_id { to } else { o.occurred_on };
+    let earliest_then = inst.occurrences_of(&step.id).map(dates_then).min().expect("the original is one");
+    for later in inst.definition.steps.iter().filter(|s| s.after.iter().any(|a| *a == step.id)) {
+        if let Some(o) =
+            inst.occurrences_of(&later.id).filter(|o| o.deviation.is_none() && o.occurred_on < earliest_then).next()
+        {
+            return Err(reject(
+                Rule::BeforePrerequisite,
+                sid,
+                format!(
+                    "{} comes after {} and was recorded as happening on {} (event {}); {to} would put {} after it",
+                    later.id, step.id, o.occurred_on, o.event_id, step.id
+                ),
+                format!("Give a date on or before {}, or correct the date of {} first", o.occurred_on, later.id),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Content and order rules that a justified deviation may override.
@@ -434,6 +483,21 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             }
             text_ok(sid, "reason", &reason)?;
             let facts = typed_facts(step, &raw)?;
+            if facts.is_empty() && new_date.is_none_or(|d| d == original.occurred_on) {
+                return Err(reject(
+                    Rule::EmptyCorrection,
+                    sid,
+                    format!(
+                        "the correction of {} (event {event}) changes nothing: no --date{} and no --fact",
+                        step.id,
+                        new_date.map(|d| format!(" other than {d}")).unwrap_or_default()
+                    ),
+                    "Give the right date with --date, or the right facts with --fact NAME=VALUE",
+                ));
+            }
+            if let Some(d) = new_date.filter(|d| *d != original.occurred_on) {
+                order_after_date_correction(inst, step, original, d)?;
+            }
             Ok(vec![NewEvent {
                 occurred_on: on,
                 actor,
@@ -453,13 +517,25 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             }
             not_future(sid, on, today)?;
             text_ok(sid, "reason", &reason)?;
-            if inst.next_deadline(step).is_none() {
+            let Some(pending) = inst.next_deadline(step) else {
                 return Err(reject(
                     Rule::NoDeadline,
                     sid,
                     format!("{} has no pending deadline to change", step.id),
                     "Check `styrlogg status` for the deadlines that are pending",
                 ));
+            };
+            if let DeadlineChange::Extended { to } = change {
+                if to <= pending {
+                    return Err(reject(
+                        Rule::NotAnExtension,
+                        sid,
+                        format!("{to} is not later than the last day of {}'s pending deadline, {pending}", step.id),
+                        format!(
+                            "An extension gives a later day than {pending}; a deadline is not moved earlier once set"
+                        ),
+                    ));
+                }
             }
             Ok(vec![NewEvent {
                 occurred_on: on,

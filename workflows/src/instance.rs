@@ -203,6 +203,7 @@ impl Instance {
             }),
             Payload::StepCorrected { corrects, occurred_on, facts, .. } => {
                 if let Some(o) = self.occurrences.iter_mut().find(|o| o.event_id == *corrects) {
+                    let moved = occurred_on.filter(|d| *d != o.occurred_on).map(|_| o.step.clone());
                     if let Some(d) = occurred_on {
                         o.occurred_on = *d;
                     }
@@ -212,6 +213,9 @@ impl Instance {
                     o.facts.extend(facts.iter().cloned());
                     o.corrections += 1;
                     o.corrected_at = Some(e.event.recorded_at);
+                    if let Some(step) = moved {
+                        self.reassess_lateness(&step);
+                    }
                 }
             }
             Payload::DeadlineMissed { step, deadline } => self.missed.push((step.clone(), *deadline)),
@@ -263,8 +267,40 @@ impl Instance {
     /// rule gives, whether the next-weekday rule moved it, and whether it
     /// was extended.
     pub fn pending_deadline(&self, step: &Step) -> Option<PendingDeadline> {
+        self.deadline_of_occurrence(step, self.occurrences_of(&step.id).count())
+    }
+
+    /// After a step's date was corrected: whether each occurrence of it,
+    /// and of the steps whose deadlines count from it, was late is judged
+    /// again against the deadline that applied to it, with the dates as
+    /// they now stand. The recorded events keep what was known when they
+    /// were written; the state shows what is true.
+    fn reassess_lateness(&mut self, moved: &str) {
+        let def = self.definition.clone();
+        let affected = def.steps.iter().filter(|s| {
+            s.id == moved
+                || matches!(s.deadline.as_ref().map(|d| &d.rule), Some(DeadlineRule::AfterStep { step, .. }) if step == moved)
+        });
+        for step in affected {
+            let mut nth = 0;
+            for i in 0..self.occurrences.len() {
+                if self.occurrences[i].step != step.id {
+                    continue;
+                }
+                let deadline = self.deadline_of_occurrence(step, nth).map(|p| p.last_day);
+                let on = self.occurrences[i].occurred_on;
+                self.occurrences[i].late = deadline
+                    .filter(|d| on > *d)
+                    .map(|deadline| Lateness { deadline, days_late: (on - deadline).get_days().unsigned_abs() });
+                nth += 1;
+            }
+        }
+    }
+
+    /// The deadline that applies to the occurrence of `step` after `done`
+    /// earlier ones (the pending one when `done` is how many there are).
+    fn deadline_of_occurrence(&self, step: &Step, done: usize) -> Option<PendingDeadline> {
         let d = step.deadline.as_ref()?;
-        let done = self.occurrences_of(&step.id).count();
         let base = match &d.rule {
             DeadlineRule::LastDay(date) => (done == 0).then_some(*date)?,
             DeadlineRule::AfterStep { step: from, period } => {
