@@ -198,6 +198,7 @@ pub enum Command {
     Status {
         /// One instance; default all.
         instance: Option<String>,
+        /// text, or json: one JSON object per instance, one per line (JSON Lines).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -256,10 +257,11 @@ pub enum Command {
         /// A checkpoint written by `styrlogg checkpoint` (or carried by a report).
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
-        /// The public key to check its signature with (NAME+ID+KEY, or a file holding it). Default: the
-        /// keys recorded in the log, and the local signing key.
+        /// A public key the checkpoint may be signed with (NAME+ID+KEY as `styrlogg key public` prints
+        /// it, or a file of such keys, one per line). Repeatable: the checkpoint must be signed by one of
+        /// them. Default: the keys recorded in the log, and the local signing key.
         #[arg(long, value_name = "PUBKEY", requires = "checkpoint")]
-        key: Option<String>,
+        key: Vec<String>,
     },
     /// Print a signed checkpoint of the log: origin, tree size, Merkle root (RFC 9162, SHA-256) and date,
     /// signed with the organisation's key (C2SP tlog-checkpoint / signed-note).
@@ -295,9 +297,11 @@ pub enum Command {
         /// For a consistency proof: the older checkpoint.
         #[arg(long, value_name = "FILE")]
         old_checkpoint: Option<PathBuf>,
-        /// The log's public key (NAME+ID+KEY as `styrlogg key public` prints it, or a file holding it).
-        #[arg(long, value_name = "PUBKEY")]
-        key: String,
+        /// The log's public key (NAME+ID+KEY as `styrlogg key public` prints it, or a file of such keys,
+        /// one per line). Repeatable: each checkpoint must be signed by one of the keys, so a consistency
+        /// proof across a key rotation is checked with the old key and the new one.
+        #[arg(long, value_name = "PUBKEY", required = true)]
+        key: Vec<String>,
     },
     /// The organisation's checkpoint-signing key.
     #[command(subcommand)]
@@ -406,16 +410,18 @@ pub enum KeyCommand {
     },
     /// Print the public key to publish (NAME+ID+KEY): what third parties check checkpoints with.
     Public,
-    /// Record the current signing key's public key in the log (after `key generate`).
+    /// Record the current signing key's public key in the log (after `key generate`). Refuses a key the
+    /// log recorded and later replaced (retired).
     Record {
         #[arg(long)]
         reason: String,
         #[command(flatten)]
         by: By,
     },
-    /// Make a new signing key, record it in the log, and put it in place of the old one.
+    /// Make a new signing key, record it in the log, and put it in place of the old one (kept as
+    /// signing.key.retired-ID). Also replaces a lost key file, when the log has recorded a key.
     Rotate {
-        /// The new key's name; default: the old one's.
+        /// The new key's name; default: the old one's (a lost one's: the last key the log recorded).
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
         #[arg(long)]

@@ -193,6 +193,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             store.close()?;
         }
         Command::Verify { checkpoint, key } => {
+            // The checkpoint file and the keys first: a bad one fails before the chain walk prints OK.
+            let checkpoint = checkpoint.as_deref().map(|f| trust_cmd::read_checkpoint_to_verify(f, key)).transpose()?;
             let store = open(&cli, OpenMode::MustExist).await?;
             let mut verdict = verify(&store).await?;
             if let (Ok(ok), AnyStore::Embedded(s)) = (&verdict, &store) {
@@ -215,8 +217,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     bail!(Refused(format!("verification failed: {p}")));
                 }
             }
-            if let Some(file) = checkpoint {
-                let result = trust_cmd::verify_checkpoint(&cli, &store, file, key.as_deref()).await;
+            if let Some(cp) = &checkpoint {
+                let result = trust_cmd::verify_checkpoint(&cli, &store, cp).await;
                 store.close()?;
                 println!("{}", result?);
             } else {

@@ -11,7 +11,7 @@
 
 use crate::cli::{By, Cli};
 use crate::{open, Refused};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use engine::{
     Actor, AppendRequest, CommandId, EventStore, ExpectedVersion, Fact, FactValue, InstanceId, NewEvent, OpenMode,
     Payload, PersonId, RecordedEvent,
@@ -479,11 +479,7 @@ pub async fn persons(cli: &Cli, org: Option<&str>) -> Result<()> {
     let listed = keys
         .with(false, |ks| {
             let mut n = 0;
-            for k in ks.all().filter(|k| {
-                org.is_none_or(|o| {
-                    k.organisation.eq_ignore_ascii_case(o) || k.organisation.to_lowercase() == o.to_lowercase()
-                })
-            }) {
+            for k in ks.all().filter(|k| org.is_none_or(|o| workflows::same_organisation(&k.organisation, o))) {
                 n += 1;
                 println!(
                     "{}  {:<28} {:<32} {} sealed fact(s)",
@@ -520,13 +516,4 @@ pub async fn persons(cli: &Cli, org: Option<&str>) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Resolves --key for checkpoints: a verifier key, or a file holding one.
-pub fn read_arg_or_file(arg: &str) -> Result<String> {
-    let p = Path::new(arg);
-    if p.is_file() {
-        return std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
-    }
-    Ok(arg.to_string())
 }

@@ -8,8 +8,8 @@ use crate::cli::{By, Cli, KeyCommand};
 use crate::{open, personal, Refused};
 use anyhow::{bail, Context, Result};
 use engine::{
-    Actor, AppendRequest, ChainVerifier, CommandId, EventId, EventStore, ExpectedVersion, InstanceId, NewEvent,
-    OpenMode, Payload, PublicKey, RecordedEvent,
+    Actor, AnyStore, AppendRequest, ChainVerifier, CommandId, EventId, EventStore, ExpectedVersion, InstanceId,
+    NewEvent, OpenMode, Payload, PublicKey, RecordedEvent,
 };
 use std::path::{Path, PathBuf};
 use trust::merkle::{self, TreeBuilder};
@@ -72,6 +72,32 @@ async fn recorded_keys(store: &impl EventStore) -> Result<Vec<(u64, String, Veri
     Ok(out)
 }
 
+/// When the log recorded `v` and later another key: the position of the
+/// key that replaced it (where `v` was retired), and that key.
+fn retired_at<'a>(keys: &'a [(u64, String, Verifier)], v: &Verifier) -> Option<(u64, &'a Verifier)> {
+    let i = keys.iter().rposition(|(_, _, k)| k == v)?;
+    keys.get(i + 1).map(|(pos, _, k)| (*pos, k))
+}
+
+/// Where `key rotate` keeps a replaced key, or stages a new one: next to
+/// the key file, its name with `suffix` appended (`signing.key.retired-ID`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "signing.key".into());
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// A key as the OK lines name it: `NAME+ID`.
+fn key_label(v: &Verifier) -> String {
+    format!("{}+{}", v.name, hex::encode(v.key_id))
+}
+
+fn push_unique(keys: &mut Vec<Verifier>, v: Verifier) {
+    if !keys.contains(&v) {
+        keys.push(v);
+    }
+}
+
 /// Streams the log's first `upto` events into `b`, checking the chain as
 /// it goes: a checkpoint is never made over a broken chain.
 async fn feed_tree(store: &impl EventStore, mut b: TreeBuilder, upto: u64) -> Result<(TreeBuilder, engine::Hash)> {
@@ -115,16 +141,25 @@ pub async fn make_checkpoint(store: &impl EventStore, signer: &Signer, size: u64
 /// current.
 async fn check_current_key(store: &impl EventStore, signer: &Signer) -> Result<()> {
     let keys = recorded_keys(store).await?;
+    let mine = signer.verifier();
     match keys.last() {
         None => eprintln!(
             "note: the signing key {} is not recorded in the log yet; record it with `styrlogg key record --reason ... --by ... --role ...`",
-            signer.verifier().to_vkey()
+            mine.to_vkey()
         ),
-        Some((pos, _, v)) if *v != signer.verifier() => bail!(Refused(format!(
-            "the signing key file holds {}, but the log's current key (position {pos}) is {}: use that key, or record this one with `styrlogg key record`",
-            signer.verifier().to_vkey(),
-            v.to_vkey()
-        ))),
+        Some((pos, _, v)) if *v != mine => match retired_at(&keys, &mine) {
+            Some((at, _)) => bail!(Refused(format!(
+                "the signing key file holds {}, which the log retired at position {at}: use the log's current key {}{}",
+                mine.to_vkey(),
+                v.to_vkey(),
+                if at == *pos { String::new() } else { format!(" (recorded at position {pos})") }
+            ))),
+            None => bail!(Refused(format!(
+                "the signing key file holds {}, but the log's current key (position {pos}) is {}: use that key, or record this one with `styrlogg key record`",
+                mine.to_vkey(),
+                v.to_vkey()
+            ))),
+        },
         Some(_) => {}
     }
     Ok(())
@@ -161,29 +196,72 @@ fn read_file(path: &Path, what: &str) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Refused(format!("cannot read {what} {}: {e}", path.display())).into())
 }
 
-fn parse_key(arg: &str) -> Result<Verifier> {
-    let text = personal::read_arg_or_file(arg)?;
-    Verifier::parse(&text).map_err(|e| Refused(format!("--key: {e}")).into())
+/// The `--key` values: each a public key (NAME+ID+KEY) or a file holding
+/// one or more, one per line (blank lines and `#` comments skipped). The
+/// same key given twice counts once.
+pub fn parse_keys(args: &[String]) -> Result<Vec<Verifier>> {
+    let mut keys = Vec::new();
+    for arg in args {
+        let path = Path::new(arg);
+        if path.is_file() {
+            let text = read_file(path, "the key file")?;
+            let mut any = false;
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let v = Verifier::parse(line)
+                    .map_err(|e| Refused(format!("--key {} line {}: {e}", path.display(), i + 1)))?;
+                push_unique(&mut keys, v);
+                any = true;
+            }
+            if !any {
+                bail!(Refused(format!("--key {}: the file holds no key (one NAME+ID+KEY per line)", path.display())));
+            }
+        } else {
+            let v = Verifier::parse(arg).map_err(|e| {
+                if arg.contains('+') {
+                    Refused(format!("--key {arg}: {e}"))
+                } else {
+                    Refused(format!(
+                        "--key {arg}: no such file, and not a public key (expected NAME+ID+KEY, as `styrlogg key public` prints)"
+                    ))
+                }
+            })?;
+            push_unique(&mut keys, v);
+        }
+    }
+    Ok(keys)
+}
+
+/// Opens a checkpoint (the text of `path`) with the given keys: its
+/// checkpoint, and which of the keys signed it (as `NAME+ID`).
+fn open_checkpoint_text(path: &Path, text: &str, keys: &[Verifier]) -> Result<(Checkpoint, String)> {
+    let opened = note::open(text, keys).map_err(|e| Refused(format!("{}: {e}", path.display())))?;
+    let c = Checkpoint::parse(&opened.text).map_err(|e| Refused(format!("{}: {e}", path.display())))?;
+    // The note names a key only by name and id; say which of ours signed.
+    let by: Vec<String> =
+        keys.iter().filter(|k| note::open(text, std::slice::from_ref(k)).is_ok()).map(key_label).collect();
+    Ok((c, by.join(", ")))
 }
 
 /// Opens a checkpoint file with the given keys: its checkpoint, and who
 /// signed it.
-fn open_checkpoint(path: &Path, keys: &[Verifier]) -> Result<(Checkpoint, Vec<String>)> {
+fn open_checkpoint(path: &Path, keys: &[Verifier]) -> Result<(Checkpoint, String)> {
     let text = read_file(path, "the checkpoint")?;
-    let opened = note::open(&text, keys).map_err(|e| Refused(format!("{}: {e}", path.display())))?;
-    let c = Checkpoint::parse(&opened.text).map_err(|e| Refused(format!("{}: {e}", path.display())))?;
-    Ok((c, opened.verified_by))
+    open_checkpoint_text(path, &text, keys)
 }
 
-/// The keys a checkpoint of this log may be signed with: --key, or those
-/// recorded in the log and the local one.
-async fn known_keys(cli: &Cli, store: &impl EventStore, key: Option<&str>) -> Result<Vec<Verifier>> {
-    if let Some(k) = key {
-        return Ok(vec![parse_key(k)?]);
+/// The keys a checkpoint of this log may be signed with: those recorded in
+/// the log and the local one, each once.
+async fn known_keys(cli: &Cli, store: &impl EventStore) -> Result<Vec<Verifier>> {
+    let mut keys = Vec::new();
+    for (_, _, v) in recorded_keys(store).await? {
+        push_unique(&mut keys, v);
     }
-    let mut keys: Vec<Verifier> = recorded_keys(store).await?.into_iter().map(|(_, _, v)| v).collect();
     if let Some(s) = signer(cli)? {
-        keys.push(s.verifier());
+        push_unique(&mut keys, s.verifier());
     }
     if keys.is_empty() {
         bail!(Refused(
@@ -193,12 +271,37 @@ async fn known_keys(cli: &Cli, store: &impl EventStore, key: Option<&str>) -> Re
     Ok(keys)
 }
 
+/// The checkpoint of `verify --checkpoint`, read, and checked as far as
+/// it can be without the log, before the chain walk.
+pub struct CheckpointToVerify {
+    path: PathBuf,
+    text: String,
+    /// The `--key` keys; none: the keys the log records, and the local one.
+    keys: Vec<Verifier>,
+}
+
+/// Reads the checkpoint file and parses the `--key` values: a missing
+/// file, a file that is no checkpoint, a bad key, or (with `--key`) a
+/// signature by none of the keys fails here, before the chain walk prints
+/// anything.
+pub fn read_checkpoint_to_verify(path: &Path, keys: &[String]) -> Result<CheckpointToVerify> {
+    let keys = parse_keys(keys)?;
+    let text = read_file(path, "the checkpoint")?;
+    if keys.is_empty() {
+        let body = note::text_of(&text).map_err(|e| Refused(format!("{}: {e}", path.display())))?;
+        Checkpoint::parse(&body).map_err(|e| Refused(format!("{}: {e}", path.display())))?;
+    } else {
+        open_checkpoint_text(path, &text, &keys)?;
+    }
+    Ok(CheckpointToVerify { path: path.to_path_buf(), text, keys })
+}
+
 /// The checks of `verify --checkpoint`, after the chain walk: the log's
 /// first `size` events hash to the checkpoint's root, and the consistency
 /// proof from it to the log as it is now holds.
-pub async fn verify_checkpoint(cli: &Cli, store: &impl EventStore, file: &Path, key: Option<&str>) -> Result<String> {
-    let keys = known_keys(cli, store, key).await?;
-    let (c, by) = open_checkpoint(file, &keys)?;
+pub async fn verify_checkpoint(cli: &Cli, store: &impl EventStore, cp: &CheckpointToVerify) -> Result<String> {
+    let keys = if cp.keys.is_empty() { known_keys(cli, store).await? } else { cp.keys.clone() };
+    let (c, by) = open_checkpoint_text(&cp.path, &cp.text, &keys)?;
     let head = store.head().await?;
     if c.size > head.position {
         bail!(Refused(format!(
@@ -223,7 +326,7 @@ pub async fn verify_checkpoint(cli: &Cli, store: &impl EventStore, file: &Path, 
         head.position,
         hex::encode(b.root()),
         c.size,
-        by.join(", "),
+        by,
         c.extension("styrlogg-time").map(|t| format!(" at {t}")).unwrap_or_default(),
         proof.len()
     ))
@@ -267,7 +370,7 @@ pub async fn prove(
     let head = store.head().await?;
     let (size, origin) = match checkpoint {
         Some(p) => {
-            let keys = known_keys(cli, &store, None).await?;
+            let keys = known_keys(cli, &store).await?;
             let (c, _) = open_checkpoint(p, &keys)?;
             if c.size > head.position {
                 bail!(Refused(format!("the checkpoint covers {} events; this log holds {}", c.size, head.position)));
@@ -305,7 +408,7 @@ pub async fn prove(
             p.to_text()
         }
         (None, Some(old_path)) => {
-            let keys = known_keys(cli, &store, None).await?;
+            let keys = known_keys(cli, &store).await?;
             let (old, _) = open_checkpoint(old_path, &keys)?;
             if old.size > tree_size {
                 bail!(Refused(format!("the older checkpoint covers {} events, more than {tree_size}", old.size)));
@@ -342,10 +445,14 @@ pub async fn prove(
     write_output(output, &text)
 }
 
-/// `styrlogg check-proof`: needs no log.
-pub fn check_proof(proof_path: &Path, checkpoint: &Path, old: Option<&Path>, key: &str) -> Result<()> {
-    let key = parse_key(key)?;
-    let (c, _) = open_checkpoint(checkpoint, std::slice::from_ref(&key))?;
+/// `styrlogg check-proof`: needs no log. Each checkpoint must be signed by
+/// one of `keys` (several: a consistency proof across a key rotation).
+pub fn check_proof(proof_path: &Path, checkpoint: &Path, old: Option<&Path>, keys: &[String]) -> Result<()> {
+    let keys = parse_keys(keys)?;
+    if keys.is_empty() {
+        bail!(Refused("give the log's public key with --key NAME+ID+KEY (or a file of keys)".into()));
+    }
+    let (c, by) = open_checkpoint(checkpoint, &keys)?;
     let text = read_file(proof_path, "the proof")?;
     let fail = |e: proof::ProofFileError| Refused(format!("{}: {e}", proof_path.display()));
     match proof::kind_of(&text) {
@@ -365,7 +472,7 @@ pub fn check_proof(proof_path: &Path, checkpoint: &Path, old: Option<&Path>, key
                 b.occurred_on,
                 c.origin,
                 c.size,
-                key.name,
+                by,
                 c.extension("styrlogg-time").map(|t| format!(" at {t}")).unwrap_or_default()
             );
         }
@@ -376,11 +483,16 @@ pub fn check_proof(proof_path: &Path, checkpoint: &Path, old: Option<&Path>, key
                     "this is a consistency proof: give the older checkpoint with --old-checkpoint FILE".into()
                 ));
             };
-            let (o, _) = open_checkpoint(old, std::slice::from_ref(&key))?;
+            let (o, old_by) = open_checkpoint(old, &keys)?;
             p.check(&o, &c).map_err(fail)?;
+            let signed = if old_by == by {
+                format!("both signed by {by}")
+            } else {
+                format!("the older signed by {old_by}, the newer by {by}")
+            };
             println!(
-                "OK: log {} of {} events extends its checkpoint of {} events (both signed by {})",
-                c.origin, c.size, o.size, key.name
+                "OK: log {} of {} events extends its checkpoint of {} events ({signed})",
+                c.origin, c.size, o.size
             );
         }
         None => bail!(Refused(format!(
@@ -391,8 +503,13 @@ pub fn check_proof(proof_path: &Path, checkpoint: &Path, old: Option<&Path>, key
     Ok(())
 }
 
-async fn record_key(cli: &Cli, signer: &Signer, reason: &str, by: &By) -> Result<engine::AppendOutcome> {
-    let store = open(cli, OpenMode::MustExist).await?;
+async fn record_key(
+    cli: &Cli,
+    store: &AnyStore,
+    signer: &Signer,
+    reason: &str,
+    by: &By,
+) -> Result<engine::AppendOutcome> {
     let v = signer.verifier();
     let outcome = store
         .append(AppendRequest {
@@ -410,8 +527,81 @@ async fn record_key(cli: &Cli, signer: &Signer, reason: &str, by: &By) -> Result
             }],
         })
         .await?;
-    store.close()?;
     Ok(outcome)
+}
+
+/// `key record`: refuses a key the log recorded and later replaced.
+async fn record(cli: &Cli, store: &AnyStore, s: &Signer, reason: &str, by: &By) -> Result<()> {
+    let v = s.verifier();
+    let keys = recorded_keys(store).await?;
+    if let Some((at, current)) = retired_at(&keys, &v) {
+        bail!(Refused(format!(
+            "the key {} was retired at position {at}, where the log recorded {}: a retired key is not recorded again; use the current key, or make a new one with `styrlogg key rotate`",
+            v.to_vkey(),
+            current.to_vkey()
+        )));
+    }
+    let o = record_key(cli, store, s, reason, by).await?;
+    if o.deduplicated {
+        println!("the key {} was already recorded at position {}", v.to_vkey(), o.last_position);
+    } else {
+        println!("recorded the signing key {} at position {}", v.to_vkey(), o.last_position);
+    }
+    Ok(())
+}
+
+/// `key rotate`: a new key, recorded, in place of the old one (kept as
+/// `signing.key.retired-ID`), or of a lost one when the log has recorded a
+/// key before.
+async fn rotate(cli: &Cli, store: &AnyStore, path: &Path, name: Option<&str>, reason: &str, by: &By) -> Result<()> {
+    let old = signer(cli)?;
+    let new_name = match &old {
+        Some(o) => name.unwrap_or(o.name()).to_string(),
+        None => {
+            let Some((_, _, last)) = recorded_keys(store).await?.pop() else {
+                bail!(Refused(format!(
+                    "no signing key at {} and none recorded in the log, so nothing to rotate: make one with `styrlogg key generate --name NAME`",
+                    path.display()
+                )));
+            };
+            name.map_or(last.name, str::to_string)
+        }
+    };
+    let new = Signer::generate(&new_name).map_err(|e| Refused(e.to_string()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        trust::seal::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let staged = sibling(path, ".new");
+    let _ = std::fs::remove_file(&staged);
+    trust::seal::write_private_file(&staged, format!("{}\n", &*new.to_skey()).as_bytes(), false)
+        .with_context(|| format!("cannot write {}", staged.display()))?;
+    let o = match record_key(cli, store, &new, reason, by).await {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(e);
+        }
+    };
+    let kept = match &old {
+        Some(old) => {
+            let retired = sibling(path, &format!(".retired-{}", hex::encode(old.verifier().key_id)));
+            std::fs::rename(path, &retired)
+                .with_context(|| format!("cannot move the old key to {}", retired.display()))?;
+            format!(
+                "the old one is kept at {} (checkpoints it signed stay checkable with its public key, which the log holds)",
+                retired.display()
+            )
+        }
+        None => "there was no old key file to keep (checkpoints the lost key signed stay checkable with its public key, which the log holds)".to_string(),
+    };
+    std::fs::rename(&staged, path).with_context(|| format!("cannot put the new key at {}", path.display()))?;
+    println!(
+        "rotated: the new key {} is recorded at position {} and in {}; {kept}",
+        new.verifier().to_vkey(),
+        o.last_position,
+        path.display()
+    );
+    Ok(())
 }
 
 /// `styrlogg key ...`
@@ -439,32 +629,16 @@ pub async fn key(cli: &Cli, cmd: &KeyCommand) -> Result<()> {
         KeyCommand::Public => println!("{}", need_signer(cli)?.verifier().to_vkey()),
         KeyCommand::Record { reason, by } => {
             let s = need_signer(cli)?;
-            let o = record_key(cli, &s, reason, by).await?;
-            if o.deduplicated {
-                println!("the key {} was already recorded at position {}", s.verifier().to_vkey(), o.last_position);
-            } else {
-                println!("recorded the signing key {} at position {}", s.verifier().to_vkey(), o.last_position);
-            }
+            let store = open(cli, OpenMode::MustExist).await?;
+            let result = record(cli, &store, &s, reason, by).await;
+            store.close()?;
+            result?
         }
         KeyCommand::Rotate { name, reason, by } => {
-            let old = need_signer(cli)?;
-            let new = Signer::generate(name.as_deref().unwrap_or(old.name())).map_err(|e| Refused(e.to_string()))?;
-            let staged = path.with_extension("new");
-            let _ = std::fs::remove_file(&staged);
-            trust::seal::write_private_file(&staged, format!("{}\n", &*new.to_skey()).as_bytes(), false)
-                .with_context(|| format!("cannot write {}", staged.display()))?;
-            let o = record_key(cli, &new, reason, by).await?;
-            let retired = path.with_extension(format!("retired-{}", hex::encode(old.verifier().key_id)));
-            std::fs::rename(&path, &retired)
-                .with_context(|| format!("cannot move the old key to {}", retired.display()))?;
-            std::fs::rename(&staged, &path).with_context(|| format!("cannot put the new key at {}", path.display()))?;
-            println!(
-                "rotated: the new key {} is recorded at position {} and in {}; the old one is kept at {} (checkpoints it signed stay checkable with its public key, which the log holds)",
-                new.verifier().to_vkey(),
-                o.last_position,
-                path.display(),
-                retired.display()
-            );
+            let store = open(cli, OpenMode::MustExist).await?;
+            let result = rotate(cli, &store, &path, name.as_deref(), reason, by).await;
+            store.close()?;
+            result?
         }
         KeyCommand::List => {
             let store = open(cli, OpenMode::MustExist).await?;

@@ -255,11 +255,11 @@ impl LogView {
         Ok(true)
     }
 
-    /// Instances of one organisation (case-insensitive), or all.
+    /// Instances of one organisation (as [`workflows::same_organisation`] compares names), or all.
     pub fn select<'a>(&'a self, org: Option<&'a str>) -> impl Iterator<Item = &'a InstanceView> + 'a {
         self.instances
             .values()
-            .filter(move |v| org.is_none_or(|o| v.instance.organisation.to_lowercase() == o.to_lowercase()))
+            .filter(move |v| org.is_none_or(|o| workflows::same_organisation(&v.instance.organisation, o)))
     }
 
     /// The event with this id, in any instance.

@@ -45,7 +45,7 @@ impl Principal {
 
     /// Whether it may record for `org` (case-insensitive).
     pub fn may_record_for(&self, org: &str) -> bool {
-        self.orgs.is_empty() || self.orgs.iter().any(|o| o.to_lowercase() == org.to_lowercase())
+        self.orgs.is_empty() || self.orgs.iter().any(|o| workflows::same_organisation(o, org))
     }
 
     pub fn csrf(&self) -> Option<&str> {

@@ -317,6 +317,47 @@ fn start_record_status_and_rejections() {
 }
 
 #[test]
+fn organisation_names_are_kept_in_one_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("store");
+    // "ö" typed as "o" + a combining diaeresis, with stray spaces.
+    let decomposed = "  Tyreso\u{308}   kommun ";
+    let start = |instance: &str, org: &str| {
+        styrlogg(
+            &s,
+            &[
+                "start",
+                "skl-styrsystem-2012-2014",
+                "--instance",
+                instance,
+                "--org",
+                org,
+                "--on",
+                "2012-01-15",
+                "--by",
+                "A",
+                "--role",
+                "registrator",
+            ],
+        )
+    };
+    assert!(start("a", decomposed).status.success());
+    assert!(start("b", "Tyresö kommun").status.success());
+    let status = stdout(&styrlogg(&s, &["status", "--format", "json", "--today", "2012-02-01"]));
+    let orgs: Vec<String> = status
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["organisation"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(orgs, ["Tyresö kommun", "Tyresö kommun"], "{status}");
+    for org in ["Tyresö kommun", decomposed, "TYRESÖ KOMMUN"] {
+        let annual = styrlogg(&s, &["report", "annual", "--org", org, "--year", "2012", "--format", "json"]);
+        assert!(annual.status.success(), "{org:?}: {}", stderr(&annual));
+        let audit = stdout(&styrlogg(&s, &["audit", "--org", org]));
+        assert!(audit.contains("a/1") && audit.contains("b/1"), "{org:?}: both instances in {audit}");
+    }
+}
+
+#[test]
 fn workflows_check_lists_every_problem_with_its_place() {
     let dir = tempfile::tempdir().unwrap();
     let defs = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/definitions");

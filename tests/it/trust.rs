@@ -347,7 +347,7 @@ fn a_third_party_checks_an_inclusion_proof_with_only_proof_checkpoint_and_key() 
     let other = dir.path().join("other");
     let other_key = ok(styrlogg(&other, &["key", "generate", "--name", "tyreso.se/styrlogg"]));
     refused(check_proof(&proof, &cp, other_key.trim()), "the note is not signed by");
-    refused(check_proof(&proof, &cp, "nonsense"), "--key: not a verifier key");
+    refused(check_proof(&proof, &cp, "nonsense"), "--key nonsense: no such file, and not a public key");
     let text = std::fs::read_to_string(&proof).unwrap();
     let bad = dir.path().join("bad-proof");
     std::fs::write(&bad, text.replacen("hash ", "hash !!", 1)).unwrap();
@@ -386,6 +386,16 @@ fn rotating_the_key_is_recorded_and_old_checkpoints_stay_checkable() {
     assert!(rotated.contains("rotated: the new key"), "{rotated}");
     let new_vkey = ok(styrlogg(&data, &["key", "public"])).trim().to_string();
     assert_ne!(new_vkey, old_vkey);
+    // The old key is kept next to the new one, as the README says.
+    let old_id = name_id(&old_vkey).rsplit('+').next().unwrap().to_string();
+    let retired = data.with_extension("keys").join(format!("signing.key.retired-{old_id}"));
+    assert!(retired.is_file(), "{} is missing: {rotated}", retired.display());
+    assert!(rotated.contains(&retired.display().to_string()), "{rotated}");
+    assert!(std::fs::read_dir(data.with_extension("keys")).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("signing.retired")));
     let list = ok(styrlogg(&data, &["key", "list"]));
     assert_eq!(list.lines().count(), 2, "{list}");
     assert!(list.contains(&old_vkey) && list.contains(&new_vkey), "{list}");
@@ -729,4 +739,187 @@ fn definitions_say_what_is_wrong_with_personal_facts() {
     );
     let def = workflows::Definition::parse(&src).unwrap();
     assert!(def.step("synpunkt").unwrap().facts.iter().any(|f| f.name == "tel" && f.personal));
+}
+
+/// `NAME+ID` of a `NAME+ID+KEY` verifier key: how the OK lines name a key.
+fn name_id(vkey: &str) -> String {
+    vkey.trim().splitn(3, '+').take(2).collect::<Vec<_>>().join("+")
+}
+
+#[test]
+fn a_consistency_proof_across_a_key_rotation_checks_with_both_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let old_vkey = setup(&data);
+    let cp1 = dir.path().join("cp1");
+    ok(styrlogg(&data, &["checkpoint", "-o", cp1.to_str().unwrap()]));
+    ok(styrlogg(&data, &with_by(&["key", "rotate", "--reason", "Årligt nyckelbyte"])));
+    let new_vkey = ok(styrlogg(&data, &["key", "public"])).trim().to_string();
+    more(&data);
+    let cp2 = dir.path().join("cp2");
+    ok(styrlogg(&data, &["checkpoint", "-o", cp2.to_str().unwrap()]));
+    let cproof = dir.path().join("c.proof");
+    let (p, c1, c2) = (cproof.to_str().unwrap(), cp1.to_str().unwrap(), cp2.to_str().unwrap());
+    ok(styrlogg(&data, &["prove", "--from", c1, "--checkpoint", c2, "-o", p]));
+
+    let nowhere = dir.path().join("no-store");
+    let check = |keys: &[&str]| {
+        let mut args = vec!["check-proof", p, "--old-checkpoint", c1, "--checkpoint", c2];
+        for k in keys {
+            args.extend_from_slice(&["--key", k]);
+        }
+        styrlogg(&nowhere, &args)
+    };
+    // The new key alone does not check the old checkpoint.
+    refused(check(&[&new_vkey]), "not signed by");
+    // Both keys: each checkpoint is signed by one of them, and the OK line says by which.
+    let both = ok(check(&[&new_vkey, &old_vkey]));
+    assert!(both.contains("extends its checkpoint of 3 events"), "{both}");
+    assert!(both.contains(&format!("older signed by {}", name_id(&old_vkey))), "{both}");
+    assert!(both.contains(&format!("newer by {}", name_id(&new_vkey))), "{both}");
+    // A file holding both keys, one per line.
+    let keyfile = dir.path().join("keys.pub");
+    std::fs::write(&keyfile, format!("{old_vkey}\n{new_vkey}\n")).unwrap();
+    let from_file = ok(check(&[keyfile.to_str().unwrap()]));
+    assert_eq!(from_file, both);
+    // The same key twice is the same key.
+    ok(check(&[keyfile.to_str().unwrap(), &old_vkey]));
+    // A bad line in the file says which.
+    std::fs::write(&keyfile, format!("{old_vkey}\nnonsense\n")).unwrap();
+    refused(check(&[keyfile.to_str().unwrap()]), "line 2");
+    // verify --checkpoint takes several keys too, and names the signer.
+    let v = ok(styrlogg(&data, &["verify", "--checkpoint", c1, "--key", &new_vkey, "--key", &old_vkey]));
+    assert!(v.contains(&format!("signed by {}", name_id(&old_vkey))), "{v}");
+    std::fs::write(&keyfile, format!("{old_vkey}\n\n{new_vkey}\n")).unwrap();
+    ok(styrlogg(&data, &["verify", "--checkpoint", c2, "--key", keyfile.to_str().unwrap()]));
+    refused(styrlogg(&data, &["verify", "--checkpoint", c1, "--key", &new_vkey]), "not signed by");
+}
+
+#[test]
+fn a_lost_key_is_replaced_with_key_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let old_vkey = setup(&data);
+    let cp1 = dir.path().join("cp1");
+    ok(styrlogg(&data, &["checkpoint", "-o", cp1.to_str().unwrap()]));
+    let key_file = data.with_extension("keys").join("signing.key");
+    std::fs::remove_file(&key_file).unwrap();
+    let rotated = ok(styrlogg(&data, &with_by(&["key", "rotate", "--reason", "Nyckeln förlorad"])));
+    assert!(rotated.contains("no old key file"), "{rotated}");
+    let new_vkey = ok(styrlogg(&data, &["key", "public"])).trim().to_string();
+    assert_ne!(new_vkey, old_vkey);
+    assert!(new_vkey.starts_with("tyreso.se/styrlogg+"), "the last recorded key's name: {new_vkey}");
+    let list = ok(styrlogg(&data, &["key", "list"]));
+    assert!(list.lines().last().unwrap().ends_with(&new_vkey), "{list}");
+    ok(styrlogg(&data, &["checkpoint"]));
+    ok(styrlogg(&data, &["verify", "--checkpoint", cp1.to_str().unwrap()]));
+    // --name names the new key.
+    std::fs::remove_file(&key_file).unwrap();
+    ok(styrlogg(&data, &with_by(&["key", "rotate", "--name", "tyreso.se/logg", "--reason", "Förlorad igen"])));
+    assert!(ok(styrlogg(&data, &["key", "public"])).starts_with("tyreso.se/logg+"));
+    // No key file and no key recorded: nothing to rotate.
+    let fresh = dir.path().join("fresh");
+    ok(styrlogg(
+        &fresh,
+        &with_by(&[
+            "start",
+            "skl-styrsystem-2012-2014",
+            "--instance",
+            "x",
+            "--org",
+            "Tyresö kommun",
+            "--on",
+            "2012-01-15",
+        ]),
+    ));
+    refused(styrlogg(&fresh, &with_by(&["key", "rotate", "--reason", "x"])), "key generate");
+}
+
+#[test]
+fn a_retired_key_is_neither_recorded_again_nor_used_for_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let old_vkey = setup(&data);
+    ok(styrlogg(&data, &with_by(&["key", "rotate", "--reason", "Årligt nyckelbyte"])));
+    let id = name_id(&old_vkey).rsplit('+').next().unwrap().to_string();
+    let retired = std::fs::read_dir(data.with_extension("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(&format!("retired-{id}")))
+        .expect("the old key is kept");
+    let r = retired.to_str().unwrap();
+    // The rotation is event 4 (start, key record, a step, rotation).
+    let o = styrlogg(&data, &["--signing-key", r, "checkpoint"]);
+    let e = err(&o);
+    refused(o, "retired at position 4");
+    assert!(!e.contains("key record"), "{e}");
+    refused(
+        styrlogg(&data, &with_by(&["--signing-key", r, "key", "record", "--reason", "Igen"])),
+        "retired at position 4",
+    );
+    let list = ok(styrlogg(&data, &["key", "list"]));
+    assert_eq!(list.lines().count(), 2, "nothing recorded: {list}");
+    // The current key is recorded already: that is fine.
+    let again = ok(styrlogg(&data, &with_by(&["key", "record", "--reason", "Igen"])));
+    assert!(again.contains("already recorded"), "{again}");
+}
+
+#[test]
+fn verify_checkpoint_fails_on_a_bad_file_or_key_before_walking_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let vkey = setup(&data);
+    let cp = dir.path().join("cp");
+    ok(styrlogg(&data, &["checkpoint", "-o", cp.to_str().unwrap()]));
+    let missing = dir.path().join("missing.cp");
+    let cases: [(&[&str], &str); 4] = [
+        (&["verify", "--checkpoint", missing.to_str().unwrap()], "cannot read the checkpoint"),
+        (&["verify", "--checkpoint", missing.to_str().unwrap(), "--key", &vkey], "cannot read the checkpoint"),
+        (&["verify", "--checkpoint", cp.to_str().unwrap(), "--key", "nonsense"], "--key"),
+        (&["verify", "--checkpoint", cp.to_str().unwrap(), "--key", &vkey, "--key", "a+b+c"], "not base64"),
+    ];
+    for (args, needle) in cases {
+        let o = styrlogg(&data, args);
+        assert_eq!(out(&o), "", "{args:?}: nothing is printed before the error");
+        refused(o, needle);
+    }
+    let garbled = dir.path().join("garbled.cp");
+    std::fs::write(&garbled, "tyreso.se/styrlogg\nthree\nroot\n\n\u{2014} tyreso.se/styrlogg AAAA\n").unwrap();
+    let o = styrlogg(&data, &["verify", "--checkpoint", garbled.to_str().unwrap()]);
+    assert_eq!(out(&o), "", "nothing is printed before the error");
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+}
+
+#[test]
+fn not_signed_by_names_each_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let vkey = setup(&data);
+    // A checkpoint of another log, by another key.
+    let other = dir.path().join("other");
+    ok(styrlogg(&other, &["key", "generate", "--name", "x.se/log"]));
+    ok(styrlogg(
+        &other,
+        &with_by(&[
+            "start",
+            "skl-styrsystem-2012-2014",
+            "--instance",
+            "x",
+            "--org",
+            "Tyresö kommun",
+            "--on",
+            "2012-01-15",
+        ]),
+    ));
+    let cp = dir.path().join("other.cp");
+    ok(styrlogg(&other, &["checkpoint", "-o", cp.to_str().unwrap()]));
+    // The recorded key and the local key are the same key: named once.
+    let o = styrlogg(&data, &["verify", "--checkpoint", cp.to_str().unwrap()]);
+    let e = err(&o);
+    refused(o, "not signed by");
+    assert_eq!(e.matches(&vkey).count(), 1, "{e}");
+    let o = styrlogg(&data, &["verify", "--checkpoint", cp.to_str().unwrap(), "--key", &vkey, "--key", &vkey]);
+    let e = err(&o);
+    refused(o, "not signed by");
+    assert_eq!(e.matches(&vkey).count(), 1, "{e}");
 }

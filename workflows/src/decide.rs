@@ -206,7 +206,7 @@ pub fn start(
             workflow: def.id.clone(),
             definition_hash: def.hash,
             definition: def.source.clone(),
-            organisation: organisation.to_string(),
+            organisation: crate::organisation_name(organisation),
             title: def.title.sv.clone(),
             case_number: case_number.map(String::from),
         },

@@ -20,3 +20,17 @@ pub use decide::{decide, start, Command, Rejection, Rule};
 pub use definition::{Definition, Problem, StepKind};
 pub use instance::Instance;
 pub use scenario::Scenario;
+
+/// An organisation's name as it is kept: Unicode NFC (an "ö" typed as
+/// "o" and a combining diaeresis is the same "ö"), without leading or
+/// trailing whitespace, and runs of whitespace inside as one space.
+pub fn organisation_name(name: &str) -> String {
+    let nfc = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(name);
+    nfc.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether two organisation names name the same organisation: equal once
+/// kept as [`organisation_name`] keeps them, ignoring case.
+pub fn same_organisation(a: &str, b: &str) -> bool {
+    a == b || organisation_name(a).to_lowercase() == organisation_name(b).to_lowercase()
+}
