@@ -8,6 +8,7 @@ use std::path::PathBuf;
 /// tamper-evident log, and reads it back for audit and reports.
 #[derive(Debug, Parser)]
 #[command(name = "styrlogg", version, about, long_about = None, propagate_version = true)]
+#[command(next_help_heading = "Global options")]
 #[command(
     after_help = "Exit status: 0 success; 1 refused (invalid input, a --data that is not a store, a conflict, or a log that failed verification); 2 usage error; 3 operating error (disk, lock, corrupt store)."
 )]
@@ -111,7 +112,10 @@ pub enum WorkflowsCommand {
     /// List the built-in definitions and those in --workflows DIR.
     List,
     /// Print a definition's source.
-    Show { workflow: String },
+    Show {
+        /// A workflow id (`workflows list`), or a path to a .toml file.
+        workflow: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,7 +144,9 @@ pub enum Command {
     },
     /// Record that a step happened.
     Record {
+        /// The instance's id (as given to `start --instance`).
         instance: String,
+        /// The step's id in the instance's workflow (`workflows show WORKFLOW`, or `status INSTANCE`).
         step: String,
         /// The date it happened (may be in the past).
         #[arg(long, value_name = "DATE", value_parser = parse_date)]
@@ -176,16 +182,19 @@ pub enum Command {
         #[command(flatten)]
         by: By,
     },
-    /// Extend or waive a step's pending deadline.
+    /// Extend or waive a step's pending deadline: give --extend-to DATE or --waive.
     Deadline {
+        /// The instance's id.
         instance: String,
+        /// The step whose pending deadline changes.
         step: String,
-        /// The new last day.
+        /// The new last day (later than the pending one).
         #[arg(long, value_name = "DATE", value_parser = parse_date, conflicts_with = "waive", required_unless_present = "waive")]
         extend_to: Option<jiff::civil::Date>,
         /// The deadline no longer applies.
         #[arg(long)]
         waive: bool,
+        /// Why the deadline changes (a decision, a moved meeting).
         #[arg(long)]
         reason: String,
         /// The date of the change; default today.
@@ -206,6 +215,7 @@ pub enum Command {
     Audit {
         /// One instance; or use --org, or neither for the whole log.
         instance: Option<String>,
+        /// Only this organisation's instances; default all.
         #[arg(long, value_name = "ORG", conflicts_with = "instance")]
         org: Option<String>,
         #[command(flatten)]
@@ -213,6 +223,7 @@ pub enum Command {
     },
     /// Coming and missed deadlines, soonest first; --format ics for calendars.
     Deadlines {
+        /// Only this organisation's instances; default all.
         #[arg(long, value_name = "ORG")]
         org: Option<String>,
         #[command(flatten)]
@@ -328,6 +339,7 @@ pub enum Command {
     },
     /// The persons whose personal data is sealed in the log, from the key store, and those erased.
     Persons {
+        /// Only this organisation's instances; default all.
         #[arg(long, value_name = "ORG")]
         org: Option<String>,
     },
@@ -470,6 +482,7 @@ pub enum ReportCommand {
     },
     /// Every citizen dialogue: question, ladder step, dates, results, the decisions that used them.
     Dialogues {
+        /// Only this organisation's instances; default all.
         #[arg(long, value_name = "ORG")]
         org: Option<String>,
         /// `case`: each dialogue in the dialogue guide's template (Ingress, Bakgrund, Syfte, Process, Resultat).
@@ -480,8 +493,10 @@ pub enum ReportCommand {
     },
     /// The project section of the annual report for an organisation and a year.
     Annual {
+        /// The organisation (as given to `start --org`; case and Unicode form do not matter).
         #[arg(long, value_name = "ORG")]
         org: String,
+        /// The year the annual report covers.
         #[arg(long, value_name = "YEAR", value_parser = clap::value_parser!(i16).range(1900..=2100))]
         year: i16,
         #[command(flatten)]

@@ -60,6 +60,22 @@ pub fn definitions(cli: &Cli) -> Result<Vec<Definition>> {
     Ok(out)
 }
 
+/// Refuses a role that no workflow definition has, for the log's own
+/// records (erasures, signing keys), which belong to no one workflow.
+pub fn known_role(cli: &Cli, role: &str) -> Result<()> {
+    let defs = definitions(cli)?;
+    if defs.iter().any(|d| d.has_role(role.trim())) {
+        return Ok(());
+    }
+    let roles: std::collections::BTreeSet<&str> =
+        defs.iter().flat_map(|d| d.roles.iter().map(|r| r.id.as_str())).collect();
+    bail!(Refused(format!(
+        "role {:?} is not a role of any workflow definition; the roles are: {}",
+        role.trim(),
+        roles.into_iter().collect::<Vec<_>>().join(", ")
+    )))
+}
+
 /// Reads a text file a user names, refusing one larger than `max` bytes
 /// without reading it whole, and one that is not UTF-8, with its name.
 pub fn read_text(path: &Path, max: usize, what: &str) -> Result<String> {

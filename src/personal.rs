@@ -342,6 +342,7 @@ fn list(items: &[String]) -> String {
 
 /// `styrlogg erase PERSON`: records the erasure, then destroys the key.
 pub async fn erase(cli: &Cli, who: &str, org: Option<&str>, reason: &str, decision: &str, by: &By) -> Result<()> {
+    crate::flow::known_role(cli, &by.role)?;
     let keys = Keys::for_cli(cli);
     let store = open(cli, OpenMode::MustExist).await?;
     let erased_before = disclosure(&store, false).await?.erasures;
@@ -397,7 +398,7 @@ pub async fn erase(cli: &Cli, who: &str, org: Option<&str>, reason: &str, decisi
                 )));
             }
             bail!(Refused(format!(
-                "unknown person {who:?}: no key for them in the key store{}; `styrlogg persons` lists who has one",
+                "unknown person {who:?}: no key for them in the key store{}; `styrlogg persons` lists who has one, and the erasures by person id (an erased person's name went with their key, so it is not found by name)",
                 keys.dir().map(|d| format!(" {}", d.display())).unwrap_or_default()
             )));
         }

@@ -232,7 +232,9 @@ pub fn ics(t: &projections::deadlines::Deadlines, lang: Lang) -> String {
         }
         cal.push(
             icalendar::Event::new()
-                .uid(&format!("{}-{}-{}@styrlogg", e.instance, e.step, e.last_day))
+                // The date the rule gives, not the last day: an extended
+                // deadline keeps its UID, so calendars update the event.
+                .uid(&format!("{}-{}-{}@styrlogg", e.instance, e.step, e.rule_date))
                 .starts(day)
                 .ends(day.succ_opt().expect("a next day"))
                 .summary(&format!("{}: {} ({})", lang.t("Sista dag", "Last day"), e.title, e.organisation))

@@ -628,6 +628,7 @@ pub async fn key(cli: &Cli, cmd: &KeyCommand) -> Result<()> {
         }
         KeyCommand::Public => println!("{}", need_signer(cli)?.verifier().to_vkey()),
         KeyCommand::Record { reason, by } => {
+            crate::flow::known_role(cli, &by.role)?;
             let s = need_signer(cli)?;
             let store = open(cli, OpenMode::MustExist).await?;
             let result = record(cli, &store, &s, reason, by).await;
@@ -635,6 +636,7 @@ pub async fn key(cli: &Cli, cmd: &KeyCommand) -> Result<()> {
             result?
         }
         KeyCommand::Rotate { name, reason, by } => {
+            crate::flow::known_role(cli, &by.role)?;
             let store = open(cli, OpenMode::MustExist).await?;
             let result = rotate(cli, &store, &path, name.as_deref(), reason, by).await;
             store.close()?;

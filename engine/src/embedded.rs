@@ -1110,7 +1110,12 @@ fn load_segments(dir: &Path) -> Result<Vec<Segment>, StoreError> {
             continue;
         }
         let Some(first) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) else {
-            return Err(corrupt(0, format!("{} is not a segment of this log", entry.path().display())));
+            // Not damage: a file someone put there. Nothing is read or
+            // written until it is moved out.
+            return Err(StoreError::Io(format!(
+                "{} is in the log's directory but is no segment file (NUMBER.seg); the log keeps nothing else there: move it elsewhere",
+                entry.path().display()
+            )));
         };
         let path = entry.path();
         let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(io)?;

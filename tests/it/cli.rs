@@ -317,6 +317,39 @@ fn start_record_status_and_rejections() {
 }
 
 #[test]
+fn an_extended_deadline_keeps_its_calendar_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("store");
+    let by = ["--by", "S", "--role", "sekreterare", "--today", "2024-03-20"];
+    let run = |args: &[&str]| {
+        let o = styrlogg(&s, &[args, &by[..]].concat());
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    run(&["start", "protokoll-laga-kraft", "--instance", "p", "--org", "Härryda kommun", "--on", "2024-03-15"]);
+    run(&[
+        "record",
+        "p",
+        "sammantrade",
+        "--on",
+        "2024-03-15",
+        "--fact",
+        "protokoll=KS|2024-03-15|§ 1",
+        "--fact",
+        "beslut=b",
+    ]);
+    let field = |ics: &str, name: &str| {
+        ics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {ics}")).to_string()
+    };
+    let before = stdout(&styrlogg(&s, &["deadlines", "--format", "ics", "--today", "2024-03-20"]));
+    run(&["deadline", "p", "justerat", "--extend-to", "2024-04-12", "--reason", "Ordföranden sjuk"]);
+    let after = stdout(&styrlogg(&s, &["deadlines", "--format", "ics", "--today", "2024-03-20"]));
+    assert_eq!(field(&before, "UID:"), field(&after, "UID:"));
+    assert_ne!(field(&before, "DTSTART"), field(&after, "DTSTART"));
+    assert!(field(&after, "DTSTART").ends_with("20240412"), "{after}");
+}
+
+#[test]
 fn organisation_names_are_kept_in_one_form() {
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("store");

@@ -309,6 +309,22 @@ fn the_command_line_names_the_damage_and_the_remedy() {
     assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("corrupt at position") && err.contains("Restore from an export"), "{err}");
+    // A stray file in the log's directory is no damage: it is named, with
+    // the remedy, and nothing is touched; moved out, the store opens.
+    let data3 = tmp.path().join("store3");
+    assert!(crate::cli::styrlogg(&data3, &["demo"]).status.success());
+    let stray = data3.join("log").join("notes.txt");
+    std::fs::write(&stray, "x").unwrap();
+    let o = crate::cli::styrlogg(&data3, &["status"]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("notes.txt is in the log's directory but is no segment file") && !err.contains("corrupt"),
+        "{err}"
+    );
+    std::fs::remove_file(&stray).unwrap();
+    let o = crate::cli::styrlogg(&data3, &["verify"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -449,6 +449,18 @@ fn erasing_a_person_leaves_no_trace_while_verify_passes() {
         styrlogg(&data, &with_by(&["erase", "Nomen Nescio", "--reason", "Begäran", "--decision", "KS 2015/1"])),
         "unknown person",
     );
+    // An erasure is a decision of someone in a role the workflows know.
+    refused(
+        styrlogg(
+            &data,
+            &["erase", "Anita Brynje", "--reason", "x", "--decision", "y", "--by", "Eva", "--role", "nosuchrole"],
+        ),
+        "role \"nosuchrole\" is not a role of any workflow definition",
+    );
+    refused(
+        styrlogg(&data, &["key", "record", "--reason", "x", "--by", "Eva", "--role", "anything-goes"]),
+        "role \"anything-goes\" is not a role of any workflow definition",
+    );
 
     let erased = ok(styrlogg(
         &data,

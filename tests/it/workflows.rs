@@ -556,12 +556,37 @@ fn minutes_chain_counts_statutory_deadlines() {
         "open until 2012-07-17",
     );
     assert!(g.when(record("laga_kraft", date(2012, 7, 18), "sekreterare", &[])).is_ok());
-    let appealed = g.and("overklagat", date(2012, 7, 10), "registrator", &[("klagande", "En kommunmedlem")]);
+    let appealed = Given { events: g.events.clone() }.and(
+        "overklagat",
+        date(2012, 7, 10),
+        "registrator",
+        &[("klagande", "En kommunmedlem")],
+    );
     rejected(
         appealed.when(record("laga_kraft", date(2012, 7, 18), "sekreterare", &[])),
         Rule::BlockedBy,
         "once overklagat has",
     );
+    // Minutes dated after today: the meeting has not been held.
+    rejected(
+        Given::start("protokoll-laga-kraft", "sekreterare").when(record(
+            "sammantrade",
+            date(2012, 6, 9),
+            "sekreterare",
+            &[("protokoll", "KS|2099-05-30|§ 1"), ("beslut", "b")],
+        )),
+        Rule::FutureDate,
+        "the minutes in \"protokoll\" are dated 2099-05-30",
+    );
+    // The other way round: an appeal dated before a recorded final decision
+    // contradicts it, unless given with a deviation.
+    let fin = g.and("laga_kraft", date(2012, 7, 18), "sekreterare", &[]);
+    let late_appeal = record("overklagat", date(2012, 7, 10), "registrator", &[("klagande", "En kommunmedlem")]);
+    rejected(fin.when(late_appeal.clone()), Rule::BlockedBy, "laga_kraft is recorded as happening on 2012-07-18");
+    assert!(fin.when(with_deviation(late_appeal, "Överklagandet kom in i tid men registrerades sent")).is_ok());
+    assert!(fin
+        .when(record("overklagat", date(2012, 7, 20), "registrator", &[("klagande", "En kommunmedlem")]))
+        .is_ok());
 }
 
 #[test]

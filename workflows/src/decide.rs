@@ -167,6 +167,24 @@ fn not_future(step: Option<&str>, on: Date, today: Date) -> Result<(), Rejection
     Ok(())
 }
 
+/// Minutes cannot be dated after today: the meeting has not been held.
+fn minutes_not_future(step: Option<&str>, facts: &[Fact], today: Date) -> Result<(), Rejection> {
+    for f in facts {
+        if let FactValue::MinutesRef { date, .. } = &f.value {
+            if *date > today {
+                return Err(reject(
+                    Rule::FutureDate,
+                    step,
+                    format!("the minutes in {} are dated {date}, after today ({today})", facts::quoted(&f.name)),
+                    "Give the date of the meeting the minutes are from",
+                )
+                .about(&f.name));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn text_ok(step: Option<&str>, what: &str, s: &str) -> Result<(), Rejection> {
     if s.trim().is_empty() {
         return Err(reject(
@@ -339,6 +357,26 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
             ));
         }
     }
+    // A step that cannot happen once this one has, recorded as happening
+    // on or after this one's date: this one would contradict it.
+    for blocked in inst.definition.steps.iter().filter(|s| s.unless.iter().any(|u| *u == step.id)) {
+        if let Some(o) =
+            inst.occurrences_of(&blocked.id).filter(|o| o.deviation.is_none() && o.occurred_on >= on).next()
+        {
+            v.push(reject(
+                Rule::BlockedBy,
+                sid,
+                format!(
+                    "{} is recorded as happening on {} (event {}), which it cannot once {} has; {on} is before that",
+                    blocked.id, o.occurred_on, o.event_id, step.id
+                ),
+                format!(
+                    "Correct {} if it did not happen so, or record {} with --deviation \"why\"",
+                    blocked.id, step.id
+                ),
+            ));
+        }
+    }
     for c in &step.requires {
         let latest =
             inst.occurrences_of(&c.step).filter(|o| o.occurred_on <= on).max_by_key(|o| (o.occurred_on, o.position));
@@ -355,10 +393,16 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                     c.equals,
                     value.map_or("not recorded".to_string(), |x| format!("{x:?}"))
                 ),
-                format!(
-                    "Record {} with {}={} first; otherwise this is information, not dialogue",
-                    c.step, c.fact, c.equals
-                ),
+                match inst.occurrences_of(&c.step).next() {
+                    Some(o) if !inst.definition.step(&c.step).is_some_and(|s| s.repeat) => format!(
+                        "If {} really said {}, correct it: `correct {} --fact {}={}`; otherwise this is information, not dialogue",
+                        c.step, c.equals, o.event_id, c.fact, c.equals
+                    ),
+                    _ => format!(
+                        "Record {} with {}={} first; otherwise this is information, not dialogue",
+                        c.step, c.fact, c.equals
+                    ),
+                },
             ));
         }
     }
@@ -419,6 +463,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             }
             not_future(sid, occurred_on, today)?;
             let facts = typed_facts(step, &raw)?;
+            minutes_not_future(sid, &facts, today)?;
             if !step.repeat {
                 if let Some(o) = inst.occurrences_of(&step.id).next() {
                     return Err(reject(
@@ -483,6 +528,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             }
             text_ok(sid, "reason", &reason)?;
             let facts = typed_facts(step, &raw)?;
+            minutes_not_future(sid, &facts, today)?;
             if facts.is_empty() && new_date.is_none_or(|d| d == original.occurred_on) {
                 return Err(reject(
                     Rule::EmptyCorrection,
