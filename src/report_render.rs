@@ -84,6 +84,8 @@ fn md_cell(c: &str) -> String {
 }
 
 pub fn markdown(d: &Document) -> String {
+    // Text from the log shown, never run as HTML by a Markdown renderer.
+    let d = &d.escaped_for_markdown();
     let mut s = format!("# {}\n\n", d.title);
     for m in &d.meta {
         let _ = writeln!(s, "{m}  ");

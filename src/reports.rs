@@ -261,6 +261,17 @@ fn built<T: Serialize>(model: &T, mut doc: Document, ics: Option<String>, x: &Ex
     Ok(Built { doc, json: serde_json::to_string_pretty(&json)? + "\n", ics })
 }
 
+/// Refuses an organisation that no instance belongs to: a misspelt name
+/// would otherwise give an empty report that looks like nothing to do.
+fn known_org(v: &LogView, org: Option<&str>, note: &str) -> Result<()> {
+    match org {
+        Some(o) if v.select(Some(o)).next().is_none() => {
+            bail!(Refused(format!("no instance for organisation {o:?}{note}; `styrlogg status` lists the instances")))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn as_of_note(as_of: Option<jiff::civil::Date>) -> String {
     as_of.map(|d| format!(" as known on {d}")).unwrap_or_default()
 }
@@ -284,6 +295,7 @@ pub fn build(v: &LogView, spec: &Spec, today: jiff::civil::Date, l: Lang, x: &Ex
             built(&model, doc, None, x, l)
         }
         Spec::Deadlines { org } => {
+            known_org(v, org, &note)?;
             let model = deadlines::build(v, org, today, l);
             let ics = report_render::ics(&model, l);
             built(&model, deadlines::document(&model, v, l), Some(ics), x, l)
@@ -294,6 +306,7 @@ pub fn build(v: &LogView, spec: &Spec, today: jiff::civil::Date, l: Lang, x: &Ex
             built(&model, compliance::document(&model, v, l), None, x, l)
         }
         Spec::Dialogues { org, case } => {
+            known_org(v, org, &note)?;
             let model = dialogues::build(v, org, l);
             let doc = match case {
                 true => dialogues::case_template(&model, v, l),
@@ -302,9 +315,7 @@ pub fn build(v: &LogView, spec: &Spec, today: jiff::civil::Date, l: Lang, x: &Ex
             built(&model, doc, None, x, l)
         }
         Spec::Annual { org, year } => {
-            if v.select(Some(org)).next().is_none() {
-                bail!(Refused(format!("no instance for organisation {org:?}{note}")));
-            }
+            known_org(v, Some(org), &note)?;
             let model = annual::build(v, org, year, l);
             built(&model, annual::document(&model, v, l), None, x, l)
         }

@@ -83,11 +83,17 @@ fn me_of(p: &Principal) -> Me<'_> {
 pub fn login_error(e: LoginRefused) -> WebError {
     match e {
         LoginRefused::Wrong => WebError::new(StatusCode::UNAUTHORIZED, "wrong-credentials", "wrong login or password"),
-        LoginRefused::TooManyAttempts => WebError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-attempts",
-            "too many failed logins; wait a quarter of an hour and try again",
-        ),
+        LoginRefused::TooManyAttempts { retry_after } => {
+            // Whole seconds, rounded up: never earlier than the lockout ends.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            let mut e = WebError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-attempts",
+                format!("too many failed logins; try again in {} minute(s)", seconds.div_ceil(60).max(1)),
+            );
+            e.retry_after = Some(seconds.max(1));
+            e
+        }
         LoginRefused::TooManySessions => WebError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "too-many-sessions",

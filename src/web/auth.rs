@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub const SESSION_COOKIE: &str = "styrlogg_session";
 /// The cookie that carries the login form's CSRF token before a session exists.
@@ -76,8 +76,9 @@ struct Session {
 pub enum LoginRefused {
     /// Wrong login or password (never says which).
     Wrong,
-    /// Too many failed attempts recently for this login or address.
-    TooManyAttempts,
+    /// Too many failed attempts recently for this login or address; they
+    /// may be tried again after `retry_after`.
+    TooManyAttempts { retry_after: Duration },
     /// The server holds as many sessions as it may.
     TooManySessions,
 }
@@ -141,10 +142,12 @@ impl Auth {
     pub async fn login(&self, login: &str, password: &str, from: IpAddr) -> Result<(String, Principal), LoginRefused> {
         let name_key = format!("login:{}", login.to_lowercase());
         let addr_key = format!("addr:{from}");
-        if self.blocked(&name_key, limits::LOGIN_FAILURES_PER_NAME_MAX)
-            || self.blocked(&addr_key, limits::LOGIN_FAILURES_PER_ADDRESS_MAX)
-        {
-            return Err(LoginRefused::TooManyAttempts);
+        let blocked = [
+            self.blocked(&name_key, limits::LOGIN_FAILURES_PER_NAME_MAX),
+            self.blocked(&addr_key, limits::LOGIN_FAILURES_PER_ADDRESS_MAX),
+        ];
+        if let Some(retry_after) = blocked.into_iter().flatten().max() {
+            return Err(LoginRefused::TooManyAttempts { retry_after });
         }
         let user = self.users.users.get(login);
         let ok = {
@@ -156,7 +159,8 @@ impl Auth {
         };
         if !ok {
             if !self.fail(&name_key) || !self.fail(&addr_key) {
-                return Err(LoginRefused::TooManyAttempts);
+                // When this ends is not known: until old failures expire.
+                return Err(LoginRefused::TooManyAttempts { retry_after: limits::LOGIN_WINDOW });
             }
             return Err(LoginRefused::Wrong);
         }
@@ -198,22 +202,22 @@ impl Auth {
         }
     }
 
-    fn blocked(&self, key: &str, max: usize) -> bool {
+    /// How long `key` stays refused: `max` failures within the window
+    /// refuse it until the oldest of the last `max` leaves the window (a
+    /// refused attempt is not counted as a failure, so this does not move).
+    fn blocked(&self, key: &str, max: usize) -> Option<Duration> {
         let mut failures = self.failures.lock().expect("not poisoned");
         let now = Instant::now();
-        match failures.get_mut(key) {
-            Some(q) => {
-                while q.front().is_some_and(|t| now.duration_since(*t) > limits::LOGIN_WINDOW) {
-                    q.pop_front();
-                }
-                if q.is_empty() {
-                    failures.remove(key);
-                    return false;
-                }
-                q.len() >= max
-            }
-            None => false,
+        let q = failures.get_mut(key)?;
+        while q.front().is_some_and(|t| now.duration_since(*t) > limits::LOGIN_WINDOW) {
+            q.pop_front();
         }
+        if q.is_empty() {
+            failures.remove(key);
+            return None;
+        }
+        let from = *q.get(q.len().checked_sub(max)?)?;
+        Some(limits::LOGIN_WINDOW.saturating_sub(now.duration_since(from)))
     }
 
     /// Records a failure; false when no more keys can be tracked (then

@@ -200,9 +200,18 @@ async fn headers_mw(req: Request<Body>, next: Next) -> Response {
 }
 
 /// Under /api every error is JSON with a `code`, including the ones axum's
-/// extractors produce (a body too large, malformed JSON, a wrong method).
+/// extractors produce (a body too large, malformed JSON, a wrong method);
+/// a 401 says how to authenticate (`WWW-Authenticate: Bearer`, RFC 6750).
 async fn api_errors_mw(req: Request<Body>, next: Next) -> Response {
-    let res = next.run(req).await;
+    let mut res = api_error_json(next.run(req).await).await;
+    if res.status() == StatusCode::UNAUTHORIZED {
+        res.headers_mut().entry(header::WWW_AUTHENTICATE).or_insert(HeaderValue::from_static("Bearer"));
+    }
+    res
+}
+
+/// An error response as JSON with a `code`, unless it is JSON already.
+async fn api_error_json(res: Response) -> Response {
     let status = res.status();
     let is_json = res
         .headers()
@@ -212,6 +221,8 @@ async fn api_errors_mw(req: Request<Body>, next: Next) -> Response {
     if !status.is_client_error() && !status.is_server_error() || is_json {
         return res;
     }
+    // A 405 keeps the methods the path allows.
+    let allow = res.headers().get(header::ALLOW).cloned();
     let text = match axum::body::to_bytes(res.into_body(), 64 * 1024).await {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(_) => String::new(),
@@ -227,7 +238,11 @@ async fn api_errors_mw(req: Request<Body>, next: Next) -> Response {
     let message = if text.trim().is_empty() { status.to_string() } else { text.trim().to_string() };
     // A JSON body that does not parse is a client's mistake: 400, not 422.
     let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
-    ops::WebError::new(status, code, message).into_response()
+    let mut res = ops::WebError::new(status, code, message).into_response();
+    if let Some(allow) = allow {
+        res.headers_mut().insert(header::ALLOW, allow);
+    }
+    res
 }
 
 pub const STYLE_CSS: &str = include_str!("static/style.css");

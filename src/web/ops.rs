@@ -10,7 +10,7 @@ use crate::flow::{self, Written};
 use crate::Refused;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use engine::{Actor, AppendError, DeadlineChange, EventId, InstanceId, StoreError};
+use engine::{Actor, AppendError, DeadlineChange, EventId, EventStore, InstanceId, StoreError};
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use workflows::{Rejection, Rule};
@@ -33,11 +33,22 @@ pub struct WebError {
     /// What would satisfy the rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remedy: Option<String>,
+    /// Seconds until it may be tried again: sent as `Retry-After`.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl WebError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> WebError {
-        WebError { status, code: code.into(), message: message.into(), step: None, field: None, remedy: None }
+        WebError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            step: None,
+            field: None,
+            remedy: None,
+            retry_after: None,
+        }
     }
 
     pub fn field(mut self, field: &str) -> WebError {
@@ -88,6 +99,7 @@ impl WebError {
             step: r.step.clone(),
             field: Some(field),
             remedy: Some(r.remedy.clone()),
+            retry_after: None,
         }
     }
 
@@ -125,7 +137,16 @@ fn store_error(e: &StoreError) -> WebError {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(&self)).into_response()
+        let mut res = (self.status, axum::Json(&self)).into_response();
+        retry_after(&mut res, &self);
+        res
+    }
+}
+
+/// `Retry-After` on a response, when the error says when to try again.
+pub fn retry_after(res: &mut Response, e: &WebError) {
+    if let Some(s) = e.retry_after {
+        res.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
     }
 }
 
@@ -287,18 +308,32 @@ pub async fn start(state: &AppState, p: &Principal, input: &StartInput) -> Resul
     let actor = actor(p, &input.role)?;
     let today = state.today();
     let on = opt_date("on", &input.on, today)?;
-    if state.live.read(|v| v.instances.contains_key(&id)) {
-        return Err(WebError::new(
-            StatusCode::CONFLICT,
-            "instance-exists",
-            format!("instance {id} already exists; choose another id"),
-        )
-        .field("instance"));
-    }
-    let w = flow::apply_start(&state.store, &def, &id, org, dnr, on, actor, today)
-        .await
-        .map_err(|e| WebError::from_anyhow(&e, "reason"))?;
+    // `apply_start` recognises the same start given again (a retry: answered
+    // as written, `deduplicated`) and refuses another start under an id
+    // that exists; so the instance's existence is asked only once it refused.
+    let w = match flow::apply_start(&state.store, &def, &id, org, dnr, on, actor, today).await {
+        Ok(w) => w,
+        Err(e) if e.downcast_ref::<Refused>().is_some() && exists(state, &id).await => {
+            return Err(WebError::new(
+                StatusCode::CONFLICT,
+                "instance-exists",
+                format!("instance {id} already exists; choose another id"),
+            )
+            .field("instance"))
+        }
+        Err(e) => return Err(WebError::from_anyhow(&e, "reason")),
+    };
     Ok(done(state, w).await)
+}
+
+/// Whether the log holds events of instance `id` (a workflow instance, not
+/// the log's own).
+async fn exists(state: &AppState, id: &InstanceId) -> bool {
+    if id.is_system() {
+        return false;
+    }
+    state.live.read(|v| v.instances.contains_key(id))
+        || state.store.read_instance(id, 1).await.is_ok_and(|events| !events.is_empty())
 }
 
 pub async fn record(state: &AppState, p: &Principal, id: &str, input: &RecordInput) -> Result<WriteResult, WebError> {

@@ -642,15 +642,16 @@ pub async fn login(
             if e.code == "wrong-credentials" {
                 e.message = ctx.t("Fel användarnamn eller lösenord.", "Wrong user name or password.").into();
             } else if e.code == "too-many-attempts" {
-                e.message = ctx
-                    .t(
-                        "För många misslyckade inloggningar. Vänta en kvart och försök igen.",
-                        "Too many failed logins. Wait a quarter of an hour and try again.",
-                    )
-                    .into();
+                let minutes = e.retry_after.unwrap_or(super::limits::LOGIN_WINDOW.as_secs()).div_ceil(60).max(1);
+                e.message = match ctx.lang {
+                    Lang::Sv => format!("För många misslyckade inloggningar. Försök igen om {minutes} minut(er)."),
+                    Lang::En => format!("Too many failed logins. Try again in {minutes} minute(s)."),
+                };
             }
             let e = e.field("login");
-            login_page(&ctx, e.status, &next, Some(&e), &login, state.secure_cookies)
+            let mut res = login_page(&ctx, e.status, &next, Some(&e), &login, state.secure_cookies);
+            super::ops::retry_after(&mut res, &e);
+            res
         }
     }
 }
@@ -1112,9 +1113,13 @@ async fn report_page(ctx: Ctx, state: Shared, kind: &str, q: ReportQuery) -> Res
     if let Some(format) = q.format.as_deref().filter(|f| !f.is_empty()) {
         let body = match format {
             "html" => report_render::html(&built.doc, ctx.lang),
+            // Text from the log is escaped, so that no Markdown renderer
+            // reads it as HTML.
             "md" => report_render::markdown(&built.doc),
+            // No cell is a formula (`Document::main_table`); the byte order
+            // mark makes Excel read the file as UTF-8 (å, ä, ö).
             "csv" => match report_render::csv(&built.doc) {
-                Ok(c) => c,
+                Ok(c) => format!("\u{feff}{c}"),
                 Err(e) => return error_page(&ctx, &WebError::from_anyhow(&e, "format")),
             },
             "json" => built.json,

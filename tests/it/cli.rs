@@ -382,6 +382,15 @@ fn organisation_names_are_kept_in_one_form() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["organisation"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(orgs, ["Tyresö kommun", "Tyresö kommun"], "{status}");
+    // A name no instance has is refused alike by every report scoped to one.
+    for args in [
+        &["report", "annual", "--org", "Nacka kommun", "--year", "2012"][..],
+        &["report", "dialogues", "--org", "Nacka kommun"],
+        &["deadlines", "--org", "Nacka kommun"],
+        &["audit", "--org", "Nacka kommun"],
+    ] {
+        assert_fails(&styrlogg(&s, args), 1, "Nacka kommun");
+    }
     for org in ["Tyresö kommun", decomposed, "TYRESÖ KOMMUN"] {
         let annual = styrlogg(&s, &["report", "annual", "--org", org, "--year", "2012", "--format", "json"]);
         assert!(annual.status.success(), "{org:?}: {}", stderr(&annual));

@@ -226,12 +226,37 @@ fn api_refuses_what_it_must_and_writes_nothing_then() {
     let eva = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
     let r = json_post(&s, "/api/instances", &eva, START);
     assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["deduplicated"], false);
+    let started = r.json()["position"].as_u64().unwrap();
     let steps = "/api/instances/vaxholm-2012/steps";
 
-    // No credentials: 401, nothing written.
+    // The same start again is a retry, as on the command line: 200, nothing new.
     let head = s.head();
+    let again = json_post(&s, "/api/instances", &eva, START);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["deduplicated"], true);
+    assert_eq!(again.json()["position"].as_u64().unwrap(), started);
+    // Another start under the same id is refused.
+    let other = START.replace("Vaxholms stad", "Vaxholms kommun");
+    let j = assert_error(&json_post(&s, "/api/instances", &eva, &other), 409, "instance-exists");
+    assert_eq!(j["field"], "instance");
+    // The log's own instance is no workflow instance.
+    let system = START.replace("vaxholm-2012", "styrlogg:system");
+    assert_error(&json_post(&s, "/api/instances", &eva, &system), 400, "refused");
+    assert_eq!(s.head(), head, "neither the retry nor the other starts wrote anything");
+
+    // No credentials: 401 with how to authenticate, nothing written.
     assert_error(&json_post(&s, steps, &[], INTEREST), 401, "unauthorized");
-    assert_error(&s.request("GET", "/api/instances", &[], None), 401, "unauthorized");
+    let r = s.request("GET", "/api/instances", &[], None);
+    assert_error(&r, 401, "unauthorized");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{r:?}");
+    let r = s.request("GET", "/api/me", &[("authorization", "Bearer not-a-token")], None);
+    assert_error(&r, 401, "unauthorized");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{r:?}");
+    // A method the path does not take: 405, with the methods it does.
+    let r = s.request("DELETE", "/api/instances", &eva, None);
+    assert_error(&r, 405, "method-not-allowed");
+    assert!(r.header("allow").is_some_and(|a| a.contains("POST")), "{r:?}");
     // A session without its CSRF token: refused.
     assert_error(&json_post(&s, steps, &[("cookie", &cookie)], INTEREST), 403, "csrf-failed");
     assert_error(&json_post(&s, steps, &[("cookie", &cookie), ("x-csrf-token", "0000")], INTEREST), 403, "csrf-failed");
@@ -318,6 +343,18 @@ fn api_refuses_what_it_must_and_writes_nothing_then() {
     let r =
         json_post(&s, "/api/corrections", &eva, &format!(r#"{{"event":"{event}","reason":"","role":"registrator"}}"#));
     assert_error(&r, 422, "invalid-text");
+    // A correction of an event id that is not in the log: 404; of an event
+    // that is in the log but is no recorded step (the start): 422.
+    let head = s.head();
+    let correct = |event: &str| {
+        let body = format!(r#"{{"event":"{event}","reason":"Fel datum","date":"2012-01-19","role":"registrator"}}"#);
+        json_post(&s, "/api/corrections", &eva, &body)
+    };
+    let j = assert_error(&correct(&"0".repeat(32)), 404, "not-found");
+    assert!(j["message"].as_str().unwrap().contains("in the log"), "{j}");
+    let j = assert_error(&correct(entries[0]["event_id"].as_str().unwrap()), 422, "unknown-event");
+    assert_eq!(j["field"], "event");
+    assert_eq!(s.head(), head);
 }
 
 #[test]
@@ -332,7 +369,12 @@ fn login_limits_sessions_and_forms() {
         assert_error(&json_post(&s, "/api/session", &[], wrong), 401, "wrong-credentials");
     }
     let right = format!(r#"{{"login":"pl","password":"{PASSWORD}"}}"#);
-    assert_error(&json_post(&s, "/api/session", &[], &right), 429, "too-many-attempts");
+    let r = json_post(&s, "/api/session", &[], &right);
+    assert_error(&r, 429, "too-many-attempts");
+    // Retry-After: the seconds left of the 15-minute window of the first failure.
+    let secs: u64 = r.header("retry-after").expect("Retry-After on a 429").parse().unwrap();
+    assert!((800..=900).contains(&secs), "{secs}");
+    assert!(r.header("www-authenticate").is_none(), "a 429 is no challenge");
     // Another user is not affected.
     let (cookie, csrf) = s.login("eva");
 
@@ -390,6 +432,17 @@ fn login_limits_sessions_and_forms() {
     );
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(r.header("location"), Some("/"), "never redirected off the site");
+    // The login form says when the locked login may try again, too.
+    let r = s.request(
+        "POST",
+        "/login",
+        &[("content-type", "application/x-www-form-urlencoded"), ("cookie", &token)],
+        Some(&format!("csrf={value}&login=pl&password={PASSWORD}&next=/")),
+    );
+    assert_eq!(r.status, 429, "{}", r.body);
+    let secs: u64 = r.header("retry-after").expect("Retry-After on a 429").parse().unwrap();
+    assert!((800..=900).contains(&secs), "{secs}");
+    assert!(r.body.contains("Försök igen om"), "{}", r.body);
 
     // Logging out ends the session.
     let r = s.request("DELETE", "/api/session", &[("cookie", &cookie), ("x-csrf-token", &csrf)], None);
@@ -449,9 +502,16 @@ fn pages_public_view_reports_and_live_updates() {
     let api = s.request("GET", "/api/reports/compliance?instance=harryda-2012", &[("authorization", &auth)], None);
     assert_eq!(api.json()["instance"], "harryda-2012");
     assert_error(&s.request("GET", "/api/reports/nonsense", &[("authorization", &auth)], None), 404, "not-found");
+    let r = s.request("GET", "/api/reports/annual?org=X&year=abc", &[("authorization", &auth)], None);
+    assert_error(&r, 400, "invalid-input");
     let openapi = s.request("GET", "/api/openapi.json", &[], None).json();
     assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
     assert!(openapi["paths"]["/api/instances/{id}/steps"]["post"].is_object());
+    // Every status the report endpoint answers is documented.
+    let documented = &openapi["paths"]["/api/reports/{kind}"]["get"]["responses"];
+    for status in ["200", "400", "401", "404"] {
+        assert!(documented[status].is_object(), "openapi.json lists {status} for /api/reports/{{kind}}");
+    }
 
     // Live: the event stream says the head, and again when an event arrives.
     let mut stream = TcpStream::connect(&s.addr).unwrap();
@@ -470,6 +530,58 @@ fn pages_public_view_reports_and_live_updates() {
     let r = json_post(&s, "/api/instances", &[("cookie", &cookie), ("x-csrf-token", &csrf)], START);
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(next_head(), first + 1);
+}
+
+#[test]
+fn downloads_escape_what_users_typed() {
+    let s = Server::start();
+    let (cookie, csrf) = s.login("eva");
+    let eva = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    // An organisation a spreadsheet would take for a formula.
+    let formula = r#"=HYPERLINK("http://evil.example","Klicka")"#;
+    let start = START.replace("Vaxholms stad", &formula.replace('"', "\\\""));
+    let r = json_post(&s, "/api/instances", &eva, &start);
+    assert_eq!(r.status, 201, "{}", r.body);
+    // HTML in a fact and in a deviation.
+    let step = r#"{"step":"intresseanmalan","on":"2012-01-20","role":"sekreterare",
+        "facts":[["kontaktperson","Anita Brynje|kontaktperson|official"],["organisation","<img src=x onerror=alert(1)>"]],
+        "deviation":"</td><script>alert(2)</script>"}"#;
+    let r = json_post(&s, "/api/instances/vaxholm-2012/steps", &eva, step);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let prepared = r#"{"step":"beredning","on":"2012-08-14","role":"registrator",
+        "facts":[["organ","<script>alert(1)</script>"],["behandling","Föreslår & <b>tillstyrker</b>"]]}"#;
+    let r = json_post(&s, "/api/instances/vaxholm-2012/steps", &eva, prepared);
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // Markdown: the text as written, as character references; no HTML of the user's.
+    let md = s.request("GET", "/reports/audit?instance=vaxholm-2012&format=md", &[("cookie", &cookie)], None);
+    assert_eq!(md.status, 200, "{}", md.body);
+    for raw in ["<script", "</script", "<img", "</td>", "<b>"] {
+        assert!(!md.body.contains(raw), "{raw} is not in the Markdown:\n{}", md.body);
+    }
+    for escaped in [
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "&lt;img src=x onerror=alert(1)&gt;",
+        "&lt;/td&gt;&lt;script&gt;alert(2)&lt;/script&gt;",
+        "Föreslår &amp; &lt;b&gt;tillstyrker&lt;/b&gt;",
+    ] {
+        assert!(md.body.contains(escaped), "{escaped} is in the Markdown:\n{}", md.body);
+    }
+
+    // CSV: a UTF-8 byte order mark first (Excel then reads å, ä, ö), and no
+    // cell that begins as a formula.
+    let csv = s.request("GET", "/reports/deadlines?format=csv", &[], None);
+    assert_eq!(csv.status, 200, "{}", csv.body);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let body = csv.body.strip_prefix('\u{feff}').expect("a byte order mark");
+    assert!(body.starts_with("sista dag,"), "{body}");
+    assert!(body.contains("'=HYPERLINK("), "the formula is neutralised: {body}");
+    for line in body.lines() {
+        for cell in line.split(',') {
+            let cell = cell.trim_start_matches('"');
+            assert!(!cell.starts_with(['=', '+', '@', '\t', '\r']), "{cell:?} in {line}");
+        }
+    }
 }
 
 #[test]
