@@ -87,7 +87,13 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only for a terminal: a log file or a cron mail gets plain text.
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 /// The stream and subjects --nats-stream names: the default stream
@@ -195,7 +201,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify { checkpoint, key } => {
             // The checkpoint file and the keys first: a bad one fails before the chain walk prints OK.
             let checkpoint = checkpoint.as_deref().map(|f| trust_cmd::read_checkpoint_to_verify(f, key)).transpose()?;
-            let store = open(&cli, OpenMode::MustExist).await?;
+            // Damage that keeps the store from opening is verify's finding
+            // too: the same FAILED line and exit 1 as damage found by the walk.
+            let store = match open(&cli, OpenMode::MustExist).await {
+                Ok(s) => s,
+                Err(e) => match e.chain().find_map(|c| c.downcast_ref::<StoreError>()) {
+                    Some(StoreError::Corrupt { position, reason }) => {
+                        let p = format!("the log is corrupt at position {position}: {reason}");
+                        println!("FAILED: {p}");
+                        bail!(Refused(format!("verification failed: {p}; restore from an export or a replica")));
+                    }
+                    _ => return Err(e),
+                },
+            };
             let mut verdict = verify(&store).await?;
             if let (Ok(ok), AnyStore::Embedded(s)) = (&verdict, &store) {
                 // Every byte of the log's files, and the index against the log.
