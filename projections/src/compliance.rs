@@ -15,6 +15,9 @@ pub enum Verdict {
     Met,
     MetLate,
     MetWithDeviation,
+    /// Recorded, but a condition the step requires no longer holds as the
+    /// record now stands (a fact it depends on was corrected since).
+    MetConditionNotMet,
     NotYetDue,
     Overdue,
     NotMet,
@@ -26,6 +29,9 @@ impl Verdict {
             Verdict::Met => lang.t("uppfyllt", "met"),
             Verdict::MetLate => lang.t("uppfyllt för sent", "met late"),
             Verdict::MetWithDeviation => lang.t("uppfyllt med avvikelse", "met with deviation"),
+            Verdict::MetConditionNotMet => {
+                lang.t("genomfört, men villkoret är inte uppfyllt", "done, but its condition is not met")
+            }
             Verdict::NotYetDue => lang.t("ännu inte aktuellt", "not yet due"),
             Verdict::Overdue => lang.t("ej uppfyllt, försenat", "not met, overdue"),
             Verdict::NotMet => lang.t("ej uppfyllt", "not met"),
@@ -41,6 +47,9 @@ pub struct Evidence {
     pub minutes: Vec<String>,
     pub deviation: Option<String>,
     pub days_late: Option<u32>,
+    /// The condition the step requires that does not hold, as the record
+    /// now stands, on the day it happened (e.g. after a correction).
+    pub condition_not_met: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +108,11 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
                         .collect(),
                     deviation: o.deviation.clone(),
                     days_late: o.late.map(|l| l.days_late),
+                    condition_not_met: step
+                        .requires
+                        .iter()
+                        .find_map(|c| unmet(inst, c, o.occurred_on))
+                        .filter(|_| o.deviation.is_none()),
                 })
                 .collect();
             let deadline = inst.next_deadline(step);
@@ -112,6 +126,8 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
                 }
             } else if evidence.iter().any(|e| e.deviation.is_some()) {
                 Verdict::MetWithDeviation
+            } else if evidence.iter().any(|e| e.condition_not_met.is_some()) {
+                Verdict::MetConditionNotMet
             } else if evidence.iter().any(|e| e.days_late.is_some()) {
                 Verdict::MetLate
             } else {
@@ -138,6 +154,25 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
     })
 }
 
+/// Whether condition `c` fails on `on` as the record now stands, and how
+/// (the same reading of the record as the rule that decides a recording).
+fn unmet(inst: &workflows::Instance, c: &workflows::definition::Condition, on: Date) -> Option<String> {
+    let latest =
+        inst.occurrences_of(&c.step).filter(|o| o.occurred_on <= on).max_by_key(|o| (o.occurred_on, o.position));
+    let value = latest
+        .and_then(|o| o.facts.iter().rev().find(|f| f.name == c.fact))
+        .map(|f| workflows::facts::as_text(&f.value));
+    (value.as_deref() != Some(c.equals.as_str())).then(|| {
+        format!(
+            "{}.{} = {:?} ({})",
+            c.step,
+            c.fact,
+            c.equals,
+            value.map_or("not recorded".to_string(), |v| format!("{v:?}"))
+        )
+    })
+}
+
 pub fn document(c: &Compliance, view: &LogView, lang: Lang) -> Document {
     let mut d = Document::new(format!("{}: {} ({})", lang.t("Efterlevnad", "Compliance"), c.organisation, c.instance));
     d.meta(format!("{} {}, {} {}", lang.t("Arbetsflöde", "Workflow"), c.workflow, lang.t("per", "as of"), c.today));
@@ -155,6 +190,9 @@ pub fn document(c: &Compliance, view: &LogView, lang: Lang) -> Document {
                     parts.extend(e.minutes.iter().cloned());
                     if let Some(dev) = &e.deviation {
                         parts.push(format!("{}: {dev}", lang.t("avvikelse", "deviation")));
+                    }
+                    if let Some(c) = &e.condition_not_met {
+                        parts.push(format!("{}: {c}", lang.t("villkor inte uppfyllt", "condition not met")));
                     }
                     parts.push(format!("{} {}", lang.t("händelse", "event"), &e.event_id[..12]));
                     parts.join(", ")

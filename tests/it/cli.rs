@@ -317,6 +317,64 @@ fn start_record_status_and_rejections() {
 }
 
 #[test]
+fn a_correction_that_undoes_a_condition_shows_in_compliance() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("store");
+    let ok = |args: &[&str], role: &str| {
+        let o = styrlogg(&s, &[args, &["--by", "H", "--role", role, "--today", "2024-03-01"][..]].concat());
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    ok(
+        &["start", "medborgardialog", "--instance", "d", "--org", "Härryda kommun", "--on", "2024-01-02"],
+        "handlaggare",
+    );
+    ok(&["record", "d", "fraga_vackt", "--on", "2024-01-03", "--fact", "fraga=Ny skola?"], "handlaggare");
+    ok(
+        &[
+            "record",
+            "d",
+            "checklista",
+            "--on",
+            "2024-01-04",
+            "--fact",
+            "fragan_paverkbar=ja",
+            "--fact",
+            "beslutsfattare_paverkbara=ja",
+        ],
+        "handlaggare",
+    );
+    let facts = ["syfte=s", "trappsteg=dialog", "malgrupper=m", "metod=m", "beslutar=KS i juni"];
+    let mut args = vec!["record", "d", "beslut_om_dialog", "--on", "2024-01-10"];
+    for f in &facts {
+        args.extend(["--fact", f]);
+    }
+    ok(&args, "sekreterare");
+    let verdict = || {
+        let o = styrlogg(&s, &["report", "compliance", "--instance", "d", "--format", "json", "--today", "2024-03-01"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let ob = v["obligations"].as_array().unwrap().iter().find(|o| o["step"] == "beslut_om_dialog").unwrap().clone();
+        ob
+    };
+    assert_eq!(verdict()["verdict"], "met");
+    let log = stdout(&styrlogg(&s, &["log", "--instance", "d"]));
+    let checklist = log.split("step checklista").nth(1).and_then(|r| r.split_whitespace().nth(1)).unwrap();
+    let checklist = checklist.trim_end_matches(',').to_string();
+    ok(&["correct", &checklist, "--reason", "Fel ifyllt", "--fact", "beslutsfattare_paverkbara=nej"], "handlaggare");
+    let ob = verdict();
+    assert_eq!(ob["verdict"], "met_condition_not_met", "{ob}");
+    assert!(
+        ob["evidence"][0]["condition_not_met"].as_str().unwrap().contains("checklista.beslutsfattare_paverkbara"),
+        "{ob}"
+    );
+    let text = stdout(&styrlogg(&s, &["report", "compliance", "--instance", "d", "--today", "2024-03-01"]));
+    assert!(
+        text.contains("done, but its condition is not met") || text.contains("villkoret är inte uppfyllt"),
+        "{text}"
+    );
+}
+
+#[test]
 fn an_extended_deadline_keeps_its_calendar_uid() {
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("store");
