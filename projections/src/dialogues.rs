@@ -213,12 +213,15 @@ pub fn case_template(r: &Register, view: &LogView, lang: Lang) -> Document {
     for x in &r.dialogues {
         d.heading(format!("{}: {}", organisation(x), or_dash(&x.question)));
         d.subheading(lang.t("Ingress", "Summary").to_string());
+        let on = match x.question.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            Some(q) => format!(" {} {q}", lang.t("om", "on")),
+            None => format!(" ({})", lang.t("frågan är inte registrerad", "the question is not on record")),
+        };
+        let start = x.dates.first().map(|d| format!(" {} {d}", lang.t("med start", "starting"))).unwrap_or_default();
         d.para(format!(
-            "{} {} {} {}.",
+            "{} {}{on}{start}.",
             x.organisation,
-            lang.t("förde en medborgardialog om", "held a citizen dialogue on"),
-            or_dash(&x.question),
-            x.dates.first().map(|d| format!("{} {d}", lang.t("med start", "starting"))).unwrap_or_default()
+            lang.t("förde en medborgardialog", "held a citizen dialogue"),
         ));
         d.subheading(lang.t("Bakgrund", "Background").to_string());
         d.para(format!("{} {}.", lang.t("Frågan väcktes inom", "The question was raised within"), x.instance));
