@@ -637,7 +637,16 @@ fn status_text(s: &InstanceStatus) -> String {
     for p in &s.notice_problems {
         let what = match p.state {
             "in_doubt" => "IN DOUBT (claimed, no outcome recorded; maybe sent, not resent)".to_string(),
+            "given_up" if p.attempt < engine::limits::NOTICE_ATTEMPTS_MAX => "GAVE UP at once".to_string(),
             "given_up" => format!("GAVE UP after {} attempts", p.attempt),
+            "superseded" => format!(
+                "FAILED attempt {}, not retried: {}",
+                p.attempt,
+                match &p.superseded_by {
+                    Some(by) => format!("superseded by {by}"),
+                    None => "no longer due".to_string(),
+                }
+            ),
             _ => format!("FAILED attempt {}, will be retried", p.attempt),
         };
         let _ = writeln!(

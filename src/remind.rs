@@ -8,10 +8,12 @@
 //! owner of each attempt, across restarts and across services running at
 //! once; the owner sends, then records `notice_delivered` or
 //! `notice_failed`. A failed attempt is retried with backoff, up to
-//! [`NOTICE_ATTEMPTS_MAX`] attempts. A claim with no outcome (the sender
-//! stopped between claim and outcome) is "in doubt": it is shown in
-//! `status` and by `remind`, and never resent automatically, so nothing
-//! goes out twice. A missed deadline is recorded once as `deadline_missed`.
+//! [`engine::limits::NOTICE_ATTEMPTS_MAX`] attempts; one refused for good
+//! (an SMTP 5xx) is given up at once. A claim with no outcome (the sender
+//! stopped between claim and outcome, or the server took the whole message
+//! and never answered) is "in doubt": it is shown in `status` and by
+//! `remind`, and never resent automatically, so nothing goes out twice. A
+//! missed deadline is recorded once as `deadline_missed`.
 //!
 //! The [`Scheduler`] keeps every instance folded in memory with the instant
 //! it next needs attention, in an ordered queue: finding what is due costs
@@ -21,9 +23,7 @@
 //! their instance.
 
 use anyhow::{Context, Result};
-use engine::limits::{
-    NOTICE_ATTEMPTS_MAX, NOTICE_RETRY_FIRST_S, NOTICE_RETRY_MAX_S, READ_PAGE_EVENTS, REMINDER_PASS_ROUNDS_MAX,
-};
+use engine::limits::{NOTICE_RETRY_FIRST_S, NOTICE_RETRY_MAX_S, READ_PAGE_EVENTS, REMINDER_PASS_ROUNDS_MAX};
 use engine::{
     Actor, AppendRequest, Clock, CommandId, EventStore, ExpectedVersion, InstanceId, NewEvent, Payload, RecordedEvent,
 };
@@ -31,7 +31,8 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use workflows::instance::NoticeStatus;
 use workflows::reminders::{self, Due, Notice};
@@ -208,16 +209,65 @@ pub struct Message {
     pub body: String,
 }
 
+/// How a send that did not go out ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Not sent (the server could not be reached, did not answer in time
+    /// before the message was handed over, or answered 4xx): recorded as
+    /// failed and retried with backoff.
+    Failed(String),
+    /// Refused for good (an SMTP 5xx reply to the sender, to every
+    /// recipient, or to the message): recorded as failed and given up at
+    /// once, never retried.
+    Refused(String),
+    /// The message was handed over but the server's answer never came: it
+    /// may have gone out. No outcome is recorded, so the notice stays in
+    /// doubt and is never resent.
+    InDoubt(String),
+}
+
+impl From<String> for SendError {
+    fn from(e: String) -> Self {
+        SendError::Failed(e)
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Failed(e) | SendError::Refused(e) | SendError::InDoubt(e) => f.write_str(e),
+        }
+    }
+}
+
+/// What a send that went out achieved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Recipients the receiving server refused for good, each with its
+    /// reply (`address: permanent error (550): ...`); every other recipient
+    /// got the notice.
+    pub refused: Vec<String>,
+}
+
 /// A way to send notices.
 #[async_trait::async_trait]
 pub trait Channel: Send + Sync {
     /// The name recorded in the log (`log`, `email`, `nats`).
     fn name(&self) -> &str;
     /// Who gets a notice meant for `roles` of `organisation`; empty skips
-    /// this channel for the notice.
+    /// this channel for the notice (and the service warns, once per
+    /// organisation, that nobody is configured to receive it).
     fn recipients(&self, config: &Config, organisation: &str, roles: &[String]) -> Vec<String>;
-    /// Sends; an error is recorded and the notice retried later.
+    /// Sends, within a bounded time; an error is recorded and the notice
+    /// retried later.
     async fn send(&self, msg: &Message) -> Result<(), String>;
+    /// Sends, within a bounded time, and tells what happened precisely:
+    /// see [`SendError`] for what each failure leads to. By default as
+    /// [`Channel::send`], every error to be retried; the service calls
+    /// this.
+    async fn deliver(&self, msg: &Message) -> Result<Sent, SendError> {
+        self.send(msg).await.map(|()| Sent::default()).map_err(SendError::Failed)
+    }
 }
 
 /// Notices as lines on standard output, addressed to roles.
@@ -241,27 +291,168 @@ impl Channel for LogChannel {
 
 /// Notices by e-mail over SMTP (lettre), to the addresses configured for
 /// each role.
+///
+/// The conversation with the server is driven step by step, so that the
+/// whole of it obeys `smtp.timeout_s` (lettre's own timeout bounds only
+/// the TCP connect, not a server that accepts and then never answers) and
+/// so that a failure is known to have happened before or after the
+/// message was handed over:
+///
+/// - no answer in time before the end of the message (connecting, the
+///   greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA), a 4xx, or a broken
+///   connection: not sent, [`SendError::Failed`], retried;
+/// - a 5xx to MAIL, to the message, or to every recipient:
+///   [`SendError::Refused`], given up at once; a 5xx to some recipients
+///   only: the others get the notice and the refused ones are reported in
+///   [`Sent::refused`];
+/// - no answer (or a broken connection) after the whole message was
+///   handed over: it may have gone out, [`SendError::InDoubt`].
+///
+/// A 5xx while opening the session (greeting, EHLO, AUTH) concerns the
+/// server or the credentials rather than the notice, so it is retried.
 pub struct EmailChannel {
-    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    host: String,
+    port: u16,
+    tls: lettre::transport::smtp::client::Tls,
+    credentials: Option<lettre::transport::smtp::authentication::Credentials>,
+    hello: lettre::transport::smtp::extension::ClientId,
+    timeout: Duration,
     from: lettre::message::Mailbox,
 }
 
 impl EmailChannel {
     pub fn new(c: &SmtpConfig) -> Result<EmailChannel> {
-        use lettre::{AsyncSmtpTransport, Tokio1Executor};
-        let builder = match c.tls.as_str() {
-            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)?,
-            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host)?,
-            _ => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host),
+        use lettre::transport::smtp::client::{Tls, TlsParameters};
+        let tls = match c.tls.as_str() {
+            "starttls" => Tls::Required(TlsParameters::new(c.host.clone())?),
+            "tls" => Tls::Wrapper(TlsParameters::new(c.host.clone())?),
+            _ => Tls::None,
         };
-        let mut builder = builder.port(c.port).timeout(Some(Duration::from_secs(c.timeout_s)));
-        if let Some(user) = &c.username {
-            let var = c.password_env.as_deref().unwrap_or("STYRLOGG_SMTP_PASSWORD");
-            let password = std::env::var(var).with_context(|| format!("smtp.username is set but ${var} is not"))?;
-            builder =
-                builder.credentials(lettre::transport::smtp::authentication::Credentials::new(user.clone(), password));
+        let credentials = match &c.username {
+            Some(user) => {
+                let var = c.password_env.as_deref().unwrap_or("STYRLOGG_SMTP_PASSWORD");
+                let password = std::env::var(var).with_context(|| format!("smtp.username is set but ${var} is not"))?;
+                Some(lettre::transport::smtp::authentication::Credentials::new(user.clone(), password))
+            }
+            None => None,
+        };
+        Ok(EmailChannel {
+            host: c.host.clone(),
+            port: c.port,
+            tls,
+            credentials,
+            hello: lettre::transport::smtp::extension::ClientId::default(),
+            timeout: Duration::from_secs(c.timeout_s.max(1)),
+            from: c.from.parse().context("smtp.from")?,
+        })
+    }
+
+    /// Connects, reads the greeting, says EHLO, upgrades to TLS and
+    /// authenticates, as configured.
+    async fn open(
+        &self,
+    ) -> Result<lettre::transport::smtp::client::AsyncSmtpConnection, lettre::transport::smtp::Error> {
+        use lettre::transport::smtp::authentication::DEFAULT_MECHANISMS;
+        use lettre::transport::smtp::client::{AsyncSmtpConnection, Tls};
+        let wrapper = match &self.tls {
+            Tls::Wrapper(p) => Some(p.clone()),
+            _ => None,
+        };
+        let mut conn = AsyncSmtpConnection::connect_tokio1(
+            (self.host.as_str(), self.port),
+            Some(self.timeout),
+            &self.hello,
+            wrapper,
+            None,
+        )
+        .await?;
+        if let Tls::Required(p) = &self.tls {
+            conn.starttls(p.clone(), &self.hello).await?;
         }
-        Ok(EmailChannel { transport: builder.build(), from: c.from.parse().context("smtp.from")? })
+        if let Some(credentials) = &self.credentials {
+            conn.auth(DEFAULT_MECHANISMS, credentials).await?;
+        }
+        Ok(conn)
+    }
+
+    /// MAIL, RCPT for each recipient, DATA and the message, all before
+    /// `deadline`.
+    async fn transact(
+        &self,
+        conn: &mut lettre::transport::smtp::client::AsyncSmtpConnection,
+        email: &lettre::Message,
+        deadline: tokio::time::Instant,
+    ) -> Result<Sent, SendError> {
+        use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+        use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+        let timeout_s = self.timeout.as_secs();
+        let not_sent = |what: &str| {
+            SendError::Failed(format!(
+                "no answer from the SMTP server {}:{} to {what} within {timeout_s} s; not sent",
+                self.host, self.port
+            ))
+        };
+        let refused_or_failed = |what: &str, e: lettre::transport::smtp::Error| {
+            if e.is_permanent() {
+                SendError::Refused(format!("{what}: {e}"))
+            } else {
+                SendError::Failed(format!("{what}: {e}"))
+            }
+        };
+        let envelope = email.envelope();
+        let body = email.formatted();
+        let mut options = Vec::new();
+        if envelope.from().into_iter().chain(envelope.to()).any(|a| !AsRef::<str>::as_ref(a).is_ascii()) {
+            if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+                return Err(SendError::Refused(
+                    "the SMTP server does not take addresses with non-ASCII characters (no SMTPUTF8)".into(),
+                ));
+            }
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !body.is_ascii() {
+            if !conn.server_info().supports_feature(Extension::EightBitMime) {
+                return Err(SendError::Refused("the SMTP server does not take 8-bit messages (no 8BITMIME)".into()));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        match tokio::time::timeout_at(deadline, conn.command(Mail::new(envelope.from().cloned(), options))).await {
+            Err(_) => return Err(not_sent("MAIL FROM")),
+            Ok(Err(e)) => return Err(refused_or_failed("MAIL FROM", e)),
+            Ok(Ok(_)) => {}
+        }
+        let mut refused = Vec::new();
+        for to in envelope.to() {
+            match tokio::time::timeout_at(deadline, conn.command(Rcpt::new(to.clone(), vec![]))).await {
+                Err(_) => return Err(not_sent(&format!("RCPT TO {to}"))),
+                Ok(Err(e)) if e.is_permanent() => refused.push(format!("{to}: {e}")),
+                // A 4xx for one recipient: nobody gets it now, everybody on
+                // the retry.
+                Ok(Err(e)) => return Err(SendError::Failed(format!("RCPT TO {to}: {e}"))),
+                Ok(Ok(_)) => {}
+            }
+        }
+        if refused.len() == envelope.to().len() {
+            return Err(SendError::Refused(format!("every recipient refused: {}", refused.join("; "))));
+        }
+        match tokio::time::timeout_at(deadline, conn.command(Data)).await {
+            Err(_) => return Err(not_sent("DATA")),
+            Ok(Err(e)) => return Err(refused_or_failed("DATA", e)),
+            Ok(Ok(_)) => {}
+        }
+        // From here the server may have the whole message: without its
+        // answer, nobody can tell whether it went out.
+        match tokio::time::timeout_at(deadline, conn.message(&body)).await {
+            Err(_) => Err(SendError::InDoubt(format!(
+                "the message was handed to the SMTP server {}:{} but it did not answer within {timeout_s} s; it may have been delivered",
+                self.host, self.port
+            ))),
+            Ok(Err(e)) if e.is_permanent() || e.is_transient() => Err(refused_or_failed("the message", e)),
+            Ok(Err(e)) => Err(SendError::InDoubt(format!(
+                "the connection to the SMTP server failed while the message was handed over ({e}); it may have been delivered"
+            ))),
+            Ok(Ok(_)) => Ok(Sent { refused }),
+        }
     }
 }
 
@@ -274,19 +465,39 @@ impl Channel for EmailChannel {
         config.addresses(organisation, roles)
     }
     async fn send(&self, msg: &Message) -> Result<(), String> {
-        use lettre::AsyncTransport;
+        self.deliver(msg).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+    async fn deliver(&self, msg: &Message) -> Result<Sent, SendError> {
         let mut b = lettre::Message::builder()
             .from(self.from.clone())
             .subject(&msg.subject)
             .message_id(Some(format!("<{}@styrlogg>", blake3::hash(msg.key.as_bytes()).to_hex())));
         for to in &msg.to {
-            b = b.to(to.parse().map_err(|e| format!("{to}: {e}"))?);
+            b = b.to(to.parse().map_err(|e| SendError::Refused(format!("{to}: {e}")))?);
         }
         let email = b
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
             .body(msg.body.clone())
-            .map_err(|e| e.to_string())?;
-        self.transport.send(email).await.map(|_| ()).map_err(|e| e.to_string())
+            .map_err(|e| SendError::Refused(e.to_string()))?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut conn = match tokio::time::timeout_at(deadline, self.open()).await {
+            Err(_) => {
+                return Err(SendError::Failed(format!(
+                    "no answer from the SMTP server {}:{} within {} s (connecting, greeting, EHLO, STARTTLS or AUTH); not sent",
+                    self.host,
+                    self.port,
+                    self.timeout.as_secs()
+                )))
+            }
+            Ok(Err(e)) => return Err(SendError::Failed(e.to_string())),
+            Ok(Ok(conn)) => conn,
+        };
+        let outcome = self.transact(&mut conn, &email, deadline).await;
+        // Say goodbye if there is time left; the answer changes nothing.
+        if !matches!(outcome, Err(SendError::InDoubt(_))) && !conn.has_broken() {
+            let _ = tokio::time::timeout_at(deadline, conn.quit()).await;
+        }
+        outcome
     }
 }
 
@@ -378,16 +589,45 @@ impl Channel for NatsChannel {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassReport {
     pub delivered: u32,
+    /// Sends that failed and are retried later.
     pub failed: u32,
-    /// Notices claimed without an outcome: never resent automatically.
+    /// Sends refused for good (an SMTP 5xx) in this pass: given up at once.
+    pub refused: u32,
+    /// Sends in this pass whose outcome is unknown (the message was handed
+    /// over and no answer came): left in doubt, never resent.
+    pub in_doubt_now: u32,
+    /// Notices claimed without an outcome (`KEY by CHANNEL`), from this
+    /// pass or an earlier one: never resent automatically.
     pub in_doubt: Vec<String>,
-    /// Notices that failed every attempt.
+    /// Notices given up (`KEY by CHANNEL`): every attempt failed, or the
+    /// receiving end refused them for good.
     pub given_up: Vec<String>,
+    /// Recipients refused for good while the others got the notice
+    /// (`KEY by CHANNEL: ADDRESS: REPLY`).
+    pub refused_recipients: Vec<String>,
+    /// Notices due that no one is configured to receive on a channel, one
+    /// line naming the organisation, channel and roles for each
+    /// organisation and channel once in the life of the service.
+    pub unaddressed: Vec<String>,
     pub missed_recorded: u32,
-    /// Missed deadlines too old to escalate (recorded, not sent).
-    pub stale_missed: u32,
+    /// Missed deadlines too old to escalate (recorded, not sent): one
+    /// `INSTANCE:STEP:DEADLINE` each.
+    pub stale_missed: BTreeSet<String>,
     /// When something next becomes due (a reminder day, a retry).
     pub next_wake: Option<Timestamp>,
+}
+
+impl PassReport {
+    /// Sends in this pass that did not deliver: failed, refused or in doubt.
+    pub fn not_sent(&self) -> u32 {
+        self.failed + self.refused + self.in_doubt_now
+    }
+}
+
+fn push_once(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
 }
 
 /// The instant a Swedish civil day starts.
@@ -546,6 +786,10 @@ pub struct Service {
     pub config: Config,
     pub channels: Vec<Arc<dyn Channel>>,
     pub scheduler: Scheduler,
+    /// Set to stop a pass after the send in progress (see [`Service::stopper`]).
+    stop: Arc<AtomicBool>,
+    /// (organisation, channel) already warned about having no recipients.
+    warned: Mutex<BTreeSet<(String, String)>>,
 }
 
 /// A command id for a notice or a missed deadline: the same for every
@@ -561,7 +805,25 @@ fn notice_command(parts: &[&str]) -> CommandId {
 
 impl Service {
     pub fn new(config: Config, channels: Vec<Arc<dyn Channel>>) -> Self {
-        Service { config, channels, scheduler: Scheduler::new() }
+        Service {
+            config,
+            channels,
+            scheduler: Scheduler::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            warned: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// A flag that, once set, makes a pass stop after the send in progress
+    /// (each send is bounded by its channel's timeout) and record its
+    /// outcome, so a shutdown never waits for more than one send and
+    /// leaves nothing in doubt that did not need to be.
+    pub fn stopper(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
     }
 
     /// Appends one event of the service; false when another sender (or an
@@ -589,14 +851,40 @@ impl Service {
     /// looked at (its own claims and outcomes come back through the log).
     pub async fn pass(&mut self, store: &impl EventStore, today: Date, now: Timestamp) -> Result<PassReport> {
         let mut report = PassReport::default();
+        // Instances whose next look falls at or before `now` (a pass for a
+        // day earlier than the clock, as with `remind --today`): looked at
+        // again in this pass only if the log changes them, not in every
+        // round.
+        let mut later: HashMap<InstanceId, Option<Timestamp>> = HashMap::new();
         for _ in 0..REMINDER_PASS_ROUNDS_MAX {
+            if self.stopping() {
+                break;
+            }
             self.scheduler.sync(store).await?;
             let ready = self.scheduler.take_due(now);
             if ready.is_empty() {
                 break;
             }
             for id in ready {
+                if self.stopping() {
+                    // Not looked at: due at once in the next pass.
+                    later.insert(id, Some(Timestamp::MIN));
+                    continue;
+                }
                 let wake = self.attend(store, &id, today, now, &mut report).await?;
+                match wake {
+                    Some(w) if w <= now => {
+                        later.insert(id, wake);
+                    }
+                    _ => {
+                        later.remove(&id);
+                        self.scheduler.schedule(&id, wake);
+                    }
+                }
+            }
+        }
+        for (id, wake) in later {
+            if !self.scheduler.wake.contains_key(&id) {
                 self.scheduler.schedule(&id, wake);
             }
         }
@@ -637,7 +925,9 @@ impl Service {
                 }
                 let since = (today - due.deadline).get_days();
                 if since > self.config.remind.escalate_within_days as i32 {
-                    report.stale_missed += 1;
+                    // Counted once per deadline, however often the pass
+                    // looks at the instance.
+                    report.stale_missed.insert(format!("{}:{}:{}", inst.id, due.step, due.deadline));
                     continue;
                 }
             }
@@ -645,6 +935,7 @@ impl Service {
             for ch in &self.channels {
                 let to = ch.recipients(&self.config, &inst.organisation, &due.roles);
                 if to.is_empty() {
+                    self.warn_unaddressed(&inst.organisation, ch.name(), &due.roles, report);
                     continue;
                 }
                 let attempt = match inst.notices.get(&(key.clone(), ch.name().to_string())) {
@@ -652,11 +943,11 @@ impl Service {
                     Some(s) => match &s.status {
                         NoticeStatus::Delivered => continue,
                         NoticeStatus::Claimed => {
-                            report.in_doubt.push(format!("{key} by {}", ch.name()));
+                            push_once(&mut report.in_doubt, format!("{key} by {}", ch.name()));
                             continue;
                         }
-                        NoticeStatus::Failed(_) if s.attempt >= NOTICE_ATTEMPTS_MAX => {
-                            report.given_up.push(format!("{key} by {}", ch.name()));
+                        NoticeStatus::Failed(_) if reminders::given_up(s) => {
+                            push_once(&mut report.given_up, format!("{key} by {}", ch.name()));
                             continue;
                         }
                         NoticeStatus::Failed(_) => {
@@ -669,6 +960,11 @@ impl Service {
                         }
                     },
                 };
+                if self.stopping() {
+                    // Shutting down: claim nothing more; the next start
+                    // looks at this instance first.
+                    return Ok(Some(Timestamp::MIN));
+                }
                 let channel = ch.name().to_string();
                 let command = notice_command(&[&key, &channel, &attempt.to_string()]);
                 let claim = Payload::NoticeClaimed {
@@ -694,22 +990,37 @@ impl Service {
                     subject: subject.clone(),
                     body: body.clone(),
                 };
-                let outcome = ch.send(&msg).await;
-                let payload = match outcome {
-                    Ok(()) => {
+                let clean = |error: &str| -> String {
+                    error.chars().filter(|c| !c.is_control()).take(engine::limits::NOTICE_ERROR_CHARS_MAX).collect()
+                };
+                let payload = match ch.deliver(&msg).await {
+                    Ok(sent) => {
                         report.delivered += 1;
                         tracing::info!(channel = ch.name(), %key, attempt, "notice sent");
+                        for r in sent.refused {
+                            report.refused_recipients.push(format!("{key} by {}: {r}", ch.name()));
+                        }
                         Payload::NoticeDelivered { key: key.clone(), channel, attempt }
                     }
-                    Err(error) => {
+                    Err(SendError::Failed(error)) => {
                         report.failed += 1;
                         tracing::warn!(channel = ch.name(), %key, attempt, %error, "notice not sent; will retry");
-                        let error: String = error
-                            .chars()
-                            .filter(|c| !c.is_control())
-                            .take(engine::limits::NOTICE_ERROR_CHARS_MAX)
-                            .collect();
+                        Payload::NoticeFailed { key: key.clone(), channel, attempt, error: clean(&error) }
+                    }
+                    Err(SendError::Refused(error)) => {
+                        report.refused += 1;
+                        tracing::warn!(channel = ch.name(), %key, attempt, %error, "notice refused for good; not retried");
+                        push_once(&mut report.given_up, format!("{key} by {}", ch.name()));
+                        let error = clean(&format!("{}{error}", reminders::REFUSED_FOR_GOOD));
                         Payload::NoticeFailed { key: key.clone(), channel, attempt, error }
+                    }
+                    Err(SendError::InDoubt(error)) => {
+                        // No outcome: the claim stays in doubt and is never
+                        // resent.
+                        report.in_doubt_now += 1;
+                        tracing::warn!(channel = ch.name(), %key, attempt, %error, "notice in doubt; not resent (see status)");
+                        push_once(&mut report.in_doubt, format!("{key} by {}", ch.name()));
+                        continue;
                     }
                 };
                 let outcome_command = notice_command(&[&key, ch.name(), &attempt.to_string(), "outcome"]);
@@ -717,6 +1028,20 @@ impl Service {
             }
         }
         Ok(wake)
+    }
+
+    /// Reports, once per organisation and channel in the life of the
+    /// service, that a notice is due and nobody is configured to receive
+    /// it on `channel`.
+    fn warn_unaddressed(&self, organisation: &str, channel: &str, roles: &[String], report: &mut PassReport) {
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if !warned.insert((organisation.to_string(), channel.to_string())) {
+            return;
+        }
+        report.unaddressed.push(format!(
+            "a notice for {organisation:?} is due and no one is configured to receive it by {channel} (roles {}; add them under [recipients.{organisation:?}]); not sent",
+            roles.join(", ")
+        ));
     }
 }
 
@@ -742,31 +1067,56 @@ pub async fn watch<S: EventStore>(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     tokio::pin!(shutdown);
+    let stop = service.stopper();
+    stop.store(false, Ordering::SeqCst);
     let mut sub = match &hold {
         Holding::Keep(store) => Some(store.subscribe(store.head().await?.position + 1)),
         Holding::Reopen { .. } => None,
     };
     loop {
         let now = clock.now();
-        let report = match &hold {
-            Holding::Keep(store) => service.pass(store, swedish_today(now), now).await?,
-            Holding::Reopen { open, close, .. } => {
-                let store = open()?;
-                let report = service.pass(&store, swedish_today(now), now).await;
-                close(store)?;
-                report?
+        let pass = async {
+            match &hold {
+                Holding::Keep(store) => service.pass(store, swedish_today(now), now).await,
+                Holding::Reopen { open, close, .. } => {
+                    let store = open()?;
+                    let report = service.pass(&store, swedish_today(now), now).await;
+                    close(store)?;
+                    report
+                }
             }
         };
-        if report.delivered + report.failed + report.missed_recorded > 0 {
+        tokio::pin!(pass);
+        // A shutdown during a pass lets the send in progress finish (each
+        // send is bounded by its channel's timeout) and record its outcome,
+        // and claims nothing more.
+        let report = tokio::select! {
+            r = &mut pass => r?,
+            _ = &mut shutdown => {
+                tracing::info!("reminder service stopping after the notice being sent");
+                stop.store(true, Ordering::SeqCst);
+                pass.await?;
+                tracing::info!("reminder service stopping");
+                return Ok(());
+            }
+        };
+        if report.delivered + report.failed + report.refused + report.missed_recorded > 0 {
             tracing::info!(
                 delivered = report.delivered,
                 failed = report.failed,
+                refused = report.refused,
                 missed = report.missed_recorded,
                 "reminder pass"
             );
         }
         for d in &report.in_doubt {
             tracing::warn!(notice = %d, "claimed but no outcome recorded; not resent (see status)");
+        }
+        for d in &report.refused_recipients {
+            tracing::warn!("recipient refused for good, the others got the notice: {d}");
+        }
+        for d in &report.unaddressed {
+            tracing::warn!("{d}");
         }
         // Sleep until the next wake, and at the latest until the next
         // Swedish midnight (or the next poll), so no day is ever skipped.

@@ -100,24 +100,38 @@ pub async fn run(cli: &Cli, watch: bool, asked: &[ChannelArg]) -> Result<()> {
         let today = cli.today.unwrap_or_else(|| remind::swedish_today(now));
         let r = service.pass(&store, today, now).await?;
         store.close()?;
-        println!(
-            "{} notice(s) sent, {} failed (retried on a later run), {} missed deadline(s) recorded{}",
-            r.delivered,
-            r.failed,
-            r.missed_recorded,
-            if r.stale_missed > 0 {
-                format!(", {} missed too long ago to escalate", r.stale_missed)
-            } else {
-                String::new()
-            }
-        );
+        let mut line = format!("{} notice(s) sent, {} failed (retried on a later run)", r.delivered, r.failed);
+        if r.refused > 0 {
+            line.push_str(&format!(", {} refused for good (not retried)", r.refused));
+        }
+        if r.in_doubt_now > 0 {
+            line.push_str(&format!(", {} in doubt (not resent)", r.in_doubt_now));
+        }
+        line.push_str(&format!(", {} missed deadline(s) recorded", r.missed_recorded));
+        if !r.stale_missed.is_empty() {
+            line.push_str(&format!(", {} missed too long ago to escalate", r.stale_missed.len()));
+        }
+        println!("{line}");
         for d in &r.in_doubt {
-            eprintln!(
-                "in doubt, not resent: {d} (claimed by an earlier run that stopped before recording the outcome)"
-            );
+            eprintln!("in doubt, not resent: {d} (its outcome was never recorded: it may or may not have gone out)");
         }
         for d in &r.given_up {
-            eprintln!("gave up after every attempt failed: {d}");
+            eprintln!("gave up (refused for good, or every attempt failed): {d}");
+        }
+        for d in &r.refused_recipients {
+            eprintln!("recipient refused for good, the others got the notice: {d}");
+        }
+        for d in &r.unaddressed {
+            eprintln!("warning: {d}");
+        }
+        if r.not_sent() > 0 {
+            // Exit 3 so that cron and monitoring notice; the failed ones are
+            // retried on a later run.
+            bail!(
+                "{} of {} notice(s) could not be sent in this run (see above and `styrlogg status`)",
+                r.not_sent(),
+                r.not_sent() + r.delivered
+            );
         }
     }
     Ok(())

@@ -12,7 +12,9 @@ use jiff::civil::{date, Date};
 use jiff::{SignedDuration, Timestamp};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use styrlogg::remind::{self, swedish_midnight, swedish_today, Channel, Config, Holding, Message, Service};
+use styrlogg::remind::{
+    self, swedish_midnight, swedish_today, Channel, Config, Holding, Message, SendError, Sent, Service,
+};
 use workflows::status::InstanceStatus;
 use workflows::{builtin, decide, Command, Definition, Instance};
 
@@ -24,18 +26,42 @@ fn skl() -> Definition {
 }
 
 /// A channel that records what it was asked to send and on which Swedish
-/// day; it fails the first `fail_first` sends (all of them with u32::MAX).
+/// day; it fails the first `fail_first` sends (all of them with u32::MAX),
+/// or, `refusing`, refuses every send for good (as an SMTP 5xx).
 struct Recorder {
     name: &'static str,
     clock: Arc<dyn Clock>,
     fail_first: u32,
+    refuse: bool,
     calls: Mutex<u32>,
     sent: Mutex<Vec<(Date, Message)>>,
 }
 
 impl Recorder {
     fn new(name: &'static str, clock: Arc<dyn Clock>, fail_first: u32) -> Arc<Recorder> {
-        Arc::new(Recorder { name, clock, fail_first, calls: Mutex::new(0), sent: Mutex::new(Vec::new()) })
+        Arc::new(Recorder {
+            name,
+            clock,
+            fail_first,
+            refuse: false,
+            calls: Mutex::new(0),
+            sent: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn refusing(name: &'static str, clock: Arc<dyn Clock>) -> Arc<Recorder> {
+        Arc::new(Recorder {
+            name,
+            clock,
+            fail_first: 0,
+            refuse: true,
+            calls: Mutex::new(0),
+            sent: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn calls(&self) -> u32 {
+        *self.calls.lock().unwrap()
     }
 
     /// (step, notice, day sent), in the order sent.
@@ -60,6 +86,14 @@ impl Channel for Recorder {
         }
         self.sent.lock().unwrap().push((swedish_today(self.clock.now()), msg.clone()));
         Ok(())
+    }
+    async fn deliver(&self, msg: &Message) -> Result<Sent, SendError> {
+        if self.refuse {
+            let mut calls = self.calls.lock().unwrap();
+            *calls += 1;
+            return Err(SendError::Refused(format!("permanent error (550): no such mailbox, call {calls}")));
+        }
+        self.send(msg).await.map(|()| Sent::default()).map_err(SendError::Failed)
     }
 }
 
@@ -372,6 +406,7 @@ async fn a_claim_without_an_outcome_is_in_doubt_and_never_resent() {
     let r = pass_at(&mut service, &store, &clock, t0).await;
     assert_eq!(r.delivered, 0);
     assert_eq!(r.in_doubt, vec![format!("{ID}:styrelsebeslut:2012-08-31:reminder:30 by test")]);
+    assert_eq!(r.in_doubt_now, 0, "in doubt since an earlier run");
     assert!(rec.sent().is_empty());
     let s = status(&store, date(2012, 8, 1)).await;
     assert_eq!(s.notice_problems.len(), 1);
@@ -409,9 +444,18 @@ type Mail = (Vec<String>, Vec<u8>);
 struct Inbox {
     mails: Arc<Mutex<Vec<Mail>>>,
     current: (Vec<String>, Vec<u8>),
+    /// Addresses refused with 550 at RCPT TO.
+    refuse: Arc<Vec<String>>,
 }
 
 impl mailin_embedded::Handler for Inbox {
+    fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
+        if self.refuse.iter().any(|r| to.contains(r.as_str())) {
+            mailin_embedded::response::NO_MAILBOX
+        } else {
+            mailin_embedded::response::OK
+        }
+    }
     fn data_start(&mut self, _: &str, _: &str, _: bool, to: &[String]) -> mailin_embedded::Response {
         self.current = (to.to_vec(), Vec::new());
         mailin_embedded::response::OK
@@ -429,9 +473,14 @@ impl mailin_embedded::Handler for Inbox {
 impl Inbox {
     /// Starts the server; it runs until the test process ends.
     fn start() -> (Inbox, u16) {
+        Inbox::start_refusing(&[])
+    }
+
+    /// Starts a server that refuses `refuse` with 550 at RCPT TO.
+    fn start_refusing(refuse: &[&str]) -> (Inbox, u16) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let inbox = Inbox::default();
+        let inbox = Inbox { refuse: Arc::new(refuse.iter().map(|r| r.to_string()).collect()), ..Inbox::default() };
         let mut server = mailin_embedded::Server::new(inbox.clone());
         server.with_name("styrlogg.test").with_tcp_listener(listener);
         std::thread::spawn(move || {
@@ -459,11 +508,15 @@ impl Inbox {
 }
 
 fn config_file(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    config_file_timeout(dir, port, 5)
+}
+
+fn config_file_timeout(dir: &std::path::Path, port: u16, timeout_s: u64) -> std::path::PathBuf {
     let path = dir.join("styrlogg.toml");
     std::fs::write(
         &path,
         format!(
-            "[smtp]\nhost = \"127.0.0.1\"\nport = {port}\nfrom = \"styrlogg <styrlogg@tyreso.se>\"\ntimeout_s = 5\n\n\
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {port}\nfrom = \"styrlogg <styrlogg@tyreso.se>\"\ntimeout_s = {timeout_s}\n\n\
              [recipients.\"Tyresö kommun\"]\nsekreterare = [\"eva.sekreterare@tyreso.se\"]\n\
              registrator = [\"registrator@tyreso.se\"]\nprojektledare = [\"projektledare@tyreso.se\"]\n"
         ),
@@ -562,8 +615,9 @@ fn an_unreachable_smtp_server_is_recorded_retried_and_shown_in_status() {
     );
     assert!(o.status.success(), "{}", text(&o));
     let o = styrlogg(&data, &["remind", "--today", "2012-01-25", "--config", cfg]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "a notice that failed is an operating error: {}", text(&o));
     assert!(text(&o).contains("1 notice(s) sent, 1 failed"), "the log channel is not held up: {}", text(&o));
+    assert!(text(&o).contains("1 of 2 notice(s) could not be sent in this run"), "{}", text(&o));
     let o = styrlogg(&data, &["status", ID, "--today", "2012-01-25"]);
     let out = text(&o);
     assert!(
@@ -572,9 +626,10 @@ fn an_unreachable_smtp_server_is_recorded_retried_and_shown_in_status() {
         ),
         "{out}"
     );
-    // Within the backoff nothing is attempted again.
+    // Within the backoff nothing is attempted again, and nothing failed.
     let o = styrlogg(&data, &["remind", "--today", "2012-01-25", "--config", cfg]);
     assert!(text(&o).contains("0 notice(s) sent, 0 failed"), "{}", text(&o));
+    assert!(o.status.success(), "{}", text(&o));
 }
 
 #[test]
@@ -797,4 +852,508 @@ async fn notices_on_nats_for_other_systems_and_the_watch_service_over_jetstream(
     assert!(line.starts_with("Påminnelse: Protokollet justerat"), "{line}");
     std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+/// Starts the 2012-2014 network instance `id` for `org` from the command
+/// line, on 2012-01-10 (interest registration due 2012-01-31).
+fn cli_start(data: &std::path::Path, id: &str, org: &str) {
+    let o = crate::cli::styrlogg(
+        data,
+        &[
+            "start",
+            "skl-styrsystem-2012-2014",
+            "--instance",
+            id,
+            "--org",
+            org,
+            "--on",
+            "2012-01-10",
+            "--by",
+            "Anita Brynje",
+            "--role",
+            "registrator",
+            "--today",
+            "2012-01-10",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// Runs styrlogg as `crate::cli::styrlogg` does, but kills it and fails
+/// the test if it has not finished within `limit`; returns its output and
+/// how long it took.
+fn styrlogg_within(
+    data: &std::path::Path,
+    args: &[&str],
+    limit: std::time::Duration,
+) -> (std::process::Output, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_styrlogg"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("STYRLOGG_DATA")
+        .env_remove("STYRLOGG_CONFIG")
+        .env_remove("STYRLOGG_TODAY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return (child.wait_with_output().unwrap(), started.elapsed());
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!("styrlogg {args:?} did not finish within {limit:?}: {}", text(&o));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Where a fake SMTP server stops answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stall {
+    /// Accepts the connection and never says anything.
+    BeforeGreeting,
+    /// Greets, reads EHLO, and never answers it.
+    AfterEhlo,
+    /// Answers everything up to the end of the message, then nothing.
+    AfterMessage,
+}
+
+/// An SMTP server on a free loopback port that stops answering at `stall`
+/// and keeps every connection open; it sends () on the receiver for each
+/// connection it accepts. Its threads end with the test process.
+fn stalling_smtp(stall: Stall) -> (u16, std::sync::mpsc::Receiver<()>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let _ = tx.send(());
+            let Ok(talk) = conn.try_clone() else { continue };
+            held.push(conn);
+            std::thread::spawn(move || -> std::io::Result<()> {
+                if stall == Stall::BeforeGreeting {
+                    return Ok(());
+                }
+                let mut w = talk.try_clone()?;
+                let mut r = BufReader::new(talk);
+                w.write_all(b"220 stall.test ESMTP\r\n")?;
+                let mut line = String::new();
+                r.read_line(&mut line)?; // EHLO
+                if stall == Stall::AfterEhlo {
+                    return Ok(());
+                }
+                w.write_all(b"250-stall.test\r\n250 8BITMIME\r\n")?;
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line)? == 0 {
+                        return Ok(());
+                    }
+                    let command = line.to_ascii_uppercase();
+                    if command.starts_with("DATA") {
+                        w.write_all(b"354 go ahead\r\n")?;
+                        loop {
+                            line.clear();
+                            if r.read_line(&mut line)? == 0 || line == ".\r\n" {
+                                break;
+                            }
+                        }
+                        return Ok(()); // the message is here; no answer
+                    } else if command.starts_with("QUIT") {
+                        w.write_all(b"221 bye\r\n")?;
+                        return Ok(());
+                    } else {
+                        w.write_all(b"250 ok\r\n")?;
+                    }
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn a_silent_smtp_server_times_out_within_timeout_s_and_the_notice_is_retried_not_in_doubt() {
+    use crate::cli::styrlogg;
+    for stall in [Stall::BeforeGreeting, Stall::AfterEhlo] {
+        let (port, accepted) = stalling_smtp(stall);
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("store");
+        let cfg = config_file_timeout(dir.path(), port, 1);
+        let cfg = cfg.to_str().unwrap();
+        cli_start(&data, ID, "Tyresö kommun");
+        let (o, took) = styrlogg_within(
+            &data,
+            &["remind", "--today", "2012-01-25", "--config", cfg],
+            std::time::Duration::from_secs(20),
+        );
+        assert!(took < std::time::Duration::from_secs(10), "{stall:?}: timeout_s = 1 took {took:?}");
+        assert!(accepted.try_recv().is_ok(), "{stall:?}: the server was reached");
+        assert_eq!(o.status.code(), Some(3), "{stall:?}: {}", text(&o));
+        assert!(text(&o).contains("1 notice(s) sent, 1 failed"), "{stall:?}: {}", text(&o));
+        assert!(text(&o).contains("within 1 s"), "{stall:?}: {}", text(&o));
+        // The store is free again, and the notice is to be retried: it
+        // certainly did not go out.
+        let o = styrlogg(&data, &["status", ID, "--today", "2012-01-25"]);
+        let out = text(&o);
+        assert!(
+            out.contains(
+                "notice reminder:7 for intresseanmalan (deadline 2012-01-31) by email: FAILED attempt 1, will be retried"
+            ),
+            "{stall:?}: {out}"
+        );
+        assert!(!out.contains("IN DOUBT"), "{stall:?}: {out}");
+    }
+}
+
+#[test]
+fn a_server_silent_after_the_whole_message_leaves_the_notice_in_doubt() {
+    let (port, accepted) = stalling_smtp(Stall::AfterMessage);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file_timeout(dir.path(), port, 1);
+    let cfg = cfg.to_str().unwrap();
+    cli_start(&data, ID, "Tyresö kommun");
+    let args = ["remind", "--today", "2012-01-25", "--config", cfg];
+    let (o, _) = styrlogg_within(&data, &args, std::time::Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("1 notice(s) sent, 0 failed (retried on a later run), 1 in doubt"), "{}", text(&o));
+    assert!(text(&o).contains("it may have been delivered"), "{}", text(&o));
+    let o = crate::cli::styrlogg(&data, &["status", ID, "--today", "2012-01-25"]);
+    assert!(text(&o).contains("by email: IN DOUBT"), "{}", text(&o));
+    // Never resent.
+    accepted.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let (o, _) = styrlogg_within(&data, &args, std::time::Duration::from_secs(20));
+    assert!(text(&o).contains("0 notice(s) sent, 0 failed"), "{}", text(&o));
+    assert!(text(&o).contains("in doubt, not resent"), "{}", text(&o));
+    assert!(accepted.try_recv().is_err(), "no second connection");
+}
+
+#[test]
+fn sigterm_stops_the_watch_service_during_a_silent_smtp_server_within_timeout_s() {
+    use crate::cli::styrlogg;
+    let (port, accepted) = stalling_smtp(Stall::BeforeGreeting);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file_timeout(dir.path(), port, 3);
+    let today = swedish_today(Timestamp::now());
+    let days_ago = |n: i64| today.checked_sub(jiff::Span::new().days(n)).unwrap().to_string();
+    let by = ["--by", "Eva Sekreterare", "--role", "sekreterare"];
+    let o =
+        styrlogg(
+            &data,
+            &[
+                &[
+                    "start",
+                    "protokoll-laga-kraft",
+                    "--instance",
+                    "ks-1",
+                    "--org",
+                    "Tyresö kommun",
+                    "--on",
+                    &days_ago(30),
+                ][..],
+                &by,
+            ]
+            .concat(),
+        );
+    assert!(o.status.success(), "{}", text(&o));
+    // A meeting ten days ago: the 7-day reminder of its minutes is due.
+    let on = days_ago(10);
+    let minutes = format!("protokoll=Kommunstyrelsen|{on}|§ 12");
+    let record = ["record", "ks-1", "sammantrade", "--on", &on, "--fact", &minutes, "--fact", "beslut=Budget 2027"];
+    let o = styrlogg(&data, &[&record[..], &by].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_styrlogg"))
+        .arg("--data")
+        .arg(&data)
+        .args(["remind", "--watch", "--channel", "email", "--config", cfg.to_str().unwrap()])
+        .env_remove("STYRLOGG_TODAY")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let reached = accepted.recv_timeout(std::time::Duration::from_secs(30));
+    // Let the client wait for the greeting that never comes.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let signalled = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if signalled.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    reached.expect("the service connected to the SMTP server");
+    let status = status.expect("SIGTERM stops the service while a send hangs");
+    assert!(status.success(), "stops cleanly: {status:?}");
+    assert!(signalled.elapsed() < std::time::Duration::from_secs(10), "took {:?}", signalled.elapsed());
+    // The send in progress was finished, and recorded as failed: retried
+    // by the next service, not lost in doubt.
+    let o = styrlogg(&data, &["status", "ks-1"]);
+    let out = text(&o);
+    assert!(out.contains("by email: FAILED attempt 1, will be retried"), "{out}");
+    assert!(!out.contains("IN DOUBT"), "{out}");
+}
+
+#[test]
+fn one_refused_recipient_does_not_keep_the_notice_from_the_others() {
+    let (inbox, port) = Inbox::start_refusing(&["eva.sekreterare@tyreso.se"]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file(dir.path(), port);
+    cli_start(&data, ID, "Tyresö kommun");
+    let (o, _) = styrlogg_within(
+        &data,
+        &["remind", "--today", "2012-01-25", "--config", cfg.to_str().unwrap()],
+        std::time::Duration::from_secs(20),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("2 notice(s) sent, 0 failed"), "{}", text(&o));
+    assert!(
+        text(&o).contains("recipient refused for good, the others got the notice: ")
+            && text(&o).contains("eva.sekreterare@tyreso.se: permanent error (550)"),
+        "{}",
+        text(&o)
+    );
+    let mails = inbox.received();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].0, ["registrator@tyreso.se", "projektledare@tyreso.se"]);
+}
+
+#[test]
+fn every_recipient_refused_is_given_up_at_once() {
+    let (inbox, port) =
+        Inbox::start_refusing(&["eva.sekreterare@tyreso.se", "registrator@tyreso.se", "projektledare@tyreso.se"]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file(dir.path(), port);
+    cli_start(&data, ID, "Tyresö kommun");
+    let (o, _) = styrlogg_within(
+        &data,
+        &["remind", "--today", "2012-01-25", "--config", cfg.to_str().unwrap()],
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("1 notice(s) sent, 0 failed (retried on a later run), 1 refused for good"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("gave up (refused for good, or every attempt failed): tyreso-2012:"), "{}", text(&o));
+    assert!(inbox.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_refusal_for_good_is_given_up_at_once_and_never_retried() {
+    let t0 = swedish_midnight(date(2012, 8, 1)).checked_add(SignedDuration::from_hours(8)).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let store = MemoryStore::new(clock.clone());
+    start(&store, date(2012, 7, 1)).await;
+    record(
+        &store,
+        "intresseanmalan",
+        date(2012, 7, 2),
+        "registrator",
+        &[("kontaktperson", "Anita Brynje|kontaktperson|official"), ("organisation", "Tyresö kommun")],
+    )
+    .await;
+    let good = Recorder::new("good", clock.clone(), 0);
+    let refusing = Recorder::refusing("refusing", clock.clone());
+    let mut service = Service::new(Config::default(), vec![good.clone() as Arc<dyn Channel>, refusing.clone()]);
+    let key = format!("{ID}:styrelsebeslut:2012-08-31:reminder:30");
+    let r = pass_at(&mut service, &store, &clock, t0).await;
+    assert_eq!((r.delivered, r.failed, r.refused), (1, 0, 1));
+    assert_eq!(r.given_up, vec![format!("{key} by refusing")]);
+    assert_eq!(r.not_sent(), 1);
+    // An hour, then a day later: no second attempt, still given up.
+    for later in [3600, 86_400] {
+        let r = pass_at(&mut service, &store, &clock, t0.checked_add(SignedDuration::from_secs(later)).unwrap()).await;
+        assert_eq!((r.delivered, r.failed, r.refused), (0, 0, 0));
+        assert_eq!(refusing.calls(), 1, "never retried");
+    }
+    let mut fresh = Service::new(Config::default(), vec![refusing.clone() as Arc<dyn Channel>]);
+    let r = pass_at(&mut fresh, &store, &clock, t0.checked_add(SignedDuration::from_hours(30)).unwrap()).await;
+    assert_eq!(r.given_up, vec![format!("{key} by refusing")], "another service sees it given up");
+    assert_eq!(refusing.calls(), 1);
+    let inst = Instance::fold(&store.read_instance(&InstanceId::new(ID).unwrap(), 1).await.unwrap()).unwrap();
+    let state = &inst.notices[&(key.clone(), "refusing".to_string())];
+    assert_eq!(state.attempt, 1);
+    assert!(workflows::reminders::given_up(state));
+    assert_eq!(
+        workflows::reminders::after_failure(&inst, &key, state, date(2012, 8, 2)),
+        workflows::reminders::AfterFailure::GivenUp
+    );
+    let k = kinds(&store).await;
+    assert_eq!(k.get("notice_failed"), Some(&1));
+}
+
+#[test]
+fn missed_deadlines_too_old_to_escalate_are_counted_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    cli_start(&data, ID, "Tyresö kommun");
+    let o = crate::cli::styrlogg(&data, &["remind", "--today", "2012-04-01"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("1 missed deadline(s) recorded, 1 missed too long ago to escalate"), "{}", text(&o));
+    let o = crate::cli::styrlogg(&data, &["remind", "--today", "2012-04-01"]);
+    assert!(text(&o).contains("0 missed deadline(s) recorded, 1 missed too long ago to escalate"), "{}", text(&o));
+    // The board decision (31 August) is missed too: two deadlines.
+    let o = crate::cli::styrlogg(&data, &["remind", "--today", "2012-10-02"]);
+    assert!(text(&o).contains("1 missed deadline(s) recorded, 2 missed too long ago to escalate"), "{}", text(&o));
+}
+
+#[tokio::test]
+async fn a_failure_superseded_by_a_nearer_reminder_is_not_retried() {
+    use workflows::reminders::{after_failure, AfterFailure};
+    let t0 = swedish_midnight(date(2012, 8, 24)).checked_add(SignedDuration::from_hours(8)).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let store = MemoryStore::new(clock.clone());
+    start(&store, date(2012, 7, 1)).await;
+    record(
+        &store,
+        "intresseanmalan",
+        date(2012, 7, 2),
+        "registrator",
+        &[("kontaktperson", "Anita Brynje|kontaktperson|official"), ("organisation", "Tyresö kommun")],
+    )
+    .await;
+    let dead = Recorder::new("dead", clock.clone(), u32::MAX);
+    let mut service = Service::new(Config::default(), vec![dead.clone() as Arc<dyn Channel>]);
+    let seven = format!("{ID}:styrelsebeslut:2012-08-31:reminder:7");
+    let one = format!("{ID}:styrelsebeslut:2012-08-31:reminder:1");
+    let r = pass_at(&mut service, &store, &clock, t0).await;
+    assert_eq!(r.failed, 1);
+    let fold =
+        || async { Instance::fold(&store.read_instance(&InstanceId::new(ID).unwrap(), 1).await.unwrap()).unwrap() };
+    let inst = fold().await;
+    let state = |inst: &Instance, key: &str| inst.notices[&(key.to_string(), "dead".to_string())].clone();
+    assert_eq!(after_failure(&inst, &seven, &state(&inst, &seven), date(2012, 8, 24)), AfterFailure::Retried);
+
+    // 30 August: the 1-day reminder replaces the 7-day one, which is never
+    // tried again.
+    let t1 = swedish_midnight(date(2012, 8, 30)).checked_add(SignedDuration::from_hours(8)).unwrap();
+    let r = pass_at(&mut service, &store, &clock, t1).await;
+    assert_eq!(r.failed, 1);
+    let inst = fold().await;
+    assert_eq!(state(&inst, &seven).attempt, 1, "the 7-day reminder is not retried");
+    assert_eq!(
+        after_failure(&inst, &seven, &state(&inst, &seven), date(2012, 8, 30)),
+        AfterFailure::Superseded { by: Some("reminder:1".into()) }
+    );
+    assert_eq!(after_failure(&inst, &one, &state(&inst, &one), date(2012, 8, 30)), AfterFailure::Retried);
+    // The step is recorded: nothing of it is due any more.
+    record(
+        &store,
+        "styrelsebeslut",
+        date(2012, 8, 30),
+        "sekreterare",
+        &[("organ", "Kommunstyrelsen"), ("protokoll", "Kommunstyrelsen|2012-08-30|§ 5"), ("diarienummer", "KS 2012/1")],
+    )
+    .await;
+    let inst = fold().await;
+    assert_eq!(
+        after_failure(&inst, &one, &state(&inst, &one), date(2012, 8, 30)),
+        AfterFailure::Superseded { by: None }
+    );
+}
+
+/// Needs `workflows/src/status.rs` and `src/flow.rs` to use
+/// `workflows::reminders::after_failure` (see the patch in the reminder
+/// fixes' report).
+#[test]
+fn status_says_which_failed_notices_will_not_be_retried() {
+    use crate::cli::styrlogg;
+    // A port nobody listens on: every e-mail fails.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file(dir.path(), port);
+    let cfg = cfg.to_str().unwrap();
+    cli_start(&data, ID, "Tyresö kommun");
+    for day in ["2012-01-25", "2012-01-30"] {
+        let o = styrlogg(&data, &["remind", "--today", day, "--config", cfg]);
+        assert!(text(&o).contains("1 notice(s) sent, 1 failed"), "{day}: {}", text(&o));
+    }
+    let o = styrlogg(&data, &["status", ID, "--today", "2012-01-30"]);
+    let out = text(&o);
+    assert!(
+        out.contains(
+            "notice reminder:7 for intresseanmalan (deadline 2012-01-31) by email: FAILED attempt 1, not retried: superseded by reminder:1"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "notice reminder:1 for intresseanmalan (deadline 2012-01-31) by email: FAILED attempt 1, will be retried"
+        ),
+        "{out}"
+    );
+
+    // A refusal for good is given up at once.
+    let (_inbox, port) =
+        Inbox::start_refusing(&["eva.sekreterare@tyreso.se", "registrator@tyreso.se", "projektledare@tyreso.se"]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file(dir.path(), port);
+    cli_start(&data, ID, "Tyresö kommun");
+    let o = styrlogg(&data, &["remind", "--today", "2012-01-25", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = styrlogg(&data, &["status", ID, "--today", "2012-01-25"]);
+    assert!(text(&o).contains("by email: GAVE UP at once: refused for good: every recipient refused"), "{}", text(&o));
+}
+
+#[test]
+fn an_organisation_nobody_is_configured_for_is_warned_about_once() {
+    let (inbox, port) = Inbox::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file(dir.path(), port);
+    cli_start(&data, ID, "Tyresö kommun");
+    cli_start(&data, "harryda-1", "Härryda kommun");
+    cli_start(&data, "harryda-2", "Härryda kommun");
+    let o = crate::cli::styrlogg(
+        &data,
+        &["remind", "--today", "2012-01-25", "--channel", "email", "--config", cfg.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("1 notice(s) sent, 0 failed"), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("no one is configured to receive it")).collect();
+    assert_eq!(warnings.len(), 1, "once for the organisation, not per instance: {err}");
+    assert!(
+        warnings[0].contains("\"Härryda kommun\"")
+            && warnings[0].contains("by email")
+            && warnings[0].contains("registrator"),
+        "{}",
+        warnings[0]
+    );
+    assert_eq!(inbox.received().len(), 1, "Tyresö is configured and gets its reminder");
+}
+
+#[test]
+fn warnings_carry_no_colour_codes_when_standard_error_is_not_a_terminal() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file(dir.path(), port);
+    cli_start(&data, ID, "Tyresö kommun");
+    let o = crate::cli::styrlogg(&data, &["remind", "--today", "2012-01-25", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("WARN"), "{err}");
+    assert!(!err.contains('\u{1b}'), "no escape sequences in a pipe: {err:?}");
 }

@@ -289,9 +289,8 @@ fn order_after_date_correction(
     }
     let dates_then = |o: &crate::instance::Occurrence| if o.event_id == original.event_id { to } else { o.occurred_on };
     let earliest_then = inst.occurrences_of(&step.id).map(dates_then).min().expect("the original is one");
-    for later in inst.definition.steps.iter().filter(|s| s.after.iter().any(|a| *a == step.id)) {
-        if let Some(o) =
-            inst.occurrences_of(&later.id).filter(|o| o.deviation.is_none() && o.occurred_on < earliest_then).next()
+    for later in inst.definition.steps.iter().filter(|s| s.after.contains(&step.id)) {
+        if let Some(o) = inst.occurrences_of(&later.id).find(|o| o.deviation.is_none() && o.occurred_on < earliest_then)
         {
             return Err(reject(
                 Rule::BeforePrerequisite,
@@ -359,10 +358,8 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
     }
     // A step that cannot happen once this one has, recorded as happening
     // on or after this one's date: this one would contradict it.
-    for blocked in inst.definition.steps.iter().filter(|s| s.unless.iter().any(|u| *u == step.id)) {
-        if let Some(o) =
-            inst.occurrences_of(&blocked.id).filter(|o| o.deviation.is_none() && o.occurred_on >= on).next()
-        {
+    for blocked in inst.definition.steps.iter().filter(|s| s.unless.contains(&step.id)) {
+        if let Some(o) = inst.occurrences_of(&blocked.id).find(|o| o.deviation.is_none() && o.occurred_on >= on) {
             v.push(reject(
                 Rule::BlockedBy,
                 sid,

@@ -3,7 +3,7 @@
 //! Pure: the reminder service decides what to send from this and from the
 //! notices already recorded in the instance.
 
-use crate::instance::Instance;
+use crate::instance::{Instance, NoticeState, NoticeStatus};
 use jiff::civil::Date;
 use jiff::ToSpan;
 
@@ -111,4 +111,56 @@ pub fn next_due_day(inst: &Instance, today: Date) -> Option<Date> {
         }
     }
     next
+}
+
+/// The start of the error recorded for a notice that the receiving end
+/// refused for good (an SMTP 5xx reply): it is given up at once.
+pub const REFUSED_FOR_GOOD: &str = "refused for good: ";
+
+/// Whether a recorded send error is a refusal for good: ours, or lettre's
+/// own text for a 5xx reply in logs written before it was marked.
+pub fn refused_for_good(error: &str) -> bool {
+    error.starts_with(REFUSED_FOR_GOOD) || error.starts_with("permanent error (5")
+}
+
+/// Whether a failed notice is given up: every attempt failed, or the
+/// receiving end refused it for good.
+pub fn given_up(state: &NoticeState) -> bool {
+    match &state.status {
+        NoticeStatus::Failed(e) => state.attempt >= engine::limits::NOTICE_ATTEMPTS_MAX || refused_for_good(e),
+        _ => false,
+    }
+}
+
+/// What becomes of a notice whose last attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// It is still due: tried again after the backoff.
+    Retried,
+    /// Every attempt failed, or the receiving end refused it for good.
+    GivenUp,
+    /// No longer due, so never tried again: a later notice replaced it
+    /// (`by`: `reminder:1`, `missed`, with the deadline when that moved),
+    /// or the step was recorded or its deadline waived (`by` is None).
+    Superseded { by: Option<String> },
+}
+
+/// What becomes of the notice `key` (as [`Due::key`]) in `state` on
+/// `today`, if its last attempt failed.
+pub fn after_failure(inst: &Instance, key: &str, state: &NoticeState, today: Date) -> AfterFailure {
+    if given_up(state) {
+        return AfterFailure::GivenUp;
+    }
+    let now_due = due(inst, today);
+    if now_due.iter().any(|d| d.key(inst) == key) {
+        return AfterFailure::Retried;
+    }
+    let by = now_due.iter().find(|d| d.step == state.step).map(|d| {
+        if d.deadline == state.deadline {
+            d.notice.code()
+        } else {
+            format!("{} (deadline {})", d.notice.code(), d.deadline)
+        }
+    });
+    AfterFailure::Superseded { by }
 }

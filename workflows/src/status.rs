@@ -2,6 +2,7 @@
 //! now, what waits for earlier steps, what is overdue, and what is due next.
 
 use crate::instance::{Instance, NoticeStatus};
+use crate::reminders::{self, AfterFailure};
 use jiff::civil::Date;
 use serde::Serialize;
 
@@ -62,10 +63,16 @@ pub struct NoticeProblem {
     pub notice: String,
     pub channel: String,
     pub attempt: u32,
-    /// `failed` (retried with backoff), `given_up` (every attempt failed),
-    /// or `in_doubt` (claimed, no outcome recorded: maybe sent, not resent).
+    /// `failed` (retried with backoff), `given_up` (every attempt failed,
+    /// or refused for good), `superseded` (no longer due: a later notice
+    /// replaced it, or the step was recorded; not retried), or `in_doubt`
+    /// (claimed, no outcome recorded: maybe sent, not resent).
     pub state: &'static str,
     pub error: Option<String>,
+    /// For `superseded`: the notice that replaced it, if any
+    /// (`reminder:1`, `missed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
 }
 
 impl InstanceStatus {
@@ -119,14 +126,19 @@ impl InstanceStatus {
             notice_problems: inst
                 .notices
                 .iter()
-                .filter_map(|((_, channel), n)| {
+                .filter_map(|((key, channel), n)| {
+                    let mut superseded_by = None;
                     let (state, error) = match &n.status {
                         NoticeStatus::Delivered => return None,
                         NoticeStatus::Claimed => ("in_doubt", None),
-                        NoticeStatus::Failed(e) if n.attempt >= engine::limits::NOTICE_ATTEMPTS_MAX => {
-                            ("given_up", Some(e.clone()))
-                        }
-                        NoticeStatus::Failed(e) => ("failed", Some(e.clone())),
+                        NoticeStatus::Failed(e) => match reminders::after_failure(inst, key, n, today) {
+                            AfterFailure::GivenUp => ("given_up", Some(e.clone())),
+                            AfterFailure::Superseded { by } => {
+                                superseded_by = by;
+                                ("superseded", Some(e.clone()))
+                            }
+                            AfterFailure::Retried => ("failed", Some(e.clone())),
+                        },
                     };
                     Some(NoticeProblem {
                         step: n.step.clone(),
@@ -136,6 +148,7 @@ impl InstanceStatus {
                         attempt: n.attempt,
                         state,
                         error,
+                        superseded_by,
                     })
                 })
                 .collect(),
