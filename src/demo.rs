@@ -38,6 +38,11 @@ const ANNUAL_YEAR: i16 = 2012;
 const WIDTH: usize = 160;
 
 pub async fn run(cli: &Cli) -> Result<()> {
+    if cli.nats.is_some() {
+        anyhow::bail!(crate::Refused(
+            "demo runs on an embedded store of its own (--data DIR keeps it); to put the scenarios on JetStream: styrlogg --nats URL --keys DIR load workflows/scenarios/*.toml".into()
+        ));
+    }
     let started = std::time::Instant::now();
     let (dir, temporary) = match cli.data_given {
         true => (cli.data.clone(), false),

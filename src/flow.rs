@@ -261,19 +261,33 @@ async fn decide_and_append(
     }
     for _ in 0..5 {
         let inst = load(store, keys, id).await?;
-        let mut events = decide(&inst, cmd.clone(), today)?;
+        let mut events = match decide(&inst, cmd.clone(), today) {
+            Ok(events) => events,
+            Err(rejection) => {
+                // The same command by another process, landed since the
+                // check above, is what changed the state: a retry, not a refusal.
+                if let Some(done) = store.command_outcome(id, &command_id).await? {
+                    return written(store, engine::AppendOutcome { deduplicated: true, ..done }).await;
+                }
+                return Err(rejection.into());
+            }
+        };
         personal::seal(keys, &inst, &mut events)?;
-        let command_id = command_id.clone();
         match store
             .append(AppendRequest {
                 instance: id.clone(),
                 expected: ExpectedVersion::Exactly(inst.version),
-                command_id,
+                command_id: command_id.clone(),
                 events,
             })
             .await
         {
-            Err(AppendError::Conflict { .. }) => continue,
+            Err(AppendError::Conflict { .. }) => {
+                if let Some(done) = store.command_outcome(id, &command_id).await? {
+                    return written(store, engine::AppendOutcome { deduplicated: true, ..done }).await;
+                }
+                continue;
+            }
             other => return written(store, other?).await,
         }
     }

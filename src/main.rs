@@ -55,6 +55,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// One line on standard output. A reader that went away (`verify | head
+/// -1`) is not an error: the exit status still tells the verdict.
+fn say(line: &str) -> Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.is::<Refused>() || cause.is::<workflows::Rejection>() {
@@ -119,6 +129,15 @@ pub(crate) fn nats_options(cli: &Cli, url: &str) -> JetStreamOptions {
 
 /// Opens the log the command line names: JetStream with --nats, else the
 /// embedded store in --data.
+/// The store as messages name it: the data directory, or the stream and
+/// server with --nats.
+pub(crate) fn store_name(cli: &Cli) -> String {
+    match &cli.nats {
+        Some(url) => format!("the JetStream stream {} at {url}", cli.nats_stream),
+        None => cli.data.display().to_string(),
+    }
+}
+
 pub(crate) async fn open(cli: &Cli, mode: OpenMode) -> Result<AnyStore> {
     match &cli.nats {
         Some(url) => {
@@ -208,7 +227,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Err(e) => match e.chain().find_map(|c| c.downcast_ref::<StoreError>()) {
                     Some(StoreError::Corrupt { position, reason }) => {
                         let p = format!("the log is corrupt at position {position}: {reason}");
-                        println!("FAILED: {p}");
+                        say(&format!("FAILED: {p}"))?;
                         bail!(Refused(format!("verification failed: {p}; restore from an export or a replica")));
                     }
                     _ => return Err(e),
@@ -228,17 +247,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 };
             }
             match verdict {
-                Ok(ok) => println!("{ok}"),
+                Ok(ok) => say(&ok)?,
                 Err(p) => {
                     store.close()?;
-                    println!("FAILED: {p}");
+                    say(&format!("FAILED: {p}"))?;
                     bail!(Refused(format!("verification failed: {p}")));
                 }
             }
             if let Some(cp) = &checkpoint {
                 let result = trust_cmd::verify_checkpoint(&cli, &store, cp).await;
                 store.close()?;
-                println!("{}", result?);
+                say(&result?)?;
             } else {
                 store.close()?;
             }
@@ -258,7 +277,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Head => {
             let store = open(&cli, OpenMode::MustExist).await?;
             let head = store.head().await?;
-            println!("position {} hash {}", head.position, head.hash);
+            say(&format!("position {} hash {}", head.position, head.hash))?;
             store.close()?;
         }
         Command::Export { output } => {
@@ -395,7 +414,7 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
     if head.position != 0 {
         bail!(Refused(format!(
             "import loads into an empty store; {} already holds {} events",
-            cli.data.display(),
+            store_name(cli),
             head.position
         )));
     }

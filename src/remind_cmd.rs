@@ -67,7 +67,7 @@ pub async fn run(cli: &Cli, watch: bool, asked: &[ChannelArg]) -> Result<()> {
     let config = config(cli)?;
     let channels = channels(cli, &config, asked).await?;
     let names: Vec<&str> = channels.iter().map(|c| c.name()).collect();
-    eprintln!("reminders by {} from {}", names.join(", "), cli.data.display());
+    eprintln!("reminders by {} from {}", names.join(", "), crate::store_name(cli));
     let mut service = Service::new(config, channels);
     if watch {
         let shutdown = shutdown_signal()?;

@@ -191,7 +191,13 @@ impl Stager {
             let b = &e.event;
             let at = |why: String| AppendError::Invalid(format!("imported event at position {}: {why}", b.position));
             if b.position != self.head.position + 1 {
-                return Err(at(format!("expected position {}", self.head.position + 1)));
+                return Err(at(match b.position {
+                    1 => format!(
+                        "the log is no longer empty: it holds {} event(s) now (another writer got in first); nothing of this import was stored",
+                        self.head.position
+                    ),
+                    _ => format!("expected position {}", self.head.position + 1),
+                }));
             }
             if b.prev_hash != self.head.hash {
                 return Err(at(format!(

@@ -382,6 +382,21 @@ struct Inner {
     /// Set once a write failed: then the end of the log is not vouched for.
     poison: Arc<write::Poison>,
     heads: watch::Receiver<Head>,
+    /// The head the open found, and whether any request reached the
+    /// decider since: a store that wrote nothing leaves the end of the log
+    /// vouched for however it is dropped (a refused command, an error).
+    opened_at: Head,
+    touched: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let untouched = !self.touched.load(std::sync::atomic::Ordering::SeqCst);
+        if untouched && self.poison.clean() && *self.heads.borrow() == self.opened_at {
+            let h = self.opened_at;
+            let _ = std::fs::write(self.path.join(CLEAN_FILE), format!("{} {}\n", h.position, h.hash));
+        }
+    }
 }
 
 /// What sled's index holds (the overlay aside).
@@ -749,6 +764,8 @@ impl EmbeddedStore {
             flusher: Mutex::new(None),
             poison: Default::default(),
             heads,
+            opened_at: head,
+            touched: Default::default(),
         });
         let writer = write::Writer::start(
             behind,
@@ -990,6 +1007,7 @@ impl EmbeddedStore {
     /// Decides a request in the caller's task, once there is room for it
     /// in the writer's queue.
     async fn decide(&self, request: write::Request) -> Result<(), StoreError> {
+        self.inner.touched.store(true, std::sync::atomic::Ordering::SeqCst);
         let room = self.inner.room.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
         let behind = &self.inner.behind;
         if !behind.knows_every_id() {

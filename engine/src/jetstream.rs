@@ -869,6 +869,11 @@ impl Writer {
         // Stage and publish in order, each message expecting the one before.
         let mut inflight = Vec::new();
         let mut subject_seqs: HashMap<InstanceId, u64> = HashMap::new();
+        // Each message after the first also names the message it follows:
+        // if an earlier one of ours was refused because another writer got
+        // in, the other writer's message now holds the sequence ours
+        // expected, and only the id tells them apart.
+        let mut previous: Option<CommandId> = None;
         for (i, s) in slots.iter_mut().enumerate() {
             let idx = &self.known;
             let staged: Vec<Staged> = match s {
@@ -906,12 +911,16 @@ impl Writer {
                     HEADER_POSITIONS,
                     format!("{}-{}", st.outcome.first_position, st.outcome.last_position).as_str(),
                 );
-                let publish = jetstream::message::PublishMessage::build()
+                let mut publish = jetstream::message::PublishMessage::build()
                     .payload(encode_batch(&st.records))
                     .headers(headers)
                     .message_id(command.as_str())
                     .expected_last_sequence(last_seq)
                     .expected_last_subject_sequence(subject_seq);
+                if let Some(p) = &previous {
+                    publish = publish.expected_last_message_id(p.as_str());
+                }
+                previous = Some(command.clone());
                 let ack = store.inner.js.send_publish(store.subject(&instance), publish).await;
                 let ack = match ack {
                     Ok(f) => f,
@@ -984,7 +993,14 @@ impl Writer {
                     // Everything published after it expected one more message.
                     moved = true;
                 }
-                Err(e) if matches!(e.kind(), PublishErrorKind::WrongLastSequence) => moved = true,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId
+                    ) =>
+                {
+                    moved = true
+                }
                 Err(e) => return Err(unavailable("waiting for the stream to store an append", e)),
             }
         }

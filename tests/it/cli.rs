@@ -375,6 +375,92 @@ fn a_correction_that_undoes_a_condition_shows_in_compliance() {
 }
 
 #[test]
+fn a_refused_command_leaves_the_store_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("store");
+    assert!(styrlogg(&s, &["demo"]).status.success());
+    let clean = s.join("CLEAN");
+    let files = || {
+        let mut v: Vec<(String, Vec<u8>)> = walk(&s)
+            .into_iter()
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .filter(|(p, _)| !p.contains("/index"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(clean.exists(), "a clean close leaves its mark");
+    let before = files();
+    // Refused by a workflow rule, by the store (a non-empty store to import
+    // into), and a correction of an event that is not there.
+    assert_fails(
+        &styrlogg(
+            &s,
+            &["record", "tyreso-2012", "styrelsebeslut", "--on", "2012-09-03", "--by", "X", "--role", "registrator"],
+        ),
+        1,
+        "rejected",
+    );
+    let export = dir.path().join("e.jsonl");
+    std::fs::write(&export, styrlogg(&s, &["export"]).stdout).unwrap();
+    assert_fails(&styrlogg(&s, &["import", export.to_str().unwrap()]), 1, "empty");
+    assert_fails(
+        &styrlogg(
+            &s,
+            &[
+                "correct",
+                "0123456789abcdef0123456789abcdef",
+                "--reason",
+                "x",
+                "--fact",
+                "a=b",
+                "--by",
+                "X",
+                "--role",
+                "registrator",
+            ],
+        ),
+        1,
+        "0123456789abcdef0123456789abcdef",
+    );
+    assert_eq!(files(), before, "the log's files, CLEAN included, are untouched");
+}
+
+#[test]
+fn verify_with_its_reader_gone_still_exits_with_its_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("store");
+    assert!(styrlogg(&s, &["demo"]).status.success());
+    for args in [&["verify"][..], &["head"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_styrlogg"))
+            .arg("--data")
+            .arg(&s)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // `| head -0`: the reader is gone before the first line
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
 fn an_extended_deadline_keeps_its_calendar_uid() {
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("store");

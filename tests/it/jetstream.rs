@@ -56,6 +56,100 @@ async fn separate_connections_racing_on_one_instance_exactly_one_wins() {
     assert_eq!(a.head().await.unwrap(), b.head().await.unwrap());
 }
 
+#[test]
+fn two_imports_at_once_into_an_empty_stream_one_wins_and_the_chain_holds() {
+    // Each import is published as many messages at once. When the smaller
+    // one gets in first, the larger one's first messages are refused; its
+    // later ones, which expected the sequences the winner's messages now
+    // hold, must be refused too, not stored after the winner's.
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (big, small) = (dir.path().join("big"), dir.path().join("small"));
+    assert!(styrlogg_with(&big, &["demo"]).status.success());
+    let by = ["--by", "A", "--role", "registrator", "--today", "2012-02-01"];
+    let start = ["start", "skl-styrsystem-2012-2014", "--instance", "t", "--org", "T", "--on", "2012-01-15"];
+    assert!(styrlogg_with(&small, &[&start[..], &by[..]].concat()).status.success());
+    let interest = [
+        "record",
+        "t",
+        "intresseanmalan",
+        "--on",
+        "2012-01-20",
+        "--fact",
+        "kontaktperson=A B|k|official",
+        "--fact",
+        "organisation=T",
+    ];
+    let o = styrlogg_with(&small, &[&interest[..], &by[..]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let export = |store: &std::path::Path, name: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, styrlogg_with(store, &["export"]).stdout).unwrap();
+        file
+    };
+    let (big, small) = (export(&big, "big.jsonl"), export(&small, "small.jsonl"));
+    for round in 0..6 {
+        let stream = format!("IMP{round}");
+        let nats = ["--nats", server.url.as_str(), "--nats-stream", stream.as_str()];
+        let spawn = |file: &std::path::Path| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_styrlogg"));
+            cmd.args(nats).arg("import").arg(file).env_remove("STYRLOGG_DATA");
+            cmd.env("STYRLOGG_KEYS", dir.path().join("keys"));
+            cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        };
+        let (a, b) = (spawn(&big), spawn(&small));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let text = |o: &std::process::Output| {
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+        };
+        assert_eq!(
+            [&a, &b].iter().filter(|o| o.status.success()).count(),
+            1,
+            "round {round}: {} | {}",
+            text(&a),
+            text(&b)
+        );
+        let v = styrlogg_with(&dir.path().join("unused"), &[&nats[..], &["verify"]].concat());
+        assert!(v.status.success(), "round {round}: the chain holds: {}", text(&v));
+        let winner = if a.status.success() { 31 } else { 2 };
+        assert!(text(&v).contains(&format!("OK: {winner} events")), "round {round}: only the winner's: {}", text(&v));
+    }
+}
+
+#[test]
+fn two_identical_loads_at_once_both_succeed() {
+    // A command the other process stored between the retry check and the
+    // decision is recognised as the same command, not refused by the rule
+    // its own event now breaks (a step that happens once).
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/scenarios");
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(&scenarios).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for round in 0..4 {
+        let stream = format!("LOAD{round}");
+        let spawn = || {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_styrlogg"));
+            cmd.args(["--nats", server.url.as_str(), "--nats-stream", stream.as_str(), "load"]).args(&files);
+            cmd.env_remove("STYRLOGG_DATA").env("STYRLOGG_KEYS", dir.path().join("keys"));
+            cmd.env("STYRLOGG_TODAY", "2015-10-22");
+            cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        for o in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+            assert!(o.status.success(), "round {round}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let v = styrlogg_with(
+            &dir.path().join("unused"),
+            &["--nats", server.url.as_str(), "--nats-stream", stream.as_str(), "verify"],
+        );
+        assert!(String::from_utf8_lossy(&v.stdout).contains("OK: 31 events"), "round {round}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_ids_inside_and_after_the_duplicate_window() {
     let n = Nats::new();
@@ -170,7 +264,12 @@ fn export_and_import_between_backends_keep_every_hash() {
     // Importing into a stream that holds events is refused.
     let o = styrlogg_with(&sled, &[&nats[..], &["import", export.to_str().unwrap()]].concat());
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("import loads into an empty store"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("import loads into an empty store; the JetStream stream STYRLOGG at nats://"), "{err}");
+    // demo has a store of its own, never the stream.
+    let o = styrlogg_with(&sled, &[&nats[..], &["demo"]].concat());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("demo runs on an embedded store of its own"));
 }
 
 #[test]
