@@ -18,7 +18,7 @@ pub struct Cli {
     pub data: PathBuf,
 
     /// Keep the log on NATS JetStream at this server (comma-separate several) instead of --data.
-    #[arg(long, global = true, env = "STYRLOGG_NATS", value_name = "URL")]
+    #[arg(long, global = true, env = "STYRLOGG_NATS", value_name = "URL", value_parser = parse_nats_urls)]
     pub nats: Option<String>,
 
     /// The JetStream stream holding the log (letters, digits, - and _).
@@ -68,6 +68,41 @@ pub struct Cli {
     /// Whether --data (or STYRLOGG_DATA) was given rather than defaulted.
     #[arg(skip)]
     pub data_given: bool,
+}
+
+/// Server URLs for --nats, comma-separated: `[nats|tls|ws|wss://]host[:port]`.
+pub fn parse_nats_urls(s: &str) -> Result<String, String> {
+    for part in s.split(',').map(str::trim) {
+        let rest = match part.split_once("://") {
+            Some((scheme, rest)) if ["nats", "tls", "ws", "wss"].contains(&scheme) => rest,
+            Some((scheme, _)) => {
+                return Err(format!("{part:?}: {scheme}:// is not a NATS scheme (nats, tls, ws, wss)"))
+            }
+            None => part,
+        };
+        let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h).trim_end_matches('/');
+        let (host, port) = match hostport.strip_prefix('[') {
+            // [IPv6]:port
+            Some(v6) => match v6.split_once(']') {
+                Some((h, "")) => (h, None),
+                Some((h, p)) => (h, Some(p.strip_prefix(':').unwrap_or(p))),
+                None => ("", None),
+            },
+            None => match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            },
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(format!("{part:?} is not a NATS server URL: give nats://HOST:PORT"));
+        }
+        if let Some(p) = port {
+            if !matches!(p.parse::<u16>(), Ok(1..)) {
+                return Err(format!("{part:?}: {p:?} is not a port (1-65535)"));
+            }
+        }
+    }
+    Ok(s.to_string())
 }
 
 pub fn parse_stream_name(s: &str) -> Result<String, String> {

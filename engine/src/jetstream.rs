@@ -207,10 +207,21 @@ impl JetStreamStore {
                     hint: format!("record or import something first ({e})"),
                 })
             }
-            Err(_) => js
-                .get_or_create_stream(wanted.clone())
-                .await
-                .map_err(|e| unavailable(&format!("cannot create stream {} on {}", opts.stream, opts.url), e))?,
+            Err(_) => js.get_or_create_stream(wanted.clone()).await.map_err(|e| {
+                // Another stream already takes these subjects: a name to
+                // change, not a server that is down.
+                if e.to_string().contains("subjects overlap") {
+                    StoreError::NotAStore {
+                        path: format!("{} stream {}", opts.url, opts.stream),
+                        why: format!(
+                            "its subjects {} overlap another stream's on this server (stream names are compared in lower case); use another --nats-stream",
+                            wanted.subjects.join(", ")
+                        ),
+                    }
+                } else {
+                    unavailable(&format!("cannot create stream {} on {}", opts.stream, opts.url), e)
+                }
+            })?,
         };
         let actual = &stream.cached_info().config;
         let problems = config_differences(&wanted, actual);

@@ -226,6 +226,20 @@ fn clear_errors_not_hangs() {
     let o = styrlogg_with(&data, &["--nats", &server.url, "--nats-stream", "OTHER", "verify"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no store at"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A stream whose subjects another stream takes: a name to change.
+    let start =
+        ["start", "protokoll-laga-kraft", "--instance", "x", "--org", "T", "--by", "S", "--role", "sekreterare"];
+    let o = styrlogg_with(&data, &[&["--nats", &server.url, "--nats-stream", "log"][..], &start[..]].concat());
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("overlap another stream's on this server") && err.contains("--nats-stream"), "{err}");
+
+    // A URL that is no NATS URL is a usage error, found before connecting.
+    for bad in ["http://127.0.0.1:4222", "nats://127.0.0.1:99999", "foo bar"] {
+        let o = styrlogg_with(&data, &["--nats", bad, "head"]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", String::from_utf8_lossy(&o.stderr));
+    }
 }
 
 #[test]
