@@ -154,14 +154,9 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
     })
 }
 
-/// Whether condition `c` fails on `on` as the record now stands, and how
-/// (the same reading of the record as the rule that decides a recording).
+/// Whether condition `c` fails on `on` as the record now stands, and how.
 fn unmet(inst: &workflows::Instance, c: &workflows::definition::Condition, on: Date) -> Option<String> {
-    let latest =
-        inst.occurrences_of(&c.step).filter(|o| o.occurred_on <= on).max_by_key(|o| (o.occurred_on, o.position));
-    let value = latest
-        .and_then(|o| o.facts.iter().rev().find(|f| f.name == c.fact))
-        .map(|f| workflows::facts::as_text(&f.value));
+    let value = inst.condition_value(c, on);
     (value.as_deref() != Some(c.equals.as_str())).then(|| {
         format!(
             "{}.{} = {:?} ({})",

@@ -4,17 +4,19 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The binary on store `data` with `args`, untouched by the environment's
+/// STYRLOGG_* settings and log filter.
+pub fn command(data: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_styrlogg"));
+    c.arg("--data").arg(data).args(args);
+    for var in ["RUST_LOG", "STYRLOGG_DATA", "STYRLOGG_CONFIG", "STYRLOGG_TODAY"] {
+        c.env_remove(var);
+    }
+    c
+}
+
 pub fn styrlogg(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_styrlogg"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("STYRLOGG_DATA")
-        .env_remove("STYRLOGG_CONFIG")
-        .env_remove("STYRLOGG_TODAY")
-        .output()
-        .expect("the styrlogg binary runs")
+    command(data, args).output().expect("the styrlogg binary runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -432,10 +434,7 @@ fn verify_with_its_reader_gone_still_exits_with_its_verdict() {
     let s = dir.path().join("store");
     assert!(styrlogg(&s, &["demo"]).status.success());
     for args in [&["verify"][..], &["head"]] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_styrlogg"))
-            .arg("--data")
-            .arg(&s)
-            .args(args)
+        let mut child = command(&s, args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

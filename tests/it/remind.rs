@@ -888,14 +888,7 @@ fn styrlogg_within(
     limit: std::time::Duration,
 ) -> (std::process::Output, std::time::Duration) {
     let started = std::time::Instant::now();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_styrlogg"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("STYRLOGG_DATA")
-        .env_remove("STYRLOGG_CONFIG")
-        .env_remove("STYRLOGG_TODAY")
+    let mut child = crate::cli::command(data, args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -1072,16 +1065,12 @@ fn sigterm_stops_the_watch_service_during_a_silent_smtp_server_within_timeout_s(
     let record = ["record", "ks-1", "sammantrade", "--on", &on, "--fact", &minutes, "--fact", "beslut=Budget 2027"];
     let o = styrlogg(&data, &[&record[..], &by].concat());
     assert!(o.status.success(), "{}", text(&o));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_styrlogg"))
-        .arg("--data")
-        .arg(&data)
-        .args(["remind", "--watch", "--channel", "email", "--config", cfg.to_str().unwrap()])
-        .env_remove("STYRLOGG_TODAY")
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        crate::cli::command(&data, &["remind", "--watch", "--channel", "email", "--config", cfg.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
     let reached = accepted.recv_timeout(std::time::Duration::from_secs(30));
     // Let the client wait for the greeting that never comes.
     std::thread::sleep(std::time::Duration::from_millis(300));

@@ -375,9 +375,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
         }
     }
     for c in &step.requires {
-        let latest =
-            inst.occurrences_of(&c.step).filter(|o| o.occurred_on <= on).max_by_key(|o| (o.occurred_on, o.position));
-        let value = latest.and_then(|o| o.facts.iter().find(|f| f.name == c.fact)).map(|f| facts::as_text(&f.value));
+        let value = inst.condition_value(c, on);
         if value.as_deref() != Some(c.equals.as_str()) {
             v.push(reject(
                 Rule::ConditionNotMet,

@@ -252,6 +252,18 @@ impl Instance {
         }
     }
 
+    /// The value a condition reads on `on`, as text: its fact in the latest
+    /// occurrence of its step on or before that day (None when there is
+    /// none). The condition holds when this equals `c.equals`; what decides
+    /// a recording and what the compliance report shows both read it here.
+    pub fn condition_value(&self, c: &crate::definition::Condition, on: Date) -> Option<String> {
+        self.occurrences_of(&c.step)
+            .filter(|o| o.occurred_on <= on)
+            .max_by_key(|o| (o.occurred_on, o.position))
+            .and_then(|o| o.facts.iter().find(|f| f.name == c.fact))
+            .map(|f| crate::facts::as_text(&f.value))
+    }
+
     pub fn occurrences_of<'a>(&'a self, step: &'a str) -> impl Iterator<Item = &'a Occurrence> + 'a {
         self.occurrences.iter().filter(move |o| o.step == step)
     }
