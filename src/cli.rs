@@ -382,9 +382,15 @@ pub enum Command {
     Head,
     /// Write the whole log as JSON Lines to stdout (or a file).
     Export {
-        /// Write here instead of stdout.
+        /// Write here instead of stdout. The file appears only once it is complete; an earlier file of
+        /// that name is replaced then, and kept if the export fails.
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// For a damaged log (`verify` FAILED): read the log's files directly, without opening the store
+        /// or changing anything in it, and write every event up to the first damage. Exit 1 when it
+        /// stopped early, saying where and why. Embedded store only.
+        #[arg(long)]
+        salvage: bool,
     },
     /// Load an export into an empty store, keeping every hash.
     Import {

@@ -6,6 +6,7 @@ mod cli;
 mod demo;
 mod flow;
 mod load;
+mod output;
 mod personal;
 mod remind_cmd;
 mod render;
@@ -280,25 +281,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             say(&format!("position {} hash {}", head.position, head.hash))?;
             store.close()?;
         }
-        Command::Export { output } => {
-            let store = open(&cli, OpenMode::MustExist).await?;
-            let sink: Box<dyn Write> = match output {
-                Some(p) => {
-                    Box::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
-                }
-                None => Box::new(std::io::stdout().lock()),
-            };
-            let mut sink = BufWriter::new(sink);
+        Command::Export { output, salvage: false } => {
+            let store = open(&cli, OpenMode::MustExist).await.map_err(salvage_hint(&cli))?;
+            let mut sink = output::Output::create(output.as_deref())?;
             let mut n = 0u64;
             for_each_event(&store, |e| {
                 n += 1;
                 writeln!(sink, "{}", render::json(e)).map_err(Into::into)
             })
-            .await?;
-            sink.flush()?;
+            .await
+            .map_err(salvage_hint(&cli))?;
+            sink.finish()?;
             tracing::info!(events = n, "exported");
             store.close()?;
         }
+        Command::Export { output, salvage: true } => return export_salvaged(&cli, output.as_deref()),
         Command::Import { file } => import(&cli, file).await?,
         Command::Demo => demo::run(&cli).await?,
         Command::Load { files } => load::run(&cli, files).await?,
@@ -377,6 +374,62 @@ pub(crate) async fn verify(store: &impl EventStore) -> Result<std::result::Resul
 }
 
 /// Calls `f` on every event in position order, a page at a time.
+/// Points an export that met damage in the log at `export --salvage`
+/// (embedded store only; a JetStream log has replicas instead).
+fn salvage_hint(cli: &Cli) -> impl Fn(anyhow::Error) -> anyhow::Error + '_ {
+    move |e| {
+        let damaged = e.chain().any(|c| matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Corrupt { .. })));
+        if damaged && cli.nats.is_none() {
+            e.context("cannot export the whole log; `styrlogg export --salvage --output FILE` writes every event before the damage")
+        } else {
+            e
+        }
+    }
+}
+
+/// `export --salvage`: every event of the embedded store's files up to
+/// the first damage, read without opening the store
+/// ([`engine::embedded::salvage`]). Exit 1 when it stopped early.
+fn export_salvaged(cli: &Cli, output: Option<&std::path::Path>) -> Result<ExitCode> {
+    if cli.nats.is_some() {
+        bail!(Refused(
+            "--salvage reads an embedded store's files; a JetStream log is restored from its replicas".into()
+        ));
+    }
+    let mut sink = output::Output::create(output)?;
+    let name = sink.name();
+    let found = engine::embedded::salvage(&cli.data, |e| writeln!(sink, "{}", render::json(e)))?;
+    if found.head.position == 0 {
+        // Nothing to import: no file is left behind.
+        let (position, why) = found.stopped.unwrap_or((1, "the log holds no events".into()));
+        bail!(Refused(format!("nothing could be salvaged from {}: position {position}: {why}", cli.data.display())));
+    }
+    sink.finish()?;
+    let head = found.head;
+    let Some((position, why)) = found.stopped else {
+        eprintln!(
+            "styrlogg: wrote all {} events to {name}: every byte of the log's files checked out (head {})",
+            head.position, head.hash
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let closed = match found.closed_at {
+        Some(c) if c.position > head.position => format!(
+            "; when the store was last closed its log reached position {}, so at least {} events are not in it",
+            c.position,
+            c.position - head.position
+        ),
+        _ => String::new(),
+    };
+    eprintln!(
+        "styrlogg: wrote events 1 to {} to {name} (head {}), and stopped at position {position}: {why}{closed}.\n\
+         Import the file into a new directory (`styrlogg --data NEW import FILE`); what follows the damage must \
+         come from an earlier export or a replica.",
+        head.position, head.hash
+    );
+    Ok(ExitCode::from(1))
+}
+
 async fn for_each_event(store: &impl EventStore, mut f: impl FnMut(&RecordedEvent) -> Result<()>) -> Result<()> {
     let mut next = 1;
     loop {

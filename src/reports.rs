@@ -3,7 +3,7 @@
 
 use crate::cli::{Cli, LangArg, ReportCommand, ReportFormat, ReportOut};
 use crate::{open, personal, report_render, Refused};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use engine::{EventStore, OpenMode};
 use projections::checkpoint::Kind;
 use projections::{annual, audit, compliance, deadlines, dialogues, Document, Lang, LogView};
@@ -339,15 +339,7 @@ fn emit(out: &ReportOut, b: Built) -> Result<()> {
 }
 
 fn write_out(out: &ReportOut, text: &str) -> Result<()> {
-    match &out.output {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?,
-        None => {
-            let mut o = std::io::stdout().lock();
-            o.write_all(text.as_bytes())?;
-            o.flush()?;
-        }
-    }
-    Ok(())
+    crate::output::Output::write_whole(out.output.as_deref(), text)
 }
 
 pub async fn audit(cli: &Cli, instance: Option<&str>, org: Option<&str>, out: &ReportOut) -> Result<()> {

@@ -166,15 +166,7 @@ async fn check_current_key(store: &impl EventStore, signer: &Signer) -> Result<(
 }
 
 fn write_output(output: Option<&Path>, text: &str) -> Result<()> {
-    match output {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display())),
-        None => {
-            use std::io::Write;
-            let mut o = std::io::stdout().lock();
-            o.write_all(text.as_bytes())?;
-            Ok(o.flush()?)
-        }
-    }
+    crate::output::Output::write_whole(output, text)
 }
 
 /// `styrlogg checkpoint`

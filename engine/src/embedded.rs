@@ -56,8 +56,10 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use tokio::sync::{oneshot, watch};
 
 mod behind;
+mod salvage;
 mod write;
 use behind::Behind;
+pub use salvage::{salvage, Salvaged};
 
 const MARKER_FILE: &str = "STORE";
 /// Written by a clean close: the head it closed at.

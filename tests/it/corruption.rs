@@ -372,3 +372,194 @@ async fn a_step_that_ends_before_its_record_is_refused_by_both_read_paths() {
     }
     store.close().unwrap();
 }
+
+/// Where each frame of a segment lies: (start offset, end offset, first
+/// position), read from the frame headers as the format defines them.
+fn frames_of(segment: &Path) -> Vec<(u64, u64, u64)> {
+    let bytes = std::fs::read(segment).unwrap();
+    let mut out = Vec::new();
+    let mut at = 64usize;
+    while at + 16 <= bytes.len() {
+        let body = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let first = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap());
+        if body == 0 && first == 0 {
+            break;
+        }
+        let end = at + 16 + body + 32;
+        out.push((at as u64, end as u64, first));
+        at = end;
+    }
+    out
+}
+
+fn salvaged(dir: &Path) -> (Vec<RecordedEvent>, engine::embedded::Salvaged) {
+    let mut events = Vec::new();
+    let found = engine::embedded::salvage(dir, |e| {
+        events.push(e.clone());
+        Ok(())
+    })
+    .unwrap();
+    (events, found)
+}
+
+fn files_of(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_of(&p));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `export --salvage` reads a damaged log's files without opening the
+/// store: whatever the damage, it hands over exactly the events before the
+/// first frame that does not check out (frames hold whole commands, so the
+/// result imports), says where it stopped, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salvage_hands_over_exactly_the_events_before_the_damage_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    let original = pristine(&base).await;
+    let (all, found) = salvaged(&base);
+    assert_eq!(all, original, "an intact log is handed over whole");
+    assert_eq!(found.stopped, None);
+    assert_eq!(found.head.position, original.len() as u64);
+    assert_eq!(found.head.hash, original.last().unwrap().hash);
+    assert_eq!(found.closed_at.map(|h| h.position), Some(original.len() as u64), "the clean close's head");
+
+    let segs = segments(&base);
+    let second_first = frames_of(&segs[1])[0].2;
+    let mut rng = fastrand::Rng::with_seed(0x5a1);
+    // (segment, offset, the first position that must not be handed over)
+    let mut cases: Vec<(usize, u64, u64)> = Vec::new();
+    for (i, s) in segs.iter().enumerate() {
+        let frames = frames_of(s);
+        let seg_first = frames[0].2;
+        for o in [0, 17, 40, 63] {
+            cases.push((i, o, seg_first));
+        }
+        for _ in 0..25 {
+            let (start, end, first) = frames[rng.usize(..frames.len())];
+            cases.push((i, rng.u64(start..end), first));
+        }
+        // The zeros after the last frame: every event of the segment is
+        // handed over, then the walk stops.
+        let (_, end, _) = *frames.last().unwrap();
+        let after = if i + 1 < segs.len() { second_first } else { original.len() as u64 + 1 };
+        let size = std::fs::metadata(s).unwrap().len();
+        cases.push((i, end + rng.u64(0..(size - end).min(4096)), after));
+    }
+    for (n, (seg, offset, stop)) in cases.into_iter().enumerate() {
+        let dir = tmp.path().join(format!("s{n}"));
+        copy_dir(&base, &dir);
+        flip(&segments(&dir)[seg], offset, rng.u8(..8));
+        let before = files_of(&dir);
+        let (events, found) = salvaged(&dir);
+        let at = format!("segment {seg} offset {offset}");
+        assert_eq!(events.len() as u64, stop - 1, "{at}: {:?}", found.stopped);
+        assert_eq!(events[..], original[..events.len()], "{at}: the events before the damage, as written");
+        let (position, why) = found.stopped.clone().unwrap_or_else(|| panic!("{at}: the damage went unnoticed"));
+        assert_eq!(position, stop, "{at}: {why}");
+        assert!(!why.is_empty());
+        assert_eq!(files_of(&dir), before, "{at}: salvage wrote to the store");
+        if !events.is_empty() {
+            let text: String = events.iter().map(|e| serde_json::to_string(e).unwrap() + "\n").collect();
+            let read = engine::export::read_export(text.as_bytes()).expect("what salvage hands over imports");
+            assert_eq!(read.len(), events.len());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // A truncated segment is read as far as its frames are whole; a
+    // missing one ends the walk where it would have begun.
+    let dir = tmp.path().join("cut");
+    copy_dir(&base, &dir);
+    let (start, _, first) = frames_of(&segments(&dir)[1])[3];
+    std::fs::OpenOptions::new().write(true).open(&segments(&dir)[1]).unwrap().set_len(start + 20).unwrap();
+    let (events, found) = salvaged(&dir);
+    assert_eq!(events.len() as u64, first - 1);
+    assert!(found.stopped.unwrap().1.contains("truncated"));
+    let dir = tmp.path().join("gone");
+    copy_dir(&base, &dir);
+    std::fs::remove_file(&segments(&dir)[0]).unwrap();
+    let (events, found) = salvaged(&dir);
+    assert!(events.is_empty());
+    assert!(found.stopped.unwrap().1.contains("starts at position"));
+
+    // Not while a process has the store open.
+    let store = EmbeddedStore::open(&base, OpenMode::MustExist, clock()).unwrap();
+    let e = engine::embedded::salvage(&base, |_| Ok(())).unwrap_err();
+    assert!(matches!(e, engine::StoreError::Locked { .. }), "{e}");
+    store.close().unwrap();
+}
+
+/// From the command line: an export that meets damage leaves no file and
+/// keeps an earlier one, and points at `--salvage`; the salvaged file
+/// holds the events before the damage, says so (exit 1), and imports into
+/// a store that verifies; an intact log salvages to the same bytes as its
+/// export.
+#[test]
+fn export_salvage_from_the_command_line() {
+    use crate::cli::styrlogg;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("store");
+    assert!(styrlogg(&data, &["demo"]).status.success());
+    let file = tmp.path().join("export.jsonl");
+    let salvage = tmp.path().join("salvage.jsonl");
+    let out = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let (f, s) = (file.to_str().unwrap(), salvage.to_str().unwrap());
+    assert!(styrlogg(&data, &["export", "-o", f]).status.success());
+    let o = styrlogg(&data, &["export", "--salvage", "-o", s]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("wrote all 31 events"), "{}", out(&o));
+    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&salvage).unwrap(), "an intact log salvages whole");
+
+    // Damage in the fourth frame (the demo writes one frame a command).
+    let seg = segments(&data)[0].clone();
+    let (start, end, fourth) = frames_of(&seg)[3];
+    flip(&seg, (start + end) / 2, 2);
+    let earlier = std::fs::read(&file).unwrap();
+    let o = styrlogg(&data, &["export", "-o", f]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(out(&o).contains("export --salvage") && out(&o).contains(&format!("position {fourth}")), "{}", out(&o));
+    assert_eq!(std::fs::read(&file).unwrap(), earlier, "the earlier export is kept");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let o = styrlogg(&data, &["export", "--salvage", "-o", s]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let said = out(&o);
+    assert!(said.contains(&format!("wrote events 1 to {} ", fourth - 1)), "{said}");
+    assert!(
+        said.contains(&format!("stopped at position {fourth}")) && said.contains("do not match its hash"),
+        "{said}"
+    );
+    assert!(said.contains(&format!("at least {} events are not in it", 31 - fourth + 1)), "{said}");
+    let lines = std::fs::read_to_string(&salvage).unwrap();
+    assert_eq!(lines.lines().count() as u64, fourth - 1);
+    assert!(earlier.starts_with(lines.as_bytes()), "the salvaged lines are the export's first lines");
+
+    let restored = tmp.path().join("restored");
+    let o = styrlogg(&restored, &["import", s]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = styrlogg(&restored, &["verify"]);
+    assert!(o.status.success(), "{}", out(&o));
+
+    // Nothing to salvage: no file.
+    let empty_log = tmp.path().join("first");
+    copy_dir(&data, &empty_log);
+    flip(&segments(&empty_log)[0], 64 + 20, 1);
+    let none = tmp.path().join("none.jsonl");
+    let o = styrlogg(&empty_log, &["export", "--salvage", "-o", none.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("nothing could be salvaged") && !none.exists(), "{}", out(&o));
+}
