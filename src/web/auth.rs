@@ -9,7 +9,8 @@ use super::users::{same_secret, token_hash, verify_password, Users};
 use axum::http::HeaderMap;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const SESSION_COOKIE: &str = "styrlogg_session";
@@ -67,6 +68,8 @@ impl Principal {
 struct Session {
     login: String,
     csrf: String,
+    /// The password hash the session was opened with.
+    password: String,
     created: Instant,
     used: Instant,
 }
@@ -83,18 +86,85 @@ pub enum LoginRefused {
     TooManySessions,
 }
 
+/// The users file as the server follows it: looked at on every request
+/// that needs a principal, and read again when it was replaced or changed,
+/// so `styrlogg user remove`, a replaced password or token, and changed
+/// roles take effect on a running server at once.
+struct UsersFile {
+    path: PathBuf,
+    /// The file as last looked at (none when it is missing), and the users
+    /// last read from it without error.
+    current: Mutex<(Option<Stamp>, Arc<Users>)>,
+}
+
+/// What tells one version of the users file from another: `styrlogg user`
+/// replaces the file (a new inode); an edit in place changes its time or
+/// length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    inode: u64,
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+}
+
+fn stamp(path: &Path) -> std::io::Result<Option<Stamp>> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some(Stamp { inode: m.ino(), modified: m.modified().ok(), len: m.len() })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl UsersFile {
+    fn users(&self) -> Arc<Users> {
+        let mut current = self.current.lock().expect("not poisoned");
+        let now = match stamp(&self.path) {
+            Ok(s) => s,
+            Err(e) => {
+                // Cannot even look: keep what was read, and say so.
+                tracing::error!(
+                    "cannot look at the users file {}: {e}; using the users read before",
+                    self.path.display()
+                );
+                return current.1.clone();
+            }
+        };
+        if now != current.0 {
+            current.0 = now;
+            match Users::load(&self.path) {
+                Ok(users) => {
+                    tracing::info!(
+                        users = users.users.len(),
+                        tokens = users.tokens.len(),
+                        "read the changed users file {}",
+                        self.path.display()
+                    );
+                    current.1 = Arc::new(users);
+                }
+                // A file `styrlogg user` writes always reads; a hand edit
+                // may not. Said once per change.
+                Err(e) => tracing::error!("{e:#}; using the users read before until the file is fixed"),
+            }
+        }
+        current.1.clone()
+    }
+}
+
 /// Users, sessions and failed-login bookkeeping.
 pub struct Auth {
-    users: Users,
+    users: UsersFile,
     sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
     checks: tokio::sync::Semaphore,
 }
 
 impl Auth {
-    pub fn new(users: Users) -> Auth {
+    /// `users` as just read from `path`, which is followed from here on.
+    pub fn new(path: &Path, users: Users) -> Auth {
+        let seen = stamp(path).ok().flatten();
         Auth {
-            users,
+            users: UsersFile { path: path.to_path_buf(), current: Mutex::new((seen, Arc::new(users))) },
             sessions: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             checks: tokio::sync::Semaphore::new(limits::PASSWORD_CHECKS_CONCURRENT_MAX),
@@ -102,14 +172,16 @@ impl Auth {
     }
 
     pub fn has_users(&self) -> bool {
-        !self.users.users.is_empty() || !self.users.tokens.is_empty()
+        let users = self.users.users();
+        !users.users.is_empty() || !users.tokens.is_empty()
     }
 
     /// The principal of a request: a bearer token, else a live session cookie.
     pub fn principal(&self, headers: &HeaderMap) -> Option<Principal> {
         if let Some(token) = bearer(headers) {
             let hash = token_hash(token);
-            let (name, t) = self.users.tokens.iter().find(|(_, t)| same_secret(&t.hash, &hash))?;
+            let users = self.users.users();
+            let (name, t) = users.tokens.iter().find(|(_, t)| same_secret(&t.hash, &hash))?;
             return Some(Principal {
                 login: name.clone(),
                 name: name.clone(),
@@ -127,8 +199,14 @@ impl Auth {
             sessions.remove(id);
             return None;
         }
+        // A user removed, or given a new password, since the login: the
+        // session ends.
+        let users = self.users.users();
+        let Some(u) = users.users.get(&s.login).filter(|u| u.password == s.password) else {
+            sessions.remove(id);
+            return None;
+        };
         s.used = now;
-        let u = self.users.users.get(&s.login)?;
         Some(Principal {
             login: s.login.clone(),
             name: u.name.clone(),
@@ -149,7 +227,8 @@ impl Auth {
         if let Some(retry_after) = blocked.into_iter().flatten().max() {
             return Err(LoginRefused::TooManyAttempts { retry_after });
         }
-        let user = self.users.users.get(login);
+        let users = self.users.users();
+        let user = users.users.get(login);
         let ok = {
             let _permit = self.checks.acquire().await.expect("never closed");
             let phc = user.map(|u| u.password.clone()).unwrap_or_else(|| super::users::decoy_hash().to_string());
@@ -183,8 +262,16 @@ impl Auth {
             if sessions.len() >= limits::SESSIONS_MAX {
                 return Err(LoginRefused::TooManySessions);
             }
-            sessions
-                .insert(id.clone(), Session { login: login.to_string(), csrf: csrf.clone(), created: now, used: now });
+            sessions.insert(
+                id.clone(),
+                Session {
+                    login: login.to_string(),
+                    csrf: csrf.clone(),
+                    password: user.password.clone(),
+                    created: now,
+                    used: now,
+                },
+            );
         }
         let principal = Principal {
             login: login.to_string(),

@@ -339,7 +339,7 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
-    let auth = auth::Auth::new(users);
+    let auth = auth::Auth::new(&cli.users, users);
     if !auth.has_users() {
         eprintln!(
             "no users in {}: the web interface is read-only; add one with `styrlogg user add LOGIN --role ROLE`",

@@ -21,6 +21,9 @@ pub struct Server {
     _dir: tempfile::TempDir,
     /// The API token of `diariet` (role registrator).
     pub token: String,
+    /// The store's directory and the users file the server follows.
+    pub data: std::path::PathBuf,
+    pub users: std::path::PathBuf,
 }
 
 impl Server {
@@ -87,7 +90,7 @@ impl Server {
                 std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
             );
         };
-        Server { addr: addr.to_string(), child, _dir: dir, token }
+        Server { addr: addr.to_string(), child, _dir: dir, token, data, users }
     }
 
     pub fn start() -> Server {
@@ -657,4 +660,54 @@ fn serve_runs_the_reminder_service_in_process() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(kinds.iter().any(|k| k == "deadline_missed"), "the reminder service recorded missed deadlines: {kinds:?}");
+}
+
+/// `styrlogg user` changes reach a running server at once: a removed
+/// user's session ends and the login is refused, a replaced token or
+/// password stops working (and its sessions end), a new user logs in; a
+/// hand edit that does not read leaves the users read before in force.
+#[test]
+fn user_changes_take_effect_on_a_running_server() {
+    let s = Server::start_with(&[], false);
+    let users = s.users.to_str().unwrap().to_string();
+    let user = |args: &[&str]| styrlogg(&s.data, &[&["--users", &users, "user"][..], args].concat());
+    let me = |auth: (&str, &str)| s.request("GET", "/api/me", &[auth], None).status;
+    let (pl, _) = s.login("pl");
+    let (eva, _) = s.login("eva");
+    assert_eq!(me(("cookie", &pl)), 200);
+
+    assert!(user(&["remove", "pl"]).status.success());
+    assert_error(&s.request("GET", "/api/me", &[("cookie", &pl)], None), 401, "unauthorized");
+    let right = format!(r#"{{"login":"pl","password":"{PASSWORD}"}}"#);
+    assert_error(&json_post(&s, "/api/session", &[], &right), 401, "wrong-credentials");
+    assert_eq!(me(("cookie", &eva)), 200, "other sessions go on");
+
+    let old = format!("Bearer {}", s.token);
+    assert_eq!(me(("authorization", &old)), 200);
+    let out = user(&["token", "diariet", "--role", "registrator", "--replace"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let new = format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim());
+    assert_eq!(me(("authorization", &old)), 401, "the replaced token stops working");
+    assert_eq!(me(("authorization", &new)), 200);
+
+    let users_arg = ["--users", users.as_str(), "user", "add", "eva", "--role", "sekreterare", "--replace"];
+    add_user(&s.data, &users_arg, "ett-nytt-lösenord-2");
+    assert_eq!(me(("cookie", &eva)), 401, "a new password ends the sessions opened with the old one");
+    assert_error(
+        &json_post(&s, "/api/session", &[], r#"{"login":"eva","password":"rätt-lösenord-1"}"#),
+        401,
+        "wrong-credentials",
+    );
+    let r = json_post(&s, "/api/session", &[], r#"{"login":"eva","password":"ett-nytt-lösenord-2"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    add_user(&s.data, &["--users", users.as_str(), "user", "add", "ny", "--role", "projektledare"], PASSWORD);
+    let (ny, _) = s.login("ny");
+    assert_eq!(me(("cookie", &ny)), 200);
+
+    let kept = std::fs::read_to_string(&s.users).unwrap();
+    std::fs::write(&s.users, kept.replace("[users.ny]", "[users.ny")).unwrap();
+    assert_eq!(me(("cookie", &ny)), 200, "a file that does not read changes nothing");
+    assert_eq!(me(("authorization", &new)), 200);
+    assert!(user(&["remove", "ny"]).status.code() != Some(0), "the command refuses the broken file too");
 }
