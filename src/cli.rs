@@ -340,7 +340,7 @@ pub enum Command {
         /// The checkpoint the proof was made for.
         #[arg(long, value_name = "FILE")]
         checkpoint: PathBuf,
-        /// For a consistency proof: the older checkpoint.
+        /// For a consistency proof (and only for one; an inclusion proof refuses it): the older checkpoint.
         #[arg(long, value_name = "FILE")]
         old_checkpoint: Option<PathBuf>,
         /// The log's public key (NAME+ID+KEY as `styrlogg key public` prints it, or a file of such keys,

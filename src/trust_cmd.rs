@@ -449,6 +449,14 @@ pub fn check_proof(proof_path: &Path, checkpoint: &Path, old: Option<&Path>, key
     let fail = |e: proof::ProofFileError| Refused(format!("{}: {e}", proof_path.display()));
     match proof::kind_of(&text) {
         Some("inclusion") => {
+            if let Some(old) = old {
+                // Checking nothing against it would read as if it had been.
+                bail!(Refused(format!(
+                    "{} is an inclusion proof, checked against --checkpoint alone; --old-checkpoint {} is for a consistency proof (`styrlogg prove --from`)",
+                    proof_path.display(),
+                    old.display()
+                )));
+            }
             let p = InclusionProof::parse(&text).map_err(fail)?;
             p.check(&c).map_err(fail)?;
             let b = &p.event.event;

@@ -333,6 +333,14 @@ fn a_third_party_checks_an_inclusion_proof_with_only_proof_checkpoint_and_key() 
     };
     let checked = ok(check_proof(&proof, &cp, &vkey));
     assert!(checked.contains("step styrelsebeslut"), "{checked}");
+    // An --old-checkpoint an inclusion proof cannot use is refused, not
+    // passed over as if it had been checked.
+    let (p, c) = (proof.to_str().unwrap(), cp.to_str().unwrap());
+    let o = styrlogg(&nowhere, &["check-proof", p, "--checkpoint", c, "--old-checkpoint", c, "--key", &vkey]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("is an inclusion proof") && err.contains("--old-checkpoint"), "{err}");
+    assert!(o.stdout.is_empty(), "no OK line");
     // By position too, and every position of the log.
     for p in 1..=5 {
         let f = dir.path().join(format!("proof{p}"));
