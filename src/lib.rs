@@ -68,7 +68,11 @@ where
         return read_ahead(from, read, engine::RecordPage::last_position, |page| {
             for e in page.iter() {
                 let more = match &e.step {
-                    Some(step) => view.feed_step(&e, step),
+                    Some(step) => match view.feed_step(&e, step) {
+                        Ok(projections::view::Fed::NeedsFacts) => view.feed_owned(e.to_event()?),
+                        Ok(projections::view::Fed::Done(more)) => Ok(more),
+                        Err(err) => Err(err),
+                    },
                     None => view.feed_owned(e.to_event()?),
                 };
                 if !fed(e.position, more)? {

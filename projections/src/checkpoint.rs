@@ -19,7 +19,7 @@ use workflows::instance::{NoticeState, Occurrence};
 use workflows::{Definition, Instance};
 
 /// Bumped whenever the layout below changes; an old checkpoint is rebuilt.
-const CHECKPOINT_FORMAT: u8 = 4;
+const CHECKPOINT_FORMAT: u8 = 5;
 
 /// What a checkpoint holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +100,13 @@ pub fn encode(view: &LogView, kind: Kind) -> Vec<u8> {
                             position: o.position,
                             step: o.step.clone(),
                             occurred_on: o.occurred_on,
-                            facts: Vec::new(),
+                            // Only what `status` reads: the year a yearly
+                            // deadline's recording is for.
+                            facts: if i.definition.year_fact_steps.iter().any(|s| *s == o.step) {
+                                o.facts.clone()
+                            } else {
+                                Vec::new()
+                            },
                             deviation: o.deviation.clone(),
                             late: o.late,
                             corrections: o.corrections,

@@ -188,21 +188,34 @@ impl LogView {
     /// [`LogView::feed`] for a recorded step read as a borrowed view,
     /// without its facts: only for a view that
     /// [takes them](LogView::takes_steps_without_facts).
-    pub fn feed_step(&mut self, e: &EventRef<'_>, step: &StepRef<'_>) -> Result<bool, FoldError> {
+    ///
+    /// The few steps whose facts even `status` needs (a yearly deadline
+    /// that reads the year from a fact) are not taken: the answer is
+    /// [`Fed::NeedsFacts`], and the caller feeds the event decoded in full
+    /// ([`LogView::feed_owned`]).
+    pub fn feed_step(&mut self, e: &EventRef<'_>, step: &StepRef<'_>) -> Result<Fed, FoldError> {
         debug_assert!(self.takes_steps_without_facts());
         if self.as_of.is_some_and(|d| swedish_date(e.recorded_at) > d) {
-            return Ok(false);
+            return Ok(Fed::Done(false));
+        }
+        if e.instance == engine::SYSTEM_INSTANCE {
+            self.head_position = e.position;
+            self.head_hash = e.hash;
+            return Ok(Fed::Done(true));
+        }
+        match self.instances.get_mut(e.instance) {
+            Some(v) => {
+                let needs = &v.instance.definition.year_fact_steps;
+                if !needs.is_empty() && needs.iter().any(|s| s == step.step) {
+                    return Ok(Fed::NeedsFacts);
+                }
+                v.instance.apply_step_without_facts(e, step)
+            }
+            None => return Err(FoldError::NotStarted(e.instance.to_string())),
         }
         self.head_position = e.position;
         self.head_hash = e.hash;
-        if e.instance == engine::SYSTEM_INSTANCE {
-            return Ok(true);
-        }
-        match self.instances.get_mut(e.instance) {
-            Some(v) => v.instance.apply_step_without_facts(e, step),
-            None => return Err(FoldError::NotStarted(e.instance.to_string())),
-        }
-        Ok(true)
+        Ok(Fed::Done(true))
     }
 
     /// [`LogView::feed`], taking the event: a view that does not keep events
@@ -279,4 +292,13 @@ impl LogView {
         )
         .to_string()
     }
+}
+
+/// What [`LogView::feed_step`] did with a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fed {
+    /// Taken (true), or past the view's `as_of` (false: stop).
+    Done(bool),
+    /// Not taken: this step's facts are needed; feed it decoded in full.
+    NeedsFacts,
 }

@@ -701,3 +701,45 @@ async fn status_folds_a_log_of_many_pages_like_the_full_fold() {
     assert!(heads[1] < heads[2] && heads[2] < heads[3] && heads[3] < head, "the cuts fall inside the log: {heads:?}");
     store.close().unwrap();
 }
+
+/// A yearly deadline that reads the year from a fact needs that fact even
+/// in `status`: the fold that leaves facts out keeps it for those steps,
+/// and so does the status checkpoint, so `status` and the reports agree
+/// on which year is still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_keeps_the_year_a_yearly_recording_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new("2012-10-02T09:00:00Z".parse().unwrap()));
+    let store = EmbeddedStore::open(&dir.path().join("s"), OpenMode::CreateIfMissing, clock.clone()).unwrap();
+    let mut w = Writer { store, clock, n: 0 };
+    let doc = |t: &str| format!("{t}|{SHA}");
+    w.start("2012-10-02", "i", "skl-styrsystem", date(2012, 10, 1), "sekreterare").await;
+    let org = [("kontaktperson", "K|kontaktperson|official"), ("organisation", "Härryda kommun")];
+    w.at("2012-10-02", "i", rec("intresseanmalan", date(2012, 10, 1), "registrator", &org, None)).await;
+    let board = [("organ", "KS"), ("protokoll", "KS|2012-10-02|§ 1"), ("diarienummer", "KS 2012/1")];
+    w.at("2012-10-03", "i", rec("styrelsebeslut", date(2012, 10, 2), "sekreterare", &board, None)).await;
+    // 2012's annual report skipped; 2013's recorded.
+    let report = [("arsberattelse", doc("Årsberättelse 2013")), ("ar", "2013".to_string())];
+    let report: Vec<(&str, &str)> = report.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.at("2014-03-20", "i", rec("uppfoljning_arsberattelse", date(2014, 3, 20), "projektledare", &report, None)).await;
+
+    let next = |v: &projections::LogView| {
+        let inst = &v.instances.values().next().unwrap().instance;
+        inst.next_deadline(inst.definition.step("uppfoljning_arsberattelse").unwrap())
+    };
+    let mut full = projections::LogView::folded_only(None);
+    styrlogg::fold_log(&w.store, &mut full).await.unwrap();
+    let mut status = projections::LogView::status_only(None);
+    styrlogg::fold_log(&w.store, &mut status).await.unwrap();
+    assert_eq!(next(&full), Some(date(2013, 4, 30)), "2012's is still open");
+    assert_eq!(next(&status), next(&full));
+    let kind = projections::checkpoint::Kind::Status;
+    let restored = projections::checkpoint::decode(&projections::checkpoint::encode(&status, kind), kind).unwrap();
+    assert_eq!(next(&restored), next(&full));
+    let facts = |v: &projections::LogView| {
+        v.instances.values().flat_map(|v| &v.instance.occurrences).map(|o| o.facts.len()).sum::<usize>()
+    };
+    assert_eq!(facts(&status), 2, "only the annual report's facts are kept");
+    assert_eq!(facts(&restored), 2);
+    w.store.close().unwrap();
+}

@@ -619,3 +619,85 @@ fn yearly_follow_ups_are_due_each_year() {
     let report = inst.definition.step("uppfoljning_arsberattelse").unwrap();
     assert_eq!(inst.next_deadline(report), Some(date(2013, 4, 30)), "the annual report for 2012 is due in April 2013");
 }
+
+/// A yearly deadline that reads the year from a fact: a recording counts
+/// for the year it names, so a year skipped stays open (and overdue) after
+/// a later year is recorded, and a late recording is judged against its
+/// own year's deadline. A year the deadline does not cover is refused.
+#[test]
+fn a_yearly_follow_up_counts_for_the_year_it_names() {
+    let step = "uppfoljning_arsberattelse";
+    let next = |g: &Given| {
+        let inst = g.instance();
+        let s = inst.definition.step(step).unwrap().clone();
+        inst.next_deadline(&s)
+    };
+    let late = |g: &Given| match &g.events.last().unwrap().event.payload {
+        Payload::StepRecorded { late, .. } => *late,
+        other => panic!("{other:?}"),
+    };
+    let with_year = |g: Given, on: Date, year: &str| {
+        let d = doc(&format!("Årsberättelse {year}"));
+        g.and(step, on, "projektledare", &[("arsberattelse", &d), ("ar", year)])
+    };
+
+    // 2012's report is skipped; 2013's is recorded in March 2014, on time.
+    let g = with_year(skl_ready_for_plan(), date(2014, 3, 20), "2013");
+    assert_eq!(late(&g), None, "2013's was due 2014-04-30");
+    assert_eq!(next(&g), Some(date(2013, 4, 30)), "2012's stays open, and overdue");
+    let inst = g.instance();
+    let due = workflows::reminders::due(&inst, date(2014, 3, 21));
+    assert!(due.iter().any(|n| n.deadline == date(2013, 4, 30)), "it is still escalated: {due:?}");
+
+    // 2012's, recorded late: judged against 2013-04-30; 2014's is next.
+    let g = with_year(g, date(2014, 5, 5), "2012");
+    assert_eq!(late(&g), Some(engine::Lateness { deadline: date(2013, 4, 30), days_late: 370 }));
+    assert_eq!(next(&g), Some(date(2015, 4, 30)));
+
+    // A year the deadline does not cover is refused, next to the fact.
+    for bad in ["2011", "2015", "tjugotretton", "2013-14"] {
+        let r = rejected(
+            g.when(record(step, date(2014, 5, 6), "projektledare", &[("arsberattelse", &doc("x")), ("ar", bad)])),
+            Rule::YearOutOfRange,
+            "2012 to 2014",
+        );
+        assert_eq!(r.fact.as_deref(), Some("ar"));
+    }
+
+    // (A deadline without a year fact, the budget's, meets the years in
+    // order: `yearly_follow_ups_are_due_each_year`.)
+
+    // Correcting the year re-judges the recording: 2013's on time becomes
+    // 2012's, late, and 2013's is open again.
+    let g = with_year(skl_ready_for_plan(), date(2014, 3, 20), "2013");
+    let fix = Command::Correct {
+        event: g.last_id(),
+        on: date(2014, 3, 21),
+        actor: Actor::new("P", "projektledare"),
+        reason: "Fel år".into(),
+        new_date: None,
+        facts: vec![("ar".into(), "2012".into())],
+    };
+    let mut g = g;
+    for e in g.when(fix).unwrap() {
+        g.push(e);
+    }
+    let inst = g.instance();
+    assert_eq!(inst.occurrences_of(step).next().unwrap().late.map(|l| l.deadline), Some(date(2013, 4, 30)));
+    assert_eq!(next(&g), Some(date(2014, 4, 30)), "2013's is open again, due 2014-04-30");
+}
+
+#[test]
+fn a_year_fact_must_be_a_text_fact_of_its_step() {
+    let src = source("skl-styrsystem");
+    assert!(src.contains(r#"year_fact = "ar""#));
+    for wrong in ["arsberattelse", "nosuch"] {
+        let changed = src.replace(r#"year_fact = "ar""#, &format!("year_fact = {wrong:?}"));
+        let problems = Definition::parse(&changed).unwrap_err();
+        let text: Vec<String> = problems.iter().map(|p| p.render("skl.toml", &changed)).collect();
+        assert!(
+            text.iter().any(|t| t.contains(&format!("year_fact {wrong:?} must be a text fact of this step"))),
+            "{text:?}"
+        );
+    }
+}

@@ -177,24 +177,35 @@ pub fn write_private_file(path: &Path, bytes: &[u8], replace: bool) -> std::io::
     if !replace && path.exists() {
         return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the file exists"));
     }
-    let tmp = path.with_extension("tmp");
+    // A name of this writer's own: two processes creating the same file at
+    // once must not write into one temporary file (one would truncate what
+    // the other had already linked into place) or remove the other's.
+    let mut unique = [0u8; 8];
+    getrandom::getrandom(&mut unique).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension(format!("tmp-{}-{}", std::process::id(), hex::encode(unique)));
     let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
+    o.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let mut f = o.open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    if !replace {
-        // hard_link fails if the target appeared meanwhile: never replace.
-        std::fs::hard_link(&tmp, path)?;
-        std::fs::remove_file(&tmp)?;
-    } else {
-        std::fs::rename(&tmp, path)?;
+    let put = || -> std::io::Result<()> {
+        let mut f = o.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        if !replace {
+            // hard_link fails if the target appeared meanwhile: never replace.
+            std::fs::hard_link(&tmp, path)?;
+            std::fs::remove_file(&tmp)
+        } else {
+            std::fs::rename(&tmp, path)
+        }
+    };
+    if let Err(e) = put() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     std::fs::File::open(dir)?.sync_all()
 }

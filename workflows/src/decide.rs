@@ -32,6 +32,7 @@ pub enum Rule {
     BlockedBy,
     EmptyCorrection,
     NotAnExtension,
+    YearOutOfRange,
 }
 
 impl Rule {
@@ -57,6 +58,7 @@ impl Rule {
             Rule::BlockedBy => "blocked-by",
             Rule::EmptyCorrection => "empty-correction",
             Rule::NotAnExtension => "not-an-extension",
+            Rule::YearOutOfRange => "year-out-of-range",
         }
     }
 
@@ -229,6 +231,21 @@ pub fn start(
             case_number: case_number.map(String::from),
         },
     })
+}
+
+/// Where `step`'s yearly deadline reads the year from a fact: the year
+/// given must be one the deadline covers.
+fn year_in_range(step: &Step, facts: &[Fact]) -> Result<(), Rejection> {
+    match crate::instance::stated_year(step, facts) {
+        Some(Err(why)) => Err(reject(
+            Rule::YearOutOfRange,
+            Some(step.id.as_str()),
+            why,
+            "The year is the one the recording is for (a fee year, an operating year), as digits",
+        )
+        .about(crate::instance::year_fact(step).unwrap_or_default())),
+        _ => Ok(()),
+    }
 }
 
 /// Parses typed facts for `step`: unknown names, wrong types and repeats
@@ -472,6 +489,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                     ));
                 }
             }
+            year_in_range(step, &facts)?;
             let violations = soft_violations(inst, step, occurred_on, &facts);
             match (&deviation, violations.first()) {
                 (None, Some(first)) => return Err(first.clone()),
@@ -488,7 +506,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                 }
                 (None, None) => {}
             }
-            let late = inst.next_deadline(step).and_then(|deadline| {
+            let late = inst.deadline_for_recording(step, &facts).and_then(|deadline| {
                 (occurred_on > deadline)
                     .then(|| Lateness { deadline, days_late: (occurred_on - deadline).get_days().unsigned_abs() })
             });
@@ -524,6 +542,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             text_ok(sid, "reason", &reason)?;
             let facts = typed_facts(step, &raw)?;
             minutes_not_future(sid, &facts, today)?;
+            year_in_range(step, &facts)?;
             if facts.is_empty() && new_date.is_none_or(|d| d == original.occurred_on) {
                 return Err(reject(
                     Rule::EmptyCorrection,

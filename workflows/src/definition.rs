@@ -168,8 +168,11 @@ pub enum DeadlineRule {
     /// A period counted from the day another step happened.
     AfterStep { step: String, period: Period },
     /// Once a year, on `month`-`day` of year + `year_offset`, for each year
-    /// from `from_year` to `to_year`.
-    Yearly { month: i8, day: i8, from_year: i16, to_year: i16, year_offset: i16 },
+    /// from `from_year` to `to_year`. With `year_fact`, a recording counts
+    /// for the year that fact of it names (a text fact holding the year);
+    /// without it, or when a recording does not give it, recordings meet
+    /// the years in order.
+    Yearly { month: i8, day: i8, from_year: i16, to_year: i16, year_offset: i16, year_fact: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +230,9 @@ pub struct Definition {
     /// BLAKE3 of the source text: what an instance records.
     pub hash: Hash,
     pub source: String,
+    /// The steps whose yearly deadline reads the year from a fact: a fold
+    /// that leaves facts out must keep theirs.
+    pub year_fact_steps: Vec<String>,
 }
 
 impl Definition {
@@ -471,6 +477,8 @@ struct RawYearly {
     to_year: i16,
     #[serde(default)]
     year_offset: i16,
+    /// A text fact of the step that names the year a recording is for.
+    year_fact: Option<Spanned<String>>,
 }
 
 struct Problems(Vec<Problem>);
@@ -746,6 +754,19 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
             requires.push(Condition { step: cstep.clone(), fact: c.fact.get_ref().clone(), equals: c.equals.clone() });
         }
         let deadline = s.deadline.as_ref().and_then(|d| deadline(&mut p, sid, d, &step_ids, &known_role));
+        if let Some(yf) =
+            s.deadline.as_ref().and_then(|d| d.get_ref().yearly.as_ref()).and_then(|y| y.get_ref().year_fact.as_ref())
+        {
+            if !facts.iter().any(|f| f.name == *yf.get_ref() && f.ty == FactType::Text && !f.many) {
+                p.at(
+                    yf.span(),
+                    format!(
+                        "step {sid:?}: year_fact {:?} must be a text fact of this step, given once (it holds the year a recording is for)",
+                        yf.get_ref()
+                    ),
+                );
+            }
+        }
         let window_closed = s.window_closed.as_ref().and_then(|w| {
             let span = w.span();
             let w = w.get_ref();
@@ -808,6 +829,13 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
         version: raw.version,
         title: raw.title,
         roles,
+        year_fact_steps: steps
+            .iter()
+            .filter(|s| {
+                matches!(s.deadline.as_ref().map(|d| &d.rule), Some(DeadlineRule::Yearly { year_fact: Some(_), .. }))
+            })
+            .map(|s| s.id.clone())
+            .collect(),
         steps,
         hash: hash_source(source),
         source: source.to_string(),
@@ -879,6 +907,7 @@ fn deadline(
                 from_year: yr.from_year,
                 to_year: yr.to_year,
                 year_offset: yr.year_offset,
+                year_fact: yr.year_fact.as_ref().map(|f| f.get_ref().clone()),
             })
         }
     };

@@ -203,7 +203,9 @@ impl Instance {
             }),
             Payload::StepCorrected { corrects, occurred_on, facts, .. } => {
                 if let Some(o) = self.occurrences.iter_mut().find(|o| o.event_id == *corrects) {
-                    let moved = occurred_on.filter(|d| *d != o.occurred_on).map(|_| o.step.clone());
+                    let year_fact = self.definition.step(&o.step).and_then(year_rule).map(|(f, ..)| f);
+                    let new_year = facts.iter().any(|f| Some(f.name.as_str()) == year_fact);
+                    let moved = (occurred_on.is_some_and(|d| d != o.occurred_on) || new_year).then(|| o.step.clone());
                     if let Some(d) = occurred_on {
                         o.occurred_on = *d;
                     }
@@ -246,8 +248,11 @@ impl Instance {
                 }
             }
             Payload::DeadlineChanged { step, change, .. } => {
-                let done = self.occurrences_of(step).count();
-                self.deadline_changes.push((step.clone(), *change, done));
+                let pending = match self.definition.clone().step(step) {
+                    Some(s) => self.slots(s).1,
+                    None => self.occurrences_of(step).count(),
+                };
+                self.deadline_changes.push((step.clone(), *change, pending));
             }
         }
     }
@@ -279,7 +284,50 @@ impl Instance {
     /// rule gives, whether the next-weekday rule moved it, and whether it
     /// was extended.
     pub fn pending_deadline(&self, step: &Step) -> Option<PendingDeadline> {
-        self.deadline_of_occurrence(step, self.occurrences_of(&step.id).count())
+        self.deadline_of_occurrence(step, self.slots(step).1)
+    }
+
+    /// The last day for a new recording of `step` with these facts: the
+    /// deadline of the year it names, where its yearly deadline reads the
+    /// year from a fact; otherwise the pending deadline.
+    pub fn deadline_for_recording(&self, step: &Step, facts: &[Fact]) -> Option<Date> {
+        match stated_year(step, facts) {
+            Some(Ok(slot)) => self.deadline_of_occurrence(step, slot).map(|p| p.last_day),
+            _ => self.next_deadline(step),
+        }
+    }
+
+    /// Which of `step`'s deadlines each of its occurrences answers (in the
+    /// order of the occurrences), and the first deadline none answers.
+    /// Occurrences meet the deadlines in order, except where a yearly
+    /// deadline reads the year from a fact: an occurrence that names a
+    /// year answers that year's, and only those that name none fill the
+    /// years left, in order. So a year skipped stays open after a later
+    /// year is recorded.
+    fn slots(&self, step: &Step) -> (Vec<usize>, usize) {
+        let count = self.occurrences_of(&step.id).count();
+        if year_rule(step).is_none() {
+            return ((0..count).collect(), count);
+        }
+        let stated: Vec<Option<usize>> =
+            self.occurrences_of(&step.id).map(|o| stated_year(step, &o.facts).and_then(Result::ok)).collect();
+        let mut taken: std::collections::BTreeSet<usize> = stated.iter().flatten().copied().collect();
+        let mut free = 0;
+        let mut slots = Vec::with_capacity(count);
+        for s in stated {
+            slots.push(s.unwrap_or_else(|| {
+                while taken.contains(&free) {
+                    free += 1;
+                }
+                taken.insert(free);
+                free
+            }));
+        }
+        let mut pending = 0;
+        while taken.contains(&pending) {
+            pending += 1;
+        }
+        (slots, pending)
     }
 
     /// After a step's date was corrected: whether each occurrence of it,
@@ -294,12 +342,13 @@ impl Instance {
                 || matches!(s.deadline.as_ref().map(|d| &d.rule), Some(DeadlineRule::AfterStep { step, .. }) if step == moved)
         });
         for step in affected {
+            let (slots, _) = self.slots(step);
             let mut nth = 0;
             for i in 0..self.occurrences.len() {
                 if self.occurrences[i].step != step.id {
                     continue;
                 }
-                let deadline = self.deadline_of_occurrence(step, nth).map(|p| p.last_day);
+                let deadline = self.deadline_of_occurrence(step, slots[nth]).map(|p| p.last_day);
                 let on = self.occurrences[i].occurred_on;
                 self.occurrences[i].late = deadline
                     .filter(|d| on > *d)
@@ -322,7 +371,7 @@ impl Instance {
                 let start = self.occurrences_of(from).map(|o| o.occurred_on).min()?;
                 calendar::add(start, *period)
             }
-            DeadlineRule::Yearly { month, day, from_year, to_year, year_offset } => {
+            DeadlineRule::Yearly { month, day, from_year, to_year, year_offset, .. } => {
                 let year = from_year.checked_add(i16::try_from(done).ok()?)?;
                 if year > *to_year {
                     return None;
@@ -347,4 +396,37 @@ impl Instance {
         }
         Some(PendingDeadline { base, last_day: last, moved_to_weekday: moved && !extended, extended })
     }
+}
+
+/// The fact a step's yearly deadline reads a recording's year from, with
+/// the first and last year of the rule.
+fn year_rule(step: &Step) -> Option<(&str, i16, i16)> {
+    match step.deadline.as_ref().map(|d| &d.rule) {
+        Some(DeadlineRule::Yearly { year_fact: Some(f), from_year, to_year, .. }) => {
+            Some((f.as_str(), *from_year, *to_year))
+        }
+        _ => None,
+    }
+}
+
+/// The fact `step`'s yearly deadline reads a recording's year from.
+pub fn year_fact(step: &Step) -> Option<&str> {
+    year_rule(step).map(|(f, ..)| f)
+}
+
+/// The year a recording with these facts is for, as the index of its
+/// deadline (years after the rule's first), where `step`'s yearly deadline
+/// reads it from a fact. None when it does not, or the recording gives no
+/// such fact; an error, with the reason, when the fact is not one of the
+/// rule's years.
+pub fn stated_year(step: &Step, facts: &[Fact]) -> Option<Result<usize, String>> {
+    let (name, from, to) = year_rule(step)?;
+    let value = crate::facts::as_text(&facts.iter().find(|f| f.name == name)?.value);
+    Some(match value.trim().parse::<i16>() {
+        Ok(y) if (from..=to).contains(&y) => Ok(usize::try_from(y - from).expect("within the rule")),
+        _ => Err(format!(
+            "fact {name} is {value:?}, not a year the deadline of {} covers: give the year the recording is for, {from} to {to}",
+            step.id
+        )),
+    })
 }
