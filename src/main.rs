@@ -40,6 +40,9 @@ fn main() -> ExitCode {
     };
     cli.data_given = !matches!(matches.value_source("data"), None | Some(clap::parser::ValueSource::DefaultValue));
     init_tracing(cli.verbose);
+    if cli.nats.is_none() {
+        output::protect(&cli.data);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

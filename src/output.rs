@@ -9,17 +9,75 @@ use anyhow::{Context, Result};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// The file a path names, following symbolic links (also to a file that
+/// does not exist yet): replacing a file in place must replace the link's
+/// target, not the link.
+pub fn through_links(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(target) => p = p.parent().map_or(target.clone(), |dir| dir.join(&target)),
+            Err(_) => break,
+        }
+    }
+    p
+}
+
+/// The store's directory, which no output may be written into.
+static STORE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Refuses any `--output` inside `dir` (the embedded store's `--data`):
+/// a file written there could replace a segment or the marker.
+pub fn protect(dir: &Path) {
+    let _ = STORE_DIR.set(dir.to_path_buf());
+}
+
+fn inside_store(target: &Path) -> Option<&'static Path> {
+    let store = STORE_DIR.get().filter(|d| d.join("STORE").is_file())?;
+    let store_real = std::fs::canonicalize(store).ok()?;
+    let parent = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let parent_real = std::fs::canonicalize(parent).ok()?;
+    parent_real.starts_with(&store_real).then_some(store.as_path())
+}
+
 pub enum Output {
     Stdout(BufWriter<std::io::StdoutLock<'static>>),
-    File { file: BufWriter<tempfile::NamedTempFile>, path: PathBuf },
+    File {
+        file: BufWriter<tempfile::NamedTempFile>,
+        path: PathBuf,
+    },
+    /// A device, FIFO or socket: written to as it is, never replaced.
+    Special {
+        file: BufWriter<std::fs::File>,
+        path: PathBuf,
+    },
 }
 
 impl Output {
     /// Output to `path`, or to standard output when none is given.
     pub fn create(path: Option<&Path>) -> Result<Output> {
-        let Some(path) = path else { return Ok(Output::Stdout(BufWriter::new(std::io::stdout().lock()))) };
+        let Some(asked) = path else { return Ok(Output::Stdout(BufWriter::new(std::io::stdout().lock()))) };
+        let path = &through_links(asked);
         if path.is_dir() {
-            anyhow::bail!(crate::Refused(format!("{} is a directory; give --output a file name", path.display())));
+            anyhow::bail!(crate::Refused(format!("{} is a directory; give --output a file name", asked.display())));
+        }
+        if let Some(store) = inside_store(path) {
+            anyhow::bail!(crate::Refused(format!(
+                "{} is inside the store's directory {}, where it could replace the store's own files; write it elsewhere",
+                asked.display(),
+                store.display()
+            )));
+        }
+        let existing = std::fs::metadata(path).ok();
+        if existing.as_ref().is_some_and(|m| !m.is_file()) {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", asked.display()))?;
+            return Ok(Output::Special { file: BufWriter::new(file), path: path.clone() });
         }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
@@ -32,7 +90,21 @@ impl Output {
             .prefix(&format!(".{}.", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
             .suffix(".partial")
             .tempfile_in(dir)
-            .with_context(|| format!("cannot create a file in {} for {}", dir.display(), path.display()))?;
+            .map_err(|e| {
+                let why = format!("cannot write {}: {}", asked.display(), e.kind());
+                if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) {
+                    anyhow::anyhow!(crate::Refused(why))
+                } else {
+                    anyhow::anyhow!(why)
+                }
+            })?;
+        // A file replaced keeps its permissions: an export someone made
+        // private stays private.
+        if let Some(m) = &existing {
+            tmp.as_file()
+                .set_permissions(m.permissions())
+                .with_context(|| format!("cannot write {}", asked.display()))?;
+        }
         Ok(Output::File { file: BufWriter::new(tmp), path: path.to_path_buf() })
     }
 
@@ -45,6 +117,9 @@ impl Output {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
                 other => Ok(other?),
             },
+            Output::Special { mut file, path } => {
+                file.flush().with_context(|| format!("cannot write {}", path.display()))
+            }
             Output::File { file, path } => {
                 let shown = path.display();
                 let tmp =
@@ -73,7 +148,7 @@ impl Output {
     pub fn name(&self) -> String {
         match self {
             Output::Stdout(_) => "standard output".into(),
-            Output::File { path, .. } => path.display().to_string(),
+            Output::File { path, .. } | Output::Special { path, .. } => path.display().to_string(),
         }
     }
 }
@@ -83,6 +158,7 @@ impl Write for Output {
         match self {
             Output::Stdout(o) => o.write(buf),
             Output::File { file, .. } => file.write(buf),
+            Output::Special { file, .. } => file.write(buf),
         }
     }
 
@@ -90,6 +166,7 @@ impl Write for Output {
         match self {
             Output::Stdout(o) => o.flush(),
             Output::File { file, .. } => file.flush(),
+            Output::Special { file, .. } => file.flush(),
         }
     }
 }

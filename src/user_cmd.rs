@@ -7,7 +7,7 @@ use crate::cli::{Cli, UserCommand};
 use crate::web::limits::{PASSWORD_BYTES_MAX, PASSWORD_CHARS_MIN};
 use crate::web::users::{check_login, hash_password, new_token, token_hash, Token, User, Users};
 use crate::Refused;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal};
 
 fn read_password(login: &str) -> Result<String> {
@@ -38,19 +38,54 @@ fn clean(list: &[String]) -> Vec<String> {
     out
 }
 
+/// Checks a new user against the file as it is.
+fn may_add(users: &Users, login: &str, replace: bool) -> Result<()> {
+    check_login(login).map_err(Refused)?;
+    if users.tokens.contains_key(login) {
+        bail!(Refused(format!("{login} is the name of an API token; choose another login")));
+    }
+    if users.users.contains_key(login) && !replace {
+        bail!(Refused(format!("user {login} exists; use --replace to change it")));
+    }
+    Ok(())
+}
+
+/// Holds the users file for one change, from reading it to writing it:
+/// two `styrlogg user` commands at once would otherwise each write the
+/// file as they read it, and one change (a removal) would be lost.
+fn lock(path: &std::path::Path) -> Result<std::fs::File> {
+    let lock_path = std::path::PathBuf::from(format!("{}.lock", path.display()));
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    f.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    Ok(f)
+}
+
 pub fn run(cli: &Cli, cmd: &UserCommand) -> Result<()> {
     let path = &cli.users;
-    let mut users = Users::load(path).map_err(|e| Refused(format!("{e:#}")))?;
+    let load = || Users::load(path).map_err(|e| Refused(format!("{e:#}")));
+    // The password is asked before the file is locked (a prompt may wait),
+    // after the checks that would refuse it anyway.
+    let password = match cmd {
+        UserCommand::Add { login, replace, .. } => {
+            may_add(&load()?, login, *replace)?;
+            Some(read_password(login)?)
+        }
+        _ => None,
+    };
+    let _held = match cmd {
+        UserCommand::List => None,
+        _ => Some(lock(path)?),
+    };
+    let mut users = load()?;
     match cmd {
         UserCommand::Add { login, name, roles, orgs, replace } => {
-            check_login(login).map_err(Refused)?;
-            if users.tokens.contains_key(login) {
-                bail!(Refused(format!("{login} is the name of an API token; choose another login")));
-            }
-            if users.users.contains_key(login) && !replace {
-                bail!(Refused(format!("user {login} exists; use --replace to change it")));
-            }
-            let password = read_password(login)?;
+            may_add(&users, login, *replace)?;
+            let password = password.expect("read above");
             let user = User {
                 name: name.clone().unwrap_or_else(|| login.clone()).trim().to_string(),
                 roles: clean(roles),

@@ -126,21 +126,27 @@ impl Users {
              # Passwords are argon2id hashes; tokens BLAKE3 hashes. Keep this file private.\n\n{}",
             toml::to_string(self)?
         );
-        let tmp = path.with_extension("tmp");
+        // A symbolic link is followed: the file it names is the one replaced.
+        let path = &crate::output::through_links(path);
+        let mut unique = [0u8; 8];
+        getrandom::fill(&mut unique).map_err(|e| anyhow::anyhow!("no randomness for a file name: {e}"))?;
+        let tmp = path.with_extension(format!("tmp-{}-{}", std::process::id(), hex::encode(unique)));
         {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(&tmp)
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            anyhow::anyhow!("cannot replace {}: {e}", path.display())
+        })?;
         Ok(())
     }
 }

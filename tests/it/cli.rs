@@ -572,3 +572,52 @@ fn workflows_check_lists_every_problem_with_its_place() {
     assert!(err.contains(&format!("bad.toml:{}:", line_of("\"kommunikator\""))), "{err}");
     assert!(err.contains("requires a fact of \"checklista\" but does not come after it"), "{err}");
 }
+
+/// `--output` writes through a symbolic link to its target, into a FIFO or
+/// device as it is, keeps the permissions of a file it replaces, and
+/// refuses a file inside the store's own directory.
+#[test]
+fn output_files_follow_links_keep_permissions_and_stay_out_of_the_store() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("store");
+    assert!(styrlogg(&data, &["demo"]).status.success());
+    let export = styrlogg(&data, &["export"]).stdout;
+
+    let target = tmp.path().join("target.jsonl");
+    let link = tmp.path().join("link.jsonl");
+    std::os::unix::fs::symlink("target.jsonl", &link).unwrap();
+    let o = styrlogg(&data, &["export", "-o", link.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+    assert_eq!(std::fs::read(&target).unwrap(), export, "its target gets the export");
+
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = styrlogg(&data, &["deadlines", "-o", target.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600, "still private");
+
+    let fifo = tmp.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let o = styrlogg(&data, &["export", "-o", fifo.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(reader.join().unwrap(), export, "a FIFO is written to, not replaced");
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+
+    let o = styrlogg(&data, &["export", "-o", "/dev/null"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device(), "a device is written to");
+
+    let segment = std::fs::read_dir(data.join("log")).unwrap().next().unwrap().unwrap().path();
+    let before = std::fs::read(&segment).unwrap();
+    for args in [&["export", "--salvage", "-o"][..], &["export", "-o"][..]] {
+        let o = styrlogg(&data, &[args, &[segment.to_str().unwrap()]].concat());
+        assert_fails(&o, 1, "inside the store's directory");
+    }
+    assert_eq!(std::fs::read(&segment).unwrap(), before);
+    assert!(styrlogg(&data, &["verify"]).status.success());
+}

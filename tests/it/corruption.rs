@@ -491,6 +491,41 @@ async fn salvage_hands_over_exactly_the_events_before_the_damage_and_writes_noth
     assert!(events.is_empty());
     assert!(found.stopped.unwrap().1.contains("starts at position"));
 
+    // The end of the log gone without a trace (its frames zeroed, or the
+    // last segment deleted): every byte left checks out, and the head the
+    // last clean close recorded says what is missing.
+    let dir = tmp.path().join("zeroed");
+    copy_dir(&base, &dir);
+    let last = segments(&dir).last().unwrap().clone();
+    let (start, _, first) = frames_of(&last)[2];
+    let len = std::fs::metadata(&last).unwrap().len();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
+        f.write_all_at(&vec![0u8; (len - start) as usize], start).unwrap();
+    }
+    let (events, found) = salvaged(&dir);
+    assert_eq!(events.len() as u64, first - 1);
+    let (position, why) = found.stopped.unwrap();
+    assert_eq!(position, first);
+    assert!(why.contains("the end of the log is missing"), "{why}");
+    assert_eq!(found.closed_at.unwrap().position, original.len() as u64);
+    let dir = tmp.path().join("last-gone");
+    copy_dir(&base, &dir);
+    std::fs::remove_file(segments(&dir).last().unwrap()).unwrap();
+    let (events, found) = salvaged(&dir);
+    assert_eq!(events.len() as u64, second_first - 1);
+    assert_eq!(found.stopped.unwrap().0, second_first);
+    // A segment that is no regular file is named, not waited on.
+    let dir = tmp.path().join("fifo");
+    copy_dir(&base, &dir);
+    let last = segments(&dir).last().unwrap().clone();
+    std::fs::remove_file(&last).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&last).status().unwrap().success());
+    let (events, found) = salvaged(&dir);
+    assert_eq!(events.len() as u64, second_first - 1);
+    assert!(found.stopped.unwrap().1.contains("not a regular file"));
+
     // Not while a process has the store open.
     let store = EmbeddedStore::open(&base, OpenMode::MustExist, clock()).unwrap();
     let e = engine::embedded::salvage(&base, |_| Ok(())).unwrap_err();

@@ -711,3 +711,58 @@ fn user_changes_take_effect_on_a_running_server() {
     assert_eq!(me(("authorization", &new)), 200);
     assert!(user(&["remove", "ny"]).status.code() != Some(0), "the command refuses the broken file too");
 }
+
+/// `styrlogg user` commands run at once each change the file in turn: no
+/// change is lost (a removal that reported success stays done), and a
+/// users file that is a symbolic link stays one, its target changed.
+#[test]
+fn user_commands_at_once_lose_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let real = dir.path().join("real-users.toml");
+    let users = dir.path().join("users.toml");
+    std::os::unix::fs::symlink(&real, &users).unwrap();
+    let u = users.to_str().unwrap();
+    add_user(&data, &["--users", u, "user", "add", "olle", "--role", "styrgrupp"], PASSWORD);
+    assert!(std::fs::symlink_metadata(&users).unwrap().file_type().is_symlink(), "the link is kept");
+    let mut children = Vec::new();
+    for i in 0..8 {
+        let login = format!("c{i}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_styrlogg"))
+            .arg("--data")
+            .arg(&data)
+            .args(["--users", u, "user", "add", &login, "--role", "sekreterare"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+        children.push(child);
+    }
+    let remove = Command::new(env!("CARGO_BIN_EXE_styrlogg"))
+        .arg("--data")
+        .arg(&data)
+        .args(["--users", u, "user", "remove", "olle"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    children.push(remove);
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let list = String::from_utf8(styrlogg(&data, &["--users", u, "user", "list"]).stdout).unwrap();
+    for i in 0..8 {
+        assert!(list.contains(&format!("user  c{i} ")), "c{i} lost:\n{list}");
+    }
+    assert!(!list.contains("olle"), "the removal stays done:\n{list}");
+    assert!(std::fs::symlink_metadata(&users).unwrap().file_type().is_symlink());
+    let stray: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tmp"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}

@@ -84,6 +84,24 @@ pub fn salvage(
         }
     };
     let head = Head { position: walk.next - 1, hash: walk.head };
+    // Every byte checked out, but a clean close recorded another end: the
+    // end of the log is missing (zeroed, or a last segment gone). No open
+    // has happened since that close, or the mark would be gone.
+    let stopped = stopped.or_else(|| match closed_at {
+        Some(c) if c.position > head.position => Some((
+            head.position + 1,
+            "the log's files end there, though every byte of them checked out: the end of the log is missing"
+                .to_string(),
+        )),
+        Some(c) if c != head => Some((
+            head.position.min(c.position),
+            format!(
+                "the store was closed at position {} with hash {}, but the log's files end at position {} with hash {}",
+                c.position, c.hash, head.position, head.hash
+            ),
+        )),
+        _ => None,
+    });
     Ok(Salvaged { head, segments, stopped, closed_at })
 }
 
@@ -125,6 +143,12 @@ impl<F: FnMut(&RecordedEvent) -> std::io::Result<()>> Walk<'_, F> {
     /// inner one is damage, which ends the walk.
     fn segment(&mut self, path: &Path, last: bool) -> Result<Result<(), String>, StoreError> {
         let shown = path.display();
+        // A FIFO would block the open, a directory fail the reads.
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Ok(Err(format!("segment {shown} is not a regular file"))),
+            Err(e) => return Ok(Err(format!("cannot read segment {shown}: {e}"))),
+        }
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) => return Ok(Err(format!("cannot open segment {shown}: {e}"))),
