@@ -232,7 +232,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     Some(StoreError::Corrupt { position, reason }) => {
                         let p = format!("the log is corrupt at position {position}: {reason}");
                         say(&format!("FAILED: {p}"))?;
-                        bail!(Refused(format!("verification failed: {p}; restore from an export or a replica")));
+                        bail!(Refused(format!(
+                            "verification failed: {p}; restore from an export or a replica{}",
+                            salvage_advice(&cli)
+                        )));
                     }
                     _ => return Err(e),
                 },
@@ -255,7 +258,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Err(p) => {
                     store.close()?;
                     say(&format!("FAILED: {p}"))?;
-                    bail!(Refused(format!("verification failed: {p}")));
+                    let advice = if p.contains("rebuild --index") { String::new() } else { salvage_advice(&cli) };
+                    bail!(Refused(format!("verification failed: {p}{advice}")));
                 }
             }
             if let Some(cp) = &checkpoint {
@@ -377,6 +381,15 @@ pub(crate) async fn verify(store: &impl EventStore) -> Result<std::result::Resul
 }
 
 /// Calls `f` on every event in position order, a page at a time.
+/// What `verify` adds when it finds the log damaged: the intact part of
+/// an embedded log can be taken out.
+fn salvage_advice(cli: &Cli) -> String {
+    if cli.nats.is_some() {
+        return String::new();
+    }
+    "; `styrlogg export --salvage --output FILE` writes every event before the damage".into()
+}
+
 /// Points an export that met damage in the log at `export --salvage`
 /// (embedded store only; a JetStream log has replicas instead).
 fn salvage_hint(cli: &Cli) -> impl Fn(anyhow::Error) -> anyhow::Error + '_ {

@@ -122,11 +122,11 @@ pub fn run(cli: &Cli, cmd: &UserCommand) -> Result<()> {
         UserCommand::List => {
             for (login, u) in &users.users {
                 let orgs = if u.orgs.is_empty() { "any organisation".to_string() } else { u.orgs.join(", ") };
-                println!("user  {login:<20} {:<28} roles: {}; {orgs}", u.name, u.roles.join(", "));
+                crate::say(&format!("user  {login:<20} {:<28} roles: {}; {orgs}", u.name, u.roles.join(", ")))?;
             }
             for (name, t) in &users.tokens {
                 let orgs = if t.orgs.is_empty() { "any organisation".to_string() } else { t.orgs.join(", ") };
-                println!("token {name:<20} {:<28} roles: {}; {orgs}", "", t.roles.join(", "));
+                crate::say(&format!("token {name:<20} {:<28} roles: {}; {orgs}", "", t.roles.join(", ")))?;
             }
         }
     }

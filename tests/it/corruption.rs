@@ -314,6 +314,8 @@ fn the_command_line_names_the_damage_and_the_remedy() {
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.starts_with("FAILED: the log is corrupt at position"), "{out}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("export --salvage"), "verify points at what can be taken out: {err}");
     // A stray file in the log's directory is no damage: it is named, with
     // the remedy, and nothing is touched; moved out, the store opens.
     let data3 = tmp.path().join("store3");
