@@ -655,7 +655,7 @@ fn a_yearly_follow_up_counts_for_the_year_it_names() {
     assert_eq!(next(&g), Some(date(2015, 4, 30)));
 
     // A year the deadline does not cover is refused, next to the fact.
-    for bad in ["2011", "2015", "tjugotretton", "2013-14"] {
+    for bad in ["2011", "2015", "tjugotretton", "2013-14", " 2013 ", "+2013", "02013", "2013.0"] {
         let r = rejected(
             g.when(record(step, date(2014, 5, 6), "projektledare", &[("arsberattelse", &doc("x")), ("ar", bad)])),
             Rule::YearOutOfRange,

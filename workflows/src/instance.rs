@@ -422,11 +422,17 @@ pub fn year_fact(step: &Step) -> Option<&str> {
 pub fn stated_year(step: &Step, facts: &[Fact]) -> Option<Result<usize, String>> {
     let (name, from, to) = year_rule(step)?;
     let value = crate::facts::as_text(&facts.iter().find(|f| f.name == name)?.value);
-    Some(match value.trim().parse::<i16>() {
-        Ok(y) if (from..=to).contains(&y) => Ok(usize::try_from(y - from).expect("within the rule")),
-        _ => Err(format!(
+    // Exactly four digits: the value is kept as typed and shown in reports.
+    let year =
+        (value.len() == 4 && value.bytes().all(|b| b.is_ascii_digit())).then(|| value.parse::<i16>().ok()).flatten();
+    Some(match year {
+        Some(y) if (from..=to).contains(&y) => Ok(usize::try_from(y - from).expect("within the rule")),
+        Some(_) => Err(format!(
             "fact {name} is {value:?}, not a year the deadline of {} covers: give the year the recording is for, {from} to {to}",
             step.id
+        )),
+        None => Err(format!(
+            "fact {name} is {value:?}, not a year: give the year the recording is for as four digits, {from} to {to}"
         )),
     })
 }
