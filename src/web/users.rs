@@ -128,25 +128,17 @@ impl Users {
         );
         // A symbolic link is followed: the file it names is the one replaced.
         let path = &crate::output::through_links(path);
-        let mut unique = [0u8; 8];
-        getrandom::fill(&mut unique).map_err(|e| anyhow::anyhow!("no randomness for a file name: {e}"))?;
-        let tmp = path.with_extension(format!("tmp-{}-{}", std::process::id(), hex::encode(unique)));
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            anyhow::anyhow!("cannot replace {}: {e}", path.display())
-        })?;
+        // A temporary file of this command's own (mode 0600), removed if
+        // anything fails before it is renamed into place.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| anyhow::anyhow!("cannot replace {}: {}", path.display(), e.error))?;
         Ok(())
     }
 }

@@ -405,15 +405,7 @@ fn salvaged(dir: &Path) -> (Vec<RecordedEvent>, engine::embedded::Salvaged) {
 }
 
 fn files_of(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_of(&p));
-        } else {
-            out.push((p.clone(), std::fs::read(&p).unwrap()));
-        }
-    }
+    let mut out: Vec<_> = crate::cli::walk(dir).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
     out.sort();
     out
 }

@@ -304,9 +304,11 @@ async fn pass_at(
     service.pass(store, swedish_today(now), now).await.unwrap()
 }
 
-#[tokio::test]
-async fn a_failing_channel_is_retried_with_backoff_never_blocks_others_and_shows_in_status() {
-    let t0 = swedish_midnight(date(2012, 8, 1)).checked_add(SignedDuration::from_hours(8)).unwrap();
+/// A memory store at 08:00 on `day`, with the instance started on
+/// 2012-07-01 and its interest recorded the day after: the board
+/// decision's deadline (2012-08-31) is the next.
+async fn interest_recorded(day: Date) -> (Timestamp, Arc<ManualClock>, MemoryStore) {
+    let t0 = swedish_midnight(day).checked_add(SignedDuration::from_hours(8)).unwrap();
     let clock = Arc::new(ManualClock::new(t0));
     let store = MemoryStore::new(clock.clone());
     start(&store, date(2012, 7, 1)).await;
@@ -318,6 +320,12 @@ async fn a_failing_channel_is_retried_with_backoff_never_blocks_others_and_shows
         &[("kontaktperson", "Anita Brynje|kontaktperson|official"), ("organisation", "Tyresö kommun")],
     )
     .await;
+    (t0, clock, store)
+}
+
+#[tokio::test]
+async fn a_failing_channel_is_retried_with_backoff_never_blocks_others_and_shows_in_status() {
+    let (t0, clock, store) = interest_recorded(date(2012, 8, 1)).await;
     let good = Recorder::new("good", clock.clone(), 0);
     let flaky = Recorder::new("flaky", clock.clone(), 2);
     let dead = Recorder::new("dead", clock.clone(), u32::MAX);
@@ -365,18 +373,7 @@ async fn a_failing_channel_is_retried_with_backoff_never_blocks_others_and_shows
 
 #[tokio::test]
 async fn a_claim_without_an_outcome_is_in_doubt_and_never_resent() {
-    let t0 = swedish_midnight(date(2012, 8, 1)).checked_add(SignedDuration::from_hours(8)).unwrap();
-    let clock = Arc::new(ManualClock::new(t0));
-    let store = MemoryStore::new(clock.clone());
-    start(&store, date(2012, 7, 1)).await;
-    record(
-        &store,
-        "intresseanmalan",
-        date(2012, 7, 2),
-        "registrator",
-        &[("kontaktperson", "Anita Brynje|kontaktperson|official"), ("organisation", "Tyresö kommun")],
-    )
-    .await;
+    let (t0, clock, store) = interest_recorded(date(2012, 8, 1)).await;
     // A sender claimed the board decision's 30-day reminder and stopped
     // before recording what happened.
     let claim = Payload::NoticeClaimed {
@@ -1149,18 +1146,7 @@ fn every_recipient_refused_is_given_up_at_once() {
 
 #[tokio::test]
 async fn a_refusal_for_good_is_given_up_at_once_and_never_retried() {
-    let t0 = swedish_midnight(date(2012, 8, 1)).checked_add(SignedDuration::from_hours(8)).unwrap();
-    let clock = Arc::new(ManualClock::new(t0));
-    let store = MemoryStore::new(clock.clone());
-    start(&store, date(2012, 7, 1)).await;
-    record(
-        &store,
-        "intresseanmalan",
-        date(2012, 7, 2),
-        "registrator",
-        &[("kontaktperson", "Anita Brynje|kontaktperson|official"), ("organisation", "Tyresö kommun")],
-    )
-    .await;
+    let (t0, clock, store) = interest_recorded(date(2012, 8, 1)).await;
     let good = Recorder::new("good", clock.clone(), 0);
     let refusing = Recorder::refusing("refusing", clock.clone());
     let mut service = Service::new(Config::default(), vec![good.clone() as Arc<dyn Channel>, refusing.clone()]);
@@ -1209,18 +1195,7 @@ fn missed_deadlines_too_old_to_escalate_are_counted_once_each() {
 #[tokio::test]
 async fn a_failure_superseded_by_a_nearer_reminder_is_not_retried() {
     use workflows::reminders::{after_failure, AfterFailure};
-    let t0 = swedish_midnight(date(2012, 8, 24)).checked_add(SignedDuration::from_hours(8)).unwrap();
-    let clock = Arc::new(ManualClock::new(t0));
-    let store = MemoryStore::new(clock.clone());
-    start(&store, date(2012, 7, 1)).await;
-    record(
-        &store,
-        "intresseanmalan",
-        date(2012, 7, 2),
-        "registrator",
-        &[("kontaktperson", "Anita Brynje|kontaktperson|official"), ("organisation", "Tyresö kommun")],
-    )
-    .await;
+    let (t0, clock, store) = interest_recorded(date(2012, 8, 24)).await;
     let dead = Recorder::new("dead", clock.clone(), u32::MAX);
     let mut service = Service::new(Config::default(), vec![dead.clone() as Arc<dyn Channel>]);
     let seven = format!("{ID}:styrelsebeslut:2012-08-31:reminder:7");

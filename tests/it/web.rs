@@ -127,18 +127,20 @@ impl Drop for Server {
     }
 }
 
-fn add_user(data: &Path, args: &[&str], password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_styrlogg"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
+/// `styrlogg user ...` started with `password` on its standard input.
+fn spawn_user(data: &Path, args: &[&str], password: &str) -> Child {
+    let mut child = crate::cli::command(data, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
+    child
+}
+
+fn add_user(data: &Path, args: &[&str], password: &str) {
+    let out = spawn_user(data, args, password).wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -728,27 +730,9 @@ fn user_commands_at_once_lose_no_change() {
     let mut children = Vec::new();
     for i in 0..8 {
         let login = format!("c{i}");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_styrlogg"))
-            .arg("--data")
-            .arg(&data)
-            .args(["--users", u, "user", "add", &login, "--role", "sekreterare"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-        children.push(child);
+        children.push(spawn_user(&data, &["--users", u, "user", "add", &login, "--role", "sekreterare"], PASSWORD));
     }
-    let remove = Command::new(env!("CARGO_BIN_EXE_styrlogg"))
-        .arg("--data")
-        .arg(&data)
-        .args(["--users", u, "user", "remove", "olle"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    children.push(remove);
+    children.push(spawn_user(&data, &["--users", u, "user", "remove", "olle"], ""));
     for c in children {
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -243,7 +243,7 @@ fn year_in_range(step: &Step, facts: &[Fact]) -> Result<(), Rejection> {
             why,
             "The year is the one the recording is for (a fee year, an operating year), as digits",
         )
-        .about(crate::instance::year_fact(step).unwrap_or_default())),
+        .about(step.year_fact().unwrap_or_default())),
         _ => Ok(()),
     }
 }

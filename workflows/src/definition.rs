@@ -235,6 +235,16 @@ pub struct Definition {
     pub year_fact_steps: Vec<String>,
 }
 
+impl Step {
+    /// The text fact its yearly deadline reads a recording's year from.
+    pub fn year_fact(&self) -> Option<&str> {
+        match self.deadline.as_ref().map(|d| &d.rule) {
+            Some(DeadlineRule::Yearly { year_fact: Some(f), .. }) => Some(f),
+            _ => None,
+        }
+    }
+}
+
 impl Definition {
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
@@ -829,13 +839,7 @@ fn validate(raw: RawDefinition, source: &str) -> Result<Definition, Vec<Problem>
         version: raw.version,
         title: raw.title,
         roles,
-        year_fact_steps: steps
-            .iter()
-            .filter(|s| {
-                matches!(s.deadline.as_ref().map(|d| &d.rule), Some(DeadlineRule::Yearly { year_fact: Some(_), .. }))
-            })
-            .map(|s| s.id.clone())
-            .collect(),
+        year_fact_steps: steps.iter().filter(|s| s.year_fact().is_some()).map(|s| s.id.clone()).collect(),
         steps,
         hash: hash_source(source),
         source: source.to_string(),

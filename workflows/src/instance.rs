@@ -203,7 +203,7 @@ impl Instance {
             }),
             Payload::StepCorrected { corrects, occurred_on, facts, .. } => {
                 if let Some(o) = self.occurrences.iter_mut().find(|o| o.event_id == *corrects) {
-                    let year_fact = self.definition.step(&o.step).and_then(year_rule).map(|(f, ..)| f);
+                    let year_fact = self.definition.step(&o.step).and_then(Step::year_fact);
                     let new_year = facts.iter().any(|f| Some(f.name.as_str()) == year_fact);
                     let moved = (occurred_on.is_some_and(|d| d != o.occurred_on) || new_year).then(|| o.step.clone());
                     if let Some(d) = occurred_on {
@@ -248,7 +248,7 @@ impl Instance {
                 }
             }
             Payload::DeadlineChanged { step, change, .. } => {
-                let pending = match self.definition.clone().step(step) {
+                let pending = match self.definition.step(step) {
                     Some(s) => self.slots(s).1,
                     None => self.occurrences_of(step).count(),
                 };
@@ -402,16 +402,9 @@ impl Instance {
 /// the first and last year of the rule.
 fn year_rule(step: &Step) -> Option<(&str, i16, i16)> {
     match step.deadline.as_ref().map(|d| &d.rule) {
-        Some(DeadlineRule::Yearly { year_fact: Some(f), from_year, to_year, .. }) => {
-            Some((f.as_str(), *from_year, *to_year))
-        }
+        Some(DeadlineRule::Yearly { from_year, to_year, .. }) => Some((step.year_fact()?, *from_year, *to_year)),
         _ => None,
     }
-}
-
-/// The fact `step`'s yearly deadline reads a recording's year from.
-pub fn year_fact(step: &Step) -> Option<&str> {
-    year_rule(step).map(|(f, ..)| f)
 }
 
 /// The year a recording with these facts is for, as the index of its

@@ -16,7 +16,7 @@ use super::{
     MARKER, MARKER_FILE, SEGMENT_HEADER_BYTES,
 };
 use crate::event::{Hash, RecordedEvent};
-use crate::export::ExportChecker;
+use crate::export::{ExportChecker, ExportError};
 use crate::limits;
 use crate::store::{Head, StoreError};
 use std::fs::File;
@@ -203,16 +203,16 @@ impl<F: FnMut(&RecordedEvent) -> std::io::Result<()>> Walk<'_, F> {
             };
             // Whole frames only: a frame holds whole commands, and a file
             // that ended inside one would not import.
-            let mut checker = std::mem::take(&mut self.checker);
             for e in &events {
-                if let Err(e) = checker.check(e.event.position, e) {
-                    let why = e.to_string();
-                    // "line N: position N: ..." reads as the position alone.
-                    let why = why.split_once(": ").map_or(why.as_str(), |(_, rest)| rest).to_string();
+                if let Err(e) = self.checker.check(e.event.position, e) {
+                    let why = match e {
+                        ExportError::Chain { chain, .. } => chain.to_string(),
+                        ExportError::Import { position, reason, .. } => format!("position {position}: {reason}"),
+                        other => other.to_string(),
+                    };
                     return Ok(Err(format!("{}: {why}", at(offset))));
                 }
             }
-            self.checker = checker;
             for e in &events {
                 (self.each)(e).map_err(|e| StoreError::Io(format!("writing the salvaged events: {e}")))?;
             }
