@@ -389,7 +389,7 @@ pub enum Command {
         /// For a damaged log (`verify` FAILED): read the log's files directly, without opening the store
         /// or changing anything in it, and write every event up to the first damage. Exit 1 when it
         /// stopped early, saying where and why. Embedded store only.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "nats")]
         salvage: bool,
     },
     /// Load an export into an empty store, keeping every hash.

@@ -231,7 +231,8 @@ async fn written(store: &AnyStore, outcome: engine::AppendOutcome) -> Result<Wri
 }
 
 /// Folds, decides, seals personal facts and appends at the decided
-/// version; a concurrent writer makes it decide again (a few times at most).
+/// version; a concurrent writer makes it decide again (up to 16 times,
+/// backing off).
 async fn decide_and_append(
     store: &AnyStore,
     keys: &Keys,
@@ -259,7 +260,13 @@ async fn decide_and_append(
         reissue += 1;
         command_id = id_of(&format!("{what} given anew #{reissue}"))?;
     }
-    for _ in 0..5 {
+    // Another process writing the same instance (two loads of one file at
+    // once) can win several times in a row on a busy machine: back off a
+    // little more each time, up to about a second in all.
+    for attempt in 0..16u32 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1 << attempt.min(6))).await;
+        }
         let inst = load(store, keys, id).await?;
         let mut events = match decide(&inst, cmd.clone(), today) {
             Ok(events) => events,
@@ -573,7 +580,7 @@ pub async fn status(cli: &Cli, instance: Option<&str>, format: Format) -> Result
             view.instances.values().map(|v| InstanceStatus::of(&v.instance, today)).collect()
         }
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = crate::output::stdout();
     match format {
         Format::Json => {
             for s in &statuses {

@@ -23,7 +23,7 @@ use engine::{
     import_chunks, AnyStore, AppendError, ChainVerifier, EmbeddedStore, EventStore, InstanceId, JetStreamOptions,
     JetStreamStore, OpenMode, RecordedEvent, StoreError, SystemClock,
 };
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -33,6 +33,22 @@ use std::sync::Arc;
 pub struct Refused(pub String);
 
 fn main() -> ExitCode {
+    // `println!` and `eprintln!` panic when their reader went away
+    // (`styrlogg workflows list | head -1`); that ends the command quietly,
+    // as a write through `output::stdout` does (status 141).
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let said = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if said.starts_with("failed printing to std") && said.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info)
+    }));
     let matches = <Cli as clap::CommandFactory>::command().get_matches();
     let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -52,8 +68,12 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // Standard output's reader went away (`log | head`): nothing to say.
+        Err(err) if output::ReaderGone::caused(&err) => ExitCode::from(141),
         Err(err) => {
-            eprintln!("styrlogg: error: {err:#}");
+            // Not `eprintln!`: a closed stderr must not turn an error's
+            // status into a panic's.
+            let _ = writeln!(std::io::stderr(), "styrlogg: error: {err:#}");
             ExitCode::from(exit_code(&err))
         }
     }
@@ -187,8 +207,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Log { instance, format } => {
             let store = open(&cli, OpenMode::MustExist).await?;
-            let out = std::io::stdout().lock();
-            let mut out = BufWriter::new(out);
+            let mut out = output::stdout();
             // The text listing opens personal facts whose keys are here and
             // not erased; JSON is the log as stored (the export format).
             let keys = personal::Keys::for_cli(&cli);
@@ -229,8 +248,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let store = match open(&cli, OpenMode::MustExist).await {
                 Ok(s) => s,
                 Err(e) => match e.chain().find_map(|c| c.downcast_ref::<StoreError>()) {
-                    Some(StoreError::Corrupt { position, reason }) => {
-                        let p = format!("the log is corrupt at position {position}: {reason}");
+                    Some(e @ StoreError::Corrupt { .. }) => {
+                        let p = finding(e);
                         say(&format!("FAILED: {p}"))?;
                         bail!(Refused(format!(
                             "verification failed: {p}; restore from an export or a replica{}",
@@ -245,12 +264,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 // Every byte of the log's files, and the index against the log.
                 verdict = match s.check_files() {
                     Ok(r) => Ok(format!(
-                        "{ok}\nOK: {} segment file(s), {} frames, {} MiB checked byte by byte; the index matches the log",
+                        "{ok}\nOK: {} segment file(s), {} frames, {} MiB checked byte by byte; the index matches the log{}",
                         r.segments,
                         r.frames,
-                        r.bytes >> 20
+                        r.bytes >> 20,
+                        if r.mark_lifted {
+                            "\nOK: the DAMAGED mark an earlier read left is removed: the store takes writes again"
+                        } else {
+                            ""
+                        }
                     )),
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(finding(&e)),
                 };
             }
             match verdict {
@@ -258,7 +282,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Err(p) => {
                     store.close()?;
                     say(&format!("FAILED: {p}"))?;
-                    let advice = if p.contains("rebuild --index") { String::new() } else { salvage_advice(&cli) };
+                    let advice = if p.contains("rebuild --index") {
+                        String::new()
+                    } else {
+                        format!("; restore from an export or a replica{}", salvage_advice(&cli))
+                    };
                     bail!(Refused(format!("verification failed: {p}{advice}")));
                 }
             }
@@ -285,7 +313,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Head => {
             let store = open(&cli, OpenMode::MustExist).await?;
             let head = store.head().await?;
-            say(&format!("position {} hash {}", head.position, head.hash))?;
+            let mut out = output::stdout();
+            writeln!(out, "position {} hash {}", head.position, head.hash)?;
+            out.flush()?;
             store.close()?;
         }
         Command::Export { output, salvage: false } => {
@@ -348,6 +378,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Walks the whole chain: `Ok("OK: ...")` when it is intact, `Err(what)`
 /// at the first break.
+/// What `verify` found, as its `FAILED` line says it: damage without the
+/// advice to run `verify` that other commands give.
+fn finding(e: &StoreError) -> String {
+    match e {
+        StoreError::Corrupt { position, reason } => format!("the log is corrupt at position {position}: {reason}"),
+        other => other.to_string(),
+    }
+}
+
 pub(crate) async fn verify(store: &impl EventStore) -> Result<std::result::Result<String, String>> {
     let head = store.head().await?;
     let mut verifier = ChainVerifier::new();
@@ -361,7 +400,10 @@ pub(crate) async fn verify(store: &impl EventStore) -> Result<std::result::Resul
     .await;
     let problem = match (broken, walked) {
         (Some(b), _) => Some(b),
-        (None, Err(e)) => Some(format!("{e:#}")),
+        (None, Err(e)) => Some(match e.chain().find_map(|c| c.downcast_ref::<StoreError>()) {
+            Some(s) => finding(s),
+            None => format!("{e:#}"),
+        }),
         (None, Ok(())) if verifier.position() != head.position => {
             Some(format!("the log ends at position {} but its head says {}", verifier.position(), head.position))
         }
@@ -408,13 +450,23 @@ fn salvage_hint(cli: &Cli) -> impl Fn(anyhow::Error) -> anyhow::Error + '_ {
 /// ([`engine::embedded::salvage`]). Exit 1 when it stopped early.
 fn export_salvaged(cli: &Cli, output: Option<&std::path::Path>) -> Result<ExitCode> {
     if cli.nats.is_some() {
-        bail!(Refused(
-            "--salvage reads an embedded store's files; a JetStream log is restored from its replicas".into()
-        ));
+        // Given before the subcommand, `--nats` escapes clap's conflict check.
+        <Cli as clap::CommandFactory>::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, "the argument '--salvage' cannot be used with '--nats <URL>': a JetStream log is restored from its replicas")
+            .exit();
     }
     let mut sink = output::Output::create(output)?;
     let name = sink.name();
-    let found = engine::embedded::salvage(&cli.data, |e| writeln!(sink, "{}", render::json(e)))?;
+    let mut gone = false;
+    let found = engine::embedded::salvage(&cli.data, |e| {
+        let written = writeln!(sink, "{}", render::json(e));
+        gone = written.as_ref().is_err_and(|e| e.get_ref().is_some_and(|e| e.is::<output::ReaderGone>()));
+        written
+    });
+    if gone {
+        return Err(output::ReaderGone.into());
+    }
+    let found = found?;
     if found.head.position == 0 {
         // Nothing to import: no file is left behind.
         let (position, why) = found.stopped.unwrap_or((1, "the log holds no events".into()));

@@ -43,8 +43,98 @@ fn inside_store(target: &Path) -> Option<&'static Path> {
     parent_real.starts_with(&store_real).then_some(store.as_path())
 }
 
+/// The temporary files of `--output`s being written. A signal runs no
+/// destructors, so SIGINT, SIGTERM or SIGHUP (a closed terminal) would
+/// leave them behind: once one is made, a task waits for those signals,
+/// removes them, and ends the process (130, 143 or 129, as the shell
+/// reports a process the signal stopped).
+static PARTIAL: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn partial(f: impl FnOnce(&mut Vec<PathBuf>)) {
+    f(&mut PARTIAL.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Starts the task that removes the temporary files on SIGINT, SIGTERM
+/// and SIGHUP, once, from within the runtime. The handlers are in place when
+/// this returns.
+fn remove_partials_on_signal() {
+    static WATCHING: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    WATCHING.get_or_init(|| {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let _entered = runtime.enter();
+        let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) =
+            (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            let code = tokio::select! {
+                _ = interrupt.recv() => 130,
+                _ = terminate.recv() => 143,
+                _ = hangup.recv() => 129,
+            };
+            let mut removed = 0;
+            partial(|files| {
+                for f in files.drain(..) {
+                    removed += usize::from(std::fs::remove_file(f).is_ok());
+                }
+            });
+            if removed > 0 {
+                eprintln!("styrlogg: stopped by a signal; the output file was not written");
+            } else {
+                eprintln!("styrlogg: stopped by a signal");
+            }
+            std::process::exit(code);
+        });
+    });
+}
+
+/// Standard output for a command's results. When its reader goes away
+/// (`styrlogg log | head -1`), writes fail with [`ReaderGone`], and `main`
+/// ends the command quietly with status 141, as a process stopped by
+/// SIGPIPE: a pipeline reports it as the shell reports `seq | head`.
+pub struct Stdout(std::io::StdoutLock<'static>);
+
+/// Standard output, buffered; see [`Stdout`].
+pub fn stdout() -> BufWriter<Stdout> {
+    BufWriter::new(Stdout(std::io::stdout().lock()))
+}
+
+/// Why a write to standard output failed: its reader went away.
+#[derive(Debug, thiserror::Error)]
+#[error("the reader of standard output went away")]
+pub struct ReaderGone;
+
+impl ReaderGone {
+    /// Whether `err` is a write to standard output whose reader went away.
+    pub fn caused(err: &anyhow::Error) -> bool {
+        err.chain().any(|c| {
+            c.is::<ReaderGone>()
+                || c.downcast_ref::<std::io::Error>().and_then(|e| e.get_ref()).is_some_and(|e| e.is::<ReaderGone>())
+        })
+    }
+}
+
+fn gone(e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, ReaderGone)
+    } else {
+        e
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(gone)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(gone)
+    }
+}
+
 pub enum Output {
-    Stdout(BufWriter<std::io::StdoutLock<'static>>),
+    Stdout(BufWriter<Stdout>),
     File {
         file: BufWriter<tempfile::NamedTempFile>,
         path: PathBuf,
@@ -59,7 +149,19 @@ pub enum Output {
 impl Output {
     /// Output to `path`, or to standard output when none is given.
     pub fn create(path: Option<&Path>) -> Result<Output> {
-        let Some(asked) = path else { return Ok(Output::Stdout(BufWriter::new(std::io::stdout().lock()))) };
+        let Some(asked) = path else { return Ok(Output::Stdout(stdout())) };
+        // A device, FIFO or socket, found through any links by the kernel
+        // (`/dev/stdout` names a pipe that no path leads to): written to
+        // as it is.
+        if let Ok(m) = std::fs::metadata(asked) {
+            if !m.is_file() && !m.is_dir() {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(asked)
+                    .with_context(|| format!("cannot write {}", asked.display()))?;
+                return Ok(Output::Special { file: BufWriter::new(file), path: asked.to_path_buf() });
+            }
+        }
         let path = &through_links(asked);
         if path.is_dir() {
             anyhow::bail!(crate::Refused(format!("{} is a directory; give --output a file name", asked.display())));
@@ -85,19 +187,29 @@ impl Output {
         };
         // Created as `File::create` would (0666 less the umask), not 0600.
         use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::Builder::new()
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .prefix(&format!(".{}.", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
-            .suffix(".partial")
-            .tempfile_in(dir)
-            .map_err(|e| {
-                let why = format!("cannot write {}: {}", asked.display(), e.kind());
-                if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) {
-                    anyhow::anyhow!(crate::Refused(why))
-                } else {
-                    anyhow::anyhow!(why)
-                }
-            })?;
+        // The signals are caught before the file exists, and it is made
+        // and listed under the list's lock: a signal at any moment finds
+        // it listed, or not yet made.
+        remove_partials_on_signal();
+        let mut made = None;
+        partial(|files| {
+            made = Some(
+                tempfile::Builder::new()
+                    .permissions(std::fs::Permissions::from_mode(0o666))
+                    .prefix(&format!(".{}.", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
+                    .suffix(".partial")
+                    .tempfile_in(dir)
+                    .inspect(|tmp| files.push(tmp.path().to_path_buf())),
+            )
+        });
+        let tmp = made.expect("made under the lock").map_err(|e| {
+            let why = format!("cannot write {}: {}", asked.display(), e.kind());
+            if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) {
+                anyhow::anyhow!(crate::Refused(why))
+            } else {
+                anyhow::anyhow!(why)
+            }
+        })?;
         // A file replaced keeps its permissions: an export someone made
         // private stays private.
         if let Some(m) = &existing {
@@ -112,11 +224,7 @@ impl Output {
     /// renamed to its name. Dropped without this, a file is removed.
     pub fn finish(self) -> Result<()> {
         match self {
-            Output::Stdout(mut o) => match o.flush() {
-                // A reader that went away (`export | head`) is not an error.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                other => Ok(other?),
-            },
+            Output::Stdout(mut o) => Ok(o.flush()?),
             Output::Special { mut file, path } => {
                 file.flush().with_context(|| format!("cannot write {}", path.display()))
             }
@@ -125,7 +233,14 @@ impl Output {
                 let tmp =
                     file.into_inner().map_err(|e| e.into_error()).with_context(|| format!("cannot write {shown}"))?;
                 tmp.as_file().sync_all().with_context(|| format!("cannot write {shown}"))?;
-                tmp.persist(&path).map_err(|e| e.error).with_context(|| format!("cannot put the file at {shown}"))?;
+                // Under the lock: a signal now finds it either still partial
+                // (and removes it) or in place, never half renamed.
+                let mut placed = Ok(());
+                partial(|files| {
+                    files.retain(|f| f != tmp.path());
+                    placed = tmp.persist(&path).map(drop).map_err(|e| e.error);
+                });
+                placed.with_context(|| format!("cannot put the file at {shown}"))?;
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
                 }
@@ -137,10 +252,7 @@ impl Output {
     /// Writes `text` to `path` (or standard output) whole.
     pub fn write_whole(path: Option<&Path>, text: &str) -> Result<()> {
         let mut out = Output::create(path)?;
-        match out.write_all(text.as_bytes()) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            other => other.with_context(|| format!("cannot write {}", out.name()))?,
-        }
+        out.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", out.name()))?;
         out.finish()
     }
 

@@ -108,9 +108,17 @@ pub fn run(cli: &Cli, cmd: &UserCommand) -> Result<()> {
             users
                 .tokens
                 .insert(name.clone(), Token { roles: clean(roles), orgs: clean(orgs), hash: token_hash(&token) });
-            users.save(path).map_err(|e| Refused(format!("{e:#}")))?;
-            eprintln!("token {name} saved in {}; it is shown only now:", path.display());
-            println!("{token}");
+            // Shown first: a token that cannot be shown (standard output
+            // closed) is not saved, so no name is taken by a secret no one has.
+            {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{token}").and_then(|()| out.flush()).map_err(|e| {
+                    Refused(format!("the new token could not be shown ({e}), so token {name} was not saved"))
+                })?;
+            }
+            users.save(path).map_err(|e| Refused(format!("{e:#}; the token shown is not valid")))?;
+            eprintln!("token {name} saved in {}; it is shown only now, above", path.display());
         }
         UserCommand::Remove { login } => {
             if users.users.remove(login).is_none() && users.tokens.remove(login).is_none() {

@@ -64,6 +64,10 @@ pub use salvage::{salvage, Salvaged};
 const MARKER_FILE: &str = "STORE";
 /// Written by a clean close: the head it closed at.
 const CLEAN_FILE: &str = "CLEAN";
+/// Written when a read finds the log's frames damaged: `POSITION\nREASON`.
+/// Every later open refuses writes; a `rebuild --index`, which reads and
+/// checks the whole log, removes it when the log is whole.
+const DAMAGED_FILE: &str = "DAMAGED";
 const MARKER: &str = "styrlogg store layout 2\n";
 const LOG_DIR: &str = "log";
 const INDEX_DIR: &str = "index";
@@ -161,6 +165,40 @@ fn run_commands(first: u64, run: &[RunCommand]) -> impl Iterator<Item = (u64, Ru
         *seq += u64::from(c.count);
         Some((at, *c))
     })
+}
+
+/// The head an index (perhaps damaged) says it holds, if it can be read at
+/// all: what `rebuild --index` must find the log still holding.
+fn old_index_head(dir: &Path) -> Option<Head> {
+    if !dir.is_dir() {
+        return None;
+    }
+    let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open()).ok()?.ok()?;
+    let head = opened.get(INDEXED_KEY).ok()?.and_then(|v| postcard::from_bytes::<Indexed>(&v).ok()).map(|i| i.head);
+    drop(opened);
+    head
+}
+
+/// What the `STORE` file of directory `dir` says: `Ok(Ok(()))` for this
+/// layout; `Ok(Err(quote))` for anything else, with its first line quoted
+/// (shortened: the file may be anything); an error when there is no such
+/// regular file or it cannot be read. Reads at most 4 KiB.
+pub(crate) fn read_marker(dir: &Path) -> std::io::Result<Result<(), String>> {
+    use std::io::Read;
+    let path = dir.join(MARKER_FILE);
+    if !std::fs::metadata(&path)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut buf = Vec::new();
+    File::open(&path)?.take(4096).read_to_end(&mut buf)?;
+    if buf == MARKER.as_bytes() {
+        return Ok(Ok(()));
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let line = text.lines().next().unwrap_or("").trim();
+    let quoted: String = line.chars().take(60).collect();
+    let more = if quoted.len() < line.len() || text.trim_end().len() > line.len() { " ..." } else { "" };
+    Ok(Err(format!("{quoted:?}{more}")))
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -308,6 +346,10 @@ pub struct FilesReport {
     pub frames: u64,
     pub events: u64,
     pub bytes: u64,
+    /// The `DAMAGED` mark of an earlier read was there and is gone: every
+    /// byte checked out (the damage was passing, or the files restored),
+    /// so the next open takes writes again.
+    pub mark_lifted: bool,
 }
 
 /// Where a frame is.
@@ -680,9 +722,9 @@ impl EmbeddedStore {
         }
         let marker = path.join(MARKER_FILE);
         if !empty {
-            match std::fs::read_to_string(&marker) {
-                Ok(m) if m == MARKER => {}
-                Ok(m) => return Err(not_a_store(&format!("its marker says {:?}, not this layout", m.trim()))),
+            match read_marker(path) {
+                Ok(Ok(())) => {}
+                Ok(Err(m)) => return Err(not_a_store(&format!("its marker says {m}, not this layout"))),
                 Err(_) if path.join("conf").is_file() && path.join("db").is_file() => {
                     return Err(not_a_store(
                         "it was written by an earlier styrlogg (layout 1, all in sled); export it with that version and import the export here",
@@ -738,10 +780,12 @@ impl EmbeddedStore {
         }
         fault(&faults, "listing the segments")?;
         let segments = load_segments(&log_dir)?;
-        // A clean close left the head it closed at; it is consumed here, so
-        // only a close after this open can vouch for the end of the log.
+        // A clean close left the head it closed at. The writer removes it
+        // (durably) before its first write, so it vouches for the end of
+        // the log until something is written: a command that only reads,
+        // an open that fails, or a process stopped before it closes the
+        // store leave it for `export --salvage` and the next open.
         let clean = std::fs::read_to_string(path.join(CLEAN_FILE)).ok().and_then(|t| parse_clean(&t));
-        let _ = std::fs::remove_file(path.join(CLEAN_FILE));
         let mut recovery = Recovery { index: &index, segments, faults: &faults, clean };
         let (head, last_recorded_at) = recovery.catch_up()?;
         let segments = recovery.segments;
@@ -780,6 +824,23 @@ impl EmbeddedStore {
             to_write,
         )?;
         *inner.writer.lock().expect("lock") = Some(writer);
+        // Anything by that name is the mark, whatever it holds.
+        let mark_path = path.join(DAMAGED_FILE);
+        if std::fs::symlink_metadata(&mark_path).is_ok() {
+            let mut mark = Vec::new();
+            if let Ok(f) = File::open(&mark_path) {
+                let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, 4096), &mut mark);
+            }
+            let mark = String::from_utf8_lossy(&mark);
+            let (position, reason) = mark.split_once('\n').unwrap_or((&mark, ""));
+            let position = position.trim().parse().unwrap_or(0);
+            let reason = match reason.trim() {
+                "" => format!("{} marks the log as damaged", mark_path.display()),
+                r => r.to_string(),
+            };
+            tracing::warn!(position, reason, "the log was found damaged earlier: writes are refused");
+            inner.poison.damaged(position, &reason);
+        }
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let flushed = inner.index.clone();
         let flusher = std::thread::Builder::new()
@@ -834,24 +895,112 @@ impl EmbeddedStore {
     }
 
     /// Moves the index aside and builds it again from the log: the remedy
-    /// for a damaged index. The log itself is read and checked completely.
+    /// for a damaged index. The log itself is read and checked completely,
+    /// first without writing anything: a log that no longer holds what the
+    /// old index or the last clean close knew is refused, since an index
+    /// built from it would cut the log there and let new events take the
+    /// lost positions.
     pub fn rebuild_index(path: &Path) -> Result<Head, StoreError> {
-        let marker = std::fs::read_to_string(path.join(MARKER_FILE)).map_err(|_| StoreError::NotAStore {
+        let marker = read_marker(path).map_err(|_| StoreError::NotAStore {
             path: path.display().to_string(),
             why: "no styrlogg marker".into(),
         })?;
-        if marker != MARKER {
-            return Err(StoreError::NotAStore { path: path.display().to_string(), why: "another layout".into() });
+        if let Err(m) = marker {
+            let why = format!("its marker says {m}, not this layout");
+            return Err(StoreError::NotAStore { path: path.display().to_string(), why });
         }
         let index_dir = path.join(INDEX_DIR);
+        // (The walk first: it takes sled's lock file shared, which the
+        // index just opened and dropped may hold a moment longer.)
+        let found = salvage(path, |_| Ok(()))?;
+        let indexed = old_index_head(&index_dir);
+        let closed = found.closed_at.map_or(0, |c| c.position);
+        let known = indexed.map_or(0, |h| h.position).max(closed);
+        if let Some(c) = found.closed_at.filter(|c| c.position == found.head.position && c.hash != found.head.hash) {
+            return Err(corrupt(
+                c.position,
+                format!(
+                    "the log's files end with hash {}, but the store was closed there with hash {}: they are not the log that was closed. Nothing was changed",
+                    found.head.hash, c.hash
+                ),
+            ));
+        }
+        if found.head.position < known {
+            let (position, why) =
+                found.stopped.unwrap_or((found.head.position + 1, "the log's files end there".into()));
+            let by = if closed >= known { "the store was last closed at position" } else { "the index knew position" };
+            return Err(corrupt(
+                position,
+                format!(
+                    "{why}; {by} {known}, so an index rebuilt from these files would cut the log: log data was lost. Nothing was changed"
+                ),
+            ));
+        }
         if index_dir.exists() {
-            let aside = path.join(format!("index.damaged-{}", std::process::id()));
+            // A name no earlier rebuild left behind.
+            let pid = std::process::id();
+            let aside = (0u32..)
+                .map(|n| {
+                    path.join(if n == 0 { format!("index.damaged-{pid}") } else { format!("index.damaged-{pid}-{n}") })
+                })
+                .find(|p| !p.exists())
+                .expect("a free name");
             std::fs::rename(&index_dir, &aside).map_err(io)?;
         }
         let store = EmbeddedStore::open(path, OpenMode::MustExist, Arc::new(crate::clock::SystemClock))?;
         let head = *store.inner.heads.borrow();
         store.close()?;
+        // The open read and checked every frame: damage found earlier is
+        // gone (it was in memory, or the files were restored).
+        match std::fs::remove_file(path.join(DAMAGED_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
         Ok(head)
+    }
+
+    /// Damage found in the log's frames (not the index's): nothing more is
+    /// written to this log, by this process or, through the `DAMAGED`
+    /// mark, by any that opens it later. Returns the error as it was.
+    fn found_damage(&self, e: StoreError) -> StoreError {
+        if let StoreError::Corrupt { position, reason } = &e {
+            if !self.inner.poison.is_damaged() {
+                tracing::error!(position, reason, "the log is damaged: writes are refused from now on");
+                let mark = self.inner.path.join(DAMAGED_FILE);
+                let written = File::create(&mark).and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, format!("{position}\n{reason}\n").as_bytes())?;
+                    f.sync_all()
+                });
+                if let Err(e) = written {
+                    tracing::error!("cannot write {}: {e}; only this process refuses writes", mark.display());
+                }
+            }
+            self.inner.poison.damaged(*position, reason);
+        }
+        e
+    }
+
+    /// [`Self::found_damage`] for a frame read where the index said one
+    /// starts: only when the log's own frames lead there too. Otherwise
+    /// the index pointed at the wrong place, which is no damage to the log.
+    fn found_damage_at(&self, e: StoreError, seg: &Segment, offset: u64) -> StoreError {
+        let mut at = SEGMENT_HEADER_BYTES;
+        let mut hdr = [0u8; FRAME_HEADER_BYTES];
+        while at < offset && seg.capacity.saturating_sub(at) >= FRAME_HEADER_BYTES as u64 {
+            if seg.file.read_exact_at(&mut hdr, at).is_err() {
+                return e;
+            }
+            let h = FrameHeader::parse(&hdr);
+            if h.is_zero() || h.total() > seg.capacity - at {
+                break;
+            }
+            at += h.total();
+        }
+        if at == offset {
+            self.found_damage(e)
+        } else {
+            e
+        }
     }
 
     /// Checks every byte of the log's files and every entry of the index:
@@ -878,7 +1027,8 @@ impl EmbeddedStore {
             let (first, capacity) = parse_segment_header(&seg.path, &header)?;
             let size = seg.file.metadata().map_err(io)?.len();
             if first != seg.first_position || capacity != seg.capacity || size != capacity {
-                return Err(corrupt(next, format!("segment {}: its header, name or size changed", seg.path.display())));
+                let why = format!("segment {}: its header, name or size changed", seg.path.display());
+                return Err(self.found_damage(corrupt(next, why)));
             }
             if first != next {
                 return Err(corrupt(
@@ -898,9 +1048,10 @@ impl EmbeddedStore {
                 let bytes = reader
                     .bytes(offset, h.total() as usize)?
                     .ok_or_else(|| corrupt(next, format!("{}: a frame runs past its segment", at(offset))))?;
-                let events = decode_frame(bytes, &at(offset), Records::Checked)?;
+                let events = decode_frame(bytes, &at(offset), Records::Checked).map_err(|e| self.found_damage(e))?;
                 if events[0].event.prev_hash != prev_hash {
-                    return Err(corrupt(next, format!("{}: the frame does not continue the chain", at(offset))));
+                    let why = format!("{}: the frame does not continue the chain", at(offset));
+                    return Err(self.found_damage(corrupt(next, why)));
                 }
                 // The index holds this frame and its commands, exactly.
                 let want = FrameLoc { segment: seg.first_position, offset, events: h.events, body_bytes: h.body_bytes };
@@ -925,10 +1076,8 @@ impl EmbeddedStore {
                 let n = (seg.capacity - at_zero).min(limits::READ_AHEAD_BYTES as u64) as usize;
                 let b = reader.bytes(at_zero, n)?.expect("within the segment");
                 if let Some(i) = b.iter().position(|b| *b != 0) {
-                    return Err(corrupt(
-                        next,
-                        format!("{}: unexpected bytes after the last frame", at(at_zero + i as u64)),
-                    ));
+                    let why = format!("{}: unexpected bytes after the last frame", at(at_zero + i as u64));
+                    return Err(self.found_damage(corrupt(next, why)));
                 }
                 at_zero += n as u64;
             }
@@ -972,6 +1121,11 @@ impl EmbeddedStore {
             return Err(wrong(format!(
                 "the index has {frames} frame entries and {other} unknown ones; the log implies {frames_expected} frames and nothing else"
             )));
+        }
+        let mark = self.inner.path.join(DAMAGED_FILE);
+        if std::fs::symlink_metadata(&mark).is_ok() {
+            std::fs::remove_file(&mark).map_err(|e| StoreError::Io(format!("removing {}: {e}", mark.display())))?;
+            report.mark_lifted = true;
         }
         Ok(report)
     }
@@ -1076,7 +1230,21 @@ impl EmbeddedStore {
         seg.file
             .read_exact_at(&mut buf, loc.offset)
             .map_err(|e| corrupt(first, format!("reading {} at offset {}: {e}", seg.path.display(), loc.offset)))?;
-        let events = decode_frame(&buf, &format!("{} offset {}", seg.path.display(), loc.offset), Records::Vouched)?;
+        // A header that is not the frame the index describes: the index
+        // is what is wrong (or that header, which `verify` then finds).
+        let h = FrameHeader::parse(&buf);
+        if (h.first_position, h.events, h.body_bytes) != (first, loc.events, loc.body_bytes) {
+            return Err(corrupt(
+                first,
+                format!(
+                    "the index's entry for the frame at {} offset {} does not match the frame there; rebuild it with `styrlogg rebuild --index`",
+                    seg.path.display(),
+                    loc.offset
+                ),
+            ));
+        }
+        let events = decode_frame(&buf, &format!("{} offset {}", seg.path.display(), loc.offset), Records::Vouched)
+            .map_err(|e| self.found_damage_at(e, &seg, loc.offset))?;
         if events.first().map(|e| e.event.position) != Some(first) || events.len() != loc.events as usize {
             return Err(corrupt(first, "the frame found does not hold the positions the index says"));
         }
@@ -1196,15 +1364,17 @@ impl Recovery<'_> {
             let first = be_u64(&k[1..]).unwrap_or(0);
             let loc: FrameLoc =
                 postcard::from_bytes(&v).map_err(|e| corrupt(first, format!("frame index entry: {e}")))?;
-            let i = self.segments.iter().position(|s| s.first_position == loc.segment).ok_or_else(|| {
-                corrupt(
-                    indexed.head.position,
+            let Some(i) = self.segments.iter().position(|s| s.first_position == loc.segment) else {
+                let end = self.frames_end();
+                return Err(corrupt(
+                    end + 1,
                     format!(
-                        "segment {} holding indexed events is missing: log data was lost",
-                        segment_name(loc.segment)
+                        "segment {} holding indexed events is missing: log data was lost (the log's files end at position {end}, its index knows position {})",
+                        segment_name(loc.segment),
+                        indexed.head.position
                     ),
-                )
-            })?;
+                ));
+            };
             (i, loc.offset, first)
         };
         let mut head = Head::default();
@@ -1212,6 +1382,15 @@ impl Recovery<'_> {
         if self.segments.is_empty() {
             if indexed.head.position > 0 {
                 return Err(corrupt(1, "the log has no segments but its index knows events: log data was lost"));
+            }
+            if let Some(c) = self.clean.filter(|c| c.position > 0) {
+                return Err(corrupt(
+                    1,
+                    format!(
+                        "the log has no segments but the store was closed at position {}: log data was lost",
+                        c.position
+                    ),
+                ));
             }
             return Ok((head, None));
         }
@@ -1276,7 +1455,11 @@ impl Recovery<'_> {
                     // The last write, cut short by a crash before it was
                     // acknowledged: some of its sectors never reached the disk.
                     let after = offset + h.total();
+                    // Never a frame the index or a clean close knew: that
+                    // one was acknowledged.
+                    let known = indexed.head.position.max(self.clean.map_or(0, |c| c.position));
                     if seg_i + 1 == self.segments.len()
+                        && h.first_position > known
                         && has_unwritten_sector(&bytes, offset)
                         && self.zeros_from(&seg, after)?
                     {
@@ -1303,7 +1486,10 @@ impl Recovery<'_> {
                 if indexed.head.position > last.event.position {
                     // Fine: a later frame holds the index's head.
                 } else if indexed.head.position == last.event.position && indexed.head.hash != last.hash {
-                    return Err(corrupt(last.event.position, "the log and its index disagree on this event's hash"));
+                    return Err(corrupt(
+                        last.event.position,
+                        "the log and its index disagree on this event's hash; when the index is what is wrong, `styrlogg rebuild --index` builds it again (it refuses when the log lost events)",
+                    ));
                 }
             } else {
                 batch.frame_events(seg.first_position, offset, h, &events);
@@ -1317,6 +1503,11 @@ impl Recovery<'_> {
             }
         }
         if indexed.head.position > head.position {
+            // The walk began at the frame holding the index's head; when
+            // that frame is gone, where the log ends is found from the start.
+            if head.position == 0 {
+                head.position = self.frames_end();
+            }
             return Err(corrupt(
                 head.position + 1,
                 format!(
@@ -1325,10 +1516,69 @@ impl Recovery<'_> {
                 ),
             ));
         }
+        if let Some(c) = self.clean.filter(|c| c.position == head.position && c.hash != head.hash) {
+            return Err(corrupt(
+                head.position,
+                format!(
+                    "the log ends at position {} with hash {}, but the store was closed there with hash {}: the log is not the one closed",
+                    head.position, head.hash, c.hash
+                ),
+            ));
+        }
+        if let Some(c) = self.clean.filter(|c| c.position > head.position) {
+            if head.position == 0 {
+                head.position = self.frames_end();
+            }
+            return Err(corrupt(
+                head.position + 1,
+                format!(
+                    "the log ends at position {} but the store was closed at position {}: log data was lost (a truncated or deleted segment, or a zeroed end)",
+                    head.position, c.position
+                ),
+            ));
+        }
         if batch.events > 0 || indexed.head.position < head.position {
             self.apply(batch, head)?;
         }
         Ok((head, last_recorded_at))
+    }
+
+    /// The last position of the whole frames the log's files hold, from
+    /// the first segment on, up to the first frame whose bytes do not
+    /// match its hash: where an error says the log ends when its end is
+    /// lost. Reads only.
+    fn frames_end(&self) -> u64 {
+        let mut expect = 1u64;
+        for seg in &self.segments {
+            if seg.first_position != expect {
+                break;
+            }
+            let mut offset = SEGMENT_HEADER_BYTES;
+            let mut hdr = [0u8; FRAME_HEADER_BYTES];
+            while seg.capacity.saturating_sub(offset) >= FRAME_HEADER_BYTES as u64 {
+                if seg.file.read_exact_at(&mut hdr, offset).is_err() {
+                    return expect - 1;
+                }
+                let h = FrameHeader::parse(&hdr);
+                if h.is_zero() {
+                    break;
+                }
+                let fits = h.first_position == expect
+                    && h.events > 0
+                    && h.events as usize <= limits::FRAME_EVENTS_MAX
+                    && h.total() <= seg.capacity - offset;
+                let mut bytes = vec![0u8; if fits { h.total() as usize } else { 0 }];
+                let whole = fits
+                    && seg.file.read_exact_at(&mut bytes, offset).is_ok()
+                    && decode_frame(&bytes, "", Records::Vouched).is_ok();
+                if !whole {
+                    return expect - 1;
+                }
+                expect += u64::from(h.events);
+                offset += h.total();
+            }
+        }
+        expect - 1
     }
 
     fn apply(&self, batch: IndexBatch, head: Head) -> Result<(), StoreError> {
@@ -1567,7 +1817,10 @@ impl EmbeddedStore {
             let bytes = reader
                 .bytes(offset, h.total() as usize)?
                 .ok_or_else(|| corrupt(next, format!("{at}: a frame runs past its segment")))?;
-            let records = frame_records(bytes, &at)?;
+            let records = match frame_records(bytes, &at) {
+                Ok(r) => r,
+                Err(e) => return Err(self.found_damage_at(e, &reader.segment.clone(), offset)),
+            };
             let base = page.bytes.len();
             page.bytes.extend_from_slice(bytes);
             let frame = page.frames.len();

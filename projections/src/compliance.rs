@@ -47,6 +47,10 @@ pub struct Evidence {
     pub minutes: Vec<String>,
     pub deviation: Option<String>,
     pub days_late: Option<u32>,
+    /// The deadline it was late for.
+    pub late_for: Option<Date>,
+    /// The year it counts for, where the step is due once a year.
+    pub for_year: Option<i16>,
     /// The condition the step requires that does not hold, as the record
     /// now stands, on the day it happened (e.g. after a correction).
     pub condition_not_met: Option<String>,
@@ -81,9 +85,11 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
         .steps
         .iter()
         .map(|step| {
+            let mut years = inst.years_answered(step).into_iter();
             let evidence: Vec<Evidence> = inst
                 .occurrences_of(&step.id)
                 .map(|o| Evidence {
+                    for_year: years.next(),
                     event_id: o.event_id.to_hex(),
                     occurred_on: o.occurred_on,
                     case_numbers: o
@@ -108,6 +114,7 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
                         .collect(),
                     deviation: o.deviation.clone(),
                     days_late: o.late.map(|l| l.days_late),
+                    late_for: o.late.map(|l| l.deadline),
                     condition_not_met: step
                         .requires
                         .iter()
@@ -181,6 +188,15 @@ pub fn document(c: &Compliance, view: &LogView, lang: Lang) -> Document {
                 .iter()
                 .map(|e| {
                     let mut parts = vec![e.occurred_on.to_string()];
+                    if let Some(y) = e.for_year {
+                        parts.push(format!("{} {y}", lang.t("för", "for")));
+                    }
+                    if let (Some(days), Some(deadline)) = (e.days_late, e.late_for) {
+                        parts.push(format!(
+                            "{days} {} {deadline}",
+                            lang.t("dagar efter tidsfristen", "days after the deadline")
+                        ));
+                    }
                     parts.extend(e.case_numbers.iter().map(|c| format!("Dnr {c}")));
                     parts.extend(e.minutes.iter().cloned());
                     if let Some(dev) = &e.deviation {

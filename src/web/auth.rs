@@ -133,6 +133,13 @@ impl UsersFile {
         if now != current.0 {
             current.0 = now;
             match Users::load(&self.path) {
+                Ok(users) if now.is_none() => {
+                    tracing::warn!(
+                        "the users file {} is gone: no one can log in until it is back (`styrlogg user add` makes it)",
+                        self.path.display()
+                    );
+                    current.1 = Arc::new(users);
+                }
                 Ok(users) => {
                     tracing::info!(
                         users = users.users.len(),

@@ -119,6 +119,22 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
     assert_fails(&styrlogg(&not_store, &["verify"]), 1, "is not a styrlogg store");
     let file = not_store.join("protokoll.txt");
     assert_fails(&styrlogg(&file, &["log"]), 1, "it is a file");
+    // A marker of another layout is quoted; one that is anything else
+    // (a megabyte of it) is quoted short, by every command that reads it.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    for (marker, quoted) in [
+        ("styrlogg store layout 9\n".to_string(), "its marker says \"styrlogg store layout 9\", not this layout"),
+        ("x".repeat(1 << 20), &format!("its marker says \"{}\" ..., not this layout", "x".repeat(60))),
+    ] {
+        std::fs::write(other.join("STORE"), &marker).unwrap();
+        for args in [&["status"][..], &["rebuild", "--index"], &["export", "--salvage"]] {
+            let out = styrlogg(&other, args);
+            assert_fails(&out, 1, quoted);
+            assert!(stderr(&out).len() < 400, "{args:?}: {}", stderr(&out));
+        }
+        assert_eq!(std::fs::read_to_string(other.join("STORE")).unwrap(), marker, "nothing touched");
+    }
 
     let store = dir.path().join("store");
     assert!(styrlogg(&store, &["demo"]).status.success());
@@ -433,17 +449,13 @@ fn verify_with_its_reader_gone_still_exits_with_its_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("store");
     assert!(styrlogg(&s, &["demo"]).status.success());
-    for args in [&["verify"][..], &["head"]] {
-        let mut child = command(&s, args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take()); // `| head -0`: the reader is gone before the first line
-        let o = child.wait_with_output().unwrap();
-        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
-        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
-    }
+    // `| head -0`: the reader is gone before the first line. (Other commands
+    // end with 141 then: `a_reader_that_goes_away_ends_output_quietly`.)
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = command(&s, &["verify"]).stdout(writer).stderr(std::process::Stdio::piped()).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
 }
 
 /// Every file under `dir`, depth first.
@@ -621,4 +633,85 @@ fn output_files_follow_links_keep_permissions_and_stay_out_of_the_store() {
     }
     assert_eq!(std::fs::read(&segment).unwrap(), before);
     assert!(styrlogg(&data, &["verify"]).status.success());
+}
+
+/// A reader that goes away (`styrlogg log | head -1`) ends a command
+/// quietly with status 141, as a process stopped by SIGPIPE: no error
+/// message, and no exit 3 as if the system had failed. The pipe's reading
+/// end is closed before the command starts, so its first write fails.
+#[test]
+fn a_reader_that_goes_away_ends_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    assert!(styrlogg(&store, &["demo"]).status.success());
+    for args in [
+        &["log"][..],
+        &["log", "--format", "json"],
+        &["export"],
+        &["export", "--salvage"],
+        &["status"],
+        &["report", "dialogues", "--org", "Härryda kommun"],
+        &["audit", "--org", "Härryda kommun"],
+        // Commands that print with `println!`.
+        &["head"],
+        &["workflows", "list"],
+        &["persons"],
+        &["rebuild"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = command(&store, args).stdout(writer).stderr(std::process::Stdio::piped()).output().unwrap();
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+    // Into a file, the same commands write everything.
+    let o = styrlogg(&store, &["export"]);
+    assert!(o.status.success() && !o.stdout.is_empty(), "{}", stderr(&o));
+    // `-o /dev/stdout` on a pipe (a link to a pipe no path leads to) is
+    // written to as it is.
+    let piped = styrlogg(&store, &["export", "-o", "/dev/stdout"]);
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert_eq!(piped.stdout, o.stdout);
+    // A closed stderr does not turn an error into a panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = command(&dir.path().join("missing"), &["status"]).stderr(writer).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "the error's own status");
+}
+
+/// SIGINT or SIGTERM while an `--output` file is being written removes its
+/// temporary file and leaves an earlier file of that name as it was.
+#[test]
+fn a_signal_leaves_no_partial_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let made = styrlogg(&store, &["stress", "--writers", "8", "--commands", "300", "--batch", "20"]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let target = out_dir.join("log.jsonl");
+    for (args, signal, code) in
+        [(&["export"][..], "-INT", 130), (&["export", "--salvage"], "-TERM", 143), (&["export"], "-HUP", 129)]
+    {
+        std::fs::write(&target, "earlier\n").unwrap();
+        let args = [args, &["-o", target.to_str().unwrap()]].concat();
+        let mut child = command(&store, &args).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        // Wait for the temporary file to appear, then stop the command.
+        let partial = || {
+            std::fs::read_dir(&out_dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".partial"))
+        };
+        let started = std::time::Instant::now();
+        while !partial() {
+            assert!(child.try_wait().unwrap().is_none(), "{args:?} ended before it could be stopped");
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "no temporary file appeared");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let pid = child.id().to_string();
+        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("stopped by a signal"), "{}", stderr(&out));
+        assert!(!partial(), "{args:?}: the temporary file was removed");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "earlier\n", "{args:?}");
+    }
 }

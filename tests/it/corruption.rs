@@ -228,13 +228,41 @@ async fn truncated_or_missing_segments_are_found() {
             }
         }
     }
-    // The last segment deleted: the index knew its events.
+    // The last segment deleted: the index knew its events. The error
+    // names the first position lost, where the log's files now end.
     let dir = tmp.path().join("deleted");
     copy_dir(&base, &dir);
-    std::fs::remove_file(segments(&dir).last().unwrap()).unwrap();
+    let last = segments(&dir).last().unwrap().clone();
+    let last_first = frames_of(&last)[0].2;
+    std::fs::remove_file(&last).unwrap();
     match check(&dir).await {
-        Verdict::Refused(why) => assert!(why.contains("log data was lost"), "{why}"),
+        Verdict::Refused(why) => {
+            assert!(why.contains("log data was lost"), "{why}");
+            assert!(why.contains(&format!("corrupt at position {last_first}:")), "{why}");
+            assert!(why.contains(&format!("the log's files end at position {}", last_first - 1)), "{why}");
+        }
         Verdict::Intact(_) => panic!("a deleted segment went unnoticed"),
+    }
+    // The end of the log zeroed, the frame holding the index's head with
+    // it: the walk from that frame finds nothing, and the error still
+    // says where the log's files end (the first zeroed frame's bytes are
+    // cut in the middle, so its header alone does not count).
+    let dir = tmp.path().join("zeroed");
+    copy_dir(&base, &dir);
+    let last = segments(&dir).last().unwrap().clone();
+    let (start, _, first) = frames_of(&last)[1];
+    let len = std::fs::metadata(&last).unwrap().len();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
+        f.write_all_at(&vec![0u8; (len - start - 20) as usize], start + 20).unwrap();
+    }
+    match check(&dir).await {
+        Verdict::Refused(why) => {
+            assert!(why.contains(&format!("corrupt at position {first}:")), "{why}");
+            assert!(why.contains(&format!("the log ends at position {}", first - 1)), "{why}");
+        }
+        Verdict::Intact(_) => panic!("a zeroed end went unnoticed"),
     }
 }
 
@@ -591,4 +619,242 @@ fn export_salvage_from_the_command_line() {
     let o = styrlogg(&empty_log, &["export", "--salvage", "-o", none.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("nothing could be salvaged") && !none.exists(), "{}", out(&o));
+
+    // A JetStream log has replicas, not files to salvage: a usage error.
+    for args in [
+        &["export", "--salvage", "--nats", "nats://127.0.0.1:4222"][..],
+        &["--nats", "nats://127.0.0.1:4222", "export", "--salvage"],
+    ] {
+        let o = styrlogg(&data, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", out(&o));
+        assert!(out(&o).contains("'--salvage' cannot be used with '--nats <URL>'"), "{}", out(&o));
+    }
+}
+
+/// Damage a read finds in the log's frames stops writing, in this process
+/// and in every later one (the `DAMAGED` mark), so no event is written
+/// after damage that a restore would have to leave behind; reads of what
+/// is intact go on. A `rebuild --index` that reads the whole log whole
+/// again lifts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_found_damaged_takes_no_more_writes_until_it_is_whole_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    pristine(&dir).await;
+    let seg = segments(&dir)[0].clone();
+    let (start, end, first) = frames_of(&seg)[0];
+    let at = (start + end) / 2;
+    flip(&seg, at, 3);
+    let open = || EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).unwrap();
+    let store = open();
+    // An open checks the end of the log: the damage is not known yet.
+    store.append(req("tail", ExpectedVersion::Any, "before", 1)).await.unwrap();
+    let head = store.head().await.unwrap();
+    let found = store.read_all(1, 10).await.unwrap_err();
+    assert!(matches!(found, engine::StoreError::Corrupt { position, .. } if position == first), "{found}");
+    let refused = store.append(req("tail", ExpectedVersion::Any, "after", 1)).await.unwrap_err();
+    assert!(refused.to_string().contains("nothing more is written to a damaged log"), "{refused}");
+    assert!(refused.to_string().contains(&format!("corrupt at position {first}")), "{refused}");
+    assert_eq!(store.head().await.unwrap(), head, "nothing was written");
+    assert!(!store.read_instance(&instance("i1"), 1).await.unwrap().is_empty(), "the intact part is read");
+    store.close().unwrap();
+
+    let store = open();
+    let refused = store.append(req("tail", ExpectedVersion::Any, "later", 1)).await.unwrap_err();
+    assert!(refused.to_string().contains("nothing more is written to a damaged log"), "{refused}");
+    store.close().unwrap();
+    assert!(EmbeddedStore::rebuild_index(&dir).is_err(), "the log is still damaged");
+    assert!(dir.join("DAMAGED").exists());
+
+    // The damage undone, as restoring the file would: `verify`'s check
+    // of every byte finds the log whole and lifts the mark, and so does a
+    // rebuild; writes go on.
+    flip(&seg, at, 3);
+    let store = open();
+    assert!(store.check_files().unwrap().mark_lifted);
+    store.close().unwrap();
+    assert!(!dir.join("DAMAGED").exists());
+    let store = open();
+    store.append(req("tail", ExpectedVersion::Any, "whole", 1)).await.unwrap();
+    assert_eq!(store.head().await.unwrap().position, head.position + 1);
+    assert!(!store.check_files().unwrap().mark_lifted, "no mark, none lifted");
+    store.close().unwrap();
+    std::fs::write(dir.join("DAMAGED"), format!("{first}\nfound earlier\n")).unwrap();
+    EmbeddedStore::rebuild_index(&dir).unwrap();
+    assert!(!dir.join("DAMAGED").exists());
+
+    // Anything by the mark's name is the mark: what it holds, if it can
+    // be read at all, only words the refusal.
+    let mark = dir.join("DAMAGED");
+    for (n, make) in ["bytes", "empty", "directory", "dangling link"].into_iter().enumerate() {
+        match make {
+            "bytes" => std::fs::write(&mark, b"garbage\0\xff").unwrap(),
+            "empty" => std::fs::write(&mark, b"").unwrap(),
+            "directory" => std::fs::create_dir(&mark).unwrap(),
+            _ => std::os::unix::fs::symlink(dir.join("nowhere"), &mark).unwrap(),
+        }
+        let store = open();
+        let refused = store.append(req("tail", ExpectedVersion::Any, &format!("m{n}"), 1)).await.unwrap_err();
+        assert!(refused.to_string().contains("nothing more is written to a damaged log"), "{make}: {refused}");
+        store.close().unwrap();
+        if make == "directory" {
+            std::fs::remove_dir(&mark).unwrap();
+        } else {
+            std::fs::remove_file(&mark).unwrap();
+        }
+    }
+}
+
+/// The end of the log lost (its last segment deleted, or its end zeroed
+/// part way into a frame): a failed open keeps the `CLEAN` mark, so
+/// salvage still says what is missing, and `rebuild --index` refuses to
+/// build an index that would cut the log there, by the last clean close or
+/// by what the old index knew, and changes nothing in the log: it does not
+/// take the cut frame for a write a crash cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_lost_its_end_is_not_cut_by_a_rebuild() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    let original = pristine(&base).await;
+    let total = original.len() as u64;
+    let log_files = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        files_of(dir).into_iter().filter(|(p, _)| !p.starts_with(dir.join("index"))).collect()
+    };
+    for (case, clean) in
+        [("deleted", true), ("deleted, no clean close", false), ("zeroed", true), ("zeroed, no clean close", false)]
+    {
+        let dir = tmp.path().join(case.replace([' ', ','], "-"));
+        copy_dir(&base, &dir);
+        if !clean {
+            std::fs::remove_file(dir.join("CLEAN")).unwrap();
+        }
+        let last = segments(&dir).last().unwrap().clone();
+        let frames = frames_of(&last);
+        let lost_from = if case.starts_with("deleted") {
+            std::fs::remove_file(&last).unwrap();
+            frames[0].2
+        } else {
+            // From the middle of the second frame on.
+            let (start, end, first) = frames[1];
+            let len = std::fs::metadata(&last).unwrap().len();
+            let cut = (start + end) / 2;
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
+            f.write_all_at(&vec![0u8; (len - cut) as usize], cut).unwrap();
+            first
+        };
+        let before = log_files(&dir);
+        let opened = EmbeddedStore::open(&dir, OpenMode::MustExist, clock());
+        assert!(opened.is_err(), "{case}: an open refuses a log that lost its end");
+        assert_eq!(dir.join("CLEAN").exists(), clean, "{case}: a failed open keeps the mark");
+        let found = engine::embedded::salvage(&dir, |_| Ok(())).unwrap();
+        assert_eq!(found.head.position, lost_from - 1, "{case}");
+        // With no clean close and whole frames left, only the index knows.
+        let told = clean || case.starts_with("zeroed");
+        assert_eq!(found.stopped.is_some(), told, "{case}: salvage says the end is missing when it can know");
+
+        let refused = EmbeddedStore::rebuild_index(&dir).unwrap_err().to_string();
+        assert!(refused.contains("would cut the log") && refused.contains(&format!("{total}")), "{case}: {refused}");
+        assert!(refused.contains(&format!("corrupt at position {lost_from}:")), "{case}: {refused}");
+        assert!(log_files(&dir) == before, "{case}: nothing in the log changed");
+        assert!(EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).is_err(), "{case}: still refused");
+        if case == "zeroed" {
+            // The index deleted too: the open that builds it again knows
+            // the end from the clean close, and does not zero the cut frame
+            // as a write a crash cut short.
+            std::fs::remove_dir_all(dir.join("index")).unwrap();
+            let refused = EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).err().expect("refused");
+            assert!(refused.to_string().contains(&format!("corrupt at position {lost_from}")), "{refused}");
+            assert!(log_files(&dir) == before, "nothing in the log changed");
+        }
+    }
+}
+
+/// The `CLEAN` mark vouches for the end of the log until something is
+/// written: a store open only for reading keeps it (a process stopped
+/// before it closes leaves it right), the first write removes it, and a
+/// log that does not end where the mark says, by position or by hash, is
+/// refused even with no segments and no index left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clean_mark_holds_until_a_write_and_is_checked_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    let original = pristine(&base).await;
+    let head = original.last().unwrap().hash.to_hex();
+    let clean = std::fs::read_to_string(base.join("CLEAN")).unwrap();
+    assert_eq!(clean, format!("{} {head}\n", original.len()));
+
+    let dir = tmp.path().join("reading");
+    copy_dir(&base, &dir);
+    let store = EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).unwrap();
+    assert_eq!(store.read_all(1, 10).await.unwrap().len(), 10);
+    assert_eq!(std::fs::read_to_string(dir.join("CLEAN")).unwrap(), clean, "kept while only reading");
+    store.append(req("tail", ExpectedVersion::Any, "new", 1)).await.unwrap();
+    assert!(!dir.join("CLEAN").exists(), "the first write removes it");
+    store.close().unwrap();
+    assert!(dir.join("CLEAN").exists(), "a close writes it again");
+
+    // Every segment gone, and the index with them.
+    let dir = tmp.path().join("no-segments");
+    copy_dir(&base, &dir);
+    for s in segments(&dir) {
+        std::fs::remove_file(s).unwrap();
+    }
+    std::fs::remove_dir_all(dir.join("index")).unwrap();
+    let refused = EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).err().expect("refused").to_string();
+    assert!(refused.contains("no segments but the store was closed at position"), "{refused}");
+    assert_eq!(std::fs::read_to_string(dir.join("CLEAN")).unwrap(), clean);
+
+    // A mark of the same length from another log.
+    let dir = tmp.path().join("other-hash");
+    copy_dir(&base, &dir);
+    std::fs::write(dir.join("CLEAN"), format!("{} {}\n", original.len(), "ab".repeat(32))).unwrap();
+    std::fs::remove_dir_all(dir.join("index")).unwrap();
+    let refused = EmbeddedStore::rebuild_index(&dir).unwrap_err().to_string();
+    assert!(refused.contains("not the log that was closed"), "{refused}");
+    let refused = EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).err().expect("refused").to_string();
+    assert!(refused.contains("not the one closed"), "{refused}");
+}
+
+/// An index that points a read at the wrong place is not damage to the
+/// log: the frame found there sets no `DAMAGED` mark, the error names
+/// `rebuild --index`, and the rebuild repairs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_that_points_wrong_sets_no_damage_mark() {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct FrameLoc {
+        segment: u64,
+        offset: u64,
+        events: u32,
+        body_bytes: u32,
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let store = EmbeddedStore::open(&dir, OpenMode::CreateIfMissing, clock()).unwrap();
+    for i in 0..12 {
+        store.append(req(&format!("i{}", i % 3), ExpectedVersion::Any, &format!("s{i}"), 1)).await.unwrap();
+    }
+    let original = all_events(&store).await;
+    store.close().unwrap();
+    // The frame of position 5 (command s4, instance i1), one byte longer
+    // in the index than in the log.
+    let db = sled::open(dir.join("index")).unwrap();
+    let mut key = vec![b'F'];
+    key.extend_from_slice(&5u64.to_be_bytes());
+    let mut loc: FrameLoc = postcard::from_bytes(&db.get(&key).unwrap().expect("an entry per frame")).unwrap();
+    loc.body_bytes += 1;
+    db.insert(key, postcard::to_allocvec(&loc).unwrap()).unwrap();
+    db.flush().unwrap();
+    drop(db);
+
+    let store = EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).unwrap();
+    let refused = store.read_instance(&instance("i1"), 1).await.unwrap_err().to_string();
+    assert!(refused.contains("rebuild --index"), "{refused}");
+    store.append(req("i0", ExpectedVersion::Any, "after", 1)).await.unwrap();
+    store.close().unwrap();
+    assert!(!dir.join("DAMAGED").exists(), "no mark for the index's mistake");
+    EmbeddedStore::rebuild_index(&dir).unwrap();
+    let store = EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).unwrap();
+    assert_eq!(all_events(&store).await[..original.len()], original[..]);
+    store.close().unwrap();
 }

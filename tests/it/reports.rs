@@ -741,5 +741,29 @@ async fn status_keeps_the_year_a_yearly_recording_names() {
     };
     assert_eq!(facts(&status), 2, "only the annual report's facts are kept");
     assert_eq!(facts(&restored), 2);
+
+    // 2012's, recorded late: the compliance report says which year each
+    // recording counts for, and which deadline one was late for.
+    let report = [("arsberattelse", doc("Årsberättelse 2012")), ("ar", "2012".to_string())];
+    let report: Vec<(&str, &str)> = report.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.at("2014-05-05", "i", rec("uppfoljning_arsberattelse", date(2014, 5, 5), "projektledare", &report, None)).await;
     w.store.close().unwrap();
+    let s = dir.path().join("s");
+    let args = ["report", "compliance", "--instance", "i", "--today", "2014-06-01"];
+    let c: serde_json::Value = serde_json::from_str(&run_ok(&s, &[&args[..], &["--format", "json"]].concat())).unwrap();
+    let o = c["obligations"].as_array().unwrap().iter().find(|o| o["step"] == "uppfoljning_arsberattelse").unwrap();
+    let evidence = o["evidence"].as_array().unwrap();
+    let years: Vec<&serde_json::Value> = evidence.iter().map(|e| &e["for_year"]).collect();
+    assert_eq!(years, [2013, 2012]);
+    assert_eq!(evidence[0]["late_for"], serde_json::Value::Null);
+    assert_eq!(evidence[1]["late_for"], "2013-04-30");
+    assert_eq!(evidence[1]["days_late"], 370);
+    assert_eq!(o["verdict"], "met_late");
+    assert_eq!(o["deadline"], "2015-04-30", "2014's is the one pending");
+    let text = run_ok(&s, &args);
+    assert!(text.contains("2014-03-20, för 2013, "), "{text}");
+    assert!(text.contains("2014-05-05, för 2012, 370 dagar efter tidsfristen 2013-04-30"), "{text}");
+    // Steps without a yearly deadline name no year.
+    let intresse = c["obligations"][0]["evidence"][0].clone();
+    assert_eq!(intresse["for_year"], serde_json::Value::Null, "{intresse}");
 }

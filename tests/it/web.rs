@@ -712,6 +712,13 @@ fn user_changes_take_effect_on_a_running_server() {
     assert_eq!(me(("cookie", &ny)), 200, "a file that does not read changes nothing");
     assert_eq!(me(("authorization", &new)), 200);
     assert!(user(&["remove", "ny"]).status.code() != Some(0), "the command refuses the broken file too");
+
+    // The file deleted: no one is let in, and the log says why.
+    std::fs::remove_file(&s.users).unwrap();
+    assert_eq!(me(("cookie", &ny)), 401);
+    assert_eq!(me(("authorization", &new)), 401);
+    let log = std::fs::read_to_string(s._dir.path().join("server.log")).unwrap();
+    assert!(log.contains("is gone: no one can log in until it is back"), "{log}");
 }
 
 /// `styrlogg user` commands run at once each change the file in turn: no
@@ -749,4 +756,24 @@ fn user_commands_at_once_lose_no_change() {
         .filter(|n| n.contains("tmp"))
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
+}
+
+/// A new API token that cannot be shown (standard output closed) is not
+/// saved: its secret is shown only once, and no one would have it.
+#[test]
+fn a_token_that_cannot_be_shown_is_not_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let users = dir.path().join("users.toml");
+    let args = ["--users", users.to_str().unwrap(), "user", "token", "diariet", "--role", "registrator"];
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = crate::cli::command(&data, &args).stdout(writer).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token diariet was not saved"), "{out:?}");
+    let list = styrlogg(&data, &["--users", users.to_str().unwrap(), "user", "list"]);
+    assert!(!String::from_utf8_lossy(&list.stdout).contains("diariet"), "{list:?}");
+    let shown = styrlogg(&data, &args);
+    assert!(shown.status.success(), "{shown:?}");
+    assert!(!String::from_utf8_lossy(&shown.stdout).trim().is_empty(), "the token, once");
 }

@@ -687,6 +687,123 @@ fn a_yearly_follow_up_counts_for_the_year_it_names() {
     assert_eq!(next(&g), Some(date(2014, 4, 30)), "2013's is open again, due 2014-04-30");
 }
 
+/// A year has one recording, and an operating year's follow-up comes once
+/// the year is over: a second recording for a year, or one dated within
+/// the year it is for, is refused unless recorded with a deviation, and a
+/// correction may not make either so.
+#[test]
+fn a_year_is_recorded_once_and_once_it_is_over() {
+    let step = "uppfoljning_arsberattelse";
+    let rec = |on: Date, year: &str| {
+        record(step, on, "projektledare", &[("arsberattelse", &doc(&format!("Årsberättelse {year}"))), ("ar", year)])
+    };
+    let g = skl_ready_for_plan().and(
+        step,
+        date(2014, 3, 20),
+        "projektledare",
+        &[("arsberattelse", &doc("Årsberättelse 2013")), ("ar", "2013")],
+    );
+    let first = g.last_id();
+
+    // 2013 again: refused, naming the recording there is.
+    let r =
+        rejected(g.when(rec(date(2014, 4, 2), "2013")), Rule::YearAlreadyRecorded, "already recorded on 2014-03-20");
+    assert!(r.remedy.contains(&format!("correct {first}")), "{r}");
+    assert_eq!(r.fact.as_deref(), Some("ar"));
+    // A supplement is possible, with a reason.
+    assert!(g.when(with_deviation(rec(date(2014, 4, 2), "2013"), "Kompletterande årsberättelse")).is_ok());
+
+    // 2014's, dated in 2014: the year is not over.
+    let r = rejected(g.when(rec(date(2014, 12, 30), "2014")), Rule::YearNotOver, "before 2014 is over");
+    assert!(r.remedy.contains("in 2015 or later"), "{r}");
+    assert!(g.when(with_deviation(rec(date(2014, 12, 30), "2014"), "Tidig rapport")).is_ok());
+    assert!(g.when(rec(date(2015, 1, 2), "2014")).is_ok());
+
+    // What each recording counts for: the year it names.
+    let g = g.and(
+        step,
+        date(2014, 5, 5),
+        "projektledare",
+        &[("arsberattelse", &doc("Årsberättelse 2012")), ("ar", "2012")],
+    );
+    let inst = g.instance();
+    assert_eq!(inst.years_answered(inst.definition.step(step).unwrap()), vec![2013, 2012]);
+
+    // A correction follows the same rules, and has no deviation to give.
+    let correct = |event, new_date: Option<Date>, year: Option<&str>| Command::Correct {
+        event,
+        on: date(2015, 6, 1),
+        actor: Actor::new("P", "projektledare"),
+        reason: "Fel uppgift".into(),
+        new_date,
+        facts: year.map(|y| vec![("ar".to_string(), y.to_string())]).unwrap_or_default(),
+    };
+    let second = g.last_id();
+    rejected(g.when(correct(second, None, Some("2013"))), Rule::YearAlreadyRecorded, "2013 was already recorded");
+    rejected(g.when(correct(first, Some(date(2013, 12, 1)), None)), Rule::YearNotOver, "before 2013 is over");
+    assert!(g.when(correct(first, Some(date(2014, 1, 15)), None)).is_ok(), "a date within the rules");
+    rejected(g.when(correct(second, None, Some("2014"))), Rule::YearNotOver, "dated 2014-05-05, before 2014 is over");
+    assert!(g.when(correct(second, Some(date(2015, 2, 1)), Some("2014"))).is_ok(), "a year nobody has, once over");
+
+    // A supplement for 2013, recorded with a deviation: its deviation
+    // covers sharing 2013, not moving to another year that has one.
+    let mut g = g;
+    for e in g.when(with_deviation(rec(date(2014, 4, 2), "2013"), "Kompletterande årsberättelse")).unwrap() {
+        g.push(e);
+    }
+    let supplement = g.last_id();
+    rejected(g.when(correct(supplement, None, Some("2012"))), Rule::YearAlreadyRecorded, "2012 was already recorded");
+    assert!(g.when(correct(supplement, Some(date(2014, 4, 10)), None)).is_ok(), "its year stays");
+    // The first 2013 recording, restating its year with a new document:
+    // not refused for the supplement that shares the year.
+    let restate = Command::Correct {
+        event: first,
+        on: date(2015, 6, 1),
+        actor: Actor::new("P", "projektledare"),
+        reason: "Rätt dokument".into(),
+        new_date: None,
+        facts: vec![("ar".into(), "2013".into()), ("arsberattelse".into(), doc("Årsberättelse 2013, rättad"))],
+    };
+    assert!(g.when(restate).is_ok());
+    // The year it already has, and nothing else: a correction that
+    // changes nothing.
+    rejected(g.when(correct(first, None, Some("2013"))), Rule::EmptyCorrection, "the facts given are those it has");
+
+    // An early report (a deviation) moved to a later year once that year
+    // is over, then back into that year: its deviation was for the year
+    // it was recorded for, so the second step is refused.
+    let mut g = g;
+    for e in g.when(with_deviation(rec(date(2014, 12, 1), "2014"), "Tidig rapport")).unwrap() {
+        g.push(e);
+    }
+    let early = g.last_id();
+    assert!(g.when(correct(early, Some(date(2014, 12, 5)), None)).is_ok(), "later within its year: covered");
+    rejected(g.when(correct(early, Some(date(2014, 6, 1)), None)), Rule::YearNotOver, "before 2014 is over");
+}
+
+/// A correction that gives a fact of several values one value twice over,
+/// where two different ones were recorded, changes the record.
+#[test]
+fn a_correction_counts_each_value_of_a_fact_of_several() {
+    let (anita, karin) = ("Anita Brynje|kontaktperson|official", "Karin Hassler|kontaktperson|official");
+    let g = Given::start("skl-styrsystem", "registrator").and(
+        "intresseanmalan",
+        date(2012, 1, 20),
+        "registrator",
+        &[("kontaktperson", anita), ("kontaktperson", karin), ("organisation", "Tyresö kommun")],
+    );
+    let correct = |values: &[&str]| Command::Correct {
+        event: g.last_id(),
+        on: date(2012, 2, 1),
+        actor: Actor::new("R", "registrator"),
+        reason: "Kontaktpersoner".into(),
+        new_date: None,
+        facts: values.iter().map(|v| ("kontaktperson".to_string(), v.to_string())).collect(),
+    };
+    assert!(g.when(correct(&[anita, anita])).is_ok());
+    rejected(g.when(correct(&[karin, anita])), Rule::EmptyCorrection, "the facts given are those it has");
+}
+
 #[test]
 fn a_year_fact_must_be_a_text_fact_of_its_step() {
     let src = source("skl-styrsystem");

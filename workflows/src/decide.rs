@@ -2,7 +2,7 @@
 //! command, the events to append or a rejection that names the rule, the
 //! step and what would satisfy it. No IO, no clock: `today` is passed in.
 
-use crate::definition::{Definition, Step};
+use crate::definition::{DeadlineRule, Definition, Step};
 use crate::facts;
 use crate::instance::Instance;
 use engine::{Actor, DeadlineChange, EventId, Fact, FactValue, Lateness, NewEvent, Payload, PersonKind};
@@ -33,6 +33,8 @@ pub enum Rule {
     EmptyCorrection,
     NotAnExtension,
     YearOutOfRange,
+    YearAlreadyRecorded,
+    YearNotOver,
 }
 
 impl Rule {
@@ -59,6 +61,8 @@ impl Rule {
             Rule::EmptyCorrection => "empty-correction",
             Rule::NotAnExtension => "not-an-extension",
             Rule::YearOutOfRange => "year-out-of-range",
+            Rule::YearAlreadyRecorded => "year-already-recorded",
+            Rule::YearNotOver => "year-not-over",
         }
     }
 
@@ -73,6 +77,8 @@ impl Rule {
                 | Rule::ConditionNotMet
                 | Rule::WindowOpen
                 | Rule::BlockedBy
+                | Rule::YearAlreadyRecorded
+                | Rule::YearNotOver
         )
     }
 }
@@ -248,6 +254,52 @@ fn year_in_range(step: &Step, facts: &[Fact]) -> Result<(), Rejection> {
     }
 }
 
+/// Where `step`'s yearly deadline reads the year from a fact, what a
+/// recording of that year dated `on` runs into: the year already has a
+/// recording (other than `except`, the one being corrected), or the year
+/// it names is not over on `on` although its deadline falls after it (an
+/// operating year's annual report). A recording with a deviation may do
+/// either; a correction may not.
+fn year_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact], except: Option<EventId>) -> Vec<Rejection> {
+    let sid = Some(step.id.as_str());
+    let (Some(Ok(slot)), Some(DeadlineRule::Yearly { from_year, year_offset, .. })) =
+        (crate::instance::stated_year(step, facts), step.deadline.as_ref().map(|d| &d.rule))
+    else {
+        return Vec::new();
+    };
+    let fact = step.year_fact().unwrap_or_default();
+    let year = from_year + i16::try_from(slot).expect("a year of the rule");
+    let or_deviate = if except.is_none() { ", or record it with --deviation \"why\"" } else { "" };
+    let mut v = Vec::new();
+    let mut answered = inst.occurrences_of(&step.id).zip(inst.years_answered(step));
+    if let Some((o, _)) = answered.find(|(o, y)| *y == year && Some(o.event_id) != except) {
+        v.push(
+            reject(
+                Rule::YearAlreadyRecorded,
+                sid,
+                format!("{} for {year} was already recorded on {} (event {})", step.id, o.occurred_on, o.event_id),
+                format!(
+                    "To change that recording, use `correct {}`; if this one is for another year, give that year{or_deviate}",
+                    o.event_id
+                ),
+            )
+            .about(fact),
+        );
+    }
+    if *year_offset > 0 && on.year() <= year {
+        v.push(
+            reject(
+                Rule::YearNotOver,
+                sid,
+                format!("{} for {year} is dated {on}, before {year} is over", step.id),
+                format!("Give the day it happened, in {} or later{or_deviate}", year + 1),
+            )
+            .about(fact),
+        );
+    }
+    v
+}
+
 /// Parses typed facts for `step`: unknown names, wrong types and repeats
 /// of single-valued facts are refused outright.
 fn typed_facts(step: &Step, raw: &[(String, String)]) -> Result<Vec<Fact>, Rejection> {
@@ -418,6 +470,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
             ));
         }
     }
+    v.extend(year_violations(inst, step, on, facts, None));
     for spec in &step.facts {
         let given: Vec<&FactValue> = facts.iter().filter(|f| f.name == spec.name).map(|f| &f.value).collect();
         if spec.required && given.is_empty() {
@@ -543,12 +596,23 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             let facts = typed_facts(step, &raw)?;
             minutes_not_future(sid, &facts, today)?;
             year_in_range(step, &facts)?;
-            if facts.is_empty() && new_date.is_none_or(|d| d == original.occurred_on) {
+            // The facts as they stand after the correction: those given
+            // replace those of the same name.
+            let mut now: Vec<Fact> = original.facts.clone();
+            now.retain(|f| !facts.iter().any(|c| c.name == f.name));
+            now.extend(facts.iter().cloned());
+            // The same facts, each as many times (a fact may hold several values).
+            let times = |fs: &[Fact], f: &Fact| fs.iter().filter(|g| *g == f).count();
+            let same_facts =
+                now.len() == original.facts.len() && now.iter().all(|f| times(&now, f) == times(&original.facts, f));
+            let date_changed = new_date.is_some_and(|d| d != original.occurred_on);
+            if same_facts && !date_changed {
+                let given = if facts.is_empty() { "no --fact" } else { "the facts given are those it has" };
                 return Err(reject(
                     Rule::EmptyCorrection,
                     sid,
                     format!(
-                        "the correction of {} (event {event}) changes nothing: no --date{} and no --fact",
+                        "the correction of {} (event {event}) changes nothing: no --date{} and {given}",
                         step.id,
                         new_date.map(|d| format!(" other than {d}")).unwrap_or_default()
                     ),
@@ -557,6 +621,27 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             }
             if let Some(d) = new_date.filter(|d| *d != original.occurred_on) {
                 order_after_date_correction(inst, step, original, d)?;
+            }
+            // The year a corrected recording names, on the day it now
+            // says, follows the year rules as a new recording does. What a
+            // recording's own deviation allowed stays allowed while its
+            // year stays: sharing its year with another recording, and (a
+            // recording with a deviation) coming before its year was over,
+            // though not earlier than it now says (so no two corrections
+            // make a recording early for a year it was not recorded for).
+            let year_of = |fs: &[Fact]| crate::instance::stated_year(step, fs).and_then(Result::ok);
+            let year_changed = year_of(&now) != year_of(&original.facts);
+            if year_changed || date_changed {
+                let on = new_date.unwrap_or(original.occurred_on);
+                if let Some(first) =
+                    year_violations(inst, step, on, &now, Some(original.event_id)).into_iter().find(|r| match r.rule {
+                        Rule::YearAlreadyRecorded => year_changed,
+                        Rule::YearNotOver => year_changed || original.deviation.is_none() || on < original.occurred_on,
+                        _ => true,
+                    })
+                {
+                    return Err(first);
+                }
             }
             Ok(vec![NewEvent {
                 occurred_on: on,

@@ -297,6 +297,19 @@ impl Instance {
         }
     }
 
+    /// The year each occurrence of `step` counts for, in the order of its
+    /// occurrences, where the step has a yearly deadline (the year it
+    /// names, or else the first year left open); empty for other steps.
+    /// The compliance report shows it, and a second recording for a year
+    /// is caught by it.
+    pub fn years_answered(&self, step: &Step) -> Vec<i16> {
+        let Some(DeadlineRule::Yearly { from_year, .. }) = step.deadline.as_ref().map(|d| &d.rule) else {
+            return Vec::new();
+        };
+        let (slots, _) = self.slots(step);
+        slots.iter().map(|s| from_year.saturating_add(i16::try_from(*s).unwrap_or(i16::MAX))).collect()
+    }
+
     /// Which of `step`'s deadlines each of its occurrences answers (in the
     /// order of the occurrences), and the first deadline none answers.
     /// Occurrences meet the deadlines in order, except where a yearly

@@ -13,7 +13,7 @@
 
 use super::{
     decode_frame, parse_segment_header, FrameHeader, Records, CLEAN_FILE, FRAME_HEADER_BYTES, INDEX_DIR, LOG_DIR,
-    MARKER, MARKER_FILE, SEGMENT_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES,
 };
 use crate::event::{Hash, RecordedEvent};
 use crate::export::{ExportChecker, ExportError};
@@ -50,9 +50,11 @@ pub fn salvage(
     mut each: impl FnMut(&RecordedEvent) -> std::io::Result<()>,
 ) -> Result<Salvaged, StoreError> {
     let shown = path.display().to_string();
-    match std::fs::read_to_string(path.join(MARKER_FILE)) {
-        Ok(m) if m == MARKER => {}
-        Ok(_) => return Err(StoreError::NotAStore { path: shown, why: "its marker names another layout".into() }),
+    match super::read_marker(path) {
+        Ok(Ok(())) => {}
+        Ok(Err(m)) => {
+            return Err(StoreError::NotAStore { path: shown, why: format!("its marker says {m}, not this layout") })
+        }
         Err(_) if !path.exists() => {
             return Err(StoreError::NotFound {
                 path: shown,

@@ -35,22 +35,36 @@ use std::time::Instant;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 
 /// Why writes are refused, once a write or a sync failed or the indexer
-/// stopped: what follows the last durable frame is not vouched for.
+/// stopped (what follows the last durable frame is not vouched for), or
+/// a read found the log's frames damaged (what is written after the
+/// damage could not be restored with what comes before it).
 #[derive(Default)]
-pub(super) struct Poison(OnceLock<String>);
+pub(super) struct Poison(OnceLock<StoreError>);
 
 impl Poison {
     fn set(&self, e: &StoreError) {
-        let _ = self.0.set(e.to_string());
+        let _ = self.0.set(StoreError::Poisoned(e.to_string()));
+    }
+
+    /// The log's frames are damaged at `position`.
+    pub fn damaged(&self, position: u64, reason: &str) {
+        let reason = format!("{reason}; found by a read, and nothing more is written to a damaged log");
+        let _ = self.0.set(StoreError::Corrupt { position, reason });
     }
 
     fn error(&self) -> Option<StoreError> {
-        self.0.get().map(|why| StoreError::Poisoned(why.clone()))
+        self.0.get().cloned()
     }
 
-    /// No write failed: the end of the log is vouched for.
+    /// No write failed: the end of the log is vouched for (damage found
+    /// by a read does not change that).
     pub fn clean(&self) -> bool {
-        self.0.get().is_none()
+        !matches!(self.0.get(), Some(StoreError::Poisoned(_)))
+    }
+
+    /// Whether writes are refused because the log's frames are damaged.
+    pub fn is_damaged(&self) -> bool {
+        matches!(self.0.get(), Some(StoreError::Corrupt { .. }))
     }
 }
 
@@ -160,6 +174,11 @@ pub(super) struct Writer {
     /// Offset in `current` where the next frame goes.
     end: u64,
     faults: Faults,
+    /// The store's `CLEAN` mark, until the first write removes it: it
+    /// vouches for the end of the log only while nothing is written, so
+    /// a command that only reads (and is stopped before it closes the
+    /// store) leaves it as it was.
+    clean_mark: Option<PathBuf>,
 }
 
 impl Writer {
@@ -180,7 +199,8 @@ impl Writer {
         // Made first: if anything below fails, dropping it lets the
         // indexer stop.
         let lander = Lander { behind, heads };
-        let mut w = Writer { log_dir, store, poison, current: segments.last().cloned(), end: 0, faults };
+        let clean_mark = log_dir.parent().map(|d| d.join(super::CLEAN_FILE));
+        let mut w = Writer { log_dir, store, poison, current: segments.last().cloned(), end: 0, faults, clean_mark };
         w.end = w.segment_end()?;
         let (landings, to_land) = std::sync::mpsc::channel();
         let landing = std::thread::Builder::new().name("styrlogg-lander".into()).spawn(move || lander.run(to_land));
@@ -301,6 +321,16 @@ impl Writer {
         head: Head,
     ) -> Result<(super::behind::Job, Vec<Segment>), StoreError> {
         use std::os::unix::fs::FileExt;
+        if let Some(mark) = self.clean_mark.take() {
+            // Gone for good before the log changes.
+            match std::fs::remove_file(&mark) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+                _ => {}
+            }
+            if let Some(dir) = mark.parent() {
+                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            }
+        }
         let frames = frames_of(staged);
         let mut job = super::behind::Job {
             head,
