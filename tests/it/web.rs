@@ -517,6 +517,32 @@ fn pages_public_view_reports_and_live_updates() {
     for status in ["200", "400", "401", "404"] {
         assert!(documented[status].is_object(), "openapi.json lists {status} for /api/reports/{{kind}}");
     }
+    // Every code an error can carry is named in its description.
+    let described = openapi["info"]["description"].as_str().unwrap();
+    let web_codes = [
+        "unauthorized",
+        "wrong-credentials",
+        "too-many-attempts",
+        "too-many-sessions",
+        "csrf-failed",
+        "role-not-held",
+        "org-not-allowed",
+        "not-found",
+        "method-not-allowed",
+        "invalid-input",
+        "body-too-large",
+        "unsupported-media-type",
+        "instance-exists",
+        "conflict",
+        "refused",
+        "store-error",
+        "internal-error",
+    ];
+    let rule_codes = workflows::Rule::ALL.iter().map(|r| r.code());
+    for code in web_codes.into_iter().chain(rule_codes) {
+        let named = described.split(|c: char| !(c.is_ascii_lowercase() || c == '-')).any(|w| w == code);
+        assert!(named, "openapi.json's description names the error code {code}");
+    }
 
     // Live: the event stream says the head, and again when an event arrives.
     let mut stream = TcpStream::connect(&s.addr).unwrap();

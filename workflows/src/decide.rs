@@ -9,63 +9,55 @@ use engine::{Actor, DeadlineChange, EventId, Fact, FactValue, Lateness, NewEvent
 use jiff::civil::Date;
 use std::fmt;
 
-/// The rules a command can break. Codes are stable (reports and the API use them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    UnknownStep,
-    RoleNotAllowed,
-    FutureDate,
-    UnknownFact,
-    IllTypedFact,
-    RepeatedFact,
-    NotRepeatable,
-    MissingFact,
-    MissingPersonKind,
-    MissingPrerequisite,
-    BeforePrerequisite,
-    ConditionNotMet,
-    DeviationNotAllowed,
-    UnknownEvent,
-    NoDeadline,
-    InvalidText,
-    WindowOpen,
-    BlockedBy,
-    EmptyCorrection,
-    NotAnExtension,
-    YearOutOfRange,
-    YearAlreadyRecorded,
-    YearNotOver,
+/// Declares [`Rule`] with each rule's code, and [`Rule::ALL`].
+macro_rules! rules {
+    ($($rule:ident => $code:literal,)*) => {
+        /// The rules a command can break. Codes are stable (reports and the API use them).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Rule {
+            $($rule,)*
+        }
+
+        impl Rule {
+            /// Every rule, in the order declared.
+            pub const ALL: &[Rule] = &[$(Rule::$rule,)*];
+
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(Rule::$rule => $code,)*
+                }
+            }
+        }
+    };
+}
+
+rules! {
+    UnknownStep => "unknown-step",
+    RoleNotAllowed => "role-not-allowed",
+    FutureDate => "future-date",
+    UnknownFact => "unknown-fact",
+    IllTypedFact => "ill-typed-fact",
+    RepeatedFact => "repeated-fact",
+    NotRepeatable => "not-repeatable",
+    MissingFact => "missing-fact",
+    MissingPersonKind => "missing-person-kind",
+    MissingPrerequisite => "missing-prerequisite",
+    BeforePrerequisite => "before-prerequisite",
+    ConditionNotMet => "condition-not-met",
+    DeviationNotAllowed => "deviation-not-allowed",
+    UnknownEvent => "unknown-event",
+    NoDeadline => "no-deadline",
+    InvalidText => "invalid-text",
+    WindowOpen => "window-open",
+    BlockedBy => "blocked-by",
+    EmptyCorrection => "empty-correction",
+    NotAnExtension => "not-an-extension",
+    YearOutOfRange => "year-out-of-range",
+    YearAlreadyRecorded => "year-already-recorded",
+    YearNotOver => "year-not-over",
 }
 
 impl Rule {
-    pub fn code(self) -> &'static str {
-        match self {
-            Rule::UnknownStep => "unknown-step",
-            Rule::RoleNotAllowed => "role-not-allowed",
-            Rule::FutureDate => "future-date",
-            Rule::UnknownFact => "unknown-fact",
-            Rule::IllTypedFact => "ill-typed-fact",
-            Rule::RepeatedFact => "repeated-fact",
-            Rule::NotRepeatable => "not-repeatable",
-            Rule::MissingFact => "missing-fact",
-            Rule::MissingPersonKind => "missing-person-kind",
-            Rule::MissingPrerequisite => "missing-prerequisite",
-            Rule::BeforePrerequisite => "before-prerequisite",
-            Rule::ConditionNotMet => "condition-not-met",
-            Rule::DeviationNotAllowed => "deviation-not-allowed",
-            Rule::UnknownEvent => "unknown-event",
-            Rule::NoDeadline => "no-deadline",
-            Rule::InvalidText => "invalid-text",
-            Rule::WindowOpen => "window-open",
-            Rule::BlockedBy => "blocked-by",
-            Rule::EmptyCorrection => "empty-correction",
-            Rule::NotAnExtension => "not-an-extension",
-            Rule::YearOutOfRange => "year-out-of-range",
-            Rule::YearAlreadyRecorded => "year-already-recorded",
-            Rule::YearNotOver => "year-not-over",
-        }
-    }
-
     /// Whether a justified deviation may record the step anyway.
     pub fn deviation_may_override(self) -> bool {
         matches!(
