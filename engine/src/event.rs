@@ -355,6 +355,7 @@ pub mod timestamp_format {
 
 /// Who recorded an event, and in which role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Actor {
     pub name: CompactString,
     pub role: CompactString,
@@ -389,6 +390,7 @@ pub enum PersonKind {
 
 /// A typed fact carried by a step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "snake_case")]
 pub enum FactValue {
     Date(#[serde(with = "date_format")] Date),
@@ -433,6 +435,7 @@ pub enum FactValue {
 
 /// A named fact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Fact {
     pub name: CompactString,
     pub value: FactValue,
@@ -440,6 +443,7 @@ pub struct Fact {
 
 /// A step recorded after its deadline: which deadline, and by how much.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Lateness {
     #[serde(with = "date_format")]
     pub deadline: Date,
@@ -448,6 +452,7 @@ pub struct Lateness {
 
 /// How a deadline was changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadlineChange {
     /// The last day is now `to`.
@@ -461,6 +466,7 @@ pub enum DeadlineChange {
 
 /// What happened. New variants go at the end, never in between.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "snake_case")]
 pub enum Payload {
     /// A workflow instance was started for an organisation, under the
@@ -695,6 +701,7 @@ impl FactValue {
 
 /// An event as a caller offers it: the engine adds the envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewEvent {
     /// The civil date (Swedish time) the fact happened.
     #[serde(with = "date_format")]
@@ -714,6 +721,7 @@ impl NewEvent {
 /// The encoded part of a stored event: everything the hash covers.
 /// Field order is part of the format: never reorder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventBody {
     pub event_id: EventId,
     pub instance: InstanceId,
@@ -736,6 +744,7 @@ pub struct EventBody {
 
 /// A stored event: format version, body, and the hash over both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RecordedEvent {
     pub format_version: u8,
     pub event: EventBody,

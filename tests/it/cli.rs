@@ -156,6 +156,22 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
         ),
         ("reordered", format!("{}\n{}\n", lines[1], lines[0]), "line 1: position 1"),
         ("gap", format!("{}\n{}\n", lines[0], lines[2]), "line 2: position 2"),
+        // A field this version does not know would be dropped, not kept:
+        // refused, wherever it is.
+        (
+            "unknown field",
+            format!(
+                "{}\n{}\n",
+                lines[0],
+                lines[1].replacen("{\"format_version\"", "{\"signed_by\":\"x\",\"format_version\"", 1)
+            ),
+            "line 2: not an exported event: unknown field `signed_by`",
+        ),
+        (
+            "unknown nested field",
+            lines[0].replacen("\"role\":", "\"title\":\"x\",\"role\":", 1),
+            "line 1: not an exported event: unknown field `title`",
+        ),
     ];
     for (what, content, needle) in cases {
         let f = dir.path().join(format!("{what}.jsonl"));
