@@ -489,10 +489,13 @@ fn export_salvaged(cli: &Cli, output: Option<&std::path::Path>) -> Result<ExitCo
         ),
         _ => String::new(),
     };
+    let import = match output {
+        Some(file) => format!("Import {} into a new directory (`styrlogg --data NEW import FILE`)", file.display()),
+        None => "Import them into a new directory (`styrlogg --data NEW import -` reads them from a pipe)".into(),
+    };
     eprintln!(
         "styrlogg: wrote events 1 to {} to {name} (head {}), and stopped at position {position}: {why}{closed}.\n\
-         Import the file into a new directory (`styrlogg --data NEW import FILE`); what follows the damage must \
-         come from an earlier export or a replica.",
+         {import}; what follows the damage must come from an earlier export or a replica.",
         head.position, head.hash
     );
     Ok(ExitCode::from(1))

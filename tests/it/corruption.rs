@@ -601,6 +601,12 @@ fn export_salvage_from_the_command_line() {
         "{said}"
     );
     assert!(said.contains(&format!("at least {} events are not in it", 31 - fourth + 1)), "{said}");
+    assert!(said.contains(&format!("Import {s} into a new directory")), "{said}");
+    // To standard output, the same events, and the advice for a pipe.
+    let o = styrlogg(&data, &["export", "--salvage"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("`styrlogg --data NEW import -` reads them from a pipe"), "{}", out(&o));
+    assert_eq!(o.stdout, std::fs::read(&salvage).unwrap());
     let lines = std::fs::read_to_string(&salvage).unwrap();
     assert_eq!(lines.lines().count() as u64, fourth - 1);
     assert!(earlier.starts_with(lines.as_bytes()), "the salvaged lines are the export's first lines");
