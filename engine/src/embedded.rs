@@ -1503,18 +1503,8 @@ impl Recovery<'_> {
             }
         }
         if indexed.head.position > head.position {
-            // The walk began at the frame holding the index's head; when
-            // that frame is gone, where the log ends is found from the start.
-            if head.position == 0 {
-                head.position = self.frames_end();
-            }
-            return Err(corrupt(
-                head.position + 1,
-                format!(
-                    "the log ends at position {} but its index knows position {}: log data was lost (a truncated or deleted segment)",
-                    head.position, indexed.head.position
-                ),
-            ));
+            let why = format!("its index knows position {}", indexed.head.position);
+            return Err(self.lost_end(head, &why, "a truncated or deleted segment"));
         }
         if let Some(c) = self.clean.filter(|c| c.position == head.position && c.hash != head.hash) {
             return Err(corrupt(
@@ -1526,21 +1516,22 @@ impl Recovery<'_> {
             ));
         }
         if let Some(c) = self.clean.filter(|c| c.position > head.position) {
-            if head.position == 0 {
-                head.position = self.frames_end();
-            }
-            return Err(corrupt(
-                head.position + 1,
-                format!(
-                    "the log ends at position {} but the store was closed at position {}: log data was lost (a truncated or deleted segment, or a zeroed end)",
-                    head.position, c.position
-                ),
-            ));
+            let why = format!("the store was closed at position {}", c.position);
+            return Err(self.lost_end(head, &why, "a truncated or deleted segment, or a zeroed end"));
         }
         if batch.events > 0 || indexed.head.position < head.position {
             self.apply(batch, head)?;
         }
         Ok((head, last_recorded_at))
+    }
+
+    /// The error for a log that ends at `head`, before what `knew` says it
+    /// held. The walk began at the frame holding the index's head; when
+    /// that frame is gone (`head` is still zero), where the log ends is
+    /// found from the start.
+    fn lost_end(&self, head: Head, knew: &str, how: &str) -> StoreError {
+        let end = if head.position == 0 { self.frames_end() } else { head.position };
+        corrupt(end + 1, format!("the log ends at position {end} but {knew}: log data was lost ({how})"))
     }
 
     /// The last position of the whole frames the log's files hold, from

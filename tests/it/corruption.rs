@@ -92,6 +92,14 @@ fn flip(path: &Path, offset: u64, bit: u8) {
     f.write_all_at(&b, offset).unwrap();
 }
 
+/// Overwrites `path` with zeros from `offset` to its end.
+fn zero_from(path: &Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let len = std::fs::metadata(path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(&vec![0u8; (len - offset) as usize], offset).unwrap();
+}
+
 /// What opening and verifying a store says.
 #[derive(Debug)]
 enum Verdict {
@@ -251,12 +259,7 @@ async fn truncated_or_missing_segments_are_found() {
     copy_dir(&base, &dir);
     let last = segments(&dir).last().unwrap().clone();
     let (start, _, first) = frames_of(&last)[1];
-    let len = std::fs::metadata(&last).unwrap().len();
-    {
-        use std::os::unix::fs::FileExt;
-        let f = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
-        f.write_all_at(&vec![0u8; (len - start - 20) as usize], start + 20).unwrap();
-    }
+    zero_from(&last, start + 20);
     match check(&dir).await {
         Verdict::Refused(why) => {
             assert!(why.contains(&format!("corrupt at position {first}:")), "{why}");
@@ -520,12 +523,7 @@ async fn salvage_hands_over_exactly_the_events_before_the_damage_and_writes_noth
     copy_dir(&base, &dir);
     let last = segments(&dir).last().unwrap().clone();
     let (start, _, first) = frames_of(&last)[2];
-    let len = std::fs::metadata(&last).unwrap().len();
-    {
-        use std::os::unix::fs::FileExt;
-        let f = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
-        f.write_all_at(&vec![0u8; (len - start) as usize], start).unwrap();
-    }
+    zero_from(&last, start);
     let (events, found) = salvaged(&dir);
     assert_eq!(events.len() as u64, first - 1);
     let (position, why) = found.stopped.unwrap();
