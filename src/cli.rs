@@ -284,7 +284,7 @@ pub enum Command {
     /// Rebuild every projection from the whole log and replace the checkpoint.
     Rebuild {
         /// Also rebuild the embedded store's index from its log files (the remedy `verify` names for a
-        /// damaged index); the old index is kept aside as index.damaged-PID.
+        /// damaged index); the old index is kept aside as index.old-DATE.
         #[arg(long)]
         index: bool,
     },

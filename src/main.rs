@@ -345,13 +345,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 if cli.nats.is_some() {
                     bail!(Refused("--index is for the embedded store; a JetStream log has no local index".into()));
                 }
-                let head = engine::EmbeddedStore::rebuild_index(&cli.data)?;
+                let rebuilt = engine::EmbeddedStore::rebuild_index(&cli.data)?;
+                let head = rebuilt.head;
                 println!(
                     "rebuilt the index of {} from its log: head position {} hash {}",
                     cli.data.display(),
                     head.position,
                     head.hash
                 );
+                if let Some(old) = rebuilt.kept {
+                    println!("the old index is kept as {}; nothing reads it, and it may be removed", old.display());
+                }
             }
             reports::rebuild(&cli).await?
         }

@@ -398,6 +398,16 @@ struct Segment {
     path: PathBuf,
 }
 
+/// What [`EmbeddedStore::rebuild_index`] did.
+#[derive(Debug)]
+pub struct Rebuilt {
+    /// The log's head, as the new index has it.
+    pub head: Head,
+    /// Where the old index was moved (`index.old-DATE`), if there was one:
+    /// kept for a look at what was wrong with it, and not read again.
+    pub kept: Option<PathBuf>,
+}
+
 /// The embedded event log. Clones share one store.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -900,7 +910,7 @@ impl EmbeddedStore {
     /// old index or the last clean close knew is refused, since an index
     /// built from it would cut the log there and let new events take the
     /// lost positions.
-    pub fn rebuild_index(path: &Path) -> Result<Head, StoreError> {
+    pub fn rebuild_index(path: &Path) -> Result<Rebuilt, StoreError> {
         let marker = read_marker(path).map_err(|_| StoreError::NotAStore {
             path: path.display().to_string(),
             why: "no styrlogg marker".into(),
@@ -936,16 +946,16 @@ impl EmbeddedStore {
                 ),
             ));
         }
+        let mut kept = None;
         if index_dir.exists() {
-            // A name no earlier rebuild left behind.
-            let pid = std::process::id();
+            // Dated, and a name no earlier rebuild left behind.
+            let when = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
             let aside = (0u32..)
-                .map(|n| {
-                    path.join(if n == 0 { format!("index.damaged-{pid}") } else { format!("index.damaged-{pid}-{n}") })
-                })
+                .map(|n| path.join(if n == 0 { format!("index.old-{when}") } else { format!("index.old-{when}-{n}") }))
                 .find(|p| !p.exists())
                 .expect("a free name");
             std::fs::rename(&index_dir, &aside).map_err(io)?;
+            kept = Some(aside);
         }
         let store = EmbeddedStore::open(path, OpenMode::MustExist, Arc::new(crate::clock::SystemClock))?;
         let head = *store.inner.heads.borrow();
@@ -956,7 +966,7 @@ impl EmbeddedStore {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
             _ => {}
         }
-        Ok(head)
+        Ok(Rebuilt { head, kept })
     }
 
     /// Damage found in the log's frames (not the index's): nothing more is

@@ -50,6 +50,11 @@ fn demo_export_import_round_trip() {
     assert_eq!(stdout(&styrlogg(&a, &["head"])), head);
     assert!(head.starts_with("position 31 hash "), "{head}");
     record_selection(&a);
+    // Rebuilding the index says where the old one went.
+    let rebuilt = styrlogg(&a, &["rebuild", "--index"]);
+    assert!(rebuilt.status.success(), "{}", stderr(&rebuilt));
+    let old = a.join("index.old-");
+    assert!(stdout(&rebuilt).contains(&format!("the old index is kept as {}", old.display())), "{}", stdout(&rebuilt));
 
     let export = styrlogg(&a, &["export"]);
     assert!(export.status.success());

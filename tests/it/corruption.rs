@@ -857,8 +857,15 @@ async fn an_index_that_points_wrong_sets_no_damage_mark() {
     store.append(req("i0", ExpectedVersion::Any, "after", 1)).await.unwrap();
     store.close().unwrap();
     assert!(!dir.join("DAMAGED").exists(), "no mark for the index's mistake");
-    EmbeddedStore::rebuild_index(&dir).unwrap();
+    let rebuilt = EmbeddedStore::rebuild_index(&dir).unwrap();
+    assert_eq!(rebuilt.head.position, 13);
+    let kept = rebuilt.kept.expect("the old index is kept aside");
+    assert!(kept.file_name().unwrap().to_str().unwrap().starts_with("index.old-20"), "{}", kept.display());
+    assert!(kept.join("db").is_file(), "sled's files, moved whole");
     let store = EmbeddedStore::open(&dir, OpenMode::MustExist, clock()).unwrap();
     assert_eq!(all_events(&store).await[..original.len()], original[..]);
     store.close().unwrap();
+    // A second rebuild keeps both (within one second, under two names).
+    let again = EmbeddedStore::rebuild_index(&dir).unwrap().kept.unwrap();
+    assert!(again != kept && kept.exists() && again.exists(), "{} {}", kept.display(), again.display());
 }
