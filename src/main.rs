@@ -49,7 +49,16 @@ fn main() -> ExitCode {
         }
         report(info)
     }));
-    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let matches = match <Cli as clap::CommandFactory>::command().try_get_matches() {
+        Ok(matches) => matches,
+        // `--help` and `--version` as every other output: 141 once the
+        // reader went away.
+        Err(e) if !e.use_stderr() => match e.print() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+            _ => e.exit(),
+        },
+        Err(e) => e.exit(),
+    };
     let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

@@ -128,14 +128,17 @@ pub fn run(cli: &Cli, cmd: &UserCommand) -> Result<()> {
             println!("{login} removed from {}", path.display());
         }
         UserCommand::List => {
+            use std::io::Write;
+            let mut out = crate::output::stdout();
             for (login, u) in &users.users {
                 let orgs = if u.orgs.is_empty() { "any organisation".to_string() } else { u.orgs.join(", ") };
-                crate::say(&format!("user  {login:<20} {:<28} roles: {}; {orgs}", u.name, u.roles.join(", ")))?;
+                writeln!(out, "user  {login:<20} {:<28} roles: {}; {orgs}", u.name, u.roles.join(", "))?;
             }
             for (name, t) in &users.tokens {
                 let orgs = if t.orgs.is_empty() { "any organisation".to_string() } else { t.orgs.join(", ") };
-                crate::say(&format!("token {name:<20} {:<28} roles: {}; {orgs}", "", t.roles.join(", ")))?;
+                writeln!(out, "token {name:<20} {:<28} roles: {}; {orgs}", "", t.roles.join(", "))?;
             }
+            out.flush()?;
         }
     }
     Ok(())

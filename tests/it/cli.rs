@@ -678,6 +678,10 @@ fn a_reader_that_goes_away_ends_output_quietly() {
         &["workflows", "list"],
         &["persons"],
         &["rebuild"],
+        // What clap prints.
+        &["--help"],
+        &["-V"],
+        &["help", "log"],
     ] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);

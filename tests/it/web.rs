@@ -662,6 +662,15 @@ fn user_command_refuses_weak_passwords_and_never_prints_hashes() {
     let list = styrlogg(&data, &["--users", users.to_str().unwrap(), "user", "list"]);
     assert!(String::from_utf8_lossy(&list.stdout).contains("eva"));
     assert!(!String::from_utf8_lossy(&list.stdout).contains("argon2"));
+    // A reader that went away ends the list as it ends every output.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let gone = crate::cli::command(&data, &["--users", users.to_str().unwrap(), "user", "list"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(141), "{}", String::from_utf8_lossy(&gone.stderr));
     let again = styrlogg(&data, &["--users", users.to_str().unwrap(), "user", "add", "eva", "--role", "x"]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--replace"));
