@@ -191,10 +191,12 @@ pub(crate) fn read_marker(dir: &Path) -> std::io::Result<Result<(), String>> {
     }
     let mut buf = Vec::new();
     File::open(&path)?.take(4096).read_to_end(&mut buf)?;
-    if buf == MARKER.as_bytes() {
+    let text = String::from_utf8_lossy(&buf);
+    // The same line with other line ends or spaces (an editor's CRLF) is
+    // the same marker.
+    if text.trim() == MARKER.trim() {
         return Ok(Ok(()));
     }
-    let text = String::from_utf8_lossy(&buf);
     let line = text.lines().next().unwrap_or("").trim();
     let quoted: String = line.chars().take(60).collect();
     let more = if quoted.len() < line.len() || text.trim_end().len() > line.len() { " ..." } else { "" };

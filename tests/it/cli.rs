@@ -143,6 +143,12 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
 
     let store = dir.path().join("store");
     assert!(styrlogg(&store, &["demo"]).status.success());
+    // This layout's marker with an editor's line end is still this layout's.
+    let marker = std::fs::read_to_string(store.join("STORE")).unwrap();
+    std::fs::write(store.join("STORE"), marker.replace('\n', "\r\n")).unwrap();
+    let o = styrlogg(&store, &["head"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(store.join("STORE"), &marker).unwrap();
     record_selection(&store);
     let before = styrlogg(&store, &["export"]).stdout;
     assert_fails(&styrlogg(&store, &["log", "--instance", "no such"]), 1, "contains ' '");
