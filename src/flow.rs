@@ -624,6 +624,9 @@ fn status_text(s: &InstanceStatus) -> String {
         let mut line = format!("  {mark} {:<28} {}", step.id, step.title);
         for d in &step.done {
             let _ = write!(line, "\n        done {}", d.occurred_on);
+            if let Some(y) = d.for_year {
+                let _ = write!(line, " for {y}");
+            }
             if let Some(n) = d.days_late {
                 let _ = write!(line, ", LATE by {n} day(s)");
             }

@@ -343,6 +343,7 @@ pub async fn instance(ctx: Ctx, State(state): State<Shared>, Path(id): Path<Stri
                             @for d in &s.done {
                                 div {
                                     (d.occurred_on)
+                                    @if let Some(y) = d.for_year { " " (ctx.t("för", "for")) " " (y) }
                                     @if let Some(n) = d.days_late { " " span.badge.late { (ctx.t("Sent", "Late")) ": " (n) " " (ctx.t("dagar", "days")) } }
                                     @if d.deviation.is_some() { " " span.badge.deviation { (ctx.t("Avvikelse", "Deviation")) } }
                                     @if d.corrections > 0 { " " span.badge.corrected { (ctx.t("Rättad", "Corrected")) " " (d.corrections) } }

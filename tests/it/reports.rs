@@ -754,15 +754,29 @@ async fn status_keeps_the_year_a_yearly_recording_names() {
     let o = c["obligations"].as_array().unwrap().iter().find(|o| o["step"] == "uppfoljning_arsberattelse").unwrap();
     let evidence = o["evidence"].as_array().unwrap();
     let years: Vec<&serde_json::Value> = evidence.iter().map(|e| &e["for_year"]).collect();
-    assert_eq!(years, [2013, 2012]);
-    assert_eq!(evidence[0]["late_for"], serde_json::Value::Null);
-    assert_eq!(evidence[1]["late_for"], "2013-04-30");
-    assert_eq!(evidence[1]["days_late"], 370);
+    assert_eq!(years, [2012, 2013], "by the year they count for, not as recorded");
+    assert_eq!(evidence[1]["late_for"], serde_json::Value::Null);
+    assert_eq!(evidence[0]["late_for"], "2013-04-30");
+    assert_eq!(evidence[0]["days_late"], 370);
     assert_eq!(o["verdict"], "met_late");
     assert_eq!(o["deadline"], "2015-04-30", "2014's is the one pending");
     let text = run_ok(&s, &args);
-    assert!(text.contains("2014-03-20, för 2013, "), "{text}");
-    assert!(text.contains("2014-05-05, för 2012, 370 dagar efter tidsfristen 2013-04-30"), "{text}");
+    let (y2012, y2013) = (
+        text.find("2014-05-05, för 2012, 370 dagar efter tidsfristen 2013-04-30"),
+        text.find("2014-03-20, för 2013, "),
+    );
+    assert!(y2012.is_some() && y2013.is_some() && y2012 < y2013, "{text}");
+    // `status` says it too, on the command line and in the API.
+    let status = run_ok(&s, &["status", "i", "--today", "2014-06-01"]);
+    let (y2012, y2013) =
+        (status.find("done 2014-05-05 for 2012, LATE by 370 day(s)"), status.find("done 2014-03-20 for 2013\n"));
+    assert!(y2012.is_some() && y2013.is_some() && y2012 < y2013, "{status}");
+    assert!(status.contains("done 2012-10-02, LATE by 32 day(s)\n"), "no year for other steps: {status}");
+    let json: serde_json::Value =
+        serde_json::from_str(&run_ok(&s, &["status", "i", "--today", "2014-06-01", "--format", "json"])).unwrap();
+    let step = json["steps"].as_array().unwrap().iter().find(|s| s["id"] == "uppfoljning_arsberattelse").unwrap();
+    let years: Vec<&serde_json::Value> = step["done"].as_array().unwrap().iter().map(|d| &d["for_year"]).collect();
+    assert_eq!(years, [2012, 2013]);
     // Steps without a yearly deadline name no year.
     let intresse = c["obligations"][0]["evidence"][0].clone();
     assert_eq!(intresse["for_year"], serde_json::Value::Null, "{intresse}");

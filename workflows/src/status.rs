@@ -24,6 +24,8 @@ pub struct Done {
     pub deviation: Option<String>,
     pub days_late: Option<u32>,
     pub corrections: u32,
+    /// The year it counts for, where the step is due once a year.
+    pub for_year: Option<i16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,9 +84,11 @@ impl InstanceStatus {
             .steps
             .iter()
             .map(|step| {
-                let done: Vec<Done> = inst
+                let mut years = inst.years_answered(step).into_iter();
+                let mut done: Vec<Done> = inst
                     .occurrences_of(&step.id)
                     .map(|o| Done {
+                        for_year: years.next(),
                         event_id: o.event_id.to_hex(),
                         occurred_on: o.occurred_on,
                         deviation: o.deviation.clone(),
@@ -92,6 +96,8 @@ impl InstanceStatus {
                         corrections: o.corrections,
                     })
                     .collect();
+                // By the year they count for, as the compliance report.
+                done.sort_by_key(|d| d.for_year);
                 let deadline = inst.next_deadline(step);
                 let ready = step.after.iter().all(|a| inst.occurrences_of(a).next().is_some());
                 let state = if !done.is_empty() && (deadline.is_none() || !step.repeat) {
