@@ -130,9 +130,22 @@ impl WebError {
     }
 }
 
+/// A failure of the store: in full in the server's log, and to the client
+/// without the server's paths or its commands.
 fn store_error(e: &StoreError) -> WebError {
     tracing::error!("store error: {e}");
-    WebError::new(StatusCode::SERVICE_UNAVAILABLE, "store-error", e.to_string())
+    let said = match e {
+        StoreError::Corrupt { position, .. } => format!(
+            "the log is damaged at position {position}, so nothing more is written to it; nothing of this request was stored. The server's log says more"
+        ),
+        StoreError::Poisoned(_) => {
+            "the store refuses writes since an earlier write failed; nothing of this request was stored. The server must be restarted".into()
+        }
+        StoreError::Unavailable(_) => "the log's server is unavailable; nothing of this request was stored. Try again later".into(),
+        StoreError::Closed => "the server is shutting down; nothing of this request was stored. Try again later".into(),
+        _ => "the store could not do this (a storage error); nothing of this request was stored. The server's log says more".into(),
+    };
+    WebError::new(StatusCode::SERVICE_UNAVAILABLE, "store-error", said)
 }
 
 impl IntoResponse for WebError {

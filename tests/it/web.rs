@@ -40,6 +40,12 @@ impl Server {
     /// As [`Server::start_with`], with options after `serve`; with
     /// `--remind` the server follows the clock, so no --today is given.
     pub fn start_full(global: &[&str], serve: &[&str], load_demo: bool) -> Server {
+        Server::start_prepared(global, serve, load_demo, |_| {})
+    }
+
+    /// As [`Server::start_full`], with `prepare` run on the store's
+    /// directory before the server starts.
+    pub fn start_prepared(global: &[&str], serve: &[&str], load_demo: bool, prepare: impl FnOnce(&Path)) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let users = dir.path().join("users.toml");
@@ -47,6 +53,7 @@ impl Server {
             let demo = styrlogg(&data, &[global, &["demo"]].concat());
             assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
         }
+        prepare(&data);
         for (login, name, roles) in [
             ("eva", "Eva Sekreterare", &["sekreterare", "registrator"][..]),
             ("ordf", "Olle Ordförande", &["styrgrupp"][..]),
@@ -223,6 +230,24 @@ const START: &str = r#"{"workflow":"skl-styrsystem-2012-2014","instance":"vaxhol
 const INTEREST: &str = r#"{"step":"intresseanmalan","on":"2012-01-20","role":"registrator","facts":[["kontaktperson","Anita Brynje|kontaktperson|official"],["organisation","Tyresö kommun"]]}"#;
 const BOARD_INCOMPLETE: &str =
     r#"{"step":"styrelsebeslut","on":"2012-09-03","role":"sekreterare","facts":[["organ","Kommunstyrelsen"]]}"#;
+
+/// A store whose log was found damaged takes no writes: the server says
+/// so with 503, without its paths or commands, and keeps serving reads.
+#[test]
+fn a_damaged_log_refuses_writes_with_503_and_no_server_paths() {
+    let s = Server::start_prepared(&[], &[], true, |data| {
+        std::fs::write(data.join("DAMAGED"), "17\nthe frame at position 17 does not match its hash\n").unwrap();
+    });
+    let (cookie, csrf) = s.login("eva");
+    let eva = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let head = s.head();
+    let j = assert_error(&json_post(&s, "/api/instances", &eva, START), 503, "store-error");
+    let said = j["message"].as_str().unwrap();
+    assert!(said.contains("damaged at position 17") && said.contains("nothing of this request was stored"), "{j}");
+    let data = s.data.to_str().unwrap();
+    assert!(!said.contains(data) && !said.contains("DAMAGED") && !said.contains("styrlogg "), "{j}");
+    assert_eq!(s.head(), head, "reads go on, and nothing was written");
+}
 
 #[test]
 fn api_refuses_what_it_must_and_writes_nothing_then() {
