@@ -337,6 +337,12 @@ fn api_refuses_what_it_must_and_writes_nothing_then() {
     assert_eq!(j["field"], "fact.protokoll", "{j}");
     assert_eq!(j["step"], "styrelsebeslut");
     assert!(j["message"].as_str().unwrap().contains("required fact \"protokoll\""), "{j}");
+    // The remedy speaks of the form's fields, not of command-line options.
+    assert!(j["remedy"].as_str().unwrap().starts_with("Give the fact protokoll: BODY|DATE|§"), "{j}");
+    let early = r#"{"step":"projektledare_utsedd","on":"2012-09-03","role":"sekreterare"}"#;
+    let j = assert_error(&json_post(&s, steps, &eva, early), 422, "missing-prerequisite");
+    assert!(j["remedy"].as_str().unwrap().contains("as a deviation, saying why"), "{j}");
+    assert!(!j["remedy"].as_str().unwrap().contains("--"), "{j}");
     let ill = BOARD_INCOMPLETE
         .replace(r#"["organ","Kommunstyrelsen"]"#, r#"["organ","Kommunstyrelsen"],["protokoll","ks 3 sept"]"#);
     let j = assert_error(&json_post(&s, steps, &eva, &ill), 422, "ill-typed-fact");

@@ -241,7 +241,7 @@ fn the_plan_needs_its_swot_and_its_predecessors() {
     let g = skl_ready_for_plan();
     let without_swot: Vec<(&str, &str)> = full.iter().filter(|(k, _)| *k != "swot").cloned().collect();
     let r = rejected(g.when(plan(&without_swot)), Rule::MissingFact, "\"swot\"");
-    assert!(r.remedy.contains("--fact swot="), "{}", r.remedy);
+    assert!(r.remedy.contains("Give the fact swot: TITLE|SHA256"), "{}", r.remedy);
     rejected(g.when(plan(&[("plan", "Projektplan|not-a-hash"), ("swot", "x")])), Rule::IllTypedFact, "TITLE|SHA256");
     rejected(g.when(plan(&[("budget", "1")])), Rule::UnknownFact, "no fact \"budget\"");
     let mut twice = full.clone();
@@ -708,7 +708,7 @@ fn a_year_is_recorded_once_and_once_it_is_over() {
     // 2013 again: refused, naming the recording there is.
     let r =
         rejected(g.when(rec(date(2014, 4, 2), "2013")), Rule::YearAlreadyRecorded, "already recorded on 2014-03-20");
-    assert!(r.remedy.contains(&format!("correct {first}")), "{r}");
+    assert!(r.remedy.contains(&format!("correct event {first} instead")), "{r}");
     assert_eq!(r.fact.as_deref(), Some("ar"));
     // A supplement is possible, with a reason.
     assert!(g.when(with_deviation(rec(date(2014, 4, 2), "2013"), "Kompletterande årsberättelse")).is_ok());

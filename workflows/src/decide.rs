@@ -261,7 +261,7 @@ fn year_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact], excep
     };
     let fact = step.year_fact().unwrap_or_default();
     let year = from_year + i16::try_from(slot).expect("a year of the rule");
-    let or_deviate = if except.is_none() { ", or record it with --deviation \"why\"" } else { "" };
+    let or_deviate = if except.is_none() { ", or record it as a deviation, saying why" } else { "" };
     let mut v = Vec::new();
     let mut answered = inst.occurrences_of(&step.id).zip(inst.years_answered(step));
     if let Some((o, _)) = answered.find(|(o, y)| *y == year && Some(o.event_id) != except) {
@@ -271,7 +271,7 @@ fn year_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact], excep
                 sid,
                 format!("{} for {year} was already recorded on {} (event {})", step.id, o.occurred_on, o.event_id),
                 format!(
-                    "To change that recording, use `correct {}`; if this one is for another year, give that year{or_deviate}",
+                    "To change that recording, correct event {} instead; if this one is for another year, give that year{or_deviate}",
                     o.event_id
                 ),
             )
@@ -378,7 +378,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                 Rule::MissingPrerequisite,
                 sid,
                 format!("step {} comes after {before}, which has not been recorded", step.id),
-                format!("Record {before} first, or record this step with --deviation \"why\""),
+                format!("Record {before} first, or record this step as a deviation, saying why"),
             ));
         } else if dates.iter().all(|d| *d > on) {
             let earliest = dates.iter().min().expect("non-empty");
@@ -386,7 +386,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                 Rule::BeforePrerequisite,
                 sid,
                 format!("{on} is before {before} happened ({earliest})"),
-                format!("Give a date on or after {earliest}, correct the date of {before}, or use --deviation \"why\""),
+                format!("Give a date on or after {earliest}, correct the date of {before}, or record it as a deviation, saying why"),
             ));
         }
     }
@@ -413,7 +413,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                 Rule::BlockedBy,
                 sid,
                 format!("{} cannot happen once {u} has (recorded on {})", step.id, o.occurred_on),
-                format!("Wait for the outcome of {u}, or record with --deviation \"why\""),
+                format!("Wait for the outcome of {u}, or record it as a deviation, saying why"),
             ));
         }
     }
@@ -429,7 +429,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                     blocked.id, o.occurred_on, o.event_id, step.id
                 ),
                 format!(
-                    "Correct {} if it did not happen so, or record {} with --deviation \"why\"",
+                    "Correct {} if it did not happen so, or record {} as a deviation, saying why",
                     blocked.id, step.id
                 ),
             ));
@@ -451,7 +451,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                 ),
                 match inst.occurrences_of(&c.step).next() {
                     Some(o) if !inst.definition.step(&c.step).is_some_and(|s| s.repeat) => format!(
-                        "If {} really said {}, correct it: `correct {} --fact {}={}`; otherwise this is information, not dialogue",
+                        "If {} really said {}, correct event {} to say {}={}; otherwise this is information, not dialogue",
                         c.step, c.equals, o.event_id, c.fact, c.equals
                     ),
                     _ => format!(
@@ -471,7 +471,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                     Rule::MissingFact,
                     sid,
                     format!("required fact {:?} ({}) is missing", spec.name, spec.ty.name()),
-                    format!("Add --fact {}=VALUE with {}", spec.name, facts::syntax(&spec.ty)),
+                    format!("Give the fact {}: {}", spec.name, facts::syntax(&spec.ty)),
                 )
                 .about(&spec.name),
             );
@@ -490,7 +490,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                         sid,
                         format!("{:?} must include {what}", spec.name),
                         format!(
-                            "Add --fact {}=\"NAME|ROLE|{}\"",
+                            "Give {} a person as \"NAME|ROLE|{}\"",
                             spec.name,
                             if *kind == PersonKind::ElectedMember { "elected" } else { "official" }
                         ),
@@ -530,7 +530,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                             "{} happens once and was recorded on {} (event {})",
                             step.id, o.occurred_on, o.event_id
                         ),
-                        format!("To change it, use `correct {}`", o.event_id),
+                        format!("To change it, correct event {} instead", o.event_id),
                     ));
                 }
             }
@@ -567,7 +567,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                     Rule::UnknownEvent,
                     None,
                     format!("instance {} has no recorded step with event id {event}", inst.id),
-                    "Find the event id with `styrlogg log --instance ID`",
+                    "Take the event id from the instance's log (its audit trail)",
                 ));
             };
             let step = known_step(def, &original.step)?;
@@ -599,16 +599,16 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                 now.len() == original.facts.len() && now.iter().all(|f| times(&now, f) == times(&original.facts, f));
             let date_changed = new_date.is_some_and(|d| d != original.occurred_on);
             if same_facts && !date_changed {
-                let given = if facts.is_empty() { "no --fact" } else { "the facts given are those it has" };
+                let given = if facts.is_empty() { "no facts" } else { "the facts given are those it has" };
+                let date = match new_date {
+                    Some(d) => format!("the date given ({d}) is the one it has"),
+                    None => "no new date".into(),
+                };
                 return Err(reject(
                     Rule::EmptyCorrection,
                     sid,
-                    format!(
-                        "the correction of {} (event {event}) changes nothing: no --date{} and {given}",
-                        step.id,
-                        new_date.map(|d| format!(" other than {d}")).unwrap_or_default()
-                    ),
-                    "Give the right date with --date, or the right facts with --fact NAME=VALUE",
+                    format!("the correction of {} (event {event}) changes nothing: {date}, and {given}", step.id),
+                    "Give the right date, or the right facts",
                 ));
             }
             if let Some(d) = new_date.filter(|d| *d != original.occurred_on) {
@@ -659,7 +659,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                     Rule::NoDeadline,
                     sid,
                     format!("{} has no pending deadline to change", step.id),
-                    "Check `styrlogg status` for the deadlines that are pending",
+                    "The instance's status shows the deadlines that are pending",
                 ));
             };
             if let DeadlineChange::Extended { to } = change {
