@@ -332,7 +332,7 @@ pub async fn apply_start(
     today: Date,
 ) -> Result<Written> {
     if id.is_system() {
-        bail!(Refused(format!("instance id {id} is reserved for the log's own events; choose another --instance")));
+        bail!(Refused(format!("instance id {id} is reserved for the log's own events; choose another instance id")));
     }
     let event = workflows::start(def, org, dnr, on, actor, today)?;
     let command_id = derived_command_id(id, &serde_json::to_string(&event)?);
@@ -346,7 +346,7 @@ pub async fn apply_start(
         .await;
     match result {
         Err(AppendError::Conflict { .. }) => {
-            bail!(Refused(format!("instance {id} already exists; choose another --instance")))
+            bail!(Refused(format!("instance {id} already exists; choose another instance id")))
         }
         other => written(store, other?).await,
     }
