@@ -85,11 +85,11 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
         .steps
         .iter()
         .map(|step| {
-            let mut years = inst.years_answered(step).into_iter();
-            let mut evidence: Vec<Evidence> = inst
-                .occurrences_of(&step.id)
-                .map(|o| Evidence {
-                    for_year: years.next(),
+            let evidence: Vec<Evidence> = inst
+                .occurrences_by_year(step)
+                .into_iter()
+                .map(|(o, for_year)| Evidence {
+                    for_year,
                     event_id: o.event_id.to_hex(),
                     occurred_on: o.occurred_on,
                     case_numbers: o
@@ -122,10 +122,6 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
                         .filter(|_| o.deviation.is_none()),
                 })
                 .collect();
-            // A yearly step's recordings by the year they count for (a late
-            // one for an earlier year may follow a later year's); others
-            // as recorded.
-            evidence.sort_by_key(|e| e.for_year);
             let deadline = inst.next_deadline(step);
             let overdue = deadline.is_some_and(|d| d < today);
             let verdict = if evidence.is_empty() || (step.repeat && overdue) {

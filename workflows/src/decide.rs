@@ -590,9 +590,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             year_in_range(step, &facts)?;
             // The facts as they stand after the correction: those given
             // replace those of the same name.
-            let mut now: Vec<Fact> = original.facts.clone();
-            now.retain(|f| !facts.iter().any(|c| c.name == f.name));
-            now.extend(facts.iter().cloned());
+            let now = crate::instance::corrected_facts(&original.facts, &facts);
             // The same facts, each as many times (a fact may hold several values).
             let times = |fs: &[Fact], f: &Fact| fs.iter().filter(|g| *g == f).count();
             let same_facts =

@@ -209,10 +209,7 @@ impl Instance {
                     if let Some(d) = occurred_on {
                         o.occurred_on = *d;
                     }
-                    for f in facts {
-                        o.facts.retain(|old| old.name != f.name);
-                    }
-                    o.facts.extend(facts.iter().cloned());
+                    o.facts = corrected_facts(&o.facts, facts);
                     o.corrections += 1;
                     o.corrected_at = Some(e.event.recorded_at);
                     if let Some(step) = moved {
@@ -295,6 +292,17 @@ impl Instance {
             Some(Ok(slot)) => self.deadline_of_occurrence(step, slot).map(|p| p.last_day),
             _ => self.next_deadline(step),
         }
+    }
+
+    /// The occurrences of `step`, each with the year it counts for where
+    /// the step is due once a year ([`Instance::years_answered`]), listed
+    /// by that year (a late recording for an earlier year may follow a
+    /// later year's); other steps' as recorded.
+    pub fn occurrences_by_year<'a>(&'a self, step: &'a Step) -> Vec<(&'a Occurrence, Option<i16>)> {
+        let mut years = self.years_answered(step).into_iter();
+        let mut out: Vec<_> = self.occurrences_of(&step.id).map(|o| (o, years.next())).collect();
+        out.sort_by_key(|(_, year)| *year);
+        out
     }
 
     /// The year each occurrence of `step` counts for, in the order of its
@@ -418,6 +426,14 @@ fn year_rule(step: &Step) -> Option<(&str, i16, i16)> {
         Some(DeadlineRule::Yearly { from_year, to_year, .. }) => Some((step.year_fact()?, *from_year, *to_year)),
         _ => None,
     }
+}
+
+/// The facts of a recording once a correction gives `given`: each fact
+/// given replaces every value of that name, the others stay.
+pub fn corrected_facts(original: &[Fact], given: &[Fact]) -> Vec<Fact> {
+    let mut now: Vec<Fact> = original.iter().filter(|f| !given.iter().any(|g| g.name == f.name)).cloned().collect();
+    now.extend(given.iter().cloned());
+    now
 }
 
 /// The year a recording with these facts is for, as the index of its

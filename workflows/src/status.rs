@@ -84,11 +84,11 @@ impl InstanceStatus {
             .steps
             .iter()
             .map(|step| {
-                let mut years = inst.years_answered(step).into_iter();
-                let mut done: Vec<Done> = inst
-                    .occurrences_of(&step.id)
-                    .map(|o| Done {
-                        for_year: years.next(),
+                let done: Vec<Done> = inst
+                    .occurrences_by_year(step)
+                    .into_iter()
+                    .map(|(o, for_year)| Done {
+                        for_year,
                         event_id: o.event_id.to_hex(),
                         occurred_on: o.occurred_on,
                         deviation: o.deviation.clone(),
@@ -96,8 +96,6 @@ impl InstanceStatus {
                         corrections: o.corrections,
                     })
                     .collect();
-                // By the year they count for, as the compliance report.
-                done.sort_by_key(|d| d.for_year);
                 let deadline = inst.next_deadline(step);
                 let ready = step.after.iter().all(|a| inst.occurrences_of(a).next().is_some());
                 let state = if !done.is_empty() && (deadline.is_none() || !step.repeat) {
