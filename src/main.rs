@@ -389,8 +389,6 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Walks the whole chain: `Ok("OK: ...")` when it is intact, `Err(what)`
-/// at the first break.
 /// What `verify` found, as its `FAILED` line says it: damage without the
 /// advice to run `verify` that other commands give.
 fn finding(e: &StoreError) -> String {
@@ -400,6 +398,8 @@ fn finding(e: &StoreError) -> String {
     }
 }
 
+/// Walks the whole chain: `Ok("OK: ...")` when it is intact, `Err(what)`
+/// at the first break.
 pub(crate) async fn verify(store: &impl EventStore) -> Result<std::result::Result<String, String>> {
     let head = store.head().await?;
     let mut verifier = ChainVerifier::new();

@@ -184,13 +184,11 @@ fn old_index_head(dir: &Path) -> Option<Head> {
 /// (shortened: the file may be anything); an error when there is no such
 /// regular file or it cannot be read. Reads at most 4 KiB.
 pub(crate) fn read_marker(dir: &Path) -> std::io::Result<Result<(), String>> {
-    use std::io::Read;
     let path = dir.join(MARKER_FILE);
     if !std::fs::metadata(&path)?.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
-    let mut buf = Vec::new();
-    File::open(&path)?.take(4096).read_to_end(&mut buf)?;
+    let buf = read_small(&path)?;
     let text = String::from_utf8_lossy(&buf);
     // The same line with other line ends or spaces (an editor's CRLF) is
     // the same marker.
@@ -201,6 +199,26 @@ pub(crate) fn read_marker(dir: &Path) -> std::io::Result<Result<(), String>> {
     let quoted: String = line.chars().take(60).collect();
     let more = if quoted.len() < line.len() || text.trim_end().len() > line.len() { " ..." } else { "" };
     Ok(Err(format!("{quoted:?}{more}")))
+}
+
+/// At most the first 4 KiB of `path`: the store's marks are a line or
+/// two, and a file put in their place may be anything.
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    File::open(path)?.take(4096).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Removes the `DAMAGED` mark of the store at `dir`, if there is one
+/// (anything by that name): whether there was.
+fn lift_damage_mark(dir: &Path) -> Result<bool, StoreError> {
+    let mark = dir.join(DAMAGED_FILE);
+    match std::fs::remove_file(&mark) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StoreError::Io(format!("removing {}: {e}", mark.display()))),
+    }
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -563,6 +581,34 @@ impl FrameHeader {
     }
 }
 
+impl Segment {
+    /// The headers of the segment's frames, each with its offset, from the
+    /// first on: up to a zero header (where the frames end), a header whose
+    /// frame would run past the segment, or a read that fails (the last
+    /// item then). Only headers are read; no frame is checked.
+    fn frame_headers(&self) -> impl Iterator<Item = std::io::Result<(u64, FrameHeader)>> + '_ {
+        let mut offset = SEGMENT_HEADER_BYTES;
+        let mut failed = false;
+        std::iter::from_fn(move || {
+            if failed || self.capacity.saturating_sub(offset) < FRAME_HEADER_BYTES as u64 {
+                return None;
+            }
+            let mut hdr = [0u8; FRAME_HEADER_BYTES];
+            if let Err(e) = self.file.read_exact_at(&mut hdr, offset) {
+                failed = true;
+                return Some(Err(e));
+            }
+            let h = FrameHeader::parse(&hdr);
+            if h.is_zero() || h.total() > self.capacity - offset {
+                return None;
+            }
+            let at = offset;
+            offset += h.total();
+            Some(Ok((at, h)))
+        })
+    }
+}
+
 /// How much of a frame's records [`decode_frame`] checks beyond the
 /// frame's hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -839,10 +885,7 @@ impl EmbeddedStore {
         // Anything by that name is the mark, whatever it holds.
         let mark_path = path.join(DAMAGED_FILE);
         if std::fs::symlink_metadata(&mark_path).is_ok() {
-            let mut mark = Vec::new();
-            if let Ok(f) = File::open(&mark_path) {
-                let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, 4096), &mut mark);
-            }
+            let mark = read_small(&mark_path).unwrap_or_default();
             let mark = String::from_utf8_lossy(&mark);
             let (position, reason) = mark.split_once('\n').unwrap_or((&mark, ""));
             let position = position.trim().parse().unwrap_or(0);
@@ -964,10 +1007,7 @@ impl EmbeddedStore {
         store.close()?;
         // The open read and checked every frame: damage found earlier is
         // gone (it was in memory, or the files were restored).
-        match std::fs::remove_file(path.join(DAMAGED_FILE)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-            _ => {}
-        }
+        lift_damage_mark(path)?;
         Ok(Rebuilt { head, kept })
     }
 
@@ -996,19 +1036,14 @@ impl EmbeddedStore {
     /// starts: only when the log's own frames lead there too. Otherwise
     /// the index pointed at the wrong place, which is no damage to the log.
     fn found_damage_at(&self, e: StoreError, seg: &Segment, offset: u64) -> StoreError {
-        let mut at = SEGMENT_HEADER_BYTES;
-        let mut hdr = [0u8; FRAME_HEADER_BYTES];
-        while at < offset && seg.capacity.saturating_sub(at) >= FRAME_HEADER_BYTES as u64 {
-            if seg.file.read_exact_at(&mut hdr, at).is_err() {
-                return e;
-            }
-            let h = FrameHeader::parse(&hdr);
-            if h.is_zero() || h.total() > seg.capacity - at {
-                break;
-            }
-            at += h.total();
-        }
-        if at == offset {
+        let reached = offset == SEGMENT_HEADER_BYTES
+            || seg
+                .frame_headers()
+                .map_while(Result::ok)
+                .map(|(at, h)| at + h.total())
+                .take_while(|end| *end <= offset)
+                .any(|end| end == offset);
+        if reached {
             self.found_damage(e)
         } else {
             e
@@ -1134,11 +1169,7 @@ impl EmbeddedStore {
                 "the index has {frames} frame entries and {other} unknown ones; the log implies {frames_expected} frames and nothing else"
             )));
         }
-        let mark = self.inner.path.join(DAMAGED_FILE);
-        if std::fs::symlink_metadata(&mark).is_ok() {
-            std::fs::remove_file(&mark).map_err(|e| StoreError::Io(format!("removing {}: {e}", mark.display())))?;
-            report.mark_lifted = true;
-        }
+        report.mark_lifted = lift_damage_mark(&self.inner.path)?;
         Ok(report)
     }
 
@@ -1556,20 +1587,9 @@ impl Recovery<'_> {
             if seg.first_position != expect {
                 break;
             }
-            let mut offset = SEGMENT_HEADER_BYTES;
-            let mut hdr = [0u8; FRAME_HEADER_BYTES];
-            while seg.capacity.saturating_sub(offset) >= FRAME_HEADER_BYTES as u64 {
-                if seg.file.read_exact_at(&mut hdr, offset).is_err() {
-                    return expect - 1;
-                }
-                let h = FrameHeader::parse(&hdr);
-                if h.is_zero() {
-                    break;
-                }
-                let fits = h.first_position == expect
-                    && h.events > 0
-                    && h.events as usize <= limits::FRAME_EVENTS_MAX
-                    && h.total() <= seg.capacity - offset;
+            for header in seg.frame_headers() {
+                let Ok((offset, h)) = header else { return expect - 1 };
+                let fits = h.first_position == expect && h.events > 0 && h.events as usize <= limits::FRAME_EVENTS_MAX;
                 let mut bytes = vec![0u8; if fits { h.total() as usize } else { 0 }];
                 let whole = fits
                     && seg.file.read_exact_at(&mut bytes, offset).is_ok()
@@ -1578,7 +1598,6 @@ impl Recovery<'_> {
                     return expect - 1;
                 }
                 expect += u64::from(h.events);
-                offset += h.total();
             }
         }
         expect - 1

@@ -214,18 +214,12 @@ impl Writer {
     /// Where the last segment's frames end.
     fn segment_end(&self) -> Result<u64, StoreError> {
         let Some(seg) = &self.current else { return Ok(0) };
-        let mut offset = SEGMENT_HEADER_BYTES;
-        let mut hdr = [0u8; super::FRAME_HEADER_BYTES];
-        while offset + super::FRAME_HEADER_BYTES as u64 <= seg.capacity {
-            use std::os::unix::fs::FileExt;
-            seg.file.read_exact_at(&mut hdr, offset).map_err(io)?;
-            let h = FrameHeader::parse(&hdr);
-            if h.is_zero() {
-                break;
-            }
-            offset += h.total();
+        let mut end = SEGMENT_HEADER_BYTES;
+        for header in seg.frame_headers() {
+            let (offset, h) = header.map_err(io)?;
+            end = offset + h.total();
         }
-        Ok(offset)
+        Ok(end)
     }
 
     /// Commits everything decided since the last sync, together (up to the
