@@ -16,6 +16,7 @@ use axum::Json;
 use projections::{audit, Lang};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use workflows::said;
 use workflows::status::InstanceStatus;
 
 /// The principal of a read, or 401.
@@ -343,7 +344,13 @@ pub fn spec<'a>(kind: &str, q: &'a ReportQuery) -> Result<Spec<'a>, WebError> {
         "deadlines" => Spec::Deadlines { org: nonempty(&q.org) },
         "compliance" => Spec::Compliance {
             instance: nonempty(&q.instance).ok_or_else(|| {
-                WebError::invalid("instance", "the compliance report is for one instance: give instance")
+                WebError::invalid_said(
+                    "instance",
+                    said(
+                        "efterlevnadsrapporten gäller en instans: ange instance",
+                        "the compliance report is for one instance: give instance",
+                    ),
+                )
             })?,
         },
         "dialogues" => Spec::Dialogues {
@@ -352,26 +359,48 @@ pub fn spec<'a>(kind: &str, q: &'a ReportQuery) -> Result<Spec<'a>, WebError> {
                 None => false,
                 Some("case") => true,
                 Some(t) => {
-                    return Err(WebError::invalid("template", format!("no template {t:?}; the one there is: case")))
+                    return Err(WebError::invalid_said(
+                        "template",
+                        said(
+                            format!("ingen mall {t:?}; den som finns är: case"),
+                            format!("no template {t:?}; the one there is: case"),
+                        ),
+                    ))
                 }
             },
         },
         "annual" => {
-            let org = nonempty(&q.org)
-                .ok_or_else(|| WebError::invalid("org", "the annual report is for one organisation: give org"))?;
+            let org = nonempty(&q.org).ok_or_else(|| {
+                WebError::invalid_said(
+                    "org",
+                    said(
+                        "årsredovisningsavsnittet gäller en organisation: ange org",
+                        "the annual report is for one organisation: give org",
+                    ),
+                )
+            })?;
             let year = nonempty(&q.year)
-                .ok_or_else(|| WebError::invalid("year", "give the year of the annual report"))?
+                .ok_or_else(|| {
+                    WebError::invalid_said(
+                        "year",
+                        said("ange året för årsredovisningen", "give the year of the annual report"),
+                    )
+                })?
                 .parse::<i16>()
                 .ok()
                 .filter(|y| (1900..=2100).contains(y))
-                .ok_or_else(|| WebError::invalid("year", "the year is a number from 1900 to 2100"))?;
+                .ok_or_else(|| {
+                    WebError::invalid_said(
+                        "year",
+                        said("året är ett tal från 1900 till 2100", "the year is a number from 1900 to 2100"),
+                    )
+                })?;
             Spec::Annual { org, year }
         }
         other => {
-            return Err(WebError::not_found(format!(
-                "no report {other:?}; the reports are: {}",
-                REPORT_KINDS.join(", ")
-            )))
+            let kinds = REPORT_KINDS.join(", ");
+            return Err(WebError::not_found(format!("no report {other:?}; the reports are: {kinds}"))
+                .sv(format!("ingen rapport {other:?}; rapporterna är: {kinds}")));
         }
     })
 }
@@ -386,7 +415,7 @@ pub async fn build_report(
     let spec = spec(kind, q)?;
     let as_of = match nonempty(&q.as_of) {
         None => None,
-        Some(d) => Some(workflows::facts::parse_date(d).map_err(|e| WebError::invalid("as_of", e))?),
+        Some(d) => Some(workflows::facts::parse_date_said(d).map_err(|e| WebError::invalid_said("as_of", e))?),
     };
     let today = state.today();
     let mut v = match as_of {

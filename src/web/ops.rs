@@ -12,8 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use engine::{Actor, AppendError, DeadlineChange, EventId, EventStore, InstanceId, StoreError};
 use jiff::civil::Date;
+use projections::Lang;
 use serde::{Deserialize, Serialize};
-use workflows::{Rejection, Rule};
+use workflows::{said, Bilingual, Rejection, Rule};
 
 /// Why a request was not done; nothing was written.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +37,11 @@ pub struct WebError {
     /// Seconds until it may be tried again: sent as `Retry-After`.
     #[serde(skip)]
     pub retry_after: Option<u64>,
+    /// The message and the remedy in Swedish, where they are said in
+    /// Swedish: the pages show them by default ([`WebError::in_lang`]);
+    /// the API answers in English.
+    #[serde(skip)]
+    pub sv: Option<(String, Option<String>)>,
 }
 
 impl WebError {
@@ -48,7 +54,30 @@ impl WebError {
             field: None,
             remedy: None,
             retry_after: None,
+            sv: None,
         }
+    }
+
+    /// An error said in both languages.
+    pub fn said(status: StatusCode, code: &str, message: Bilingual) -> WebError {
+        WebError::new(status, code, message.en).sv(message.sv)
+    }
+
+    /// The Swedish message, where the English one is already given.
+    pub fn sv(mut self, message: impl Into<String>) -> WebError {
+        self.sv = Some((message.into(), None));
+        self
+    }
+
+    /// The error as a page in `lang` shows it: in Swedish where it is
+    /// said in Swedish.
+    pub fn in_lang(&self, lang: Lang) -> WebError {
+        let mut e = self.clone();
+        if let (Lang::Sv, Some((message, remedy))) = (lang, e.sv.take()) {
+            e.message = message;
+            e.remedy = remedy.or(e.remedy);
+        }
+        e
     }
 
     pub fn field(mut self, field: &str) -> WebError {
@@ -58,13 +87,17 @@ impl WebError {
 
     pub fn unauthorized() -> WebError {
         WebError::new(StatusCode::UNAUTHORIZED, "unauthorized", "log in, or send Authorization: Bearer TOKEN")
+            .sv("logga in för att göra detta")
     }
 
     pub fn csrf() -> WebError {
-        WebError::new(
+        WebError::said(
             StatusCode::FORBIDDEN,
             "csrf-failed",
-            "the form's security token is missing or stale; reload the page and try again",
+            said(
+                "formulärets säkerhetskod saknas eller är för gammal; ladda om sidan och försök igen",
+                "the form's security token is missing or stale; reload the page and try again",
+            ),
         )
     }
 
@@ -74,6 +107,11 @@ impl WebError {
 
     pub fn invalid(field: &str, message: impl Into<String>) -> WebError {
         WebError::new(StatusCode::BAD_REQUEST, "invalid-input", message).field(field)
+    }
+
+    /// [`WebError::invalid`], said in both languages.
+    pub fn invalid_said(field: &str, message: Bilingual) -> WebError {
+        WebError::said(StatusCode::BAD_REQUEST, "invalid-input", message).field(field)
     }
 
     /// A workflow's rejection: 403 when the role may not do it, else 422.
@@ -100,6 +138,7 @@ impl WebError {
             field: Some(field),
             remedy: Some(r.remedy.clone()),
             retry_after: None,
+            sv: Some((r.sv.0.clone(), Some(r.sv.1.clone()))),
         }
     }
 
@@ -134,18 +173,33 @@ impl WebError {
 /// without the server's paths or its commands.
 fn store_error(e: &StoreError) -> WebError {
     tracing::error!("store error: {e}");
-    let said = match e {
-        StoreError::Corrupt { position, .. } => format!(
-            "the log is damaged at position {position}, so nothing more is written to it; nothing of this request was stored. The server's log says more"
+    let text = match e {
+        StoreError::Corrupt { position, .. } => said(
+            format!(
+                "loggen är skadad vid position {position}, så inget mer skrivs i den; inget av denna begäran sparades. Serverns logg säger mer"
+            ),
+            format!(
+                "the log is damaged at position {position}, so nothing more is written to it; nothing of this request was stored. The server's log says more"
+            ),
         ),
-        StoreError::Poisoned(_) => {
-            "the store refuses writes since an earlier write failed; nothing of this request was stored. The server must be restarted".into()
-        }
-        StoreError::Unavailable(_) => "the log's server is unavailable; nothing of this request was stored. Try again later".into(),
-        StoreError::Closed => "the server is shutting down; nothing of this request was stored. Try again later".into(),
-        _ => "the store could not do this (a storage error); nothing of this request was stored. The server's log says more".into(),
+        StoreError::Poisoned(_) => said(
+            "lagret tar inte emot skrivningar sedan en tidigare skrivning misslyckades; inget av denna begäran sparades. Servern måste startas om",
+            "the store refuses writes since an earlier write failed; nothing of this request was stored. The server must be restarted",
+        ),
+        StoreError::Unavailable(_) => said(
+            "loggens server går inte att nå; inget av denna begäran sparades. Försök igen senare",
+            "the log's server is unavailable; nothing of this request was stored. Try again later",
+        ),
+        StoreError::Closed => said(
+            "servern håller på att stängas; inget av denna begäran sparades. Försök igen senare",
+            "the server is shutting down; nothing of this request was stored. Try again later",
+        ),
+        _ => said(
+            "lagret kunde inte göra detta (ett lagringsfel); inget av denna begäran sparades. Serverns logg säger mer",
+            "the store could not do this (a storage error); nothing of this request was stored. The server's log says more",
+        ),
     };
-    WebError::new(StatusCode::SERVICE_UNAVAILABLE, "store-error", said)
+    WebError::said(StatusCode::SERVICE_UNAVAILABLE, "store-error", text)
 }
 
 impl IntoResponse for WebError {
@@ -249,7 +303,7 @@ pub struct DeadlineInput {
 }
 
 fn date(field: &str, s: &str) -> Result<Date, WebError> {
-    workflows::facts::parse_date(s.trim()).map_err(|e| WebError::invalid(field, e))
+    workflows::facts::parse_date_said(s.trim()).map_err(|e| WebError::invalid_said(field, e))
 }
 
 fn opt_date(field: &str, s: &Option<String>, default: Date) -> Result<Date, WebError> {
@@ -263,13 +317,19 @@ fn opt_date(field: &str, s: &Option<String>, default: Date) -> Result<Date, WebE
 fn actor(p: &Principal, role: &str) -> Result<Actor, WebError> {
     let role = role.trim();
     if role.is_empty() {
-        return Err(WebError::invalid("role", "choose the role you record in"));
+        return Err(WebError::invalid_said(
+            "role",
+            said("välj rollen du registrerar i", "choose the role you record in"),
+        ));
     }
     if !p.holds(role) {
-        return Err(WebError::new(
+        return Err(WebError::said(
             StatusCode::FORBIDDEN,
             "role-not-held",
-            format!("{} does not hold the role {role:?}; their roles are: {}", p.login, p.roles.join(", ")),
+            said(
+                format!("{} har inte rollen {role:?}; användarens roller är: {}", p.login, p.roles.join(", ")),
+                format!("{} does not hold the role {role:?}; their roles are: {}", p.login, p.roles.join(", ")),
+            ),
         )
         .field("role"));
     }
@@ -280,16 +340,27 @@ fn may_record_for(p: &Principal, org: &str) -> Result<(), WebError> {
     if p.may_record_for(org) {
         return Ok(());
     }
-    Err(WebError::new(
+    Err(WebError::said(
         StatusCode::FORBIDDEN,
         "org-not-allowed",
-        format!("{} may record only for: {}", p.login, p.orgs.join(", ")),
+        said(
+            format!("{} får bara registrera för: {}", p.login, p.orgs.join(", ")),
+            format!("{} may record only for: {}", p.login, p.orgs.join(", ")),
+        ),
     )
     .field("organisation"))
 }
 
 fn instance_id(s: &str) -> Result<InstanceId, WebError> {
-    InstanceId::new(s.trim()).map_err(|e| WebError::invalid("instance", e.to_string()))
+    let s = s.trim();
+    InstanceId::new(s).map_err(|e| {
+        let sv = match s.chars().find(|c| !(c.is_alphanumeric() || "-_.:/".contains(*c))) {
+            _ if s.is_empty() => "ange instansens id".to_string(),
+            Some(c) => format!("{s:?} innehåller {c:?}; använd bara bokstäver, siffror och - _ . : /"),
+            None => format!("instansens id är {} byte långt; det är för långt", s.len()),
+        };
+        WebError::invalid_said("instance", said(sv, e.to_string()))
+    })
 }
 
 /// The organisation of an existing instance, or 404.
@@ -297,7 +368,7 @@ fn organisation_of(state: &AppState, id: &InstanceId) -> Result<String, WebError
     state
         .live
         .read(|v| v.instances.get(id).map(|i| i.instance.organisation.clone()))
-        .ok_or_else(|| WebError::not_found(format!("no instance {id}")))
+        .ok_or_else(|| WebError::not_found(format!("no instance {id}")).sv(format!("ingen instans {id}")))
 }
 
 async fn done(state: &AppState, w: Written) -> WriteResult {
@@ -306,16 +377,28 @@ async fn done(state: &AppState, w: Written) -> WriteResult {
 }
 
 pub async fn start(state: &AppState, p: &Principal, input: &StartInput) -> Result<WriteResult, WebError> {
-    let def = state
-        .definition(input.workflow.trim())
-        .ok_or_else(|| WebError::invalid("workflow", format!("no workflow {:?}", input.workflow)))?;
+    let def = state.definition(input.workflow.trim()).ok_or_else(|| {
+        WebError::invalid_said(
+            "workflow",
+            said(format!("inget arbetsflöde {:?}", input.workflow), format!("no workflow {:?}", input.workflow)),
+        )
+    })?;
     let id = instance_id(&input.instance)?;
     let org = input.organisation.trim();
     if org.is_empty() {
-        return Err(WebError::invalid("organisation", "name the organisation taking part"));
+        return Err(WebError::invalid_said(
+            "organisation",
+            said("ange organisationen som deltar", "name the organisation taking part"),
+        ));
     }
-    engine::event::check_text("organisation", org, engine::limits::NAME_BYTES_MAX, false)
-        .map_err(|e| WebError::invalid("organisation", e.to_string()))?;
+    let max = engine::limits::NAME_BYTES_MAX;
+    engine::event::check_text("organisation", org, max, false).map_err(|e| {
+        let sv = match org.len() > max {
+            true => format!("organisationens namn är {} byte långt; gränsen är {max}", org.len()),
+            false => "organisationens namn innehåller ett styrtecken; skriv det som vanlig text".into(),
+        };
+        WebError::invalid_said("organisation", said(sv, e.to_string()))
+    })?;
     let dnr = input.case_number.as_deref().map(str::trim).filter(|s| !s.is_empty());
     may_record_for(p, org)?;
     let actor = actor(p, &input.role)?;
@@ -327,10 +410,13 @@ pub async fn start(state: &AppState, p: &Principal, input: &StartInput) -> Resul
     let w = match flow::apply_start(&state.store, &def, &id, org, dnr, on, actor, today).await {
         Ok(w) => w,
         Err(e) if e.downcast_ref::<Refused>().is_some() && exists(state, &id).await => {
-            return Err(WebError::new(
+            return Err(WebError::said(
                 StatusCode::CONFLICT,
                 "instance-exists",
-                format!("instance {id} already exists; choose another id"),
+                said(
+                    format!("instansen {id} finns redan; välj ett annat id"),
+                    format!("instance {id} already exists; choose another id"),
+                ),
             )
             .field("instance"))
         }

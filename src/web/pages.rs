@@ -127,6 +127,7 @@ fn login_redirect(ctx: &Ctx) -> Response {
 /// An error page (for errors that belong to no form).
 fn error_page(ctx: &Ctx, e: &WebError) -> Response {
     let title = ctx.t("Det gick inte", "That did not work");
+    let e = &e.in_lang(ctx.lang);
     page(
         ctx,
         e.status,
@@ -423,16 +424,23 @@ fn get<'a>(f: &'a FormFields, name: &str) -> Option<&'a str> {
 fn form_fields(f: Result<Form<FormFields>, FormRejection>) -> Result<FormFields, WebError> {
     let Form(f) = f.map_err(|e| WebError::new(e.status(), "invalid-input", e.body_text()))?;
     if f.len() > super::limits::FORM_FIELDS_MAX {
-        return Err(WebError::invalid("form", "the form has too many fields"));
+        return Err(WebError::invalid_said(
+            "form",
+            workflows::said("formuläret har för många fält", "the form has too many fields"),
+        ));
     }
     Ok(f)
 }
 
 /// The errors of a form: a summary at the top linking to each field, and
-/// each message next to its field.
+/// each message next to its field, in the page's language.
 struct Errors(Vec<WebError>);
 
 impl Errors {
+    fn new(ctx: &Ctx, errors: impl IntoIterator<Item = WebError>) -> Errors {
+        Errors(errors.into_iter().map(|e| e.in_lang(ctx.lang)).collect())
+    }
+
     fn for_field(&self, field: &str) -> Option<&WebError> {
         self.0.iter().find(|e| e.field.as_deref() == Some(field))
     }
@@ -571,7 +579,7 @@ fn login_page(
 ) -> Response {
     let token = super::users::random_id();
     let title = ctx.t("Logga in", "Log in");
-    let errors = Errors(error.cloned().into_iter().collect());
+    let errors = Errors::new(ctx, error.cloned());
     let mut res = page(
         ctx,
         status,
@@ -621,7 +629,7 @@ pub async fn login(
     }
     let password = get(&f, "password").unwrap_or_default();
     if password.len() > super::limits::PASSWORD_BYTES_MAX {
-        let e = WebError::invalid("login", "the password is too long");
+        let e = WebError::invalid_said("login", workflows::said("lösenordet är för långt", "the password is too long"));
         return login_page(&ctx, StatusCode::BAD_REQUEST, &next, Some(&e), &login, state.secure_cookies);
     }
     match state.auth.login(&login, password, from.ip()).await {
@@ -752,7 +760,7 @@ pub async fn start(ctx: Ctx, State(state): State<Shared>, f: Result<Form<FormFie
     };
     match ops::start(&state, &p, &input).await {
         Ok(w) => Redirect::to(&instance_href(&w.instance)).into_response(),
-        Err(e) => start_page(&ctx, &state, &p, e.status, &f, Errors(vec![e])),
+        Err(e) => start_page(&ctx, &state, &p, e.status, &f, Errors::new(&ctx, [e])),
     }
 }
 
@@ -764,28 +772,16 @@ pub struct RecordQuery {
 }
 
 fn fact_hint(ctx: &Ctx, spec: &FactSpec) -> String {
-    let sv = match &spec.ty {
-        FactType::Date => "Ett datum, ÅÅÅÅ-MM-DD".to_string(),
-        FactType::Person => "NAMN|ROLL|elected (förtroendevald) eller official (tjänsteperson)".to_string(),
-        FactType::Amount => "Ett belopp i kronor, t.ex. 8 000".to_string(),
-        FactType::CaseNumber => "Ett diarienummer, t.ex. LJ2012/896".to_string(),
-        FactType::Minutes => "ORGAN|DATUM|§, t.ex. Kommunstyrelsen|2012-09-03|§ 7".to_string(),
-        FactType::Document => "TITEL|SHA256 (64 hexsiffror)".to_string(),
-        FactType::Text => "Fritext".to_string(),
-        FactType::Choice(o) => format!("Ett av: {}", o.join(", ")),
-        FactType::Email => "En e-postadress (personuppgift, krypteras): NAMN|ADRESS eller ADRESS".to_string(),
-        FactType::Phone => "Ett telefonnummer (personuppgift, krypteras): NAMN|NUMMER eller NUMMER".to_string(),
-    };
     let mut s = match ctx.lang {
-        Lang::Sv => sv,
-        Lang::En => {
-            let mut e = workflows::facts::syntax(&spec.ty);
-            if let Some(c) = e.get(..1) {
-                e = c.to_uppercase() + &e[1..];
-            }
-            e
-        }
+        Lang::Sv => workflows::facts::syntax_sv(&spec.ty),
+        Lang::En => workflows::facts::syntax(&spec.ty),
     };
+    if let Some(c) = s.get(..1) {
+        s = c.to_uppercase() + &s[1..];
+    }
+    if matches!(spec.ty, FactType::Email | FactType::Phone) {
+        s.push_str(ctx.t(" (en personuppgift: den krypteras)", " (personal data: it is encrypted)"));
+    }
     if spec.many {
         s.push_str(ctx.t(". Ett värde per rad.", ". One value per line."));
     }
@@ -960,7 +956,7 @@ pub async fn record(
         Err(e) if e.status == StatusCode::NOT_FOUND => error_page(&ctx, &e),
         Err(e) => {
             let step = input.step.clone();
-            record_page(&ctx, &state, &p, &id, Some(&step), e.status, &f, Errors(vec![e]))
+            record_page(&ctx, &state, &p, &id, Some(&step), e.status, &f, Errors::new(&ctx, [e]))
         }
     }
 }

@@ -429,7 +429,7 @@ fn login_limits_sessions_and_forms() {
         Some(form),
     );
     assert_eq!(r.status, 403, "{}", r.body);
-    assert!(r.body.contains("security token"), "{}", r.body);
+    assert!(r.body.contains("säkerhetskod"), "the page says it in Swedish: {}", r.body);
     // With it, a rejection comes back on the form, next to its field.
     let r = s.request(
         "POST",
@@ -440,6 +440,28 @@ fn login_limits_sessions_and_forms() {
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains(r#"id="f-fact-protokoll-error""#), "{}", r.body);
     assert!(r.body.contains(r#"aria-invalid="true""#));
+    // In the page's language: Swedish by default, the rule's code as it is.
+    assert!(r.body.contains("den obligatoriska uppgiften &quot;protokoll&quot;"), "{}", r.body);
+    assert!(r.body.contains("Ange uppgiften protokoll: ORGAN|DATUM|§"), "{}", r.body);
+    assert!(r.body.contains("(missing-fact)") && !r.body.contains("required fact"), "{}", r.body);
+    let en = s.request(
+        "POST",
+        "/instances/ljl-2012-styrsystem/record",
+        &[("cookie", &format!("{cookie}; lang=en")), ("content-type", "application/x-www-form-urlencoded")],
+        Some(&format!("csrf={csrf}&step=styrelsebeslut&on=2012-08-21&role=sekreterare&fact.organ=Landstingsstyrelsen")),
+    );
+    assert_eq!(en.status, 422, "{}", en.body);
+    assert!(en.body.contains("required fact &quot;protokoll&quot;"), "{}", en.body);
+    assert!(en.body.contains("Give the fact protokoll: BODY|DATE|§") && !en.body.contains("obligatoriska"));
+    // A field the form checks itself (a date that does not exist) says so in Swedish too.
+    let r = s.request(
+        "POST",
+        "/instances/ljl-2012-styrsystem/record",
+        &[("cookie", &cookie), ("content-type", "application/x-www-form-urlencoded")],
+        Some(&format!("csrf={csrf}&step=styrelsebeslut&on=2012-02-30&role=sekreterare")),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("&quot;2012-02-30&quot; är inte ett datum som finns"), "{}", r.body);
     assert_eq!(s.head(), head);
     // The login form has its own CSRF token (a cookie and a field).
     let r = s.request(

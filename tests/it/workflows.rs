@@ -102,6 +102,11 @@ fn rejected(result: Result<Vec<NewEvent>, Rejection>, rule: Rule, needle: &str) 
         Err(r) => {
             assert_eq!(r.rule, rule, "{r}");
             assert!(r.to_string().contains(needle), "{r} mentions {needle:?}");
+            // Said in Swedish too (the web pages' default), not the English again.
+            let (message, remedy) = r.said(true);
+            for (sv, en) in [(message, &r.message), (remedy, &r.remedy)] {
+                assert!(!sv.trim().is_empty() && sv != en, "{r}: Swedish {sv:?}");
+            }
             r
         }
     }
@@ -292,6 +297,17 @@ fn a_steering_group_needs_an_elected_member() {
         Rule::IllTypedFact,
         "elected",
     );
+    // A deviation must say why, in text a report can show as it is.
+    let too_long = "x".repeat(engine::limits::TEXT_BYTES_MAX + 1);
+    for (why, en, sv) in [
+        ("  ", "the deviation is empty", "avvikelsens motivering är tom"),
+        ("Se\u{7}bilaga", "control character U+0007", "styrtecknet U+0007"),
+        ("Se \u{202E}bilaga", "bidirectional control U+202E", "ändrar textens riktning"),
+        (too_long.as_str(), "bytes long", "byte lång"),
+    ] {
+        let r = rejected(g.when(with_deviation(officials_only.clone(), why)), Rule::InvalidText, en);
+        assert!(r.said(true).0.contains(sv), "{:?}", r.said(true));
+    }
     // A justified deviation records it, flagged.
     let events = g.when(with_deviation(officials_only, "Politiska ledamöter utses i september")).unwrap();
     assert!(

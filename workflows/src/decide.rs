@@ -5,6 +5,7 @@
 use crate::definition::{DeadlineRule, Definition, Step};
 use crate::facts;
 use crate::instance::Instance;
+use crate::{said, Bilingual};
 use engine::{Actor, DeadlineChange, EventId, Fact, FactValue, Lateness, NewEvent, Payload, PersonKind};
 use jiff::civil::Date;
 use std::fmt;
@@ -80,9 +81,13 @@ impl Rule {
 pub struct Rejection {
     pub rule: Rule,
     pub step: Option<String>,
+    /// What is wrong, in English (the command line and the API say this).
     pub message: String,
-    /// What would satisfy the rule.
+    /// What would satisfy the rule, in English.
     pub remedy: String,
+    /// The message and the remedy in Swedish (the web pages say these by
+    /// default): see [`Rejection::said`].
+    pub sv: Box<(String, String)>,
     /// The fact the rejection is about, when it is about one (a form shows
     /// the message next to that field).
     pub fact: Option<String>,
@@ -100,11 +105,26 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
-fn reject(rule: Rule, step: Option<&str>, message: impl Into<String>, remedy: impl Into<String>) -> Rejection {
-    Rejection { rule, step: step.map(String::from), message: message.into(), remedy: remedy.into(), fact: None }
+fn reject(rule: Rule, step: Option<&str>, message: Bilingual, remedy: Bilingual) -> Rejection {
+    Rejection {
+        rule,
+        step: step.map(String::from),
+        message: message.en,
+        remedy: remedy.en,
+        sv: Box::new((message.sv, remedy.sv)),
+        fact: None,
+    }
 }
 
 impl Rejection {
+    /// The message and the remedy, in Swedish or in English.
+    pub fn said(&self, swedish: bool) -> (&str, &str) {
+        match swedish {
+            true => (&self.sv.0, &self.sv.1),
+            false => (&self.message, &self.remedy),
+        }
+    }
+
     /// The same rejection, naming the fact it is about.
     fn about(mut self, fact: &str) -> Rejection {
         self.fact = Some(fact.to_string());
@@ -149,8 +169,14 @@ fn known_step<'a>(def: &'a Definition, step: &str) -> Result<&'a Step, Rejection
         reject(
             Rule::UnknownStep,
             Some(facts::shortened(step)),
-            format!("workflow {} has no step {}", def.id, facts::quoted(step)),
-            format!("Use one of: {}", def.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")),
+            said(
+                format!("arbetsflödet {} har inget steg {}", def.id, facts::quoted(step)),
+                format!("workflow {} has no step {}", def.id, facts::quoted(step)),
+            ),
+            {
+                let steps = def.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
+                said(format!("Välj ett av: {steps}"), format!("Use one of: {steps}"))
+            },
         )
     })
 }
@@ -160,8 +186,11 @@ fn not_future(step: Option<&str>, on: Date, today: Date) -> Result<(), Rejection
         return Err(reject(
             Rule::FutureDate,
             step,
-            format!("{on} is after today ({today})"),
-            "Record a step on or after the day it happens",
+            said(format!("{on} är efter dagens datum ({today})"), format!("{on} is after today ({today})")),
+            said(
+                "Registrera ett steg samma dag som det sker eller senare",
+                "Record a step on or after the day it happens",
+            ),
         ));
     }
     Ok(())
@@ -175,8 +204,17 @@ fn minutes_not_future(step: Option<&str>, facts: &[Fact], today: Date) -> Result
                 return Err(reject(
                     Rule::FutureDate,
                     step,
-                    format!("the minutes in {} are dated {date}, after today ({today})", facts::quoted(&f.name)),
-                    "Give the date of the meeting the minutes are from",
+                    said(
+                        format!(
+                            "protokollet i {} är daterat {date}, efter dagens datum ({today})",
+                            facts::quoted(&f.name)
+                        ),
+                        format!("the minutes in {} are dated {date}, after today ({today})", facts::quoted(&f.name)),
+                    ),
+                    said(
+                        "Ange datumet för det sammanträde protokollet är från",
+                        "Give the date of the meeting the minutes are from",
+                    ),
                 )
                 .about(&f.name));
             }
@@ -185,17 +223,31 @@ fn minutes_not_future(step: Option<&str>, facts: &[Fact], today: Date) -> Result
     Ok(())
 }
 
+/// A justification: `what` is `deviation` or `reason`.
 fn text_ok(step: Option<&str>, what: &str, s: &str) -> Result<(), Rejection> {
+    let what_sv = if what == "deviation" { "avvikelsens motivering" } else { "motiveringen" };
     if s.trim().is_empty() {
         return Err(reject(
             Rule::InvalidText,
             step,
-            format!("the {what} is empty"),
-            format!("Give a {what} that says why"),
+            said(format!("{what_sv} är tom"), format!("the {what} is empty")),
+            said("Skriv varför", format!("Give a {what} that says why")),
         ));
     }
-    engine::event::check_text(what, s, engine::limits::TEXT_BYTES_MAX, true)
-        .map_err(|e| reject(Rule::InvalidText, step, e.to_string(), "Shorten it or remove control characters"))
+    let max = engine::limits::TEXT_BYTES_MAX;
+    engine::event::check_text(what, s, max, true).map_err(|e| {
+        let sv = match s.chars().find(|c| c.is_control() && *c != '\n' && *c != '\t') {
+            _ if s.len() > max => format!("{what_sv} är {} byte lång; gränsen är {max}", s.len()),
+            Some(c) => format!("{what_sv} innehåller styrtecknet U+{:04X}", c as u32),
+            None => format!("{what_sv} innehåller ett tecken som ändrar textens riktning"),
+        };
+        reject(
+            Rule::InvalidText,
+            step,
+            said(sv, e.to_string()),
+            said("Korta den eller ta bort styrtecknen", "Shorten it or remove control characters"),
+        )
+    })
 }
 
 /// Starts an instance of `def`: the definition's text and hash go into the
@@ -212,8 +264,14 @@ pub fn start(
         return Err(reject(
             Rule::RoleNotAllowed,
             None,
-            format!("role {} is not a role of workflow {}", facts::quoted(&actor.role), def.id),
-            format!("Start it as one of: {}", def.roles.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")),
+            said(
+                format!("rollen {} finns inte i arbetsflödet {}", facts::quoted(&actor.role), def.id),
+                format!("role {} is not a role of workflow {}", facts::quoted(&actor.role), def.id),
+            ),
+            {
+                let roles = def.roles.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ");
+                said(format!("Starta den i en av rollerna: {roles}"), format!("Start it as one of: {roles}"))
+            },
         ));
     }
     not_future(None, on, today)?;
@@ -239,7 +297,10 @@ fn year_in_range(step: &Step, facts: &[Fact]) -> Result<(), Rejection> {
             Rule::YearOutOfRange,
             Some(step.id.as_str()),
             why,
-            "The year is the one the recording is for (a fee year, an operating year), as digits",
+            said(
+                "Året är det år registreringen avser (ett avgiftsår, ett verksamhetsår), med siffror",
+                "The year is the one the recording is for (a fee year, an operating year), as digits",
+            ),
         )
         .about(step.year_fact().unwrap_or_default())),
         _ => Ok(()),
@@ -261,7 +322,12 @@ fn year_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact], excep
     };
     let fact = step.year_fact().unwrap_or_default();
     let year = from_year + i16::try_from(slot).expect("a year of the rule");
-    let or_deviate = if except.is_none() { ", or record it as a deviation, saying why" } else { "" };
+    let (or_deviate, eller_avvikelse) = match except {
+        None => {
+            (", or record it as a deviation, saying why", ", eller registrera det som en avvikelse och skriv varför")
+        }
+        Some(_) => ("", ""),
+    };
     let mut v = Vec::new();
     let mut answered = inst.occurrences_of(&step.id).zip(inst.years_answered(step));
     if let Some((o, _)) = answered.find(|(o, y)| *y == year && Some(o.event_id) != except) {
@@ -269,10 +335,19 @@ fn year_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact], excep
             reject(
                 Rule::YearAlreadyRecorded,
                 sid,
-                format!("{} for {year} was already recorded on {} (event {})", step.id, o.occurred_on, o.event_id),
-                format!(
-                    "To change that recording, correct event {} instead; if this one is for another year, give that year{or_deviate}",
-                    o.event_id
+                said(
+                    format!("{} för {year} är redan registrerat {} (händelse {})", step.id, o.occurred_on, o.event_id),
+                    format!("{} for {year} was already recorded on {} (event {})", step.id, o.occurred_on, o.event_id),
+                ),
+                said(
+                    format!(
+                        "Rätta i stället händelse {} för att ändra den registreringen; gäller den här ett annat år, ange det året{eller_avvikelse}",
+                        o.event_id
+                    ),
+                    format!(
+                        "To change that recording, correct event {} instead; if this one is for another year, give that year{or_deviate}",
+                        o.event_id
+                    ),
                 ),
             )
             .about(fact),
@@ -283,8 +358,14 @@ fn year_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact], excep
             reject(
                 Rule::YearNotOver,
                 sid,
-                format!("{} for {year} is dated {on}, before {year} is over", step.id),
-                format!("Give the day it happened, in {} or later{or_deviate}", year + 1),
+                said(
+                    format!("{} för {year} är daterat {on}, innan {year} är slut", step.id),
+                    format!("{} for {year} is dated {on}, before {year} is over", step.id),
+                ),
+                said(
+                    format!("Ange dagen det hände, {} eller senare{eller_avvikelse}", year + 1),
+                    format!("Give the day it happened, in {} or later{or_deviate}", year + 1),
+                ),
             )
             .about(fact),
         );
@@ -302,19 +383,29 @@ fn typed_facts(step: &Step, raw: &[(String, String)]) -> Result<Vec<Fact>, Rejec
             return Err(reject(
                 Rule::UnknownFact,
                 sid,
-                format!("step {} has no fact {}", step.id, facts::quoted(name)),
-                format!("Its facts are: {}", step.facts.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")),
+                said(
+                    format!("steget {} har ingen uppgift {}", step.id, facts::quoted(name)),
+                    format!("step {} has no fact {}", step.id, facts::quoted(name)),
+                ),
+                {
+                    let names = step.facts.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
+                    said(format!("Stegets uppgifter är: {names}"), format!("Its facts are: {names}"))
+                },
             )
             .about(name));
         };
-        let value = facts::parse(spec, value)
-            .map_err(|e| reject(Rule::IllTypedFact, sid, e, "Give the value in that form").about(name))?;
+        let value = facts::parse(spec, value).map_err(|e| {
+            reject(Rule::IllTypedFact, sid, e, said("Ange värdet så", "Give the value in that form")).about(name)
+        })?;
         if !spec.many && out.iter().any(|f| f.name == *name) {
             return Err(reject(
                 Rule::RepeatedFact,
                 sid,
-                format!("fact {} is given twice", facts::quoted(name)),
-                "Give it once",
+                said(
+                    format!("uppgiften {} är angiven två gånger", facts::quoted(name)),
+                    format!("fact {} is given twice", facts::quoted(name)),
+                ),
+                said("Ange den en gång", "Give it once"),
             )
             .about(name));
         }
@@ -342,8 +433,14 @@ fn order_after_date_correction(
                 return Err(reject(
                     Rule::BeforePrerequisite,
                     sid,
-                    format!("{to} is before {before} happened ({earliest})"),
-                    format!("Give a date on or after {earliest}, or correct the date of {before} first"),
+                    said(
+                        format!("{to} är före {before} ({earliest})"),
+                        format!("{to} is before {before} happened ({earliest})"),
+                    ),
+                    said(
+                        format!("Ange {earliest} eller ett senare datum, eller rätta först datumet för {before}"),
+                        format!("Give a date on or after {earliest}, or correct the date of {before} first"),
+                    ),
                 ));
             }
         }
@@ -356,11 +453,20 @@ fn order_after_date_correction(
             return Err(reject(
                 Rule::BeforePrerequisite,
                 sid,
-                format!(
-                    "{} comes after {} and was recorded as happening on {} (event {}); {to} would put {} after it",
-                    later.id, step.id, o.occurred_on, o.event_id, step.id
+                said(
+                    format!(
+                        "{} kommer efter {} och är registrerat som skett {} (händelse {}); {to} skulle lägga {} efter det",
+                        later.id, step.id, o.occurred_on, o.event_id, step.id
+                    ),
+                    format!(
+                        "{} comes after {} and was recorded as happening on {} (event {}); {to} would put {} after it",
+                        later.id, step.id, o.occurred_on, o.event_id, step.id
+                    ),
                 ),
-                format!("Give a date on or before {}, or correct the date of {} first", o.occurred_on, later.id),
+                said(
+                    format!("Ange {} eller ett tidigare datum, eller rätta först datumet för {}", o.occurred_on, later.id),
+                    format!("Give a date on or before {}, or correct the date of {} first", o.occurred_on, later.id),
+                ),
             ));
         }
     }
@@ -377,16 +483,27 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
             v.push(reject(
                 Rule::MissingPrerequisite,
                 sid,
-                format!("step {} comes after {before}, which has not been recorded", step.id),
-                format!("Record {before} first, or record this step as a deviation, saying why"),
+                said(
+                    format!("steget {} kommer efter {before}, som inte är registrerat", step.id),
+                    format!("step {} comes after {before}, which has not been recorded", step.id),
+                ),
+                said(
+                    format!(
+                        "Registrera {before} först, eller registrera det här steget som en avvikelse och skriv varför"
+                    ),
+                    format!("Record {before} first, or record this step as a deviation, saying why"),
+                ),
             ));
         } else if dates.iter().all(|d| *d > on) {
             let earliest = dates.iter().min().expect("non-empty");
             v.push(reject(
                 Rule::BeforePrerequisite,
                 sid,
-                format!("{on} is before {before} happened ({earliest})"),
-                format!("Give a date on or after {earliest}, correct the date of {before}, or record it as a deviation, saying why"),
+                said(format!("{on} är före {before} ({earliest})"), format!("{on} is before {before} happened ({earliest})")),
+                said(
+                    format!("Ange {earliest} eller ett senare datum, rätta datumet för {before}, eller registrera det som en avvikelse och skriv varför"),
+                    format!("Give a date on or after {earliest}, correct the date of {before}, or record it as a deviation, saying why"),
+                ),
             ));
         }
     }
@@ -398,11 +515,23 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                 v.push(reject(
                     Rule::WindowOpen,
                     sid,
-                    format!(
-                        "{on} is within the window counted from {} ({start}), which stays open until {last}",
-                        w.step
+                    said(
+                        format!(
+                            "{on} ligger inom perioden räknad från {} ({start}), som pågår till och med {last}",
+                            w.step
+                        ),
+                        format!(
+                            "{on} is within the window counted from {} ({start}), which stays open until {last}",
+                            w.step
+                        ),
                     ),
-                    format!("Record {} on {} or later", step.id, last.tomorrow().expect("in range")),
+                    {
+                        let next = last.tomorrow().expect("in range");
+                        said(
+                            format!("Registrera {} {next} eller senare", step.id),
+                            format!("Record {} on {next} or later", step.id),
+                        )
+                    },
                 ));
             }
         }
@@ -412,8 +541,14 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
             v.push(reject(
                 Rule::BlockedBy,
                 sid,
-                format!("{} cannot happen once {u} has (recorded on {})", step.id, o.occurred_on),
-                format!("Wait for the outcome of {u}, or record it as a deviation, saying why"),
+                said(
+                    format!("{} kan inte ske när {u} har skett (registrerat {})", step.id, o.occurred_on),
+                    format!("{} cannot happen once {u} has (recorded on {})", step.id, o.occurred_on),
+                ),
+                said(
+                    format!("Vänta på utfallet av {u}, eller registrera det som en avvikelse och skriv varför"),
+                    format!("Wait for the outcome of {u}, or record it as a deviation, saying why"),
+                ),
             ));
         }
     }
@@ -424,13 +559,25 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
             v.push(reject(
                 Rule::BlockedBy,
                 sid,
-                format!(
-                    "{} is recorded as happening on {} (event {}), which it cannot once {} has; {on} is before that",
-                    blocked.id, o.occurred_on, o.event_id, step.id
+                said(
+                    format!(
+                        "{} är registrerat som skett {} (händelse {}), vilket det inte kan när {} har skett; {on} är före det",
+                        blocked.id, o.occurred_on, o.event_id, step.id
+                    ),
+                    format!(
+                        "{} is recorded as happening on {} (event {}), which it cannot once {} has; {on} is before that",
+                        blocked.id, o.occurred_on, o.event_id, step.id
+                    ),
                 ),
-                format!(
-                    "Correct {} if it did not happen so, or record {} as a deviation, saying why",
-                    blocked.id, step.id
+                said(
+                    format!(
+                        "Rätta {} om det inte skedde så, eller registrera {} som en avvikelse och skriv varför",
+                        blocked.id, step.id
+                    ),
+                    format!(
+                        "Correct {} if it did not happen so, or record {} as a deviation, saying why",
+                        blocked.id, step.id
+                    ),
                 ),
             ));
         }
@@ -441,22 +588,44 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
             v.push(reject(
                 Rule::ConditionNotMet,
                 sid,
-                format!(
-                    "step {} requires {}.{} = {:?}, but it is {}",
-                    step.id,
-                    c.step,
-                    c.fact,
-                    c.equals,
-                    value.map_or("not recorded".to_string(), |x| format!("{x:?}"))
+                said(
+                    format!(
+                        "steget {} kräver {}.{} = {:?}, men det är {}",
+                        step.id,
+                        c.step,
+                        c.fact,
+                        c.equals,
+                        value.as_ref().map_or("inte registrerat".to_string(), |x| format!("{x:?}"))
+                    ),
+                    format!(
+                        "step {} requires {}.{} = {:?}, but it is {}",
+                        step.id,
+                        c.step,
+                        c.fact,
+                        c.equals,
+                        value.as_ref().map_or("not recorded".to_string(), |x| format!("{x:?}"))
+                    ),
                 ),
                 match inst.occurrences_of(&c.step).next() {
-                    Some(o) if !inst.definition.step(&c.step).is_some_and(|s| s.repeat) => format!(
-                        "If {} really said {}, correct event {} to say {}={}; otherwise this is information, not dialogue",
-                        c.step, c.equals, o.event_id, c.fact, c.equals
+                    Some(o) if !inst.definition.step(&c.step).is_some_and(|s| s.repeat) => said(
+                        format!(
+                            "Om {} verkligen angav {}, rätta händelse {} så att den anger {}={}; annars är detta information, inte dialog",
+                            c.step, c.equals, o.event_id, c.fact, c.equals
+                        ),
+                        format!(
+                            "If {} really said {}, correct event {} to say {}={}; otherwise this is information, not dialogue",
+                            c.step, c.equals, o.event_id, c.fact, c.equals
+                        ),
                     ),
-                    _ => format!(
-                        "Record {} with {}={} first; otherwise this is information, not dialogue",
-                        c.step, c.fact, c.equals
+                    _ => said(
+                        format!(
+                            "Registrera först {} med {}={}; annars är detta information, inte dialog",
+                            c.step, c.fact, c.equals
+                        ),
+                        format!(
+                            "Record {} with {}={} first; otherwise this is information, not dialogue",
+                            c.step, c.fact, c.equals
+                        ),
                     ),
                 },
             ));
@@ -470,8 +639,17 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                 reject(
                     Rule::MissingFact,
                     sid,
-                    format!("required fact {:?} ({}) is missing", spec.name, spec.ty.name()),
-                    format!("Give the fact {}: {}", spec.name, facts::syntax(&spec.ty)),
+                    said(
+                        match spec.ty.name_sv() {
+                            same if same == spec.name => format!("den obligatoriska uppgiften {:?} saknas", spec.name),
+                            ty => format!("den obligatoriska uppgiften {:?} ({ty}) saknas", spec.name),
+                        },
+                        format!("required fact {:?} ({}) is missing", spec.name, spec.ty.name()),
+                    ),
+                    said(
+                        format!("Ange uppgiften {}: {}", spec.name, facts::syntax_sv(&spec.ty)),
+                        format!("Give the fact {}: {}", spec.name, facts::syntax(&spec.ty)),
+                    ),
                 )
                 .about(&spec.name),
             );
@@ -479,20 +657,23 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
         for kind in &spec.need_kinds {
             let present = given.iter().any(|g| matches!(g, FactValue::Person { kind: k, .. } if k == kind));
             if !present {
-                let what = match kind {
-                    PersonKind::ElectedMember => "an elected member (förtroendevald)",
-                    PersonKind::Official => "an official (tjänsteperson)",
-                    PersonKind::Other => "another person",
+                let (what_sv, what) = match kind {
+                    PersonKind::ElectedMember => ("en förtroendevald", "an elected member (förtroendevald)"),
+                    PersonKind::Official => ("en tjänsteperson", "an official (tjänsteperson)"),
+                    PersonKind::Other => ("en annan person", "another person"),
                 };
+                let kind_word = if *kind == PersonKind::ElectedMember { "elected" } else { "official" };
                 v.push(
                     reject(
                         Rule::MissingPersonKind,
                         sid,
-                        format!("{:?} must include {what}", spec.name),
-                        format!(
-                            "Give {} a person as \"NAME|ROLE|{}\"",
-                            spec.name,
-                            if *kind == PersonKind::ElectedMember { "elected" } else { "official" }
+                        said(
+                            format!("{:?} ska omfatta {what_sv}", spec.name),
+                            format!("{:?} must include {what}", spec.name),
+                        ),
+                        said(
+                            format!("Ange i {} en person som \"NAMN|ROLL|{kind_word}\"", spec.name),
+                            format!("Give {} a person as \"NAME|ROLE|{kind_word}\"", spec.name),
                         ),
                     )
                     .about(&spec.name),
@@ -514,8 +695,14 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                 return Err(reject(
                     Rule::RoleNotAllowed,
                     sid,
-                    format!("role {} may not record {}", facts::quoted(&actor.role), step.id),
-                    format!("It is recorded by: {}", roles_list(&step.recorded_by)),
+                    said(
+                        format!("rollen {} får inte registrera {}", facts::quoted(&actor.role), step.id),
+                        format!("role {} may not record {}", facts::quoted(&actor.role), step.id),
+                    ),
+                    said(
+                        format!("Det registreras av: {}", roles_list(&step.recorded_by)),
+                        format!("It is recorded by: {}", roles_list(&step.recorded_by)),
+                    ),
                 ));
             }
             not_future(sid, occurred_on, today)?;
@@ -526,11 +713,20 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                     return Err(reject(
                         Rule::NotRepeatable,
                         sid,
-                        format!(
-                            "{} happens once and was recorded on {} (event {})",
-                            step.id, o.occurred_on, o.event_id
+                        said(
+                            format!(
+                                "{} sker en gång och är registrerat {} (händelse {})",
+                                step.id, o.occurred_on, o.event_id
+                            ),
+                            format!(
+                                "{} happens once and was recorded on {} (event {})",
+                                step.id, o.occurred_on, o.event_id
+                            ),
                         ),
-                        format!("To change it, correct event {} instead", o.event_id),
+                        said(
+                            format!("Rätta i stället händelse {} för att ändra det", o.event_id),
+                            format!("To change it, correct event {} instead", o.event_id),
+                        ),
                     ));
                 }
             }
@@ -544,8 +740,22 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                         return Err(reject(
                             Rule::DeviationNotAllowed,
                             sid,
-                            format!("role {} may not record a deviation at {}", facts::quoted(&actor.role), step.id),
-                            format!("Deviations here are recorded by: {}", roles_list(deviation_roles(step))),
+                            said(
+                                format!(
+                                    "rollen {} får inte registrera en avvikelse vid {}",
+                                    facts::quoted(&actor.role),
+                                    step.id
+                                ),
+                                format!(
+                                    "role {} may not record a deviation at {}",
+                                    facts::quoted(&actor.role),
+                                    step.id
+                                ),
+                            ),
+                            said(
+                                format!("Avvikelser här registreras av: {}", roles_list(deviation_roles(step))),
+                                format!("Deviations here are recorded by: {}", roles_list(deviation_roles(step))),
+                            ),
                         ));
                     }
                 }
@@ -566,8 +776,14 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                 return Err(reject(
                     Rule::UnknownEvent,
                     None,
-                    format!("instance {} has no recorded step with event id {event}", inst.id),
-                    "Take the event id from the instance's log (its audit trail)",
+                    said(
+                        format!("instansen {} har inget registrerat steg med händelse-id {event}", inst.id),
+                        format!("instance {} has no recorded step with event id {event}", inst.id),
+                    ),
+                    said(
+                        "Ta händelsens id från instansens logg (dess granskningsspår)",
+                        "Take the event id from the instance's log (its audit trail)",
+                    ),
                 ));
             };
             let step = known_step(def, &original.step)?;
@@ -576,8 +792,14 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                 return Err(reject(
                     Rule::RoleNotAllowed,
                     sid,
-                    format!("role {} may not correct {}", facts::quoted(&actor.role), step.id),
-                    format!("Corrections are made by those who record it: {}", roles_list(&step.recorded_by)),
+                    said(
+                        format!("rollen {} får inte rätta {}", facts::quoted(&actor.role), step.id),
+                        format!("role {} may not correct {}", facts::quoted(&actor.role), step.id),
+                    ),
+                    said(
+                        format!("Rättelser görs av dem som registrerar det: {}", roles_list(&step.recorded_by)),
+                        format!("Corrections are made by those who record it: {}", roles_list(&step.recorded_by)),
+                    ),
                 ));
             }
             not_future(sid, on, today)?;
@@ -597,16 +819,31 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                 now.len() == original.facts.len() && now.iter().all(|f| times(&now, f) == times(&original.facts, f));
             let date_changed = new_date.is_some_and(|d| d != original.occurred_on);
             if same_facts && !date_changed {
-                let given = if facts.is_empty() { "no facts" } else { "the facts given are those it has" };
+                let given = match facts.is_empty() {
+                    true => said("inga uppgifter", "no facts"),
+                    false => said("de angivna uppgifterna är de det redan har", "the facts given are those it has"),
+                };
                 let date = match new_date {
-                    Some(d) => format!("the date given ({d}) is the one it has"),
-                    None => "no new date".into(),
+                    Some(d) => said(
+                        format!("det angivna datumet ({d}) är det det redan har"),
+                        format!("the date given ({d}) is the one it has"),
+                    ),
+                    None => said("inget nytt datum", "no new date"),
                 };
                 return Err(reject(
                     Rule::EmptyCorrection,
                     sid,
-                    format!("the correction of {} (event {event}) changes nothing: {date}, and {given}", step.id),
-                    "Give the right date, or the right facts",
+                    said(
+                        format!(
+                            "rättelsen av {} (händelse {event}) ändrar ingenting: {}, och {}",
+                            step.id, date.sv, given.sv
+                        ),
+                        format!(
+                            "the correction of {} (event {event}) changes nothing: {}, and {}",
+                            step.id, date.en, given.en
+                        ),
+                    ),
+                    said("Ange rätt datum eller rätt uppgifter", "Give the right date, or the right facts"),
                 ));
             }
             if let Some(d) = new_date.filter(|d| *d != original.occurred_on) {
@@ -646,8 +883,14 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                 return Err(reject(
                     Rule::RoleNotAllowed,
                     sid,
-                    format!("role {} may not change the deadline of {}", facts::quoted(&actor.role), step.id),
-                    format!("Deadlines here are changed by: {}", roles_list(deviation_roles(step))),
+                    said(
+                        format!("rollen {} får inte ändra tidsfristen för {}", facts::quoted(&actor.role), step.id),
+                        format!("role {} may not change the deadline of {}", facts::quoted(&actor.role), step.id),
+                    ),
+                    said(
+                        format!("Tidsfrister här ändras av: {}", roles_list(deviation_roles(step))),
+                        format!("Deadlines here are changed by: {}", roles_list(deviation_roles(step))),
+                    ),
                 ));
             }
             not_future(sid, on, today)?;
@@ -656,8 +899,14 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                 return Err(reject(
                     Rule::NoDeadline,
                     sid,
-                    format!("{} has no pending deadline to change", step.id),
-                    "The instance's status shows the deadlines that are pending",
+                    said(
+                        format!("{} har ingen väntande tidsfrist att ändra", step.id),
+                        format!("{} has no pending deadline to change", step.id),
+                    ),
+                    said(
+                        "Instansens status visar de tidsfrister som väntar",
+                        "The instance's status shows the deadlines that are pending",
+                    ),
                 ));
             };
             if let DeadlineChange::Extended { to } = change {
@@ -665,9 +914,17 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
                     return Err(reject(
                         Rule::NotAnExtension,
                         sid,
-                        format!("{to} is not later than the last day of {}'s pending deadline, {pending}", step.id),
-                        format!(
-                            "An extension gives a later day than {pending}; a deadline is not moved earlier once set"
+                        said(
+                            format!("{to} är inte senare än sista dagen för den väntande tidsfristen för {}, {pending}", step.id),
+                            format!("{to} is not later than the last day of {}'s pending deadline, {pending}", step.id),
+                        ),
+                        said(
+                            format!(
+                                "En förlängning anger en senare dag än {pending}; en tidsfrist flyttas inte tidigare när den väl är satt"
+                            ),
+                            format!(
+                                "An extension gives a later day than {pending}; a deadline is not moved earlier once set"
+                            ),
                         ),
                     ));
                 }

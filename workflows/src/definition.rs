@@ -125,6 +125,22 @@ impl FactType {
             FactType::Phone => "phone",
         }
     }
+
+    /// What the type is called in Swedish.
+    pub fn name_sv(&self) -> &'static str {
+        match self {
+            FactType::Date => "datum",
+            FactType::Person => "person",
+            FactType::Amount => "belopp",
+            FactType::CaseNumber => "diarienummer",
+            FactType::Minutes => "protokoll",
+            FactType::Document => "dokument",
+            FactType::Text => "text",
+            FactType::Choice(_) => "val",
+            FactType::Email => "e-post",
+            FactType::Phone => "telefon",
+        }
+    }
 }
 
 /// A fact a step asks for.

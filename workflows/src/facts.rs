@@ -2,6 +2,7 @@
 //! types a step's definition gives.
 
 use crate::definition::{FactSpec, FactType};
+use crate::{said, Bilingual};
 use engine::{FactValue, PersonKind};
 use jiff::civil::Date;
 
@@ -18,6 +19,23 @@ pub fn syntax(ty: &FactType) -> String {
         FactType::Choice(options) => format!("one of: {}", options.join(", ")),
         FactType::Email => "an e-mail address, namn@kommun.se, or NAME|ADDRESS to say whose".into(),
         FactType::Phone => "a telephone number, 08-123 456 78 or +46 8 123 456 78, or NAME|NUMBER to say whose".into(),
+    }
+}
+
+/// How a value of each type is written, in Swedish (the web form's hint,
+/// and its messages).
+pub fn syntax_sv(ty: &FactType) -> String {
+    match ty {
+        FactType::Date => "ett datum, ÅÅÅÅ-MM-DD, t.ex. 2012-08-14".into(),
+        FactType::Person => "NAMN|ROLL|SLAG där SLAG är elected (förtroendevald) eller official (tjänsteperson), t.ex. \"Anna Berg|ordförande|elected\"".into(),
+        FactType::Amount => "ett belopp i kronor, 8000 eller 8 000,50".into(),
+        FactType::CaseNumber => "ett diarienummer, t.ex. LJ2012/896".into(),
+        FactType::Minutes => "ORGAN|DATUM|§, t.ex. \"Planeringsdelegationen|2012-08-14|§ 100\"".into(),
+        FactType::Document => "TITEL|SHA256 (64 hexsiffror: dokumentinnehållets hash)".into(),
+        FactType::Text => "fritext".into(),
+        FactType::Choice(options) => format!("ett av: {}", options.join(", ")),
+        FactType::Email => "en e-postadress, namn@kommun.se, eller NAMN|ADRESS för att säga vems".into(),
+        FactType::Phone => "ett telefonnummer, 08-123 456 78 eller +46 8 123 456 78, eller NAMN|NUMMER för att säga vems".into(),
     }
 }
 
@@ -43,7 +61,17 @@ pub fn shortened(s: &str) -> &str {
 
 /// Parses a civil date, naming what is wrong with one that does not exist.
 pub fn parse_date(s: &str) -> Result<Date, String> {
-    s.trim().parse::<Date>().map_err(|e| format!("{} is not a real date (YYYY-MM-DD): {e}", quoted(s)))
+    parse_date_said(s).map_err(|e| e.en)
+}
+
+/// [`parse_date`], saying what is wrong in both languages.
+pub fn parse_date_said(s: &str) -> Result<Date, Bilingual> {
+    s.trim().parse::<Date>().map_err(|e| {
+        said(
+            format!("{} är inte ett datum som finns (ÅÅÅÅ-MM-DD): {e}", quoted(s)),
+            format!("{} is not a real date (YYYY-MM-DD): {e}", quoted(s)),
+        )
+    })
 }
 
 fn parts(s: &str, n: usize) -> Option<Vec<&str>> {
@@ -52,14 +80,21 @@ fn parts(s: &str, n: usize) -> Option<Vec<&str>> {
 }
 
 /// Parses `raw` as a value of the fact's type.
-pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, String> {
-    let bad = || format!("fact {:?} must be {}; got {}", spec.name, syntax(&spec.ty), quoted(raw));
+pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, Bilingual> {
+    let bad = || {
+        said(
+            format!("uppgiften {:?} ska vara {}; angivet: {}", spec.name, syntax_sv(&spec.ty), quoted(raw)),
+            format!("fact {:?} must be {}; got {}", spec.name, syntax(&spec.ty), quoted(raw)),
+        )
+    };
+    let bad_date =
+        |e: Bilingual| said(format!("uppgiften {:?}: {}", spec.name, e.sv), format!("fact {:?}: {}", spec.name, e.en));
     let raw_t = raw.trim();
     if raw_t.is_empty() {
         return Err(bad());
     }
     Ok(match &spec.ty {
-        FactType::Date => FactValue::Date(parse_date(raw_t).map_err(|e| format!("fact {:?}: {e}", spec.name))?),
+        FactType::Date => FactValue::Date(parse_date_said(raw_t).map_err(bad_date)?),
         FactType::Person => {
             let p = parts(raw_t, 3).ok_or_else(bad)?;
             let kind = match p[2].to_lowercase().as_str() {
@@ -74,7 +109,7 @@ pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, String> {
         FactType::CaseNumber => FactValue::CaseNumber(raw_t.into()),
         FactType::Minutes => {
             let p = parts(raw_t, 3).ok_or_else(bad)?;
-            let date = parse_date(p[1]).map_err(|e| format!("fact {:?}: {e}", spec.name))?;
+            let date = parse_date_said(p[1]).map_err(bad_date)?;
             FactValue::MinutesRef { body: p[0].into(), date, paragraph: p[2].into() }
         }
         FactType::Document => {

@@ -441,7 +441,7 @@ pub fn corrected_facts(original: &[Fact], given: &[Fact]) -> Vec<Fact> {
 /// reads it from a fact. None when it does not, or the recording gives no
 /// such fact; an error, with the reason, when the fact is not one of the
 /// rule's years.
-pub fn stated_year(step: &Step, facts: &[Fact]) -> Option<Result<usize, String>> {
+pub fn stated_year(step: &Step, facts: &[Fact]) -> Option<Result<usize, crate::Bilingual>> {
     let (name, from, to) = year_rule(step)?;
     let value = crate::facts::as_text(&facts.iter().find(|f| f.name == name)?.value);
     // Exactly four digits: the value is kept as typed and shown in reports.
@@ -449,12 +449,23 @@ pub fn stated_year(step: &Step, facts: &[Fact]) -> Option<Result<usize, String>>
         (value.len() == 4 && value.bytes().all(|b| b.is_ascii_digit())).then(|| value.parse::<i16>().ok()).flatten();
     Some(match year {
         Some(y) if (from..=to).contains(&y) => Ok(usize::try_from(y - from).expect("within the rule")),
-        Some(_) => Err(format!(
-            "fact {name} is {value:?}, not a year the deadline of {} covers: give the year the recording is for, {from} to {to}",
-            step.id
+        Some(_) => Err(crate::said(
+            format!(
+                "uppgiften {name} är {value:?}, inte ett år som tidsfristen för {} gäller: ange året registreringen avser, {from} till {to}",
+                step.id
+            ),
+            format!(
+                "fact {name} is {value:?}, not a year the deadline of {} covers: give the year the recording is for, {from} to {to}",
+                step.id
+            ),
         )),
-        None => Err(format!(
-            "fact {name} is {value:?}, not a year: give the year the recording is for as four digits, {from} to {to}"
+        None => Err(crate::said(
+            format!(
+                "uppgiften {name} är {value:?}, inte ett år: ange året registreringen avser med fyra siffror, {from} till {to}"
+            ),
+            format!(
+                "fact {name} is {value:?}, not a year: give the year the recording is for as four digits, {from} to {to}"
+            ),
         )),
     })
 }

@@ -34,3 +34,17 @@ pub fn organisation_name(name: &str) -> String {
 pub fn same_organisation(a: &str, b: &str) -> bool {
     a == b || organisation_name(a).to_lowercase() == organisation_name(b).to_lowercase()
 }
+
+/// A text in the two languages styrlogg speaks: Swedish (the web pages'
+/// default, the audience's language) and English (the command line, the
+/// API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bilingual {
+    pub sv: String,
+    pub en: String,
+}
+
+/// A [`Bilingual`] text: Swedish first, then English.
+pub fn said(sv: impl Into<String>, en: impl Into<String>) -> Bilingual {
+    Bilingual { sv: sv.into(), en: en.into() }
+}
