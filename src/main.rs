@@ -502,7 +502,9 @@ fn export_salvaged(cli: &Cli, output: Option<&std::path::Path>) -> Result<ExitCo
         ),
         _ => String::new(),
     };
-    let import = match output {
+    // A file to import later; or a stream (standard output, /dev/stdout, a
+    // named pipe) that is gone once read.
+    let import = match output.filter(|f| std::fs::metadata(f).is_ok_and(|m| m.is_file())) {
         Some(file) => format!("Import {} into a new directory (`styrlogg --data NEW import FILE`)", file.display()),
         None => "Import them into a new directory (`styrlogg --data NEW import -` reads them from a pipe)".into(),
     };

@@ -605,6 +605,11 @@ fn export_salvage_from_the_command_line() {
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("`styrlogg --data NEW import -` reads them from a pipe"), "{}", out(&o));
     assert_eq!(o.stdout, std::fs::read(&salvage).unwrap());
+    // Named as a file that is a pipe: the same, it cannot be imported later.
+    let o = styrlogg(&data, &["export", "--salvage", "-o", "/dev/stdout"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("`styrlogg --data NEW import -` reads them from a pipe"), "{}", out(&o));
+    assert_eq!(o.stdout, std::fs::read(&salvage).unwrap());
     let lines = std::fs::read_to_string(&salvage).unwrap();
     assert_eq!(lines.lines().count() as u64, fourth - 1);
     assert!(earlier.starts_with(lines.as_bytes()), "the salvaged lines are the export's first lines");
