@@ -100,7 +100,7 @@ fn say(line: &str) -> Result<()> {
 
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        if cause.is::<Refused>() || cause.is::<workflows::Rejection>() {
+        if cause.is::<Refused>() || cause.is::<workflows::Rejection>() || cause.is::<reports::NothingThere>() {
             return 1;
         }
         if let Some(e) = cause.downcast_ref::<AppendError>() {

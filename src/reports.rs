@@ -9,6 +9,7 @@ use projections::checkpoint::Kind;
 use projections::{annual, audit, compliance, deadlines, dialogues, Document, Lang, LogView};
 use serde::Serialize;
 use std::io::Write;
+use workflows::{said, Bilingual};
 
 fn lang(out: &ReportOut) -> Lang {
     match out.lang {
@@ -261,19 +262,55 @@ fn built<T: Serialize>(model: &T, mut doc: Document, ics: Option<String>, x: &Ex
     Ok(Built { doc, json: serde_json::to_string_pretty(&json)? + "\n", ics })
 }
 
-/// Refuses an organisation that no instance belongs to: a misspelt name
-/// would otherwise give an empty report that looks like nothing to do.
-fn known_org(v: &LogView, org: Option<&str>, note: &str) -> Result<()> {
+/// A report whose scope names nothing in the log: a misspelt name would
+/// otherwise give an empty report that looks like nothing to do. Said in
+/// both languages (the web pages show the Swedish); the command line says
+/// it in English, with where to look.
+#[derive(Debug)]
+pub struct NothingThere {
+    pub said: Bilingual,
+    /// What the command line adds: a command that lists what there is.
+    pub cli_hint: &'static str,
+}
+
+impl std::fmt::Display for NothingThere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.said.en, self.cli_hint)
+    }
+}
+
+impl std::error::Error for NothingThere {}
+
+fn nothing_there(said: Bilingual, cli_hint: &'static str) -> anyhow::Error {
+    NothingThere { said, cli_hint }.into()
+}
+
+/// Refuses an organisation that no instance belongs to.
+fn known_org(v: &LogView, org: Option<&str>, note: &Bilingual) -> Result<()> {
     match org {
-        Some(o) if v.select(Some(o)).next().is_none() => {
-            bail!(Refused(format!("no instance for organisation {o:?}{note}; `styrlogg status` lists the instances")))
-        }
+        Some(o) if v.select(Some(o)).next().is_none() => Err(nothing_there(
+            said(
+                format!("ingen instans för organisationen {o:?}{}", note.sv),
+                format!("no instance for organisation {o:?}{}", note.en),
+            ),
+            "; `styrlogg status` lists the instances",
+        )),
         _ => Ok(()),
     }
 }
 
-fn as_of_note(as_of: Option<jiff::civil::Date>) -> String {
-    as_of.map(|d| format!(" as known on {d}")).unwrap_or_default()
+fn no_instance(i: &str, note: &Bilingual) -> anyhow::Error {
+    nothing_there(
+        said(format!("ingen instans {i} i loggen{}", note.sv), format!("no instance {i} in the log{}", note.en)),
+        "",
+    )
+}
+
+fn as_of_note(as_of: Option<jiff::civil::Date>) -> Bilingual {
+    match as_of {
+        Some(d) => said(format!(" enligt vad som var känt {d}"), format!(" as known on {d}")),
+        None => said("", ""),
+    }
 }
 
 /// Builds a report on a folded view (as known on `view.as_of`). A scope
@@ -284,12 +321,18 @@ pub fn build(v: &LogView, spec: &Spec, today: jiff::civil::Date, l: Lang, x: &Ex
         Spec::Audit { instance, org } => {
             if let Some(i) = instance {
                 if !v.instances.keys().any(|k| k.as_str() == i) {
-                    bail!(Refused(format!("no instance {i} in the log{note}")));
+                    return Err(no_instance(i, &note));
                 }
             }
             let model = audit::build(v, instance, org, l);
             if model.entries.is_empty() {
-                bail!(Refused(format!("nothing recorded for {}{note}", model.scope)));
+                return Err(nothing_there(
+                    said(
+                        format!("inget registrerat för {}{}", model.scope, note.sv),
+                        format!("nothing recorded for {}{}", model.scope, note.en),
+                    ),
+                    "",
+                ));
             }
             let doc = audit::document(&model, v, l);
             built(&model, doc, None, x, l)
@@ -301,8 +344,7 @@ pub fn build(v: &LogView, spec: &Spec, today: jiff::civil::Date, l: Lang, x: &Ex
             built(&model, deadlines::document(&model, v, l), Some(ics), x, l)
         }
         Spec::Compliance { instance } => {
-            let model = compliance::build(v, instance, today, l)
-                .ok_or_else(|| Refused(format!("no instance {instance} in the log{note}")))?;
+            let model = compliance::build(v, instance, today, l).ok_or_else(|| no_instance(instance, &note))?;
             built(&model, compliance::document(&model, v, l), None, x, l)
         }
         Spec::Dialogues { org, case } => {

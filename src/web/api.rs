@@ -424,8 +424,8 @@ pub async fn build_report(
     };
     state.open(&mut v).await.map_err(|e| WebError::from_anyhow(&e, "as_of"))?;
     let built = reports::build(&v, &spec, today, lang, &reports::Extras::default());
-    built.map_err(|e| match e.downcast_ref::<crate::Refused>() {
-        Some(crate::Refused(m)) => WebError::not_found(m.clone()),
+    built.map_err(|e| match e.downcast_ref::<reports::NothingThere>() {
+        Some(n) => WebError::not_found(n.said.en.clone()).sv(n.said.sv.clone()),
         None => WebError::from_anyhow(&e, "as_of"),
     })
 }

@@ -574,6 +574,7 @@ fn organisation_names_are_kept_in_one_form() {
     ] {
         assert_fails(&styrlogg(&s, args), 1, "Nacka kommun");
     }
+    assert_fails(&styrlogg(&s, &["deadlines", "--org", "Nacka"]), 1, "`styrlogg status` lists the instances");
     for org in ["Tyresö kommun", decomposed, "TYRESÖ KOMMUN"] {
         let annual = styrlogg(&s, &["report", "annual", "--org", org, "--year", "2012", "--format", "json"]);
         assert!(annual.status.success(), "{org:?}: {}", stderr(&annual));

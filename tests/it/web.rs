@@ -556,6 +556,15 @@ fn pages_public_view_reports_and_live_updates() {
     let bad = s.request("GET", "/reports/annual?org=X&year=abc", &[("cookie", &cookie)], None);
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("1900"), "{}", bad.body);
+    // A report of nothing in the log: 404, in the page's language, without the command line's advice.
+    let none = s.request("GET", "/reports/deadlines?org=Ingenstans+kommun", &[("cookie", &cookie)], None);
+    assert_eq!(none.status, 404, "{}", none.body);
+    assert!(none.body.contains("ingen instans för organisationen &quot;Ingenstans kommun&quot;"), "{}", none.body);
+    assert!(!none.body.contains("styrlogg status"), "{}", none.body);
+    let none =
+        s.request("GET", "/reports/compliance?instance=nope&as_of=2012-01-01&lang=en", &[("cookie", &cookie)], None);
+    assert_eq!(none.status, 404, "{}", none.body);
+    assert!(none.body.contains("no instance nope in the log as known on 2012-01-01"), "{}", none.body);
     let auth = format!("Bearer {}", s.token);
     let api = s.request("GET", "/api/reports/compliance?instance=harryda-2012", &[("authorization", &auth)], None);
     assert_eq!(api.json()["instance"], "harryda-2012");
