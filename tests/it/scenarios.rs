@@ -425,6 +425,24 @@ fn a_malformed_scenario_names_file_and_line_and_writes_nothing() {
         write(dir.path(), "broken.toml", &format!("{HEADER}\n[[command]]\nrecord = \"x\"\nfact = [\"a=b\"]\n"));
     let e = err(&styrlogg(&store, &["load", broken.to_str().unwrap()]));
     assert!(e.contains("broken.toml:7:") && e.contains("unknown field `fact`"), "{e}");
+    // Keys and types are checked in every command, not only up to the first that is wrong.
+    let several = write(
+        dir.path(),
+        "several.toml",
+        &format!(
+            "{HEADER}\n[[command]]\nrecord = \"x\"\nfact = [\"a=b\"]\n\n[[command]]\nrecord = \"y\"\nwaive = \"yes\"\n\n[[command]]\nrecord = 7\n"
+        ),
+    );
+    let e = err(&styrlogg(&store, &["load", several.to_str().unwrap()]));
+    let line =
+        |needle: &str| std::fs::read_to_string(&several).unwrap().lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert!(e.contains(&format!("several.toml:{}:", line("fact ="))) && e.contains("unknown field `fact`"), "{e}");
+    assert!(e.contains(&format!("several.toml:{}:", line("waive"))) && e.contains("expected a boolean"), "{e}");
+    assert!(e.contains(&format!("several.toml:{}:", line("record = 7"))) && e.contains("expected a string"), "{e}");
+    assert!(e.contains("several.toml: 3 problem(s); nothing was loaded"), "{e}");
+    let header = write(dir.path(), "header.toml", "title = 1\nsource = \"s\"\n\n[[command]]\nrecord = 7\n");
+    let e = err(&styrlogg(&store, &["load", header.to_str().unwrap()]));
+    assert!(e.contains("header.toml:1:") && e.contains("header.toml:5:") && e.contains("2 problem(s)"), "{e}");
     let broken = write(dir.path(), "broken2.toml", "title = \"x\nsource = 1\n");
     let o = styrlogg(&store, &["load", broken.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
