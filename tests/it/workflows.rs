@@ -172,6 +172,41 @@ fn every_builtin_definition_validates() {
 }
 
 #[test]
+fn every_wrong_key_or_type_of_a_definition_is_told() {
+    let src = r#"id = "trasig"
+version = 1
+title = { sv = "Trasig", en = "Broken" }
+
+[[roles]]
+id = "sekreterare"
+title = { sv = "S", en = "S" }
+colour = "red"
+
+[[steps]]
+id = "a"
+title = { sv = "A", en = "A" }
+kind = "decision"
+recorded_by = "sekreterare"
+
+[[steps]]
+id = "b"
+title = { sv = "B", en = "B" }
+kind = "plan"
+recorded_bye = ["sekreterare"]
+"#;
+    let problems = Definition::parse(src).unwrap_err();
+    let rendered: Vec<String> = problems.iter().map(|p| p.render("trasig.toml", src)).collect();
+    assert_eq!(rendered.len(), 3, "{rendered:#?}");
+    for (at, what) in [
+        ("trasig.toml:8:", "unknown field `colour`"),
+        ("trasig.toml:14:", "invalid type: string \"sekreterare\", expected a sequence"),
+        ("trasig.toml:20:", "unknown field `recorded_bye`"),
+    ] {
+        assert!(rendered.iter().any(|r| r.starts_with(at) && r.contains(what)), "{at} {what}: {rendered:#?}");
+    }
+}
+
+#[test]
 fn a_broken_definition_gets_every_error_with_its_line() {
     let src = r#"id = "trasig"
 version = 1

@@ -274,9 +274,7 @@ impl Definition {
     /// most [`limits::PROBLEMS_SHOWN_MAX`], the last saying how many more).
     pub fn parse(source: &str) -> Result<Definition, Vec<Problem>> {
         check_source(source)?;
-        let raw: RawDefinition = toml::from_str(source)
-            .map_err(|e| vec![Problem { span: e.span().unwrap_or(0..0), message: e.message().trim().to_string() }])?;
-        validate(raw, source).map_err(cap)
+        validate(raw_definition(source).map_err(cap)?, source).map_err(cap)
     }
 
     /// Parses `source` like [`Definition::parse`], but shares one resolved
@@ -395,10 +393,24 @@ struct RawDefinition {
     #[serde(default)]
     #[allow(dead_code)]
     description: Option<String>,
-    #[serde(default)]
+    /// Read one by one, so each has its problems told ([`crate::toml_doc`]).
+    #[serde(default, deserialize_with = "crate::toml_doc::later")]
     roles: Vec<RawRole>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::toml_doc::later")]
     steps: Vec<RawStep>,
+}
+
+/// The file as its keys have it: every wrong key or type, at the top and
+/// in each role and step, with its place.
+fn raw_definition(source: &str) -> Result<RawDefinition, Vec<Problem>> {
+    let mut doc = crate::toml_doc::Doc::parse(source)?;
+    let top: Option<RawDefinition> = doc.top();
+    let roles = doc.items::<RawRole>("roles").into_iter().map(Spanned::into_inner).collect();
+    let steps = doc.items::<RawStep>("steps").into_iter().map(Spanned::into_inner).collect();
+    match top {
+        Some(d) if doc.problems.is_empty() => Ok(RawDefinition { roles, steps, ..d }),
+        _ => Err(doc.problems),
+    }
 }
 
 #[derive(Debug, Deserialize)]

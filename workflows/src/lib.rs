@@ -15,6 +15,7 @@ pub mod instance;
 pub mod reminders;
 pub mod scenario;
 pub mod status;
+mod toml_doc;
 
 pub use decide::{decide, start, Command, Rejection, Rule};
 pub use definition::{Definition, Problem, StepKind};

@@ -132,13 +132,8 @@ struct RawScenario {
     #[serde(default)]
     assumptions: Vec<String>,
     /// Read one by one ([`raw_scenario`]), so each has its problems told.
-    #[serde(default, rename = "command", deserialize_with = "later")]
+    #[serde(default, rename = "command", deserialize_with = "crate::toml_doc::later")]
     commands: Vec<Spanned<RawCommand>>,
-}
-
-/// Skips a value that is read on its own afterwards.
-fn later<'de, D: serde::Deserializer<'de>, T>(d: D) -> Result<Vec<T>, D::Error> {
-    serde::de::IgnoredAny::deserialize(d).map(|_| Vec::new())
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,43 +161,15 @@ struct RawCommand {
     source: Option<String>,
 }
 
-/// The file as its keys have it. A syntax error, a key the format does
-/// not have or a value of the wrong type is a problem with its place:
-/// every one of them (the header's first, then each command's first), not
-/// only the first of the file, as deserialising it whole would give.
+/// The file as its keys have it: every wrong key or type, in the header
+/// and in each command, with its place ([`crate::toml_doc`]).
 fn raw_scenario(source: &str) -> Result<RawScenario, Vec<Problem>> {
-    let problem =
-        |e: toml::de::Error| Problem { span: e.span().unwrap_or(0..0), message: e.message().trim().to_string() };
-    let (root, errors) = toml::de::DeTable::parse_recoverable(source);
-    if !errors.is_empty() {
-        return Err(errors.into_iter().map(problem).collect());
-    }
-    let mut problems = Vec::new();
-    let header = RawScenario::deserialize(toml::de::Deserializer::from(root.clone()));
-    let header = header.map_err(|e| problems.push(problem(e))).ok();
-    let mut commands = Vec::new();
-    let items = match root.get_ref().iter().find(|(k, _)| k.get_ref() == "command") {
-        None => None,
-        Some((_, v)) => match v.get_ref().as_array() {
-            Some(a) => Some(a),
-            None => {
-                problems.push(Problem { span: v.span(), message: "command is a table of its own: [[command]]".into() });
-                None
-            }
-        },
-    };
-    for item in items.into_iter().flat_map(|a| a.iter()) {
-        match Spanned::<RawCommand>::deserialize(toml::de::ValueDeserializer::from(item.clone())) {
-            Ok(c) => commands.push(c),
-            Err(e) => problems.push(problem(e)),
-        }
-    }
+    let mut doc = crate::toml_doc::Doc::parse(source)?;
+    let header: Option<RawScenario> = doc.top();
+    let commands = doc.items::<RawCommand>("command");
     match header {
-        Some(mut h) if problems.is_empty() => {
-            h.commands = commands;
-            Ok(h)
-        }
-        _ => Err(problems),
+        Some(h) if doc.problems.is_empty() => Ok(RawScenario { commands, ..h }),
+        _ => Err(crate::definition::cap(doc.problems)),
     }
 }
 
