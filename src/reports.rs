@@ -308,7 +308,7 @@ fn no_instance(i: &str, note: &Bilingual) -> anyhow::Error {
 
 fn as_of_note(as_of: Option<jiff::civil::Date>) -> Bilingual {
     match as_of {
-        Some(d) => said(format!(" enligt vad som var känt {d}"), format!(" as known on {d}")),
+        Some(d) => said(format!(" som det var känt per {d}"), format!(" as known on {d}")),
         None => said("", ""),
     }
 }

@@ -99,7 +99,8 @@ pub fn login_error(e: LoginRefused) -> WebError {
             StatusCode::SERVICE_UNAVAILABLE,
             "too-many-sessions",
             "the server holds as many sessions as it may; try again later",
-        ),
+        )
+        .sv("servern har så många inloggningar som den får ha; försök igen senare"),
     }
 }
 
@@ -347,7 +348,7 @@ pub fn spec<'a>(kind: &str, q: &'a ReportQuery) -> Result<Spec<'a>, WebError> {
                 WebError::invalid_said(
                     "instance",
                     said(
-                        "efterlevnadsrapporten gäller en instans: ange instance",
+                        "efterlevnadsrapporten gäller en instans: välj en instans",
                         "the compliance report is for one instance: give instance",
                     ),
                 )
@@ -374,7 +375,7 @@ pub fn spec<'a>(kind: &str, q: &'a ReportQuery) -> Result<Spec<'a>, WebError> {
                 WebError::invalid_said(
                     "org",
                     said(
-                        "årsredovisningsavsnittet gäller en organisation: ange org",
+                        "årsredovisningens projektavsnitt gäller en organisation: välj en organisation",
                         "the annual report is for one organisation: give org",
                     ),
                 )

@@ -176,26 +176,26 @@ fn store_error(e: &StoreError) -> WebError {
     let text = match e {
         StoreError::Corrupt { position, .. } => said(
             format!(
-                "loggen är skadad vid position {position}, så inget mer skrivs i den; inget av denna begäran sparades. Serverns logg säger mer"
+                "loggen är skadad vid position {position}, så inget mer skrivs i den; ingenting av begäran sparades. Mer finns i serverns logg"
             ),
             format!(
                 "the log is damaged at position {position}, so nothing more is written to it; nothing of this request was stored. The server's log says more"
             ),
         ),
         StoreError::Poisoned(_) => said(
-            "lagret tar inte emot skrivningar sedan en tidigare skrivning misslyckades; inget av denna begäran sparades. Servern måste startas om",
+            "lagret tar inte emot skrivningar sedan en tidigare skrivning misslyckades; ingenting av begäran sparades. Servern måste startas om",
             "the store refuses writes since an earlier write failed; nothing of this request was stored. The server must be restarted",
         ),
         StoreError::Unavailable(_) => said(
-            "loggens server går inte att nå; inget av denna begäran sparades. Försök igen senare",
+            "loggens server går inte att nå; ingenting av begäran sparades. Försök igen senare",
             "the log's server is unavailable; nothing of this request was stored. Try again later",
         ),
         StoreError::Closed => said(
-            "servern håller på att stängas; inget av denna begäran sparades. Försök igen senare",
+            "servern håller på att stängas; ingenting av begäran sparades. Försök igen senare",
             "the server is shutting down; nothing of this request was stored. Try again later",
         ),
         _ => said(
-            "lagret kunde inte göra detta (ett lagringsfel); inget av denna begäran sparades. Serverns logg säger mer",
+            "lagret kunde inte göra detta (ett lagringsfel); ingenting av begäran sparades. Mer finns i serverns logg",
             "the store could not do this (a storage error); nothing of this request was stored. The server's log says more",
         ),
     };
@@ -302,6 +302,13 @@ pub struct DeadlineInput {
     pub role: String,
 }
 
+/// A free text as it is kept: a browser sends a textarea's line breaks as
+/// CRLF (HTML's form encoding), the log keeps them as LF, and a CR of its
+/// own is a control character the log refuses.
+fn lines(s: &str) -> String {
+    s.replace("\r\n", "\n")
+}
+
 fn date(field: &str, s: &str) -> Result<Date, WebError> {
     workflows::facts::parse_date_said(s.trim()).map_err(|e| WebError::invalid_said(field, e))
 }
@@ -354,10 +361,13 @@ fn may_record_for(p: &Principal, org: &str) -> Result<(), WebError> {
 fn instance_id(s: &str) -> Result<InstanceId, WebError> {
     let s = s.trim();
     InstanceId::new(s).map_err(|e| {
+        // What check_id found, in its order: empty, too long, a character.
+        let max = engine::limits::INSTANCE_ID_BYTES_MAX;
         let sv = match s.chars().find(|c| !(c.is_alphanumeric() || "-_.:/".contains(*c))) {
             _ if s.is_empty() => "ange instansens id".to_string(),
+            _ if s.len() > max => format!("instansens id är {} byte långt; gränsen är {max}", s.len()),
             Some(c) => format!("{s:?} innehåller {c:?}; använd bara bokstäver, siffror och - _ . : /"),
-            None => format!("instansens id är {} byte långt; det är för långt", s.len()),
+            None => "instansens id går inte att använda".to_string(),
         };
         WebError::invalid_said("instance", said(sv, e.to_string()))
     })
@@ -384,6 +394,15 @@ pub async fn start(state: &AppState, p: &Principal, input: &StartInput) -> Resul
         )
     })?;
     let id = instance_id(&input.instance)?;
+    if id.is_system() {
+        return Err(WebError::invalid_said(
+            "instance",
+            said(
+                format!("instansens id {id} är reserverat för loggens egna händelser; välj ett annat id"),
+                format!("instance id {id} is reserved for the log's own events; choose another id"),
+            ),
+        ));
+    }
     let org = input.organisation.trim();
     if org.is_empty() {
         return Err(WebError::invalid_said(
@@ -447,7 +466,7 @@ pub async fn record(state: &AppState, p: &Principal, id: &str, input: &RecordInp
         .filter(|(_, v)| !v.trim().is_empty())
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    let deviation = input.deviation.as_deref().filter(|d| !d.trim().is_empty());
+    let deviation = input.deviation.as_deref().filter(|d| !d.trim().is_empty()).map(lines);
     let w = flow::apply_record(
         &state.store,
         &state.keys,
@@ -455,7 +474,7 @@ pub async fn record(state: &AppState, p: &Principal, id: &str, input: &RecordInp
         input.step.trim(),
         on,
         facts,
-        deviation,
+        deviation.as_deref(),
         actor,
         state.today(),
     )
@@ -480,9 +499,10 @@ pub async fn correct(state: &AppState, p: &Principal, input: &CorrectInput) -> R
         Some(d) => Some(date("date", d)?),
     };
     let facts = input.facts.iter().filter(|(_, v)| !v.trim().is_empty()).cloned().collect();
-    let w = flow::apply_correct(&state.store, &state.keys, event, &input.reason, new_date, facts, on, actor, today)
-        .await
-        .map_err(|e| WebError::from_anyhow(&e, "reason"))?;
+    let w =
+        flow::apply_correct(&state.store, &state.keys, event, &lines(&input.reason), new_date, facts, on, actor, today)
+            .await
+            .map_err(|e| WebError::from_anyhow(&e, "reason"))?;
     Ok(done(state, w).await)
 }
 
@@ -503,7 +523,7 @@ pub async fn deadline(
     };
     let today = state.today();
     let on = opt_date("on", &input.on, today)?;
-    let w = flow::apply_deadline(&state.store, &id, input.step.trim(), change, &input.reason, on, actor, today)
+    let w = flow::apply_deadline(&state.store, &id, input.step.trim(), change, &lines(&input.reason), on, actor, today)
         .await
         .map_err(|e| WebError::from_anyhow(&e, "reason"))?;
     Ok(done(state, w).await)

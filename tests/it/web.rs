@@ -272,7 +272,9 @@ fn api_refuses_what_it_must_and_writes_nothing_then() {
     assert_eq!(j["field"], "instance");
     // The log's own instance is no workflow instance.
     let system = START.replace("vaxholm-2012", "styrlogg:system");
-    assert_error(&json_post(&s, "/api/instances", &eva, &system), 400, "refused");
+    let j = assert_error(&json_post(&s, "/api/instances", &eva, &system), 400, "invalid-input");
+    assert_eq!(j["field"], "instance", "{j}");
+    assert!(j["message"].as_str().unwrap().contains("reserved for the log's own events"), "{j}");
     assert_eq!(s.head(), head, "neither the retry nor the other starts wrote anything");
 
     // No credentials: 401 with how to authenticate, nothing written.
@@ -463,6 +465,21 @@ fn login_limits_sessions_and_forms() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("&quot;2012-02-30&quot; är inte ett datum som finns"), "{}", r.body);
     assert_eq!(s.head(), head);
+    // A deviation typed on two lines: the browser sends CRLF, the log keeps one line break.
+    let r = s.request(
+        "POST",
+        "/instances/ljl-2012-styrsystem/record",
+        &[("cookie", &cookie), ("content-type", "application/x-www-form-urlencoded")],
+        Some(&format!(
+            "csrf={csrf}&step=styrelsebeslut&on=2012-08-21&role=sekreterare&fact.organ=Landstingsstyrelsen\
+             &deviation=Protokollet+justeras%0D%0An%C3%A4sta+vecka"
+        )),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let auth = format!("Bearer {}", s.token);
+    let inst = s.request("GET", "/api/instances/ljl-2012-styrsystem", &[("authorization", &auth)], None);
+    let last = inst.json()["timeline"]["entries"].as_array().unwrap().last().unwrap().to_string();
+    assert!(last.contains(r#""Protokollet justeras\nnästa vecka""#), "{last}");
     // The login form has its own CSRF token (a cookie and a field).
     let r = s.request(
         "POST",

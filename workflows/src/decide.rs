@@ -236,10 +236,14 @@ fn text_ok(step: Option<&str>, what: &str, s: &str) -> Result<(), Rejection> {
     }
     let max = engine::limits::TEXT_BYTES_MAX;
     engine::event::check_text(what, s, max, true).map_err(|e| {
-        let sv = match s.chars().find(|c| c.is_control() && *c != '\n' && *c != '\t') {
+        // What check_text found, in its order: the length, then the first
+        // character it refuses.
+        let bidi = engine::event::is_bidi_control;
+        let sv = match s.chars().find(|c| (c.is_control() && *c != '\n' && *c != '\t') || bidi(*c)) {
             _ if s.len() > max => format!("{what_sv} är {} byte lång; gränsen är {max}", s.len()),
+            Some(c) if bidi(c) => format!("{what_sv} innehåller ett tecken som ändrar textens riktning"),
             Some(c) => format!("{what_sv} innehåller styrtecknet U+{:04X}", c as u32),
-            None => format!("{what_sv} innehåller ett tecken som ändrar textens riktning"),
+            None => format!("{what_sv} går inte att spara som den är"),
         };
         reject(
             Rule::InvalidText,
@@ -363,7 +367,7 @@ fn year_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact], excep
                     format!("{} for {year} is dated {on}, before {year} is over", step.id),
                 ),
                 said(
-                    format!("Ange dagen det hände, {} eller senare{eller_avvikelse}", year + 1),
+                    format!("Ange dagen det skedde, under {} eller senare{eller_avvikelse}", year + 1),
                     format!("Give the day it happened, in {} or later{or_deviate}", year + 1),
                 ),
             )
@@ -395,7 +399,8 @@ fn typed_facts(step: &Step, raw: &[(String, String)]) -> Result<Vec<Fact>, Rejec
             .about(name));
         };
         let value = facts::parse(spec, value).map_err(|e| {
-            reject(Rule::IllTypedFact, sid, e, said("Ange värdet så", "Give the value in that form")).about(name)
+            reject(Rule::IllTypedFact, sid, e, said("Ange värdet i den formen", "Give the value in that form"))
+                .about(name)
         })?;
         if !spec.many && out.iter().any(|f| f.name == *name) {
             return Err(reject(
@@ -434,7 +439,7 @@ fn order_after_date_correction(
                     Rule::BeforePrerequisite,
                     sid,
                     said(
-                        format!("{to} är före {before} ({earliest})"),
+                        format!("{to} är före dagen då {before} skedde ({earliest})"),
                         format!("{to} is before {before} happened ({earliest})"),
                     ),
                     said(
@@ -455,7 +460,7 @@ fn order_after_date_correction(
                 sid,
                 said(
                     format!(
-                        "{} kommer efter {} och är registrerat som skett {} (händelse {}); {to} skulle lägga {} efter det",
+                        "{} kommer efter {} och är registrerat den {} (händelse {}); med {to} hamnar {} efter det",
                         later.id, step.id, o.occurred_on, o.event_id, step.id
                     ),
                     format!(
@@ -464,7 +469,10 @@ fn order_after_date_correction(
                     ),
                 ),
                 said(
-                    format!("Ange {} eller ett tidigare datum, eller rätta först datumet för {}", o.occurred_on, later.id),
+                    format!(
+                        "Ange {} eller ett tidigare datum, eller rätta först datumet för {}",
+                        o.occurred_on, later.id
+                    ),
                     format!("Give a date on or before {}, or correct the date of {} first", o.occurred_on, later.id),
                 ),
             ));
@@ -499,7 +507,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
             v.push(reject(
                 Rule::BeforePrerequisite,
                 sid,
-                said(format!("{on} är före {before} ({earliest})"), format!("{on} is before {before} happened ({earliest})")),
+                said(format!("{on} är före dagen då {before} skedde ({earliest})"), format!("{on} is before {before} happened ({earliest})")),
                 said(
                     format!("Ange {earliest} eller ett senare datum, rätta datumet för {before}, eller registrera det som en avvikelse och skriv varför"),
                     format!("Give a date on or after {earliest}, correct the date of {before}, or record it as a deviation, saying why"),
@@ -528,7 +536,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                     {
                         let next = last.tomorrow().expect("in range");
                         said(
-                            format!("Registrera {} {next} eller senare", step.id),
+                            format!("Registrera {} med datum {next} eller senare", step.id),
                             format!("Record {} on {next} or later", step.id),
                         )
                     },
@@ -561,7 +569,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                 sid,
                 said(
                     format!(
-                        "{} är registrerat som skett {} (händelse {}), vilket det inte kan när {} har skett; {on} är före det",
+                        "{} är registrerat den {} (händelse {}), vilket det inte kan vara när {} har skett; {on} är före det",
                         blocked.id, o.occurred_on, o.event_id, step.id
                     ),
                     format!(
@@ -668,7 +676,7 @@ fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Ve
                         Rule::MissingPersonKind,
                         sid,
                         said(
-                            format!("{:?} ska omfatta {what_sv}", spec.name),
+                            format!("uppgiften {:?} ska innehålla {what_sv}", spec.name),
                             format!("{:?} must include {what}", spec.name),
                         ),
                         said(
@@ -821,11 +829,11 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             if same_facts && !date_changed {
                 let given = match facts.is_empty() {
                     true => said("inga uppgifter", "no facts"),
-                    false => said("de angivna uppgifterna är de det redan har", "the facts given are those it has"),
+                    false => said("de angivna uppgifterna är desamma som förut", "the facts given are those it has"),
                 };
                 let date = match new_date {
                     Some(d) => said(
-                        format!("det angivna datumet ({d}) är det det redan har"),
+                        format!("det angivna datumet ({d}) är detsamma som förut"),
                         format!("the date given ({d}) is the one it has"),
                     ),
                     None => said("inget nytt datum", "no new date"),

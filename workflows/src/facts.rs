@@ -34,8 +34,8 @@ pub fn syntax_sv(ty: &FactType) -> String {
         FactType::Document => "TITEL|SHA256 (64 hexsiffror: dokumentinnehållets hash)".into(),
         FactType::Text => "fritext".into(),
         FactType::Choice(options) => format!("ett av: {}", options.join(", ")),
-        FactType::Email => "en e-postadress, namn@kommun.se, eller NAMN|ADRESS för att säga vems".into(),
-        FactType::Phone => "ett telefonnummer, 08-123 456 78 eller +46 8 123 456 78, eller NAMN|NUMMER för att säga vems".into(),
+        FactType::Email => "en e-postadress, namn@kommun.se, eller NAMN|ADRESS för att ange vems den är".into(),
+        FactType::Phone => "ett telefonnummer, 08-123 456 78 eller +46 8 123 456 78, eller NAMN|NUMMER för att ange vems det är".into(),
     }
 }
 
@@ -68,7 +68,7 @@ pub fn parse_date(s: &str) -> Result<Date, String> {
 pub fn parse_date_said(s: &str) -> Result<Date, Bilingual> {
     s.trim().parse::<Date>().map_err(|e| {
         said(
-            format!("{} är inte ett datum som finns (ÅÅÅÅ-MM-DD): {e}", quoted(s)),
+            format!("{} är inte ett datum som finns (ÅÅÅÅ-MM-DD)", quoted(s)),
             format!("{} is not a real date (YYYY-MM-DD): {e}", quoted(s)),
         )
     })
@@ -83,7 +83,7 @@ fn parts(s: &str, n: usize) -> Option<Vec<&str>> {
 pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, Bilingual> {
     let bad = || {
         said(
-            format!("uppgiften {:?} ska vara {}; angivet: {}", spec.name, syntax_sv(&spec.ty), quoted(raw)),
+            format!("uppgiften {:?} ska vara {}; du angav: {}", spec.name, syntax_sv(&spec.ty), quoted(raw)),
             format!("fact {:?} must be {}; got {}", spec.name, syntax(&spec.ty), quoted(raw)),
         )
     };

@@ -451,7 +451,7 @@ pub fn stated_year(step: &Step, facts: &[Fact]) -> Option<Result<usize, crate::B
         Some(y) if (from..=to).contains(&y) => Ok(usize::try_from(y - from).expect("within the rule")),
         Some(_) => Err(crate::said(
             format!(
-                "uppgiften {name} är {value:?}, inte ett år som tidsfristen för {} gäller: ange året registreringen avser, {from} till {to}",
+                "uppgiften {name} är {value:?}, inte ett år som tidsfristen för {} omfattar: ange året registreringen avser, {from} till {to}",
                 step.id
             ),
             format!(

@@ -164,7 +164,7 @@ struct RawCommand {
 /// The file as its keys have it: every wrong key or type, in the header
 /// and in each command, with its place ([`crate::toml_doc`]).
 fn raw_scenario(source: &str) -> Result<RawScenario, Vec<Problem>> {
-    let mut doc = crate::toml_doc::Doc::parse(source)?;
+    let mut doc = crate::toml_doc::Doc::parse(source).map_err(crate::definition::cap)?;
     let header: Option<RawScenario> = doc.top();
     let commands = doc.items::<RawCommand>("command");
     match header {
