@@ -410,15 +410,11 @@ pub async fn start(state: &AppState, p: &Principal, input: &StartInput) -> Resul
             said("ange organisationen som deltar", "name the organisation taking part"),
         ));
     }
-    let max = engine::limits::NAME_BYTES_MAX;
-    engine::event::check_text("organisation", org, max, false).map_err(|e| {
-        let sv = match org.len() > max {
-            true => format!("organisationens namn är {} byte långt; gränsen är {max}", org.len()),
-            false => "organisationens namn innehåller ett styrtecken; skriv det som vanlig text".into(),
-        };
-        WebError::invalid_said("organisation", said(sv, e.to_string()))
-    })?;
+    name_field("organisation", "organisationens namn", org)?;
     let dnr = input.case_number.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if let Some(d) = dnr {
+        name_field("case_number", "diarienumret", d)?;
+    }
     may_record_for(p, org)?;
     let actor = actor(p, &input.role)?;
     let today = state.today();
@@ -442,6 +438,19 @@ pub async fn start(state: &AppState, p: &Principal, input: &StartInput) -> Resul
         Err(e) => return Err(WebError::from_anyhow(&e, "reason")),
     };
     Ok(done(state, w).await)
+}
+
+/// A name of one line (an organisation, a case number) as the log takes
+/// it, or why not, next to its field.
+fn name_field(field: &str, what_sv: &str, s: &str) -> Result<(), WebError> {
+    let max = engine::limits::NAME_BYTES_MAX;
+    engine::event::check_text(field, s, max, false).map_err(|e| {
+        let sv = match s.len() > max {
+            true => format!("{what_sv} är {} byte långt; gränsen är {max}", s.len()),
+            false => format!("{what_sv} innehåller ett styrtecken; skriv det som vanlig text på en rad"),
+        };
+        WebError::invalid_said(field, said(sv, e.to_string()))
+    })
 }
 
 /// Whether the log holds events of instance `id` (a workflow instance, not

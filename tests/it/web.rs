@@ -275,6 +275,14 @@ fn api_refuses_what_it_must_and_writes_nothing_then() {
     let j = assert_error(&json_post(&s, "/api/instances", &eva, &system), 400, "invalid-input");
     assert_eq!(j["field"], "instance", "{j}");
     assert!(j["message"].as_str().unwrap().contains("reserved for the log's own events"), "{j}");
+    // A case number the log cannot take is refused next to its field, not by the log.
+    let long = START.replace(r#""role""#, &format!(r#""case_number":"KS {}","role""#, "1".repeat(300)));
+    let j = assert_error(
+        &json_post(&s, "/api/instances", &eva, &long.replace("vaxholm-2012", "vaxholm-x")),
+        400,
+        "invalid-input",
+    );
+    assert_eq!(j["field"], "case_number", "{j}");
     assert_eq!(s.head(), head, "neither the retry nor the other starts wrote anything");
 
     // No credentials: 401 with how to authenticate, nothing written.
