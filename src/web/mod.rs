@@ -133,16 +133,22 @@ impl FromRequestParts<Shared> for Ctx {
 
 /// `?lang=`, else the `lang` cookie, else Accept-Language; Swedish by default.
 pub fn lang_of(headers: &HeaderMap, query: Option<&str>) -> Lang {
+    lang_asked(headers, query).unwrap_or(Lang::Sv)
+}
+
+/// The language a request asks for: `?lang=`, else the `lang` cookie, else
+/// the first of sv and en in Accept-Language.
+fn lang_asked(headers: &HeaderMap, query: Option<&str>) -> Option<Lang> {
     let from = |s: &str| match s.trim().get(..2).map(|p| p.to_ascii_lowercase()).as_deref() {
         Some("en") => Some(Lang::En),
         Some("sv") => Some(Lang::Sv),
         _ => None,
     };
     if let Some(l) = query_lang(query) {
-        return l;
+        return Some(l);
     }
     if let Some(l) = auth::cookie(headers, "lang").and_then(from) {
-        return l;
+        return Some(l);
     }
     if let Some(accept) = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()) {
         // The first of sv and en in the client's order of preference.
@@ -156,11 +162,9 @@ pub fn lang_of(headers: &HeaderMap, query: Option<&str>) -> Lang {
             })
             .collect();
         tags.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
-        if let Some(l) = tags.iter().find_map(|(_, t)| from(t)) {
-            return l;
-        }
+        return tags.iter().find_map(|(_, t)| from(t));
     }
-    Lang::Sv
+    None
 }
 
 fn query_lang(query: Option<&str>) -> Option<Lang> {
@@ -202,8 +206,16 @@ async fn headers_mw(req: Request<Body>, next: Next) -> Response {
 /// Under /api every error is JSON with a `code`, including the ones axum's
 /// extractors produce (a body too large, malformed JSON, a wrong method);
 /// a 401 says how to authenticate (`WWW-Authenticate: Bearer`, RFC 6750).
+/// Its message is in English unless the request asks for Swedish (as the
+/// pages know it: `?lang=sv`, the `lang` cookie, Accept-Language), and the
+/// error is said in Swedish.
 async fn api_errors_mw(req: Request<Body>, next: Next) -> Response {
-    let mut res = api_error_json(next.run(req).await).await;
+    let swedish = lang_asked(req.headers(), req.uri().query()) == Some(Lang::Sv);
+    let mut res = next.run(req).await;
+    if let Some(e) = res.extensions().get::<ops::WebError>().filter(|e| swedish && e.sv.is_some()) {
+        res = e.in_lang(Lang::Sv).into_response();
+    }
+    let mut res = api_error_json(res).await;
     if res.status() == StatusCode::UNAUTHORIZED {
         res.headers_mut().entry(header::WWW_AUTHENTICATE).or_insert(HeaderValue::from_static("Bearer"));
     }

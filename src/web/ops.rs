@@ -203,9 +203,12 @@ fn store_error(e: &StoreError) -> WebError {
 }
 
 impl IntoResponse for WebError {
+    /// The JSON error, in English; the API's middleware may say it in
+    /// Swedish instead, from the error it finds in the response.
     fn into_response(self) -> Response {
         let mut res = (self.status, axum::Json(&self)).into_response();
         retry_after(&mut res, &self);
+        res.extensions_mut().insert(self);
         res
     }
 }

@@ -349,6 +349,14 @@ fn api_refuses_what_it_must_and_writes_nothing_then() {
     assert!(j["message"].as_str().unwrap().contains("required fact \"protokoll\""), "{j}");
     // The remedy speaks of the form's fields, not of command-line options.
     assert!(j["remedy"].as_str().unwrap().starts_with("Give the fact protokoll: BODY|DATE|§"), "{j}");
+    // In Swedish when the client asks for it; the code, step and field are the same.
+    let sv = [eva[0], eva[1], ("accept-language", "sv-SE,sv;q=0.9,en;q=0.5")];
+    let j = assert_error(&json_post(&s, steps, &sv, BOARD_INCOMPLETE), 422, "missing-fact");
+    assert_eq!((&j["field"], &j["step"]), (&"fact.protokoll".into(), &"styrelsebeslut".into()), "{j}");
+    assert_eq!(j["message"], "den obligatoriska uppgiften \"protokoll\" saknas", "{j}");
+    assert!(j["remedy"].as_str().unwrap().starts_with("Ange uppgiften protokoll: ORGAN|DATUM|§"), "{j}");
+    let j = assert_error(&json_post(&s, &format!("{steps}?lang=sv"), &[], INTEREST), 401, "unauthorized");
+    assert_eq!(j["message"], "logga in för att göra detta", "{j}");
     let early = r#"{"step":"projektledare_utsedd","on":"2012-09-03","role":"sekreterare"}"#;
     let j = assert_error(&json_post(&s, steps, &eva, early), 422, "missing-prerequisite");
     assert!(j["remedy"].as_str().unwrap().contains("as a deviation, saying why"), "{j}");
