@@ -656,7 +656,11 @@ impl Payload {
 }
 
 impl FactValue {
-    fn validate(&self, name: &str) -> Result<(), InvalidField> {
+    /// Whether the log takes this value of the fact `name`: each part of
+    /// it within its length and free of control characters. An append
+    /// checks this; a form can check it first, to refuse the value next to
+    /// its field.
+    pub fn validate(&self, name: &str) -> Result<(), InvalidField> {
         let field = |what: &str| format!("fact {name:?} {what}");
         // The checks name the value's part; the fact's name is added only
         // on a refusal (formatting it for every value checked costs more

@@ -332,6 +332,14 @@ fn a_steering_group_needs_an_elected_member() {
         Rule::IllTypedFact,
         "elected",
     );
+    // A value the log could not take is refused as the fact's, before it reaches the log.
+    let long_name = format!("{}|direktör|elected", "A".repeat(engine::limits::NAME_BYTES_MAX + 1));
+    let r = rejected(
+        g.when(record("styrgrupp_tillsatt", date(2012, 8, 22), "sekreterare", &[("ledamot", long_name.as_str())])),
+        Rule::IllTypedFact,
+        "person name",
+    );
+    assert_eq!(r.fact.as_deref(), Some("ledamot"), "{r}");
     // A deviation must say why, in text a report can show as it is.
     let too_long = "x".repeat(engine::limits::TEXT_BYTES_MAX + 1);
     for (why, en, sv) in [

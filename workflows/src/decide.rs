@@ -402,6 +402,26 @@ fn typed_facts(step: &Step, raw: &[(String, String)]) -> Result<Vec<Fact>, Rejec
             reject(Rule::IllTypedFact, sid, e, said("Ange värdet i den formen", "Give the value in that form"))
                 .about(name)
         })?;
+        // What the log would refuse, refused here, next to the fact's field.
+        value.validate(name).map_err(|e| {
+            let (name_max, text_max) = (engine::limits::NAME_BYTES_MAX, engine::limits::TEXT_BYTES_MAX);
+            reject(
+                Rule::IllTypedFact,
+                sid,
+                said(
+                    format!(
+                        "uppgiften {} går inte att spara som den är: en del av värdet är för lång eller innehåller ett styrtecken",
+                        facts::quoted(name)
+                    ),
+                    e.to_string(),
+                ),
+                said(
+                    format!("Korta den (högst {name_max} byte för ett namn eller en roll, {text_max} för en fritext) eller ta bort styrtecknen"),
+                    format!("Shorten it (at most {name_max} bytes for a name or a role, {text_max} for a text) or remove the control characters"),
+                ),
+            )
+            .about(name)
+        })?;
         if !spec.many && out.iter().any(|f| f.name == *name) {
             return Err(reject(
                 Rule::RepeatedFact,
