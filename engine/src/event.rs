@@ -18,10 +18,35 @@ use std::fmt;
 pub struct InvalidField {
     pub field: String,
     pub reason: String,
+    /// What the reason says, for a caller that says it in other words
+    /// (another language).
+    pub kind: Invalid,
+}
+
+/// What is wrong with a refused value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    Empty,
+    TooLong {
+        bytes: usize,
+        max: usize,
+    },
+    /// A control character where none may be.
+    Control(char),
+    /// A bidirectional control ([`is_bidi_control`]).
+    Bidi(char),
+    /// A character an id may not hold.
+    IdChar(char),
+    /// Anything else: only the reason says it.
+    Other,
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> InvalidField {
-    InvalidField { field: field.into(), reason: reason.into() }
+    invalid_as(field, Invalid::Other, reason)
+}
+
+fn invalid_as(field: impl Into<String>, kind: Invalid, reason: impl Into<String>) -> InvalidField {
+    InvalidField { field: field.into(), reason: reason.into(), kind }
 }
 
 /// Checks a short or long string: length bound, no control characters
@@ -31,7 +56,8 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> InvalidField 
 /// was recorded.
 pub fn check_text(field: &str, s: &str, max_bytes: usize, multiline: bool) -> Result<(), InvalidField> {
     if s.len() > max_bytes {
-        return Err(invalid(field, format!("is {} bytes long; the limit is {max_bytes}", s.len())));
+        let kind = Invalid::TooLong { bytes: s.len(), max: max_bytes };
+        return Err(invalid_as(field, kind, format!("is {} bytes long; the limit is {max_bytes}", s.len())));
     }
     let control = |c: char| c.is_control() && !(multiline && (c == '\n' || c == '\t'));
     // One pass; ASCII text (nearly all) has no bidirectional controls.
@@ -42,11 +68,14 @@ pub fn check_text(field: &str, s: &str, max_bytes: usize, multiline: bool) -> Re
     };
     match found {
         None => Ok(()),
-        Some(c) if is_bidi_control(c) => Err(invalid(
+        Some(c) if is_bidi_control(c) => Err(invalid_as(
             field,
+            Invalid::Bidi(c),
             format!("contains the bidirectional control U+{:04X}, which changes how the text is shown", c as u32),
         )),
-        Some(c) => Err(invalid(field, format!("contains the control character U+{:04X}", c as u32))),
+        Some(c) => {
+            Err(invalid_as(field, Invalid::Control(c), format!("contains the control character U+{:04X}", c as u32)))
+        }
     }
 }
 
@@ -59,7 +88,7 @@ pub fn is_bidi_control(c: char) -> bool {
 /// A justification: required, multi-line, up to [`limits::TEXT_BYTES_MAX`].
 fn check_reason(field: &str, s: &str) -> Result<(), InvalidField> {
     if s.trim().is_empty() {
-        return Err(invalid(field, "must not be empty: say why"));
+        return Err(invalid_as(field, Invalid::Empty, "must not be empty: say why"));
     }
     check_text(field, s, limits::TEXT_BYTES_MAX, true)
 }
@@ -75,7 +104,7 @@ pub fn check_key_name(s: &str) -> Result<(), InvalidField> {
 
 fn check_name(field: &str, s: &str) -> Result<(), InvalidField> {
     if s.trim().is_empty() {
-        return Err(invalid(field, "must not be empty"));
+        return Err(invalid_as(field, Invalid::Empty, "must not be empty"));
     }
     check_text(field, s, limits::NAME_BYTES_MAX, false)
 }
@@ -101,13 +130,15 @@ impl InstanceId {
 
 fn check_id(field: &str, s: &str, max: usize) -> Result<(), InvalidField> {
     if s.is_empty() {
-        return Err(invalid(field, "must not be empty"));
+        return Err(invalid_as(field, Invalid::Empty, "must not be empty"));
     }
     if s.len() > max {
-        return Err(invalid(field, format!("is {} bytes long; the limit is {max}", s.len())));
+        let kind = Invalid::TooLong { bytes: s.len(), max };
+        return Err(invalid_as(field, kind, format!("is {} bytes long; the limit is {max}", s.len())));
     }
     if let Some(c) = s.chars().find(|c| !(c.is_alphanumeric() || "-_.:/".contains(*c))) {
-        return Err(invalid(field, format!("{s:?} contains {c:?}; use letters, digits and - _ . : / only")));
+        let reason = format!("{s:?} contains {c:?}; use letters, digits and - _ . : / only");
+        return Err(invalid_as(field, Invalid::IdChar(c), reason));
     }
     Ok(())
 }
@@ -665,7 +696,7 @@ impl FactValue {
         // The checks name the value's part; the fact's name is added only
         // on a refusal (formatting it for every value checked costs more
         // than the checks).
-        let named = |e: InvalidField| InvalidField { field: field(&e.field), reason: e.reason };
+        let named = |e: InvalidField| InvalidField { field: field(&e.field), ..e };
         self.validate_parts().map_err(named)
     }
 

@@ -363,17 +363,7 @@ fn may_record_for(p: &Principal, org: &str) -> Result<(), WebError> {
 
 fn instance_id(s: &str) -> Result<InstanceId, WebError> {
     let s = s.trim();
-    InstanceId::new(s).map_err(|e| {
-        // What check_id found, in its order: empty, too long, a character.
-        let max = engine::limits::INSTANCE_ID_BYTES_MAX;
-        let sv = match s.chars().find(|c| !(c.is_alphanumeric() || "-_.:/".contains(*c))) {
-            _ if s.is_empty() => "ange instansens id".to_string(),
-            _ if s.len() > max => format!("instansens id är {} byte långt; gränsen är {max}", s.len()),
-            Some(c) => format!("{s:?} innehåller {c:?}; använd bara bokstäver, siffror och - _ . : /"),
-            None => "instansens id går inte att använda".to_string(),
-        };
-        WebError::invalid_said("instance", said(sv, e.to_string()))
-    })
+    InstanceId::new(s).map_err(|e| WebError::invalid_said("instance", workflows::refusal("instansens id", true, &e)))
 }
 
 /// The organisation of an existing instance, or 404.
@@ -446,14 +436,8 @@ pub async fn start(state: &AppState, p: &Principal, input: &StartInput) -> Resul
 /// A name of one line (an organisation, a case number) as the log takes
 /// it, or why not, next to its field.
 fn name_field(field: &str, what_sv: &str, s: &str) -> Result<(), WebError> {
-    let max = engine::limits::NAME_BYTES_MAX;
-    engine::event::check_text(field, s, max, false).map_err(|e| {
-        let sv = match s.len() > max {
-            true => format!("{what_sv} är {} byte långt; gränsen är {max}", s.len()),
-            false => format!("{what_sv} innehåller ett styrtecken; skriv det som vanlig text på en rad"),
-        };
-        WebError::invalid_said(field, said(sv, e.to_string()))
-    })
+    engine::event::check_text(field, s, engine::limits::NAME_BYTES_MAX, false)
+        .map_err(|e| WebError::invalid_said(field, workflows::refusal(what_sv, true, &e)))
 }
 
 /// Whether the log holds events of instance `id` (a workflow instance, not

@@ -234,21 +234,11 @@ fn text_ok(step: Option<&str>, what: &str, s: &str) -> Result<(), Rejection> {
             said("Skriv varför", format!("Give a {what} that says why")),
         ));
     }
-    let max = engine::limits::TEXT_BYTES_MAX;
-    engine::event::check_text(what, s, max, true).map_err(|e| {
-        // What check_text found, in its order: the length, then the first
-        // character it refuses.
-        let bidi = engine::event::is_bidi_control;
-        let sv = match s.chars().find(|c| (c.is_control() && *c != '\n' && *c != '\t') || bidi(*c)) {
-            _ if s.len() > max => format!("{what_sv} är {} byte lång; gränsen är {max}", s.len()),
-            Some(c) if bidi(c) => format!("{what_sv} innehåller ett tecken som ändrar textens riktning"),
-            Some(c) => format!("{what_sv} innehåller styrtecknet U+{:04X}", c as u32),
-            None => format!("{what_sv} går inte att spara som den är"),
-        };
+    engine::event::check_text(what, s, engine::limits::TEXT_BYTES_MAX, true).map_err(|e| {
         reject(
             Rule::InvalidText,
             step,
-            said(sv, e.to_string()),
+            crate::refusal(what_sv, false, &e),
             said("Korta den eller ta bort styrtecknen", "Shorten it or remove control characters"),
         )
     })
@@ -408,13 +398,7 @@ fn typed_facts(step: &Step, raw: &[(String, String)]) -> Result<Vec<Fact>, Rejec
             reject(
                 Rule::IllTypedFact,
                 sid,
-                said(
-                    format!(
-                        "uppgiften {} går inte att spara som den är: en del av värdet är för lång eller innehåller ett styrtecken",
-                        facts::quoted(name)
-                    ),
-                    e.to_string(),
-                ),
+                crate::refusal(&format!("en del av uppgiften {}", facts::quoted(name)), false, &e),
                 said(
                     format!("Korta den (högst {name_max} byte för ett namn eller en roll, {text_max} för en fritext) eller ta bort styrtecknen"),
                     format!("Shorten it (at most {name_max} bytes for a name or a role, {text_max} for a text) or remove the control characters"),

@@ -49,3 +49,20 @@ pub struct Bilingual {
 pub fn said(sv: impl Into<String>, en: impl Into<String>) -> Bilingual {
     Bilingual { sv: sv.into(), en: en.into() }
 }
+
+/// Why the log refuses a value, in both languages: the log's own words in
+/// English, and in Swedish of `subject` ("diarienumret"; `neuter` for an
+/// ett-word, so the adjective agrees), from what the log found.
+pub fn refusal(subject: &str, neuter: bool, e: &engine::event::InvalidField) -> Bilingual {
+    use engine::event::Invalid;
+    let (long, empty) = if neuter { ("långt", "tomt") } else { ("lång", "tom") };
+    let sv = match e.kind {
+        Invalid::Empty => format!("{subject} är {empty}"),
+        Invalid::TooLong { bytes, max } => format!("{subject} är {bytes} byte {long}; gränsen är {max}"),
+        Invalid::Control(c) => format!("{subject} innehåller styrtecknet U+{:04X}", c as u32),
+        Invalid::Bidi(_) => format!("{subject} innehåller ett tecken som ändrar textens riktning"),
+        Invalid::IdChar(c) => format!("{subject} innehåller {c:?}; använd bara bokstäver, siffror och - _ . : /"),
+        Invalid::Other => format!("{subject} går inte att spara som det står: {}", e.reason),
+    };
+    said(sv, e.to_string())
+}
