@@ -263,6 +263,7 @@ async fn decide_and_append(
     // Another process writing the same instance (two loads of one file at
     // once) can win several times in a row on a busy machine: back off a
     // little more each time, up to about a second in all.
+    let mut lost = None;
     for attempt in 0..16u32 {
         if attempt > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(1 << attempt.min(6))).await;
@@ -289,16 +290,23 @@ async fn decide_and_append(
             })
             .await
         {
-            Err(AppendError::Conflict { .. }) => {
+            Err(conflict @ AppendError::Conflict { .. }) => {
                 if let Some(done) = store.command_outcome(id, &command_id).await? {
                     return written(store, engine::AppendOutcome { deduplicated: true, ..done }).await;
                 }
+                lost = Some(conflict);
                 continue;
             }
             other => return written(store, other?).await,
         }
     }
-    bail!("instance {id} kept changing while deciding; try again")
+    Err(kept_changing(id, lost.expect("16 attempts, each lost to a conflict")))
+}
+
+/// Every attempt lost to another writer of the instance: nothing was
+/// stored, and the conflict stays in the chain (the web answers 409).
+fn kept_changing(id: &InstanceId, conflict: AppendError) -> anyhow::Error {
+    anyhow::Error::new(conflict).context(format!("instance {id} kept changing while deciding; try again"))
 }
 
 /// Whether a correction of the same event, or a change of the same step's

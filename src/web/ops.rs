@@ -150,9 +150,10 @@ impl WebError {
             }
             if let Some(e) = cause.downcast_ref::<AppendError>() {
                 return match e {
-                    AppendError::Conflict { .. } | AppendError::CommandIdReused { .. } => {
-                        WebError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-                    }
+                    AppendError::Conflict { instance, actual, .. } => WebError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+                        .sv(format!("instansen {instance} ändrades av en annan skrivning under tiden (den är nu i version {actual}); ingenting av begäran sparades. Läs in den igen och försök på nytt")),
+                    AppendError::CommandIdReused { command_id, .. } => WebError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+                        .sv(format!("kommando-id:t {command_id} har redan använts för ett annat kommando; ett nytt försök måste upprepa samma kommando")),
                     AppendError::Invalid(m) => WebError::new(StatusCode::BAD_REQUEST, "invalid-input", m.clone()),
                     AppendError::Store(s) => store_error(s),
                 };

@@ -422,7 +422,7 @@ fn get<'a>(f: &'a FormFields, name: &str) -> Option<&'a str> {
 }
 
 fn form_fields(f: Result<Form<FormFields>, FormRejection>) -> Result<FormFields, WebError> {
-    let Form(f) = f.map_err(|e| WebError::new(e.status(), "invalid-input", e.body_text()))?;
+    let Form(f) = f.map_err(form_rejection)?;
     if f.len() > super::limits::FORM_FIELDS_MAX {
         return Err(WebError::invalid_said(
             "form",
@@ -430,6 +430,21 @@ fn form_fields(f: Result<Form<FormFields>, FormRejection>) -> Result<FormFields,
         ));
     }
     Ok(f)
+}
+
+/// A form body that could not be read, said in both languages (axum's
+/// own text is English).
+fn form_rejection(e: FormRejection) -> WebError {
+    let sv = match &e {
+        FormRejection::InvalidFormContentType(_) => {
+            "formuläret ska skickas med Content-Type: application/x-www-form-urlencoded".to_string()
+        }
+        _ if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("formuläret är större än {} byte", super::limits::REQUEST_BODY_BYTES_MAX)
+        }
+        _ => format!("formuläret gick inte att läsa: {}", e.body_text()),
+    };
+    WebError::new(e.status(), "invalid-input", e.body_text()).sv(sv)
 }
 
 /// The errors of a form: a summary at the top linking to each field, and
@@ -1162,7 +1177,11 @@ pub async fn report(
 ) -> Response {
     match q {
         Ok(Query(q)) => report_page(ctx, state, &kind, q).await,
-        Err(e) => error_page(&ctx, &WebError::new(StatusCode::BAD_REQUEST, "invalid-input", e.body_text())),
+        Err(e) => error_page(
+            &ctx,
+            &WebError::new(StatusCode::BAD_REQUEST, "invalid-input", e.body_text())
+                .sv(format!("adressens parametrar gick inte att läsa: {}", e.body_text())),
+        ),
     }
 }
 

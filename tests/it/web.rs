@@ -448,6 +448,15 @@ fn login_limits_sessions_and_forms() {
     );
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body.contains("säkerhetskod"), "the page says it in Swedish: {}", r.body);
+    // A form body the server cannot read (not form-encoded): said in the page's language too.
+    let r = s.request(
+        "POST",
+        "/instances/ljl-2012-styrsystem/record",
+        &[("cookie", &cookie), ("content-type", "text/plain")],
+        Some(form),
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
+    assert!(r.body.contains("formuläret ska skickas med Content-Type"), "{}", r.body);
     // With it, a rejection comes back on the form, next to its field.
     let r = s.request(
         "POST",
@@ -589,6 +598,9 @@ fn pages_public_view_reports_and_live_updates() {
     let bad = s.request("GET", "/reports/annual?org=X&year=abc", &[("cookie", &cookie)], None);
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("1900"), "{}", bad.body);
+    let twice = s.request("GET", "/reports/deadlines?org=A&org=B", &[("cookie", &cookie)], None);
+    assert_eq!(twice.status, 400, "{}", twice.body);
+    assert!(twice.body.contains("adressens parametrar gick inte att läsa"), "{}", twice.body);
     // A report of nothing in the log: 404, in the page's language, without the command line's advice.
     let none = s.request("GET", "/reports/deadlines?org=Ingenstans+kommun", &[("cookie", &cookie)], None);
     assert_eq!(none.status, 404, "{}", none.body);
