@@ -340,7 +340,7 @@ pub async fn apply_start(
     today: Date,
 ) -> Result<Written> {
     if id.is_system() {
-        bail!(Refused(format!("instance id {id} is reserved for the log's own events; choose another instance id")));
+        bail!(Refused(reserved(id).en));
     }
     let event = workflows::start(def, org, dnr, on, actor, today)?;
     let command_id = derived_command_id(id, &serde_json::to_string(&event)?);
@@ -358,6 +358,15 @@ pub async fn apply_start(
         }
         other => written(store, other?).await,
     }
+}
+
+/// Why an instance may not be started under `id`, one of the log's own
+/// ([`InstanceId::is_system`]).
+pub fn reserved(id: &InstanceId) -> workflows::Bilingual {
+    workflows::said(
+        format!("instansens id {id} är reserverat för loggens egna händelser; välj ett annat id"),
+        format!("instance id {id} is reserved for the log's own events; choose another instance id"),
+    )
 }
 
 /// `record`: a step happened on `on`.

@@ -150,10 +150,18 @@ impl WebError {
             }
             if let Some(e) = cause.downcast_ref::<AppendError>() {
                 return match e {
-                    AppendError::Conflict { instance, actual, .. } => WebError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-                        .sv(format!("instansen {instance} ändrades av en annan skrivning under tiden (den är nu i version {actual}); ingenting av begäran sparades. Läs in den igen och försök på nytt")),
-                    AppendError::CommandIdReused { command_id, .. } => WebError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-                        .sv(format!("kommando-id:t {command_id} har redan använts för ett annat kommando; ett nytt försök måste upprepa samma kommando")),
+                    AppendError::Conflict { instance, actual, .. } => {
+                        let sv = format!(
+                            "instansen {instance} ändrades av en annan skrivning under tiden (den är nu i version {actual}); ingenting av begäran sparades. Läs in den igen och försök på nytt"
+                        );
+                        WebError::new(StatusCode::CONFLICT, "conflict", e.to_string()).sv(sv)
+                    }
+                    AppendError::CommandIdReused { command_id, .. } => {
+                        let sv = format!(
+                            "kommando-id:t {command_id} har redan använts för ett annat kommando; ett nytt försök måste upprepa samma kommando"
+                        );
+                        WebError::new(StatusCode::CONFLICT, "conflict", e.to_string()).sv(sv)
+                    }
                     AppendError::Invalid(m) => WebError::new(StatusCode::BAD_REQUEST, "invalid-input", m.clone()),
                     AppendError::Store(s) => store_error(s),
                 };
@@ -389,13 +397,8 @@ pub async fn start(state: &AppState, p: &Principal, input: &StartInput) -> Resul
     })?;
     let id = instance_id(&input.instance)?;
     if id.is_system() {
-        return Err(WebError::invalid_said(
-            "instance",
-            said(
-                format!("instansens id {id} är reserverat för loggens egna händelser; välj ett annat id"),
-                format!("instance id {id} is reserved for the log's own events; choose another id"),
-            ),
-        ));
+        // Refused by the flow too; here next to its field, in both languages.
+        return Err(WebError::invalid_said("instance", flow::reserved(&id)));
     }
     let org = input.organisation.trim();
     if org.is_empty() {
