@@ -136,7 +136,7 @@ impl Write for Stdout {
 pub enum Output {
     Stdout(BufWriter<Stdout>),
     File {
-        file: BufWriter<tempfile::NamedTempFile>,
+        file: BufWriter<Partial>,
         path: PathBuf,
     },
     /// A device, FIFO or socket: written to as it is, never replaced.
@@ -217,7 +217,7 @@ impl Output {
                 .set_permissions(m.permissions())
                 .with_context(|| format!("cannot write {}", asked.display()))?;
         }
-        Ok(Output::File { file: BufWriter::new(tmp), path: path.to_path_buf() })
+        Ok(Output::File { file: BufWriter::new(Partial(Some(tmp))), path: path.to_path_buf() })
     }
 
     /// Puts the output in place: flushed, and for a file, synced and
@@ -230,13 +230,15 @@ impl Output {
             }
             Output::File { file, path } => {
                 let shown = path.display();
-                let tmp =
+                let mut tmp =
                     file.into_inner().map_err(|e| e.into_error()).with_context(|| format!("cannot write {shown}"))?;
-                tmp.as_file().sync_all().with_context(|| format!("cannot write {shown}"))?;
+                tmp.file().as_file().sync_all().with_context(|| format!("cannot write {shown}"))?;
                 // Under the lock: a signal now finds it either still partial
-                // (and removes it) or in place, never half renamed.
+                // (and removes it) or in place, never half renamed. If the
+                // rename fails, the temporary file is removed, also under it.
                 let mut placed = Ok(());
                 partial(|files| {
+                    let tmp = tmp.0.take().expect("taken only here and when dropped");
                     files.retain(|f| f != tmp.path());
                     placed = tmp.persist(&path).map(drop).map_err(|e| e.error);
                 });
@@ -262,6 +264,38 @@ impl Output {
             Output::Stdout(_) => "standard output".into(),
             Output::File { path, .. } | Output::Special { path, .. } => path.display().to_string(),
         }
+    }
+}
+
+/// An `--output` file under its temporary name, listed for the signal
+/// task while it exists. Dropped (an error before it was complete), it is
+/// removed and unlisted together, under the list's lock.
+pub struct Partial(Option<tempfile::NamedTempFile>);
+
+impl Partial {
+    fn file(&mut self) -> &mut tempfile::NamedTempFile {
+        self.0.as_mut().expect("present until finished or dropped")
+    }
+}
+
+impl Write for Partial {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file().write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file().flush()
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        partial(|files| {
+            if let Some(tmp) = self.0.take() {
+                files.retain(|f| f != tmp.path());
+                drop(tmp);
+            }
+        });
     }
 }
 
