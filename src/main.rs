@@ -55,7 +55,8 @@ fn main() -> ExitCode {
         // reader went away.
         Err(e) if !e.use_stderr() => match e.print() {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
-            _ => e.exit(),
+            // Printed once: `e.exit()` would print it again.
+            _ => std::process::exit(e.exit_code()),
         },
         Err(e) => e.exit(),
     };

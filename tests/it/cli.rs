@@ -203,6 +203,12 @@ fn help_describes_every_command() {
         assert!(text.contains(cmd), "--help mentions {cmd}");
     }
     assert!(!text.contains("stress"), "internal commands stay hidden");
+    assert_eq!(text.matches("Usage:").count(), 1, "--help is printed once: {text}");
+    let sub = stdout(&styrlogg(dir.path(), &["status", "--help"]));
+    assert_eq!(sub.matches("Usage:").count(), 1, "a command's --help is printed once: {sub}");
+    let version = styrlogg(dir.path(), &["--version"]);
+    assert!(version.status.success());
+    assert_eq!(stdout(&version), format!("styrlogg {}\n", env!("CARGO_PKG_VERSION")), "--version is one line");
 }
 
 #[test]
