@@ -68,6 +68,15 @@ pub struct Cli {
     /// Whether --data (or STYRLOGG_DATA) was given rather than defaulted.
     #[arg(skip)]
     pub data_given: bool,
+
+    /// Whether --data, --today and --workflows came from the environment
+    /// (STYRLOGG_DATA, STYRLOGG_TODAY, STYRLOGG_WORKFLOWS), for messages.
+    #[arg(skip)]
+    pub data_from_env: bool,
+    #[arg(skip)]
+    pub today_from_env: bool,
+    #[arg(skip)]
+    pub workflows_from_env: bool,
 }
 
 /// Server URLs for --nats, comma-separated: `[nats|tls|ws|wss://]host[:port]`.
@@ -451,6 +460,25 @@ pub struct ReportOut {
     /// A public extract: leave out personal and confidential (sekretess) facts, saying where.
     #[arg(long)]
     pub public: bool,
+}
+
+impl Command {
+    /// Whether the command records events dated by --today (or serves a
+    /// web interface that does): such a --today may not lie ahead.
+    pub fn writes_as_of_today(&self) -> bool {
+        matches!(
+            self,
+            Command::Start { .. }
+                | Command::Record { .. }
+                | Command::Correct { .. }
+                | Command::Deadline { .. }
+                | Command::Remind { .. }
+                | Command::Erase { .. }
+                | Command::Load { .. }
+                | Command::Key(_)
+                | Command::Serve(_)
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]

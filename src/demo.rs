@@ -36,6 +36,9 @@ const ANNUAL_ORG: &str = "Härryda kommun";
 const ANNUAL_YEAR: i16 = 2012;
 /// Text reports are laid out for this many columns.
 const WIDTH: usize = 160;
+/// The file in a `--data` directory the demo made: only such a store, or a
+/// new directory, takes the demo's histories.
+const DEMO_MARK: &str = "DEMO";
 
 pub async fn run(cli: &Cli) -> Result<()> {
     if cli.nats.is_some() {
@@ -48,6 +51,16 @@ pub async fn run(cli: &Cli) -> Result<()> {
         true => (cli.data.clone(), false),
         false => (temporary_dir(), true),
     };
+    if !fresh(&dir) && !dir.join(DEMO_MARK).is_file() {
+        anyhow::bail!(crate::Refused(format!(
+            "{} is not a store an earlier demo made ({}): the demo adds its histories only to a new directory or \
+             to its own store, never to one in use, where they could not be taken out again; give --data a new \
+             directory{}",
+            dir.display(),
+            if dir.is_dir() { "it has no demo mark" } else { "it is no directory" },
+            if cli.data_from_env { " (this one came from STYRLOGG_DATA)" } else { "" }
+        )));
+    }
     let keys_dir = crate::personal::key_dir(cli, &dir);
     let guard = temporary.then(|| Removal(dir.clone(), if cli.keys.is_none() { keys_dir } else { None }));
     let mut out = String::new();
@@ -66,6 +79,11 @@ pub async fn run(cli: &Cli) -> Result<()> {
         _ => {}
     }
     result
+}
+
+/// Whether `dir` is new: absent, or an empty directory.
+fn fresh(dir: &Path) -> bool {
+    !dir.exists() || std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
 }
 
 /// Removes the temporary store when the demo ends, however it ends.
@@ -112,7 +130,16 @@ async fn show(cli: &Cli, dir: &Path, temporary: bool, o: &mut String) -> Result<
     for (name, source) in builtin::SCENARIOS {
         files.push(load::check(cli, crate::flow::real_today(), name, source)?);
     }
+    let made_here = fresh(dir);
     let store = engine::AnyStore::Embedded(open_path(dir, OpenMode::CreateIfMissing)?);
+    if made_here && !temporary {
+        // Before anything is written: a store without it is never written
+        // to by a later demo.
+        let mark = dir.join(DEMO_MARK);
+        std::fs::write(&mark, "made by styrlogg demo: the built-in scenarios, for trying styrlogg out\n")
+            .and_then(|()| std::fs::File::open(&mark)?.sync_all())
+            .with_context(|| format!("cannot mark {} as the demo's store", dir.display()))?;
+    }
     let keys = crate::personal::Keys::new(crate::personal::key_dir(cli, dir));
     let head_before = store.head().await?.position;
     heading(o, "Loading the built-in scenarios (workflows/scenarios/), one atomic append per command");

@@ -65,6 +65,9 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     cli.data_given = !matches!(matches.value_source("data"), None | Some(clap::parser::ValueSource::DefaultValue));
+    let from_env = |arg: &str| matches.value_source(arg) == Some(clap::parser::ValueSource::EnvVariable);
+    (cli.data_from_env, cli.today_from_env, cli.workflows_from_env) =
+        (from_env("data"), from_env("today"), from_env("workflows"));
     init_tracing(cli.verbose);
     if cli.nats.is_none() {
         output::protect(&cli.data);
@@ -214,6 +217,26 @@ fn store_lock_wait() -> std::time::Duration {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(day) = cli.today.filter(|_| cli.command.writes_as_of_today()) {
+        let real = flow::real_today();
+        if day > real {
+            bail!(Refused(format!(
+                "--today {day}{} is after today ({real}): a command that records takes today as at most the real \
+                 date, so nothing is recorded as of a day that has not come; status and reports take any --today",
+                if cli.today_from_env { " (from STYRLOGG_TODAY)" } else { "" }
+            )));
+        }
+    }
+    if let Some(dir) = &cli.workflows {
+        if !dir.is_dir() {
+            bail!(Refused(format!(
+                "--workflows {}{}: {}; give the directory of your own definitions (*.toml)",
+                dir.display(),
+                if cli.workflows_from_env { " (from STYRLOGG_WORKFLOWS)" } else { "" },
+                if dir.exists() { "not a directory" } else { "no such directory" }
+            )));
+        }
+    }
     match &cli.command {
         Command::Log { instance, format } => {
             let store = open(&cli, OpenMode::MustExist).await?;

@@ -389,7 +389,7 @@ pub fn spec<'a>(kind: &str, q: &'a ReportQuery) -> Result<Spec<'a>, WebError> {
                 })?
                 .parse::<i16>()
                 .ok()
-                .filter(|y| (1900..=2100).contains(y))
+                .filter(|y| workflows::calendar::YEARS.contains(y))
                 .ok_or_else(|| {
                     WebError::invalid_said(
                         "year",

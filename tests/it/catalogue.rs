@@ -83,6 +83,22 @@ fn every_bad_input_gets_a_specific_error_and_changes_nothing() {
         ("29 February in a common year", record(&s, "styrelsebeslut", "2013-02-29", &board, &BY), 2, "not a real date"),
         ("month 13", record(&s, "styrelsebeslut", "2012-13-01", &board, &BY), 2, "not a real date"),
         ("a date in the wrong form", record(&s, "styrelsebeslut", "25/10/2012", &board, &BY), 2, "not a real date"),
+        ("a date without dashes", record(&s, "styrelsebeslut", "20121025", &board, &BY), 2, "write YYYY-MM-DD"),
+        ("a date with a time", record(&s, "styrelsebeslut", "2012-10-25T10:00", &board, &BY), 2, "write YYYY-MM-DD"),
+        ("year 0", record(&s, "styrelsebeslut", "0000-10-25", &board, &BY), 2, "the year must be 1900 to 2100"),
+        ("30 February, said how", record(&s, "styrelsebeslut", "2012-02-30", &board, &BY), 2, "that month has 29 days"),
+        (
+            "--today after the real date, for a command that records",
+            record(&s, "styrelsebeslut", "2099-10-25", &board, &[&BY[..], &["--today", "2099-10-25"]].concat()),
+            1,
+            "--today 2099-10-25 is after today",
+        ),
+        (
+            "--workflows that is no directory",
+            styrlogg(&s, &["--workflows", "/no/such/dir", "status"]),
+            1,
+            "--workflows /no/such/dir: no such directory",
+        ),
         (
             "a minutes date that does not exist",
             record(&s, "styrelsebeslut", "2012-10-25", &bad_minutes, &BY),

@@ -49,6 +49,16 @@ fn demo_export_import_round_trip() {
     assert!(stdout(&again).contains("Nothing new was written"), "{}", stdout(&again));
     assert_eq!(stdout(&styrlogg(&a, &["head"])), head);
     assert!(head.starts_with("position 31 hash "), "{head}");
+    // Never into a store in use: its own records would gain the demo's.
+    let in_use = dir.path().join("in-use");
+    let start = ["start", "medborgardialog", "--instance", "park-2026", "--org", "Tyresö kommun", "--on", "2026-01-15"];
+    assert!(styrlogg(&in_use, &[&start[..], &["--by", "Anna Ek", "--role", "handlaggare"]].concat()).status.success());
+    let before = stdout(&styrlogg(&in_use, &["export"]));
+    assert_fails(&styrlogg(&in_use, &["demo"]), 1, "is not a store an earlier demo made");
+    let mut by_env = Command::new(env!("CARGO_BIN_EXE_styrlogg"));
+    by_env.arg("demo").env("STYRLOGG_DATA", &in_use).env_remove("STYRLOGG_TODAY").env_remove("STYRLOGG_CONFIG");
+    assert_fails(&by_env.output().unwrap(), 1, "(this one came from STYRLOGG_DATA)");
+    assert_eq!(stdout(&styrlogg(&in_use, &["export"])), before, "the store in use is untouched");
     record_selection(&a);
     // Rebuilding the index says where the old one went.
     let rebuilt = styrlogg(&a, &["rebuild", "--index"]);

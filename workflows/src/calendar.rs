@@ -5,6 +5,10 @@
 use jiff::civil::{Date, Weekday};
 use jiff::ToSpan;
 
+/// The years whose holidays are computed here, and so the years of every
+/// date styrlogg takes as input.
+pub const YEARS: std::ops::RangeInclusive<i16> = 1900..=2100;
+
 /// Easter Sunday by the Gregorian computus (anonymous algorithm).
 pub fn easter_sunday(year: i16) -> Date {
     let y = i32::from(year);

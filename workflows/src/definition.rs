@@ -924,8 +924,8 @@ fn deadline(
         let probe = Date::new(2000, yr.month, yr.day);
         if probe.is_err()
             || yr.from_year > yr.to_year
-            || !(1900..=2100).contains(&yr.from_year)
-            || !(1900..=2100).contains(&yr.to_year)
+            || !crate::calendar::YEARS.contains(&yr.from_year)
+            || !crate::calendar::YEARS.contains(&yr.to_year)
         {
             p.at(
                 y.span(),

@@ -64,12 +64,42 @@ pub fn parse_date(s: &str) -> Result<Date, String> {
     parse_date_said(s).map_err(|e| e.en)
 }
 
-/// [`parse_date`], saying what is wrong in both languages.
+/// [`parse_date`], saying what is wrong in both languages. A date is
+/// written `YYYY-MM-DD` and nothing else (not `20120814`, not with a time),
+/// in the years the Swedish calendar covers ([`crate::calendar::YEARS`]).
 pub fn parse_date_said(s: &str) -> Result<Date, Bilingual> {
-    s.trim().parse::<Date>().map_err(|e| {
+    let t = s.trim();
+    let b = t.as_bytes();
+    let form = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !form {
+        return Err(said(
+            format!("{} är inget datum: skriv ÅÅÅÅ-MM-DD, t.ex. 2012-08-14", quoted(s)),
+            format!("{} is not a real date: write YYYY-MM-DD, e.g. 2012-08-14", quoted(s)),
+        ));
+    }
+    let number = |r: std::ops::Range<usize>| t[r].parse::<i16>().expect("digits only");
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10) as i8);
+    let years = crate::calendar::YEARS;
+    if !years.contains(&year) {
+        return Err(said(
+            format!("{}: året ska vara från {} till {}", quoted(s), years.start(), years.end()),
+            format!("{} is not a real date here: the year must be {} to {}", quoted(s), years.start(), years.end()),
+        ));
+    }
+    if !(1..=12).contains(&month) {
+        return Err(said(
+            format!("{} är inte ett datum som finns: månaden ska vara 01 till 12", quoted(s)),
+            format!("{} is not a real date: the month must be 01 to 12", quoted(s)),
+        ));
+    }
+    let days = Date::new(year, month as i8, 1).expect("a real month").days_in_month();
+    Date::new(year, month as i8, day).ok().filter(|_| day >= 1).ok_or_else(|| {
         said(
-            format!("{} är inte ett datum som finns (ÅÅÅÅ-MM-DD)", quoted(s)),
-            format!("{} is not a real date (YYYY-MM-DD): {e}", quoted(s)),
+            format!("{} är inte ett datum som finns: månaden har {days} dagar", quoted(s)),
+            format!("{} is not a real date: that month has {days} days", quoted(s)),
         )
     })
 }
