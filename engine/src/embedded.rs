@@ -893,7 +893,9 @@ impl EmbeddedStore {
                 "" => format!("{} marks the log as damaged", mark_path.display()),
                 r => r.to_string(),
             };
-            tracing::warn!(position, reason, "the log was found damaged earlier: writes are refused");
+            // Info, not a warning: whoever reads or writes gets the error
+            // itself, and a command line shows it once.
+            tracing::info!(position, reason, "the log was found damaged earlier: writes are refused");
             inner.poison.damaged(position, &reason);
         }
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -1017,7 +1019,9 @@ impl EmbeddedStore {
     fn found_damage(&self, e: StoreError) -> StoreError {
         if let StoreError::Corrupt { position, reason } = &e {
             if !self.inner.poison.is_damaged() {
-                tracing::error!(position, reason, "the log is damaged: writes are refused from now on");
+                // The caller gets `e` and says it (the web logs it as a
+                // store error): info here, so it is not said twice.
+                tracing::info!(position, reason, "the log is damaged: writes are refused from now on");
                 let mark = self.inner.path.join(DAMAGED_FILE);
                 let written = File::create(&mark).and_then(|mut f| {
                     std::io::Write::write_all(&mut f, format!("{position}\n{reason}\n").as_bytes())?;

@@ -203,6 +203,40 @@ async fn headers_mw(req: Request<Body>, next: Next) -> Response {
     res
 }
 
+/// A page's error that axum made rather than a handler (an address whose
+/// path or parameters it cannot read, a method the page does not take) is
+/// shown as the pages show errors: an HTML page in the reader's language,
+/// not a line of English plain text or an empty body.
+async fn page_errors_mw(State(state): State<Shared>, req: Request<Body>, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/api" || path.starts_with("/api/") || path == "/events" || path.starts_with("/static/") {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let Ok(ctx) = Ctx::from_request_parts(&mut parts, &state).await;
+    let method = parts.method.clone();
+    let res = next.run(Request::from_parts(parts, body)).await;
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html || !(res.status().is_client_error() || res.status().is_server_error()) {
+        return res;
+    }
+    let status = res.status();
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let text = match axum::body::to_bytes(res.into_body(), 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let mut res = pages::framework_error(&ctx, status, &method, &text);
+    if let Some(allow) = allow {
+        res.headers_mut().insert(header::ALLOW, allow);
+    }
+    res
+}
+
 /// Under /api every error is JSON with a `code`, including the ones axum's
 /// extractors produce (a body too large, malformed JSON, a wrong method);
 /// a 401 says how to authenticate (`WWW-Authenticate: Bearer`, RFC 6750).
@@ -331,6 +365,7 @@ pub fn router(state: Shared) -> Router {
         .route("/static/live.js", get(live_js))
         .nest("/api", api)
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), page_errors_mw))
         .layer(axum::middleware::from_fn(headers_mw))
         .layer(DefaultBodyLimit::max(limits::REQUEST_BODY_BYTES_MAX))
         .with_state(state)

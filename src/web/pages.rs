@@ -143,6 +143,31 @@ fn error_page(ctx: &Ctx, e: &WebError) -> Response {
     )
 }
 
+/// An error axum answered with (`text`, in English, perhaps empty), as a
+/// page in the reader's language.
+pub fn framework_error(ctx: &Ctx, status: StatusCode, method: &axum::http::Method, text: &str) -> Response {
+    let (code, sv, en) = match status {
+        StatusCode::NOT_FOUND => ("not-found", "Sidan finns inte.".to_string(), "There is no such page.".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            format!("Sidan tar inte emot {method}; följ en länk eller skicka ett formulär på sidan."),
+            format!("This page does not take {method}; follow a link or send a form on the page."),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body-too-large",
+            format!("Det som skickades är större än {} byte.", super::limits::REQUEST_BODY_BYTES_MAX),
+            format!("What was sent is larger than {} bytes.", super::limits::REQUEST_BODY_BYTES_MAX),
+        ),
+        s if s.is_client_error() => (
+            "invalid-input",
+            format!("Adressen gick inte att läsa ({text})."),
+            format!("The address could not be read ({text})."),
+        ),
+        s => ("http-error", format!("Något gick fel på servern ({s})."), format!("Something went wrong on the server ({s}).")),
+    };
+    error_page(ctx, &WebError::new(status, code, en).sv(sv))
+}
+
 pub async fn not_found(ctx: Ctx) -> Response {
     error_page(&ctx, &WebError::not_found(ctx.t("Sidan finns inte.", "There is no such page.")))
 }

@@ -601,6 +601,18 @@ fn pages_public_view_reports_and_live_updates() {
     let twice = s.request("GET", "/reports/deadlines?org=A&org=B", &[("cookie", &cookie)], None);
     assert_eq!(twice.status, 400, "{}", twice.body);
     assert!(twice.body.contains("adressens parametrar gick inte att läsa"), "{}", twice.body);
+    // What axum itself refuses on a page is a page too, in the reader's language.
+    for (method, path, status, says) in [
+        ("GET", "/instances/%FF", 400, "Adressen gick inte att läsa"),
+        ("GET", "/?partial=1&partial=0", 400, "Adressen gick inte att läsa"),
+        ("GET", "/instances/harryda-2012/record?step=a&step=b", 400, "Adressen gick inte att läsa"),
+        ("GET", "/logout", 405, "Sidan tar inte emot GET"),
+        ("POST", "/deadlines?lang=en", 405, "This page does not take POST"),
+    ] {
+        let r = s.request(method, path, &[("cookie", &cookie)], None);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+        assert!(r.body.starts_with("<!DOCTYPE html>") && r.body.contains(says), "{method} {path}: {}", r.body);
+    }
     // A report of nothing in the log: 404, in the page's language, without the command line's advice.
     let none = s.request("GET", "/reports/deadlines?org=Ingenstans+kommun", &[("cookie", &cookie)], None);
     assert_eq!(none.status, 404, "{}", none.body);
