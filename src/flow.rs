@@ -339,8 +339,8 @@ pub async fn apply_start(
     actor: Actor,
     today: Date,
 ) -> Result<Written> {
-    if id.is_system() {
-        bail!(Refused(reserved(id).en));
+    if let Some(why) = unfit_for_a_new_instance(id) {
+        bail!(Refused(why.en));
     }
     let event = workflows::start(def, org, dnr, on, actor, today)?;
     let command_id = derived_command_id(id, &serde_json::to_string(&event)?);
@@ -362,11 +362,25 @@ pub async fn apply_start(
 
 /// Why an instance may not be started under `id`, one of the log's own
 /// ([`InstanceId::is_system`]).
-pub fn reserved(id: &InstanceId) -> workflows::Bilingual {
-    workflows::said(
-        format!("instansens id {id} är reserverat för loggens egna händelser; välj ett annat id"),
-        format!("instance id {id} is reserved for the log's own events; choose another instance id"),
-    )
+/// Why `id` may not name a new instance, if it may not: the log's own
+/// instance, or an id with `/` at either end, `//`, or a `.` or `..` part,
+/// which a path in a web address would not keep as it is (a proxy may
+/// resolve or refuse it). Instances already in the log keep their ids.
+pub fn unfit_for_a_new_instance(id: &InstanceId) -> Option<workflows::Bilingual> {
+    if id.is_system() {
+        return Some(workflows::said(
+            format!("instansens id {id} är reserverat för loggens egna händelser; välj ett annat id"),
+            format!("instance id {id} is reserved for the log's own events; choose another instance id"),
+        ));
+    }
+    let s = id.as_str();
+    let parts_unfit = s.starts_with('/') || s.ends_with('/') || s.split('/').any(|p| p.is_empty() || p == "." || p == "..");
+    parts_unfit.then(|| {
+        workflows::said(
+            format!("instansens id {s:?} får inte börja eller sluta med /, ha // eller en del som är . eller ..; välj ett annat id"),
+            format!("instance id {s:?} may not start or end with /, hold //, or have a part that is . or ..; choose another instance id"),
+        )
+    })
 }
 
 /// `record`: a step happened on `on`.
@@ -463,6 +477,9 @@ pub async fn start(
 ) -> Result<()> {
     let def = resolve(cli, workflow)?;
     let id = instance_id(instance)?;
+    if let Some(why) = unfit_for_a_new_instance(&id) {
+        bail!(Refused(why.en));
+    }
     let today = today(cli);
     // Refuse what the rules refuse before creating a store.
     workflows::start(&def, org, dnr, on.unwrap_or(today), actor(by)?, today)?;

@@ -57,7 +57,11 @@ pub fn check(cli: &Cli, today: jiff::civil::Date, name: &str, source: &str) -> R
             bail!(Refused(format!("{at}: recorded_on {} is after today ({today}); nothing was loaded", c.recorded_on)));
         }
         definitions.push(match &c.what {
-            What::Start { workflow, .. } => {
+            What::Start { workflow, instance, .. } => {
+                let id = flow::instance_id(instance).with_context(|| format!("{at}; nothing was loaded"))?;
+                if let Some(why) = flow::unfit_for_a_new_instance(&id) {
+                    bail!(Refused(format!("{at}: {}; nothing was loaded", why.en)));
+                }
                 Some(flow::resolve(cli, workflow).with_context(|| format!("{at}; nothing was loaded"))?)
             }
             _ => None,

@@ -396,9 +396,9 @@ pub async fn start(state: &AppState, p: &Principal, input: &StartInput) -> Resul
         )
     })?;
     let id = instance_id(&input.instance)?;
-    if id.is_system() {
+    if let Some(why) = flow::unfit_for_a_new_instance(&id) {
         // Refused by the flow too; here next to its field, in both languages.
-        return Err(WebError::invalid_said("instance", flow::reserved(&id)));
+        return Err(WebError::invalid_said("instance", why));
     }
     let org = input.organisation.trim();
     if org.is_empty() {

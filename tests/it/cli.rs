@@ -244,6 +244,10 @@ fn start_record_status_and_rejections() {
     let other =
         ["start", "masterclass-2015-2017", "--instance", "tyreso-2012", "--org", "Tyresö kommun", "--on", "2015-10-22"];
     assert_fails(&run(&[&other[..], &by[..]].concat()), 1, "instance tyreso-2012 already exists");
+    for odd in ["../x", "a/", "/a", "a//b", "a/./b"] {
+        let start = ["start", "masterclass-2015-2017", "--instance", odd, "--org", "Tyresö kommun", "--on", "2015-10-22"];
+        assert_fails(&run(&[&start[..], &by[..]].concat()), 1, "may not start or end with /, hold //, or have a part");
+    }
 
     let facts = dir.path().join("facts.toml");
     std::fs::write(&facts, "kontaktperson = [\"Anita Brynje|kontaktperson|official\", \"Karin Hassler|kontaktperson|official\"]\norganisation = \"Tyresö kommun\"\n").unwrap();

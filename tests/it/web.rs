@@ -275,6 +275,10 @@ fn api_refuses_what_it_must_and_writes_nothing_then() {
     let j = assert_error(&json_post(&s, "/api/instances", &eva, &system), 400, "invalid-input");
     assert_eq!(j["field"], "instance", "{j}");
     assert!(j["message"].as_str().unwrap().contains("reserved for the log's own events"), "{j}");
+    // Nor is an id that a path in an address would not keep as it is.
+    let dots = START.replace("vaxholm-2012", "../vaxholm");
+    let j = assert_error(&json_post(&s, "/api/instances", &eva, &dots), 400, "invalid-input");
+    assert_eq!(j["field"], "instance", "{j}");
     // A case number the log cannot take is refused next to its field, not by the log.
     let long = START.replace(r#""role""#, &format!(r#""case_number":"KS {}","role""#, "1".repeat(300)));
     let j = assert_error(
