@@ -209,7 +209,8 @@ pub enum Command {
     },
     /// Correct an earlier step; the original stays in the log.
     Correct {
-        /// The event id of the step to correct (see `log`).
+        /// The step's event to correct: its id (32 hex digits, or its first 8 or more), or its position in
+        /// the log (#17), as `log` shows them.
         event: String,
         /// Why it is corrected.
         #[arg(long)]

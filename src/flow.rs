@@ -374,7 +374,8 @@ pub fn unfit_for_a_new_instance(id: &InstanceId) -> Option<workflows::Bilingual>
         ));
     }
     let s = id.as_str();
-    let parts_unfit = s.starts_with('/') || s.ends_with('/') || s.split('/').any(|p| p.is_empty() || p == "." || p == "..");
+    let parts_unfit =
+        s.starts_with('/') || s.ends_with('/') || s.split('/').any(|p| p.is_empty() || p == "." || p == "..");
     parts_unfit.then(|| {
         workflows::said(
             format!("instansens id {s:?} får inte börja eller sluta med /, ha // eller en del som är . eller ..; välj ett annat id"),
@@ -559,17 +560,78 @@ pub async fn correct(
     on: Option<Date>,
     by: &By,
 ) -> Result<()> {
-    let event_id = EventId::from_hex(event)
-        .map_err(|e| Refused(format!("{event:?} is not an event id (32 hex digits, see `styrlogg log`): {e}")))?;
     let store = open(cli, OpenMode::MustExist).await?;
+    let event_id = match find_event(&store, event).await {
+        Ok(id) => id,
+        Err(e) => {
+            store.close()?;
+            return Err(e);
+        }
+    };
     let today = today(cli);
     let keys = Keys::for_cli(cli);
     let w =
         apply_correct(&store, &keys, event_id, reason, date, facts.to_vec(), on.unwrap_or(today), actor(by)?, today)
             .await?;
-    report(&w, &format!("correction of {event} in {}", w.outcome.instance));
+    report(&w, &format!("correction of {} in {}", event_id.to_hex(), w.outcome.instance));
     store.close()?;
     Ok(())
+}
+
+/// The event `given` names: its id (32 hex digits), the start of its id
+/// (at least 8, as the web and the audit trail may show it shortened),
+/// or its position in the log (`#17` as `log` shows it, or `17`; eight
+/// digits or more without `#` are the start of an id).
+async fn find_event(store: &AnyStore, given: &str) -> Result<EventId> {
+    let g = given.trim();
+    let (position, marked) = match g.strip_prefix('#') {
+        Some(p) => (p, true),
+        None => (g, false),
+    };
+    let digits = !position.is_empty() && position.bytes().all(|b| b.is_ascii_digit());
+    if digits && (marked || position.len() < 8) && position.len() <= 19 {
+        let n: u64 = position.parse().expect("digits");
+        return match store.read_all(n, 1).await?.into_iter().next().filter(|e| e.event.position == n) {
+            Some(e) => Ok(e.event.event_id),
+            None => bail!(Refused(format!("the log has no event at position {n} (see `styrlogg log`)"))),
+        };
+    }
+    let hex = g.to_ascii_lowercase();
+    if hex.len() == 32 {
+        if let Ok(id) = EventId::from_hex(&hex) {
+            return Ok(id);
+        }
+    }
+    if !(8..32).contains(&hex.len()) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(Refused(format!(
+            "{} is not an event: give its id (32 hex digits, or its first 8 or more) or its position in the log \
+             (#17), as `styrlogg log` shows them",
+            workflows::facts::quoted(given)
+        )));
+    }
+    let mut found: Vec<(u64, EventId)> = Vec::new();
+    let mut next = 1;
+    loop {
+        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
+        let Some(last) = page.last() else { break };
+        next = last.event.position + 1;
+        found.extend(
+            page.iter()
+                .filter(|e| e.event.event_id.to_hex().starts_with(&hex))
+                .map(|e| (e.event.position, e.event.event_id))
+                .take(2),
+        );
+        if found.len() > 1 {
+            break;
+        }
+    }
+    match found.as_slice() {
+        [(_, id)] => Ok(*id),
+        [] => bail!(Refused(format!("no event id in the log starts with {hex} (see `styrlogg log`)"))),
+        [(a, _), (b, _), ..] => bail!(Refused(format!(
+            "event ids at positions {a} and {b} both start with {hex}: give more of the id, or the position"
+        ))),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

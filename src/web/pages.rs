@@ -163,7 +163,11 @@ pub fn framework_error(ctx: &Ctx, status: StatusCode, method: &axum::http::Metho
             format!("Adressen gick inte att läsa ({text})."),
             format!("The address could not be read ({text})."),
         ),
-        s => ("http-error", format!("Något gick fel på servern ({s})."), format!("Something went wrong on the server ({s}).")),
+        s => (
+            "http-error",
+            format!("Något gick fel på servern ({s})."),
+            format!("Something went wrong on the server ({s})."),
+        ),
     };
     error_page(ctx, &WebError::new(status, code, en).sv(sv))
 }

@@ -245,7 +245,8 @@ fn start_record_status_and_rejections() {
         ["start", "masterclass-2015-2017", "--instance", "tyreso-2012", "--org", "Tyresö kommun", "--on", "2015-10-22"];
     assert_fails(&run(&[&other[..], &by[..]].concat()), 1, "instance tyreso-2012 already exists");
     for odd in ["../x", "a/", "/a", "a//b", "a/./b"] {
-        let start = ["start", "masterclass-2015-2017", "--instance", odd, "--org", "Tyresö kommun", "--on", "2015-10-22"];
+        let start =
+            ["start", "masterclass-2015-2017", "--instance", odd, "--org", "Tyresö kommun", "--on", "2015-10-22"];
         assert_fails(&run(&[&start[..], &by[..]].concat()), 1, "may not start or end with /, hold //, or have a part");
     }
 
@@ -379,6 +380,29 @@ fn start_record_status_and_rejections() {
     assert!(stdout(&run(&["status", "tyreso-2012", "--today", "2012-10-20"])).contains("done 2012-08-30, corrected 3"));
     let retry = correct(&["--date", "2012-08-30"]);
     assert!(stdout(&retry).contains("already recorded"), "a retry right after is one: {}", stdout(&retry));
+    // The event may be named by the start of its id, or by its position.
+    let by = |event: &str| {
+        let args = ["correct", event, "--reason", "Fel datum", "--date", "2012-08-30", "--today", "2012-10-20"];
+        run(&[&args[..], &["--by", "S", "--role", "sekreterare"]].concat())
+    };
+    let short = by(&board_event[..8]);
+    assert!(stdout(&short).contains(&format!("correction of {board_event}")), "{}", stderr(&short));
+    assert!(stdout(&short).contains("already recorded"), "the same command: {}", stdout(&short));
+    let position = log
+        .lines()
+        .find(|l| l.contains("step styrelsebeslut"))
+        .and_then(|l| l.strip_prefix('#'))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the board decision's position in {log}"));
+    for p in [position.to_string(), format!("#{position}")] {
+        let o = by(&p);
+        assert!(stdout(&o).contains(&format!("correction of {board_event}")), "{p}: {}", stderr(&o));
+    }
+    let before = run(&["export"]).stdout;
+    assert_fails(&by("9999"), 1, "the log has no event at position 9999");
+    assert_fails(&by("1b13"), 1, "give its id (32 hex digits, or its first 8 or more) or its position");
+    assert_fails(&by("00000000"), 1, "no event id in the log starts with 00000000");
+    assert_eq!(run(&["export"]).stdout, before, "refused corrections write nothing");
 }
 
 #[test]
