@@ -561,12 +561,16 @@ pub async fn correct(
     by: &By,
 ) -> Result<()> {
     let store = open(cli, OpenMode::MustExist).await?;
-    let event_id = match find_event(&store, event).await {
+    // A whole id needs no search: the correction itself finds its event.
+    let event_id = match EventId::from_hex(event.trim()) {
         Ok(id) => id,
-        Err(e) => {
-            store.close()?;
-            return Err(e);
-        }
+        Err(_) => match find_event(&store, event).await {
+            Ok(e) => e.event.event_id,
+            Err(e) => {
+                store.close()?;
+                return Err(e);
+            }
+        },
     };
     let today = today(cli);
     let keys = Keys::for_cli(cli);
@@ -581,55 +585,50 @@ pub async fn correct(
 /// The event `given` names: its id (32 hex digits), the start of its id
 /// (at least 8, as the web and the audit trail may show it shortened),
 /// or its position in the log (`#17` as `log` shows it, or `17`; eight
-/// digits or more without `#` are the start of an id).
-async fn find_event(store: &AnyStore, given: &str) -> Result<EventId> {
+/// digits or more without `#` are the start of an id). `correct` and
+/// `prove` take events so.
+pub async fn find_event(store: &impl engine::EventStore, given: &str) -> Result<RecordedEvent> {
     let g = given.trim();
     let (position, marked) = match g.strip_prefix('#') {
         Some(p) => (p, true),
         None => (g, false),
     };
     let digits = !position.is_empty() && position.bytes().all(|b| b.is_ascii_digit());
-    if digits && (marked || position.len() < 8) && position.len() <= 19 {
-        let n: u64 = position.parse().expect("digits");
-        return match store.read_all(n, 1).await?.into_iter().next().filter(|e| e.event.position == n) {
-            Some(e) => Ok(e.event.event_id),
-            None => bail!(Refused(format!("the log has no event at position {n} (see `styrlogg log`)"))),
+    if digits && (marked || position.len() < 8) {
+        let at = position.parse::<u64>().ok().filter(|n| *n > 0);
+        let found = match at {
+            Some(n) => store.read_all(n, 1).await?.into_iter().next().filter(|e| e.event.position == n),
+            None => None,
         };
+        return found.ok_or_else(|| {
+            Refused(format!("the log has no event at position {position} (see `styrlogg log`)")).into()
+        });
     }
     let hex = g.to_ascii_lowercase();
-    if hex.len() == 32 {
-        if let Ok(id) = EventId::from_hex(&hex) {
-            return Ok(id);
-        }
-    }
-    if !(8..32).contains(&hex.len()) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !(8..=32).contains(&hex.len()) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!(Refused(format!(
             "{} is not an event: give its id (32 hex digits, or its first 8 or more) or its position in the log \
              (#17), as `styrlogg log` shows them",
             workflows::facts::quoted(given)
         )));
     }
-    let mut found: Vec<(u64, EventId)> = Vec::new();
+    let mut found: Vec<RecordedEvent> = Vec::new();
     let mut next = 1;
     loop {
         let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
         let Some(last) = page.last() else { break };
         next = last.event.position + 1;
-        found.extend(
-            page.iter()
-                .filter(|e| e.event.event_id.to_hex().starts_with(&hex))
-                .map(|e| (e.event.position, e.event.event_id))
-                .take(2),
-        );
-        if found.len() > 1 {
+        found.extend(page.into_iter().filter(|e| e.event.event_id.to_hex().starts_with(&hex)).take(2));
+        if found.len() > 1 || (hex.len() == 32 && !found.is_empty()) {
             break;
         }
     }
     match found.as_slice() {
-        [(_, id)] => Ok(*id),
+        [_] => Ok(found.swap_remove(0)),
         [] => bail!(Refused(format!("no event id in the log starts with {hex} (see `styrlogg log`)"))),
-        [(a, _), (b, _), ..] => bail!(Refused(format!(
-            "event ids at positions {a} and {b} both start with {hex}: give more of the id, or the position"
+        [a, b, ..] => bail!(Refused(format!(
+            "event ids at positions {} and {} both start with {hex}: give more of the id, or the position",
+            a.event.position, b.event.position
         ))),
     }
 }

@@ -8,8 +8,8 @@ use crate::cli::{By, Cli, KeyCommand};
 use crate::{open, personal, Refused};
 use anyhow::{bail, Context, Result};
 use engine::{
-    Actor, AnyStore, AppendRequest, ChainVerifier, CommandId, EventId, EventStore, ExpectedVersion, InstanceId,
-    NewEvent, OpenMode, Payload, PublicKey, RecordedEvent,
+    Actor, AnyStore, AppendRequest, ChainVerifier, CommandId, EventStore, ExpectedVersion, InstanceId, NewEvent,
+    OpenMode, Payload, PublicKey,
 };
 use std::path::{Path, PathBuf};
 use trust::merkle::{self, TreeBuilder};
@@ -314,40 +314,15 @@ pub async fn verify_checkpoint(cli: &Cli, store: &impl EventStore, cp: &Checkpoi
     merkle::verify_consistency(c.size, head.position, &proof, &c.root, &b.root())
         .map_err(|e| Refused(format!("FAILED: consistency proof: {e}")))?;
     Ok(format!(
-        "OK: the log ({} events, root {}) extends the checkpoint of {} events signed by {}{} (consistency proof of {} hashes)",
+        "OK: the log ({} events, root {}) extends the checkpoint of {} events signed by {}{} (consistency proof of {} hash{})",
         head.position,
         hex::encode(b.root()),
         c.size,
         by,
         c.extension("styrlogg-time").map(|t| format!(" at {t}")).unwrap_or_default(),
-        proof.len()
+        proof.len(),
+        if proof.len() == 1 { "" } else { "es" }
     ))
-}
-
-/// Finds an event by id (32 hex digits) or position.
-async fn find_event(store: &impl EventStore, which: &str) -> Result<RecordedEvent> {
-    if let Ok(position) = which.trim_start_matches('#').parse::<u64>() {
-        if position > 0 {
-            if let Some(e) =
-                store.read_all(position, 1).await?.into_iter().next().filter(|e| e.event.position == position)
-            {
-                return Ok(e);
-            }
-        }
-        bail!(Refused(format!("no event at position {position}")));
-    }
-    let id = EventId::from_hex(which)
-        .map_err(|_| Refused(format!("{which:?} is neither an event id (32 hex digits) nor a log position")))?;
-    let mut next = 1;
-    loop {
-        let page = store.read_all(next, engine::limits::READ_PAGE_EVENTS).await?;
-        let Some(last) = page.last() else { break };
-        next = last.event.position + 1;
-        if let Some(e) = page.into_iter().find(|e| e.event.event_id == id) {
-            return Ok(e);
-        }
-    }
-    bail!(Refused(format!("no event {which} in the log")))
 }
 
 /// `styrlogg prove`
@@ -375,7 +350,7 @@ pub async fn prove(
     let origin = size.as_ref().map(|c| c.origin.clone()).or(origin).expect("one of them");
     let text = match (event, from) {
         (Some(which), _) => {
-            let e = find_event(&store, which).await?;
+            let e = crate::flow::find_event(&store, which).await?;
             if e.event.position > tree_size {
                 bail!(Refused(format!(
                     "event {} is at position {}, after the checkpoint's {tree_size} events: prove it against a later checkpoint",

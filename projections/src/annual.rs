@@ -151,25 +151,29 @@ pub fn document(r: &AnnualReport, view: &LogView, lang: Lang) -> Document {
     d.meta(view.provenance(lang));
     let deviations: Vec<&Item> = r.items.iter().filter(|i| i.deviation.is_some()).collect();
     let late: Vec<&Item> = r.items.iter().filter(|i| i.days_late.is_some()).collect();
+    // Counted words: "1 medborgardialog", "2 medborgardialoger"; "1 step was", "2 steps were".
+    let n = |count: usize, one: &str, many: &str| format!("{count} {}", if count == 1 { one } else { many });
+    let (steps, dialogues, decisions) = (r.items.len(), r.dialogues_held, r.decisions_informed);
     d.para(match lang {
         Lang::Sv => format!(
-            "Under {} registrerades {} steg i arbetet med medborgardialog i styrningen. {} medborgardialog(er) genomfördes och {} beslut fattades med dialogernas resultat som underlag. {} steg avvek från arbetsflödet och {} genomfördes efter sin tidsfrist.{}",
+            "Under {} registrerades {} steg i arbetet med medborgardialog i styrningen. {} genomfördes och {} beslut fattades med dialogernas resultat som underlag. {} steg avvek från arbetsflödet och {} genomfördes efter sin tidsfrist.{}",
             r.year,
-            r.items.len(),
-            r.dialogues_held,
-            r.decisions_informed,
+            steps,
+            n(dialogues, "medborgardialog", "medborgardialoger"),
+            decisions,
             deviations.len(),
             late.len(),
             if r.fees_ore > 0 { format!(" Avgifter: {},{:02} kr.", r.fees_ore / 100, r.fees_ore % 100) } else { String::new() }
         ),
         Lang::En => format!(
-            "In {} {} steps of the work on citizen dialogue in governance were recorded. {} citizen dialogue(s) were held and {} decisions were taken with their results as a basis. {} steps deviated from the workflow and {} were done after their deadline.{}",
+            "In {}, {} of the work on citizen dialogue in governance {} recorded. {} held and {} taken with the dialogues' results as a basis. {} from the workflow and {}.{}",
             r.year,
-            r.items.len(),
-            r.dialogues_held,
-            r.decisions_informed,
-            deviations.len(),
-            late.len(),
+            n(steps, "step", "steps"),
+            if steps == 1 { "was" } else { "were" },
+            n(dialogues, "citizen dialogue was", "citizen dialogues were"),
+            n(decisions, "decision was", "decisions were"),
+            n(deviations.len(), "step deviated", "steps deviated"),
+            n(late.len(), "was done after its deadline", "were done after their deadlines"),
             if r.fees_ore > 0 { format!(" Fees: SEK {},{:02}.", r.fees_ore / 100, r.fees_ore % 100) } else { String::new() }
         ),
     });
@@ -182,7 +186,7 @@ pub fn document(r: &AnnualReport, view: &LogView, lang: Lang) -> Document {
                     flags.push(format!("{}: {dev}", lang.t("avvikelse", "deviation")));
                 }
                 if let Some(n) = i.days_late {
-                    flags.push(format!("{} {n} {}", lang.t("sen", "late"), lang.t("dag(ar)", "day(s)")));
+                    flags.push(format!("{} {}", lang.t("sen", "late"), lang.days(n.into())));
                 }
                 if i.corrected {
                     flags.push(lang.t("rättad", "corrected").into());

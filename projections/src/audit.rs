@@ -228,14 +228,14 @@ fn flags(e: &AuditEntry, lang: Lang) -> String {
         f.push(format!("{}: {d}", lang.t("AVVIKELSE", "DEVIATION")));
     }
     if let Some(n) = e.days_late {
-        f.push(format!("{} {n} {}", lang.t("SEN", "LATE"), lang.t("dag(ar)", "day(s)")));
+        f.push(format!("{} {}", lang.t("SEN", "LATE"), lang.days(n.into())));
     }
     if e.recorded_days_after > 30 {
         f.push(format!(
             "{} {} {}",
             lang.t("registrerad", "recorded"),
-            e.recorded_days_after,
-            lang.t("dagar i efterhand", "days after the fact")
+            lang.days(e.recorded_days_after),
+            lang.t("i efterhand", "after the fact")
         ));
     }
     for c in &e.corrected_by {

@@ -193,8 +193,9 @@ pub fn document(c: &Compliance, view: &LogView, lang: Lang) -> Document {
                     }
                     if let (Some(days), Some(deadline)) = (e.days_late, e.late_for) {
                         parts.push(format!(
-                            "{days} {} {deadline}",
-                            lang.t("dagar efter tidsfristen", "days after the deadline")
+                            "{} {} {deadline}",
+                            lang.days(days.into()),
+                            lang.t("efter tidsfristen", "after the deadline")
                         ));
                     }
                     parts.extend(e.case_numbers.iter().map(|c| format!("Dnr {c}")));

@@ -86,9 +86,9 @@ pub fn document(t: &Deadlines, view: &LogView, lang: Lang) -> Document {
                 note.push(format!("{} {}", lang.t("förlängd från", "extended from"), e.rule_date));
             }
             let state = if e.overdue {
-                format!("{} {} {}", lang.t("FÖRSENAD", "OVERDUE"), -e.days_left, lang.t("dag(ar)", "day(s)"))
+                format!("{} {}", lang.t("FÖRSENAD", "OVERDUE"), lang.days(-e.days_left))
             } else {
-                format!("{} {}", e.days_left, lang.t("dag(ar) kvar", "day(s) left"))
+                format!("{} {}", lang.days(e.days_left), lang.t("kvar", "left"))
             };
             vec![
                 e.last_day.to_string(),

@@ -22,6 +22,16 @@ impl Lang {
     pub fn title(self, t: &workflows::definition::Title) -> String {
         self.t(&t.sv, &t.en).to_string()
     }
+
+    /// `n` days: "1 dag", "3 dagar"; "1 day", "3 days".
+    pub fn days(self, n: i64) -> String {
+        match (self, n.abs() == 1) {
+            (Lang::Sv, true) => format!("{n} dag"),
+            (Lang::Sv, false) => format!("{n} dagar"),
+            (Lang::En, true) => format!("{n} day"),
+            (Lang::En, false) => format!("{n} days"),
+        }
+    }
 }
 
 /// A fact's value as readable text.

@@ -400,7 +400,7 @@ pub async fn instance(ctx: Ctx, State(state): State<Shared>, Path(id): Path<Stri
                         strong { "#" (e.position) } " · "
                         (ctx.t("hände", "happened")) " " (e.occurred_on) " · "
                         (ctx.t("registrerades", "recorded")) " " (e.recorded_at.get(..10).unwrap_or(&e.recorded_at))
-                        @if e.recorded_days_after > 0 { " (" (e.recorded_days_after) " " (ctx.t("dagar efteråt", "days after")) ")" }
+                        @if e.recorded_days_after > 0 { " (" (ctx.lang.days(e.recorded_days_after)) " " (ctx.t("efteråt", "after")) ")" }
                     }
                     p.what {
                         @if signed_in { (e.what) } @else { (public_what(&ctx, &e.kind, &step_name)) }
@@ -414,7 +414,7 @@ pub async fn instance(ctx: Ctx, State(state): State<Shared>, Path(id): Path<Stri
                             @if signed_in { " " (d) }
                         }
                         @if let Some(n) = e.days_late {
-                            " " span.badge.late { (ctx.t("Sent", "Late")) ": " (n) " " (ctx.t("dagar efter tidsfristen", "days after the deadline")) }
+                            " " span.badge.late { (ctx.t("Sent", "Late")) ": " (ctx.lang.days(n.into())) " " (ctx.t("efter tidsfristen", "after the deadline")) }
                         }
                         @if let Some(c) = &e.corrects {
                             " " span.badge.corrected { (ctx.t("Rättelse av", "Correction of")) } " " code { (c.get(..12).unwrap_or(c)) }

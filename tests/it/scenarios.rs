@@ -585,7 +585,7 @@ fn demo_loads_everything_shows_the_flags_and_cleans_up() {
         "Efterlevnad: Härryda kommun (harryda-2012)",
         "Dialogregister",
         "Årsberättelse 2012: medborgardialog i styrningen",
-        "2016-12-31  436 dag(ar) kvar  alvsjo-2015-masterclass",
+        "2016-12-31  436 dagar kvar  alvsjo-2015-masterclass",
         "OK: 31 events in 7 instances, chain intact",
     ] {
         assert!(text.contains(needle), "the demo shows {needle:?}:\n{text}");

@@ -375,7 +375,7 @@ fn a_third_party_checks_an_inclusion_proof_with_only_proof_checkpoint_and_key() 
     refused(check_proof(&proof, &bad_cp, &vkey), "not a signed note");
     refused(styrlogg(&data, &["verify", "--checkpoint", bad_cp.to_str().unwrap()]), "not a signed note");
     refused(styrlogg(&data, &["prove", "99"]), "no event at position 99");
-    refused(styrlogg(&data, &["prove", "abc"]), "neither an event id");
+    refused(styrlogg(&data, &["prove", "abc"]), "is not an event: give its id (32 hex digits, or its first 8 or more)");
     // A checkpoint by another key than the log's current one is not made.
     let stray = dir.path().join("stray.key");
     ok(styrlogg(&other, &["--signing-key", stray.to_str().unwrap(), "key", "generate", "--name", "x.se/log"]));
