@@ -182,7 +182,7 @@ fn derived_command_id(instance: &InstanceId, what: &str) -> CommandId {
 
 /// Folds an instance to decide on it, with its personal facts opened
 /// where their keys are here: decisions see plaintext.
-async fn load(store: &AnyStore, keys: &Keys, id: &InstanceId) -> Result<Instance> {
+pub async fn load(store: &AnyStore, keys: &Keys, id: &InstanceId) -> Result<Instance> {
     if id.is_system() {
         bail!(Refused(format!("{id} holds the log's own events (signing keys, erasures); it is no workflow instance")));
     }

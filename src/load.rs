@@ -1,7 +1,8 @@
 //! `styrlogg load FILE...`: applies scenario files through the same
 //! functions as `start`, `record`, `correct` and `deadline` (`flow.rs`),
 //! one atomic append per command, with each command's `recorded_on` as
-//! today. Every file is parsed and checked before anything is written;
+//! today. Every file is parsed and checked, and the instances and steps
+//! the files name are checked against the log, before anything is written;
 //! applying stops at the first refused command, keeping what was applied
 //! before it. Commands already in the log are recognised by their derived
 //! command ids and write nothing.
@@ -10,7 +11,8 @@ use crate::cli::Cli;
 use crate::flow::{self, Written};
 use crate::Refused;
 use anyhow::{bail, Context, Result};
-use engine::{Actor, AnyStore, EventId};
+use engine::{Actor, AnyStore, EventId, EventStore};
+use std::collections::HashMap;
 use std::fmt;
 use workflows::scenario::{Target, What};
 use workflows::{Definition, Scenario};
@@ -127,6 +129,49 @@ pub async fn apply(store: &AnyStore, keys: &crate::personal::Keys, file: &Loaded
     Ok(summary)
 }
 
+/// Checks the files' commands against each other and the log before
+/// anything is written: each instance a `record` or `deadline` names is
+/// started by an earlier command of the files or is in the log, and each
+/// step it names is one of that instance's workflow. (The rules that need
+/// the state each command leaves are the workflow's, applied in order.)
+pub async fn check_against_log(store: Option<&AnyStore>, keys: &crate::personal::Keys, files: &[Loaded]) -> Result<()> {
+    let mut workflows: HashMap<String, Definition> = HashMap::new();
+    for file in files {
+        for (c, def) in file.scenario.commands.iter().zip(&file.definitions) {
+            let at = format!("{}:{}: command {} ({})", file.name, c.line, c.index, c.what.describe());
+            let (instance, step) = match &c.what {
+                What::Start { instance, .. } => {
+                    let def = def.as_ref().expect("checked: every start has its definition");
+                    workflows.entry(instance.clone()).or_insert_with(|| def.clone());
+                    continue;
+                }
+                What::Record { instance, step, .. } | What::Deadline { instance, step, .. } => (instance, step),
+                What::Correct { .. } => continue,
+            };
+            if !workflows.contains_key(instance) {
+                let id = flow::instance_id(instance).with_context(|| format!("{at}; nothing was loaded"))?;
+                let store = match store {
+                    Some(s) if !s.read_instance(&id, 1).await?.is_empty() => s,
+                    _ => bail!(Refused(format!(
+                        "{at}: no instance {instance}: no command before it starts it, and the log has none; nothing was loaded"
+                    ))),
+                };
+                let inst = flow::load(store, keys, &id).await.with_context(|| format!("{at}; nothing was loaded"))?;
+                workflows.insert(instance.clone(), (*inst.definition).clone());
+            }
+            let def = &workflows[instance];
+            if def.step(step).is_none() {
+                bail!(Refused(format!(
+                    "{at}: workflow {} has no step {step:?} (its steps: {}); nothing was loaded",
+                    def.id,
+                    def.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `styrlogg load FILE...`
 pub async fn run(cli: &Cli, files: &[std::path::PathBuf]) -> Result<()> {
     let mut loaded = Vec::new();
@@ -135,8 +180,24 @@ pub async fn run(cli: &Cli, files: &[std::path::PathBuf]) -> Result<()> {
         let source = flow::read_text(f, engine::limits::SCENARIO_BYTES_MAX, "scenario")?;
         loaded.push(check(cli, flow::today(cli), &name, &source)?);
     }
-    let store = crate::open(cli, engine::OpenMode::CreateIfMissing).await?;
+    // A log that is not there yet holds no instance, and is made only once
+    // the files pass.
+    let existing = match crate::open(cli, engine::OpenMode::MustExist).await {
+        Ok(s) => Some(s),
+        Err(e) if e.chain().any(|c| matches!(c.downcast_ref(), Some(engine::StoreError::NotFound { .. }))) => None,
+        Err(e) => return Err(e),
+    };
     let keys = crate::personal::Keys::for_cli(cli);
+    if let Err(e) = check_against_log(existing.as_ref(), &keys, &loaded).await {
+        if let Some(s) = existing {
+            s.close()?;
+        }
+        return Err(e);
+    }
+    let store = match existing {
+        Some(s) => s,
+        None => crate::open(cli, engine::OpenMode::CreateIfMissing).await?,
+    };
     for file in &loaded {
         let summary = apply(&store, &keys, file).await;
         match summary {

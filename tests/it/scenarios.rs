@@ -459,6 +459,41 @@ fn a_malformed_scenario_names_file_and_line_and_writes_nothing() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("future.toml:6: command 1 (start skl-styrsystem-2012-2014 as t): recorded_on 2012-10-01 is after today (2012-09-01)"), "{}", err(&o));
     assert!(!store.exists());
+
+    // An instance nothing starts, or a step its workflow does not have, is
+    // found before anything is written, in the log as in the files.
+    let start = "[[command]]\nstart = \"skl-styrsystem-2012-2014\"\ninstance = \"t\"\norg = \"Tyresö kommun\"\non = 2012-01-20\nrole = \"registrator\"\n";
+    let record = |instance: &str, step: &str| {
+        format!(
+            "[[command]]\nrecord = \"{step}\"\ninstance = \"{instance}\"\non = 2012-01-20\nrole = \"registrator\"\n"
+        )
+    };
+    let unstarted = write(dir.path(), "u.toml", &format!("{HEADER}\n{start}\n{}", record("t2", "intresseanmalan")));
+    let o = styrlogg(&store, &["load", unstarted.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("u.toml:13: command 2 (record intresseanmalan in t2): no instance t2: no command before it starts it, and the log has none; nothing was loaded"), "{}", err(&o));
+    assert!(!store.exists(), "nothing was written, and no store made");
+    let unknown = write(dir.path(), "k.toml", &format!("{HEADER}\n{start}\n{}", record("t", "kaffepaus")));
+    let o = styrlogg(&store, &["load", unknown.to_str().unwrap()]);
+    assert!(err(&o).contains("workflow skl-styrsystem-2012-2014 has no step \"kaffepaus\""), "{}", err(&o));
+    assert!(!store.exists());
+    let started = write(dir.path(), "s.toml", &format!("{HEADER}\n{start}"));
+    ok(styrlogg(&store, &["load", started.to_str().unwrap()]));
+    let later = write(
+        dir.path(),
+        "l.toml",
+        &format!("{HEADER}\n{}\n{}", record("t", "intresseanmalan"), record("t", "kaffepaus")),
+    );
+    let o = styrlogg(&store, &["load", later.to_str().unwrap()]);
+    assert!(
+        err(&o).contains("l.toml:12: command 2 (record kaffepaus in t): workflow skl-styrsystem-2012-2014 has no step"),
+        "{}",
+        err(&o)
+    );
+    assert!(
+        ok(styrlogg(&store, &["head"])).starts_with("position 1 "),
+        "the instance in the log is checked too; nothing written"
+    );
 }
 
 #[test]
