@@ -794,9 +794,18 @@ fn user_command_refuses_weak_passwords_and_never_prints_hashes() {
         .output()
         .unwrap();
     assert_eq!(gone.status.code(), Some(141), "{}", String::from_utf8_lossy(&gone.stderr));
-    let again = styrlogg(&data, &["--users", users.to_str().unwrap(), "user", "add", "eva", "--role", "x"]);
+    let again = styrlogg(&data, &["--users", users.to_str().unwrap(), "user", "add", "eva", "--role", "registrator"]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--replace"));
+    // A role no workflow has is a typo, refused before the password is asked.
+    let before = std::fs::read(&users).unwrap();
+    for args in [&["user", "add", "bo", "--role", "sekreterar"][..], &["user", "token", "robot", "--role", "kung"][..]] {
+        let typo = styrlogg(&data, &[&["--users", users.to_str().unwrap()][..], args].concat());
+        assert_eq!(typo.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&typo.stderr);
+        assert!(err.contains("is in no workflow definition") && err.contains("sekreterare"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read(&users).unwrap(), before, "the users file is untouched");
 }
 
 #[test]
