@@ -651,18 +651,25 @@ pub fn backoff(attempt: u32) -> SignedDuration {
 }
 
 /// The notice's subject and body, in Swedish: instance, step, deadline,
-/// what is missing, and where to look.
+/// what is missing, and where to look. The subject names the organisation
+/// and the instance, so one organisation's notices for several instances
+/// are told apart in a list of subjects (the log channel's lines).
 pub fn text(inst: &Instance, due: &Due, today: Date) -> (String, String) {
     let step = inst.definition.step(&due.step).expect("due notices name defined steps");
     let title = &step.title.sv;
     let subject = match due.notice {
         Notice::Reminder { .. } => match (due.deadline - today).get_days() {
-            0 => format!("Påminnelse: {title} senast i dag {} ({})", due.deadline, inst.organisation),
-            1 => format!("Påminnelse: {title} senast i morgon {} ({})", due.deadline, inst.organisation),
-            days => format!("Påminnelse: {title} senast {} om {days} dagar ({})", due.deadline, inst.organisation),
+            0 => format!("Påminnelse: {title} senast i dag {} ({}, {})", due.deadline, inst.organisation, inst.id),
+            1 => format!("Påminnelse: {title} senast i morgon {} ({}, {})", due.deadline, inst.organisation, inst.id),
+            days => {
+                format!(
+                    "Påminnelse: {title} senast {} om {days} dagar ({}, {})",
+                    due.deadline, inst.organisation, inst.id
+                )
+            }
         },
         Notice::Missed => {
-            format!("Missad tidsfrist: {title} skulle vara klart {} ({})", due.deadline, inst.organisation)
+            format!("Missad tidsfrist: {title} skulle vara klart {} ({}, {})", due.deadline, inst.organisation, inst.id)
         }
     };
     let mut body = format!(

@@ -241,7 +241,7 @@ async fn a_whole_network_in_simulated_time_with_restarts_and_downtime() {
     assert_eq!(missed.to, vec!["projektledare", "styrgrupp"]);
     assert!(missed.subject.starts_with("Missad tidsfrist: Projektplan inlämnad skulle vara klart 2012-10-14"));
     let seven = &sent.iter().find(|(_, m)| m.step == "projektplan" && m.notice == "reminder:7").unwrap().1;
-    assert!(seven.subject.contains("senast 2012-10-14 om 4 dagar (Tyresö kommun)"), "{}", seven.subject);
+    assert!(seven.subject.contains("senast 2012-10-14 om 4 dagar (Tyresö kommun, tyreso-2012)"), "{}", seven.subject);
     assert!(seven.body.contains("Instans: tyreso-2012"), "{}", seven.body);
     assert!(seven.body.contains("Uppgifter som krävs: plan, swot, nulagesanalys, onskat_tillstand"), "{}", seven.body);
     assert!(seven.body.contains("dessförinnan behövs: projektledare_utsedd, styrgrupp_tillsatt"), "{}", seven.body);
@@ -561,7 +561,10 @@ fn email_reaches_a_real_smtp_listener_once() {
     assert_eq!(mails.len(), 1, "{mails:?}");
     let (to, subject, body) = &mails[0];
     assert_eq!(to, &["registrator@tyreso.se", "eva.sekreterare@tyreso.se", "projektledare@tyreso.se"]);
-    assert_eq!(subject, "Påminnelse: Intresseanmälan till SKL senast 2012-01-31 om 6 dagar (Tyresö kommun)");
+    assert_eq!(
+        subject,
+        "Påminnelse: Intresseanmälan till SKL senast 2012-01-31 om 6 dagar (Tyresö kommun, tyreso-2012)"
+    );
     assert!(body.contains("Instans: tyreso-2012 (Tyresö kommun, skl-styrsystem-2012-2014 version "), "{body}");
     assert!(body.contains("Sista dag: 2012-01-31"), "{body}");
     assert!(body.contains("Se läget: styrlogg status tyreso-2012"), "{body}");

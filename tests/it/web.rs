@@ -799,7 +799,8 @@ fn user_command_refuses_weak_passwords_and_never_prints_hashes() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("--replace"));
     // A role no workflow has is a typo, refused before the password is asked.
     let before = std::fs::read(&users).unwrap();
-    for args in [&["user", "add", "bo", "--role", "sekreterar"][..], &["user", "token", "robot", "--role", "kung"][..]] {
+    for args in [&["user", "add", "bo", "--role", "sekreterar"][..], &["user", "token", "robot", "--role", "kung"][..]]
+    {
         let typo = styrlogg(&data, &[&["--users", users.to_str().unwrap()][..], args].concat());
         assert_eq!(typo.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&typo.stderr);
