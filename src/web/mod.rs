@@ -356,6 +356,8 @@ pub fn router(state: Shared) -> Router {
         .route("/start", get(pages::start_form).post(pages::start))
         .route("/instances/{id}", get(pages::instance))
         .route("/instances/{id}/record", get(pages::record_form).post(pages::record))
+        .route("/instances/{id}/correct", get(pages::correct_form).post(pages::correct))
+        .route("/instances/{id}/deadline", get(pages::deadline_form).post(pages::deadline))
         .route("/deadlines", get(pages::deadlines))
         .route("/dialogues", get(pages::dialogues))
         .route("/reports", get(pages::reports_index))

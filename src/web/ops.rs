@@ -484,8 +484,12 @@ pub async fn record(state: &AppState, p: &Principal, id: &str, input: &RecordInp
 }
 
 pub async fn correct(state: &AppState, p: &Principal, input: &CorrectInput) -> Result<WriteResult, WebError> {
-    let event = EventId::from_hex(input.event.trim())
-        .map_err(|e| WebError::invalid("event", format!("not an event id (32 hex digits): {e}")))?;
+    let event = EventId::from_hex(input.event.trim()).map_err(|_| {
+        WebError::invalid_said(
+            "event",
+            said("det är inget händelse-id (32 hexsiffror)", "not an event id (32 hex digits)"),
+        )
+    })?;
     let org = state
         .live
         .read(|v| v.event(&event).map(|e| v.instances[&e.event.instance].instance.organisation.clone()))

@@ -374,14 +374,20 @@ pub async fn instance(ctx: Ctx, State(state): State<Shared>, Path(id): Path<Stri
                                 div {
                                     (d.occurred_on)
                                     @if let Some(y) = d.for_year { " " (ctx.t("för", "for")) " " (y) }
-                                    @if let Some(n) = d.days_late { " " span.badge.late { (ctx.t("Sent", "Late")) ": " (n) " " (ctx.t("dagar", "days")) } }
+                                    @if let Some(n) = d.days_late { " " span.badge.late { (ctx.t("Sent", "Late")) ": " (ctx.lang.days(n.into())) } }
                                     @if d.deviation.is_some() { " " span.badge.deviation { (ctx.t("Avvikelse", "Deviation")) } }
                                     @if d.corrections > 0 { " " span.badge.corrected { (ctx.t("Rättad", "Corrected")) " " (d.corrections) } }
                                 }
                             }
                         }
                         td {
-                            @if let Some(d) = s.deadline { @if s.state != StepState::Done { (d) } }
+                            @if let Some(d) = s.deadline { @if s.state != StepState::Done {
+                                (d)
+                                @if signed_in {
+                                    br;
+                                    a href={ (instance_href(&id)) "/deadline?step=" (enc(&s.id)) } { (ctx.t("Förläng eller efterge", "Extend or waive")) }
+                                }
+                            } }
                         }
                     }
                 }
@@ -435,6 +441,9 @@ pub async fn instance(ctx: Ctx, State(state): State<Shared>, Path(id): Path<Stri
                         }
                     }
                     p.hash { (ctx.t("Händelse", "Event")) " " code { (e.event_id) } ", hash " code { (e.hash.get(..16).unwrap_or(&e.hash)) "…" } }
+                    @if signed_in && e.kind == "step_recorded" {
+                        p.actions { a href={ (instance_href(&id)) "/correct?event=" (e.event_id) } { (ctx.t("Rätta", "Correct")) " #" (e.position) } }
+                    }
                 }
             }
         }
@@ -979,19 +988,10 @@ pub async fn record(
     if let Err(e) = check_csrf(&p, &f) {
         return error_page(&ctx, &e);
     }
-    let mut facts = Vec::new();
-    for (k, v) in &f {
-        if let Some(name) = k.strip_prefix("fact.") {
-            // A textarea holds one value per line.
-            for line in v.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                facts.push((name.to_string(), line.to_string()));
-            }
-        }
-    }
     let input = ops::RecordInput {
         step: get(&f, "step").unwrap_or_default().into(),
         on: get(&f, "on").unwrap_or_default().into(),
-        facts,
+        facts: form_facts(&f),
         deviation: get(&f, "deviation").map(String::from),
         role: get(&f, "role").unwrap_or_default().into(),
     };
@@ -1001,6 +1001,279 @@ pub async fn record(
         Err(e) => {
             let step = input.step.clone();
             record_page(&ctx, &state, &p, &id, Some(&step), e.status, &f, Errors::new(&ctx, [e]))
+        }
+    }
+}
+
+// ---- corrections and deadline changes ----
+
+#[derive(serde::Deserialize, Default)]
+pub struct CorrectQuery {
+    pub event: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct DeadlineQuery {
+    pub step: Option<String>,
+}
+
+/// A free-text field (a textarea) with its label, hint and error.
+fn text_area(errors: &Errors, field: &str, label: &str, hint: &str, value: &str, required: bool) -> Markup {
+    html! {
+        div class={ "field" @if errors.for_field(field).is_some() { " has-error" } } {
+            label for=(field_id(field)) { (label) @if required { " " span.req { "*" } } }
+            p.hint id={ (field_id(field)) "-hint" } { (hint) }
+            (errors.message(field))
+            textarea id=(field_id(field)) name=(field) rows="2" aria-describedby=[errors.described_by(field, true)]
+                aria-invalid=[errors.invalid(field)] required[required] { (value) }
+        }
+    }
+}
+
+/// The facts a form sent, `fact.NAME` fields, one value per line.
+fn form_facts(f: &FormFields) -> Vec<(String, String)> {
+    let mut facts = Vec::new();
+    for (k, v) in f {
+        if let Some(name) = k.strip_prefix("fact.") {
+            for line in v.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                facts.push((name.to_string(), line.to_string()));
+            }
+        }
+    }
+    facts
+}
+
+#[allow(clippy::too_many_arguments)]
+fn correct_page(
+    ctx: &Ctx,
+    state: &super::AppState,
+    p: &Principal,
+    id: &str,
+    event: &str,
+    status: StatusCode,
+    f: &FormFields,
+    errors: Errors,
+) -> Response {
+    // The original as the instance's page shows it, from the live view (no
+    // personal facts: the form offers each fact to replace, not its value).
+    let found = state.live.read(|v| {
+        let (_, iv) = v.instances.iter().find(|(k, _)| k.as_str() == id)?;
+        let trail = audit::build(v, Some(id), None, ctx.lang);
+        let entry = trail.entries.into_iter().find(|e| e.event_id == event && e.kind == "step_recorded")?;
+        Some((iv.instance.definition.clone(), iv.instance.organisation.clone(), entry))
+    });
+    let Some((def, org, entry)) = found else {
+        return error_page(
+            ctx,
+            &WebError::not_found(format!(
+                "{} {event} {} {id}",
+                ctx.t("Inget registrerat steg", "No recorded step"),
+                ctx.t("i", "in")
+            )),
+        );
+    };
+    let step = entry.step.as_deref().and_then(|s| def.step(s));
+    let step_name = step_title(ctx, step, entry.step.as_deref().unwrap_or_default());
+    let title = format!("{}: {step_name}", ctx.t("Rätta", "Correct"));
+    let mut shown: Vec<String> = ["reason", "date", "role", "on", "event"].iter().map(|s| s.to_string()).collect();
+    if let Some(s) = step {
+        shown.extend(s.facts.iter().map(|f| format!("fact.{}", f.name)));
+    }
+    let recorders = step.map(|s| s.recorded_by.clone()).unwrap_or_default();
+    let body = html! {
+        p.crumbs { a href={ (instance_href(id)) "#e" (entry.position) } { (id) " – " (org) } }
+        h1 { (title) }
+        p { (ctx.t(
+            "Rättelsen registreras som en ny händelse som pekar på originalet; originalet står kvar i loggen. Fyll bara i det som ska ändras.",
+            "The correction is recorded as a new event pointing at the original; the original stays in the log. Fill in only what changes."
+        )) }
+        dl.facts {
+            dt { (ctx.t("Händelse", "Event")) } dd { "#" (entry.position) " " code { (entry.event_id) } }
+            dt { (ctx.t("Hände", "Happened")) } dd { (entry.occurred_on) }
+        }
+        (errors.summary(ctx, &shown))
+        form method="post" action={ (instance_href(id)) "/correct" } novalidate {
+            (csrf_field(p))
+            input type="hidden" name="event" value=(event);
+            (text_area(&errors, "reason", ctx.t("Varför rättas det", "Why it is corrected"), ctx.t("Står i granskningsspåret och i rapporterna.", "Shown in the audit trail and the reports."), get(f, "reason").unwrap_or_default(), true))
+            (text_input(&errors, "date", ctx.t("Rätt datum (om datumet var fel)", "The right date (if the date was wrong)"), Some(ctx.t("ÅÅÅÅ-MM-DD", "YYYY-MM-DD")), get(f, "date").unwrap_or_default(), "date", false))
+            @if let Some(s) = step { @if !s.facts.is_empty() {
+                fieldset {
+                    legend { (ctx.t("Uppgifter som ersätts (frivilligt)", "Facts to replace (optional)")) }
+                    @for spec in &s.facts {
+                        @let name = format!("fact.{}", spec.name);
+                        @let values: Vec<&str> = f.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.as_str()).collect();
+                        @let optional = FactSpec { required: false, ..spec.clone() };
+                        (fact_field(ctx, &errors, &optional, &values))
+                    }
+                }
+            } }
+            (role_select(ctx, &errors, p, &recorders, get(f, "role")))
+            button type="submit" { (ctx.t("Registrera rättelsen", "Record the correction")) }
+        }
+    };
+    page(ctx, status, &title, body)
+}
+
+pub async fn correct_form(
+    ctx: Ctx,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<CorrectQuery>,
+) -> Response {
+    let Some(p) = ctx.principal.clone() else { return login_redirect(&ctx) };
+    let event = q.event.unwrap_or_default();
+    correct_page(&ctx, &state, &p, &id, event.trim(), StatusCode::OK, &Vec::new(), Errors(Vec::new()))
+}
+
+pub async fn correct(
+    ctx: Ctx,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    f: Result<Form<FormFields>, FormRejection>,
+) -> Response {
+    let Some(p) = ctx.principal.clone() else {
+        return error_page(&ctx, &WebError::unauthorized());
+    };
+    let f = match form_fields(f) {
+        Ok(f) => f,
+        Err(e) => return error_page(&ctx, &e),
+    };
+    if let Err(e) = check_csrf(&p, &f) {
+        return error_page(&ctx, &e);
+    }
+    let event = get(&f, "event").unwrap_or_default().trim().to_string();
+    // The event must be one of this instance's recorded steps: the page
+    // shows it, and a form posted to one instance does not correct another.
+    let ours = state.live.read(|v| {
+        engine::EventId::from_hex(&event)
+            .ok()
+            .and_then(|e| v.event(&e))
+            .is_some_and(|e| e.event.instance.as_str() == id)
+    });
+    if !ours {
+        return correct_page(&ctx, &state, &p, &id, &event, StatusCode::NOT_FOUND, &f, Errors(Vec::new()));
+    }
+    let input = ops::CorrectInput {
+        event: event.clone(),
+        reason: get(&f, "reason").unwrap_or_default().into(),
+        date: get(&f, "date").map(String::from),
+        facts: form_facts(&f),
+        on: None,
+        role: get(&f, "role").unwrap_or_default().into(),
+    };
+    match ops::correct(&state, &p, &input).await {
+        Ok(w) => Redirect::to(&format!("{}#e{}", instance_href(&id), w.position)).into_response(),
+        Err(e) => correct_page(&ctx, &state, &p, &id, &event, e.status, &f, Errors::new(&ctx, [e])),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deadline_page(
+    ctx: &Ctx,
+    state: &super::AppState,
+    p: &Principal,
+    id: &str,
+    step: &str,
+    status: StatusCode,
+    f: &FormFields,
+    errors: Errors,
+) -> Response {
+    let today = state.today();
+    let found = state.live.read(|v| {
+        let (_, iv) = v.instances.iter().find(|(k, _)| k.as_str() == id)?;
+        let st = InstanceStatus::of(&iv.instance, today);
+        let pending = st.steps.iter().find(|s| s.id == step && s.state != StepState::Done)?.deadline?;
+        Some((iv.instance.definition.clone(), iv.instance.organisation.clone(), pending))
+    });
+    let Some((def, org, pending)) = found else {
+        return error_page(
+            ctx,
+            &WebError::not_found(format!(
+                "{} {step:?} {} {id}",
+                ctx.t("Ingen väntande tidsfrist för steget", "No pending deadline for step"),
+                ctx.t("i", "in")
+            )),
+        );
+    };
+    let s = def.step(step);
+    let step_name = step_title(ctx, s, step);
+    let title = format!("{}: {step_name}", ctx.t("Tidsfrist", "Deadline"));
+    let shown: Vec<String> = ["extend_to", "waive", "reason", "role", "step"].iter().map(|s| s.to_string()).collect();
+    let mut may: Vec<String> = s.map(|s| s.recorded_by.clone()).unwrap_or_default();
+    if let Some(to) = s.and_then(|s| s.deadline.as_ref()).and_then(|d| d.escalate_to.clone()) {
+        may.push(to);
+    }
+    let body = html! {
+        p.crumbs { a href=(instance_href(id)) { (id) " – " (org) } }
+        h1 { (title) }
+        dl.facts {
+            dt { (ctx.t("Sista dag nu", "Last day now")) } dd { (pending) }
+        }
+        p { (ctx.t(
+            "Förläng till en senare dag, eller efterge tidsfristen. Ändringen registreras med sitt skäl; den tidigare tidsfristen står kvar i loggen.",
+            "Extend to a later day, or waive the deadline. The change is recorded with its reason; the earlier deadline stays in the log."
+        )) }
+        (errors.summary(ctx, &shown))
+        form method="post" action={ (instance_href(id)) "/deadline" } novalidate {
+            (csrf_field(p))
+            input type="hidden" name="step" value=(step);
+            (text_input(&errors, "extend_to", ctx.t("Förläng till", "Extend to"), Some(ctx.t("ÅÅÅÅ-MM-DD, senare än den nuvarande sista dagen", "YYYY-MM-DD, later than the current last day")), get(f, "extend_to").unwrap_or_default(), "date", false))
+            div class={ "field" @if errors.for_field("waive").is_some() { " has-error" } } {
+                (errors.message("waive"))
+                input type="checkbox" id=(field_id("waive")) name="waive" value="yes" checked[get(f, "waive").is_some()];
+                " "
+                label for=(field_id("waive")) { (ctx.t("Efterge tidsfristen i stället", "Waive the deadline instead")) }
+            }
+            (text_area(&errors, "reason", ctx.t("Skäl", "Reason"), ctx.t("Står i granskningsspåret och i rapporterna.", "Shown in the audit trail and the reports."), get(f, "reason").unwrap_or_default(), true))
+            (role_select(ctx, &errors, p, &may, get(f, "role")))
+            button type="submit" { (ctx.t("Registrera ändringen", "Record the change")) }
+        }
+    };
+    page(ctx, status, &title, body)
+}
+
+pub async fn deadline_form(
+    ctx: Ctx,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<DeadlineQuery>,
+) -> Response {
+    let Some(p) = ctx.principal.clone() else { return login_redirect(&ctx) };
+    let step = q.step.unwrap_or_default();
+    deadline_page(&ctx, &state, &p, &id, step.trim(), StatusCode::OK, &Vec::new(), Errors(Vec::new()))
+}
+
+pub async fn deadline(
+    ctx: Ctx,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    f: Result<Form<FormFields>, FormRejection>,
+) -> Response {
+    let Some(p) = ctx.principal.clone() else {
+        return error_page(&ctx, &WebError::unauthorized());
+    };
+    let f = match form_fields(f) {
+        Ok(f) => f,
+        Err(e) => return error_page(&ctx, &e),
+    };
+    if let Err(e) = check_csrf(&p, &f) {
+        return error_page(&ctx, &e);
+    }
+    let input = ops::DeadlineInput {
+        step: get(&f, "step").unwrap_or_default().into(),
+        extend_to: get(&f, "extend_to").map(String::from),
+        waive: get(&f, "waive").is_some(),
+        reason: get(&f, "reason").unwrap_or_default().into(),
+        on: None,
+        role: get(&f, "role").unwrap_or_default().into(),
+    };
+    match ops::deadline(&state, &p, &id, &input).await {
+        Ok(w) => Redirect::to(&format!("{}#e{}", instance_href(&id), w.position)).into_response(),
+        Err(e) if e.status == StatusCode::NOT_FOUND => error_page(&ctx, &e),
+        Err(e) => {
+            let step = input.step.clone();
+            deadline_page(&ctx, &state, &p, &id, &step, e.status, &f, Errors::new(&ctx, [e]))
         }
     }
 }

@@ -2,6 +2,7 @@
 // tests/it/browser.rs against a server it started on loopback:
 //   node scenario.cjs BASE_URL OUT_DIR AXE_JS USER_DATA_DIR CHROMIUM PASSWORD
 // Logs in, starts an instance, records a step and finds it in the timeline,
+// corrects it and waives a deadline through their forms,
 // sees a rejection next to its field, watches the overview update live,
 // downloads a report, and runs axe-core on every page (no serious or
 // critical WCAG 2.1 A/AA violations). Screenshots and results.json go to
@@ -116,6 +117,21 @@ async function run(context) {
   check(timeline.includes("Eva Sekreterare (registrator)"), "the timeline names the logged-in user and role");
   check(timeline.includes("Anita Brynje"), "the timeline shows the step's facts to a logged-in user");
   await audit("06-timeline");
+
+  // Correct the step through its form: the original stays, the correction points at it.
+  await Promise.all([page.waitForURL(/\/correct\?event=/), page.click("ol.timeline a:has-text('Rätta')")]);
+  await page.fill("#f-reason", "Fel datum");
+  await page.fill("#f-date", "2012-01-21");
+  await audit("06b-correct-form");
+  await Promise.all([page.waitForURL(/\/instances\/webb-2012#e\d+$/), page.click("main form[method=post] button[type=submit]")]);
+  check((await page.textContent("ol.timeline")).includes("Rättelse av"), "the correction is in the timeline");
+  // Waive a pending deadline through its form.
+  await Promise.all([page.waitForURL(/\/deadline\?step=/), page.click("table a:has-text('Förläng eller efterge')")]);
+  await page.check("#f-waive");
+  await page.fill("#f-reason", "Utgår enligt SKL");
+  await audit("06c-deadline-form");
+  await Promise.all([page.waitForURL(/\/instances\/webb-2012#e\d+$/), page.click("main form[method=post] button[type=submit]")]);
+  check((await page.textContent("ol.timeline")).includes("Utgår enligt SKL"), "the waiver and its reason are in the timeline");
 
   // A rejected step: the message stands next to the field concerned.
   await page.goto(base + "/instances/webb-2012/record?step=styrelsebeslut");

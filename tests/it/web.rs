@@ -945,3 +945,72 @@ fn a_token_that_cannot_be_shown_is_not_saved() {
     assert!(shown.status.success(), "{shown:?}");
     assert!(!String::from_utf8_lossy(&shown.stdout).trim().is_empty(), "the token, once");
 }
+
+/// The value of the first `<option ... selected>` of a select named `name`.
+fn selected(page: &str, name: &str) -> String {
+    let select = page.split(&format!(r#"name="{name}""#)).nth(1).unwrap_or_else(|| panic!("a select {name}: {page}"));
+    let option = select.split("<option").find(|o| o.contains("selected")).unwrap_or_else(|| panic!("a choice: {page}"));
+    option.split(r#"value=""#).nth(1).and_then(|v| v.split('"').next()).unwrap().to_string()
+}
+
+#[test]
+fn corrections_and_deadline_changes_have_forms() {
+    let s = Server::start();
+    let (cookie, csrf) = s.login("eva");
+    let form = [("cookie", cookie.as_str()), ("content-type", "application/x-www-form-urlencoded")];
+    let id = "ljl-2012-styrsystem";
+    let page = s.request("GET", &format!("/instances/{id}"), &[("cookie", &cookie)], None);
+    assert_eq!(page.status, 200);
+    // Each recorded step links to its correction form.
+    let link = page.body.split(&format!(r#"href="/instances/{id}/correct?event="#)).nth(1).expect("a correction link");
+    let event = link.split('"').next().unwrap().to_string();
+    assert_eq!(event.len(), 32, "{event}");
+    let f = s.request("GET", &format!("/instances/{id}/correct?event={event}"), &[("cookie", &cookie)], None);
+    assert_eq!(f.status, 200, "{}", f.body);
+    assert!(f.body.contains("<h1>Rätta: ") && f.body.contains("originalet står kvar i loggen"), "{}", f.body);
+    let role = selected(&f.body, "role");
+    let position = || serde_json::from_str::<serde_json::Value>(&s.head()).unwrap()["position"].as_u64().unwrap();
+    let head = position();
+    // No reason: refused on the form, next to its field, nothing written.
+    let post = |path: &str, body: String| s.request("POST", path, &form, Some(&body));
+    let r = post(&format!("/instances/{id}/correct"), format!("csrf={csrf}&event={event}&reason=&role={role}"));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains(r##"href="#f-reason""##) && r.body.contains("motiveringen är tom"), "{}", r.body);
+    // An event of another instance is not corrected through this one's form.
+    let other = s.request("GET", "/instances/harryda-2012", &[("cookie", &cookie)], None);
+    let theirs = other.body.split("/correct?event=").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let r = post(&format!("/instances/{id}/correct"), format!("csrf={csrf}&event={theirs}&reason=Fel&role={role}"));
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(position(), head, "refused corrections write nothing");
+    let r = post(
+        &format!("/instances/{id}/correct"),
+        format!("csrf={csrf}&event={event}&reason=Fel+datum+i+protokollet&date=2012-02-01&role={role}"),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(position(), head + 1);
+    let after = s.request("GET", &format!("/instances/{id}"), &[("cookie", &cookie)], None);
+    assert!(after.body.contains(&format!("Rättelse av</span> <code>{}", &event[..12])), "{}", after.body);
+
+    // A pending deadline links to the form that extends or waives it.
+    let link = after.body.split(&format!(r#"href="/instances/{id}/deadline?step="#)).nth(1).expect("a deadline link");
+    let step = link.split('"').next().unwrap().to_string();
+    let f = s.request("GET", &format!("/instances/{id}/deadline?step={step}&lang=en"), &[("cookie", &cookie)], None);
+    assert_eq!(f.status, 200, "{}", f.body);
+    assert!(f.body.contains("Last day now"), "{}", f.body);
+    let role = selected(&f.body, "role");
+    let path = format!("/instances/{id}/deadline");
+    let r = post(&path, format!("csrf={csrf}&step={step}&extend_to=2000-01-01&reason=Anst%C3%A5nd&role={role}"));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("(not-an-extension)"), "{}", r.body);
+    let r = post(&path, format!("csrf={csrf}&step={step}&reason=Anst%C3%A5nd&role={role}"));
+    assert_eq!(r.status, 400, "neither a date nor waive: {}", r.body);
+    assert_eq!(position(), head + 1, "refused changes write nothing");
+    let r = post(&path, format!("csrf={csrf}&step={step}&waive=yes&reason=Utg%C3%A5r+enligt+SKL&role={role}"));
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(position(), head + 2);
+    let f = s.request("GET", &format!("/instances/{id}/deadline?step={step}"), &[("cookie", &cookie)], None);
+    assert_eq!(f.status, 404, "a waived deadline is no longer pending: {}", f.body);
+    // Without a session the forms send to the login page.
+    let r = s.request("GET", &format!("/instances/{id}/correct?event={event}"), &[], None);
+    assert_eq!(r.status, 303, "{}", r.body);
+}
