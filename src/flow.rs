@@ -164,7 +164,15 @@ pub fn workflows(cli: &Cli, cmd: &WorkflowsCommand) -> Result<()> {
 }
 
 fn actor(by: &By) -> Result<Actor> {
+    option(engine::event::check_name("--by", by.by.trim()))?;
+    option(engine::event::check_name("--role", by.role.trim()))?;
     Actor::checked(by.by.trim(), by.role.trim()).map_err(|e| Refused(e.to_string()).into())
+}
+
+/// A check of an option's text, refused under the option's name (`--org:
+/// must not be empty`), before the log's own check would name its field.
+pub fn option(checked: Result<(), engine::event::InvalidField>) -> Result<()> {
+    checked.map_err(|e| Refused(e.to_string()).into())
 }
 
 pub fn instance_id(s: &str) -> Result<InstanceId> {
@@ -478,6 +486,7 @@ pub async fn start(
 ) -> Result<()> {
     let def = resolve(cli, workflow)?;
     let id = instance_id(instance)?;
+    option(engine::event::check_name("--org", org))?;
     if let Some(why) = unfit_for_a_new_instance(&id) {
         bail!(Refused(why.en));
     }
@@ -560,6 +569,7 @@ pub async fn correct(
     on: Option<Date>,
     by: &By,
 ) -> Result<()> {
+    option(engine::event::check_reason("--reason", reason))?;
     let store = open(cli, OpenMode::MustExist).await?;
     // A whole id needs no search: the correction itself finds its event.
     let event_id = match EventId::from_hex(event.trim()) {
@@ -645,6 +655,7 @@ pub async fn deadline(
     by: &By,
 ) -> Result<()> {
     let id = instance_id(instance)?;
+    option(engine::event::check_reason("--reason", reason))?;
     let change = match (extend_to, waive) {
         (Some(to), false) => DeadlineChange::Extended { to },
         (None, true) => DeadlineChange::Waived,

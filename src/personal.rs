@@ -342,6 +342,8 @@ fn list(items: &[String]) -> String {
 
 /// `styrlogg erase PERSON`: records the erasure, then destroys the key.
 pub async fn erase(cli: &Cli, who: &str, org: Option<&str>, reason: &str, decision: &str, by: &By) -> Result<()> {
+    crate::flow::option(engine::event::check_reason("--reason", reason))?;
+    crate::flow::option(engine::event::check_name("--decision", decision))?;
     crate::flow::known_role(cli, &by.role)?;
     let keys = Keys::for_cli(cli);
     let store = open(cli, OpenMode::MustExist).await?;

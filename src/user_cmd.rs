@@ -65,28 +65,17 @@ fn lock(path: &std::path::Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
-/// Refuses a role no workflow definition has (built-in or in --workflows):
-/// a user given a misspelt role could sign in and never record anything.
-fn known_roles(cli: &Cli, roles: &[String]) -> Result<()> {
-    let defs = crate::flow::definitions(cli)?;
-    let known: std::collections::BTreeSet<&str> =
-        defs.iter().flat_map(|d| d.roles.iter().map(|r| r.id.as_str())).collect();
-    if let Some(first) = clean(roles).into_iter().find(|r| !known.contains(r.as_str())) {
-        bail!(Refused(format!(
-            "role {first:?} is in no workflow definition (built-in, or in --workflows DIR for your own); the roles are: {}",
-            known.iter().copied().collect::<Vec<_>>().join(", ")
-        )));
-    }
-    Ok(())
-}
-
 pub fn run(cli: &Cli, cmd: &UserCommand) -> Result<()> {
     let path = &cli.users;
     let load = || Users::load(path).map_err(|e| Refused(format!("{e:#}")));
     // The password is asked before the file is locked (a prompt may wait),
     // after the checks that would refuse it anyway.
+    // A role no workflow has is a typo: the user could sign in and never
+    // record anything.
     if let UserCommand::Add { roles, .. } | UserCommand::Token { roles, .. } = cmd {
-        known_roles(cli, roles)?;
+        for role in clean(roles) {
+            crate::flow::known_role(cli, &role)?;
+        }
     }
     let password = match cmd {
         UserCommand::Add { login, replace, .. } => {

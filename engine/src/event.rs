@@ -86,7 +86,7 @@ pub fn is_bidi_control(c: char) -> bool {
 }
 
 /// A justification: required, multi-line, up to [`limits::TEXT_BYTES_MAX`].
-fn check_reason(field: &str, s: &str) -> Result<(), InvalidField> {
+pub fn check_reason(field: &str, s: &str) -> Result<(), InvalidField> {
     if s.trim().is_empty() {
         return Err(invalid_as(field, Invalid::Empty, "must not be empty: say why"));
     }
@@ -102,7 +102,7 @@ pub fn check_key_name(s: &str) -> Result<(), InvalidField> {
     Ok(())
 }
 
-fn check_name(field: &str, s: &str) -> Result<(), InvalidField> {
+pub fn check_name(field: &str, s: &str) -> Result<(), InvalidField> {
     if s.trim().is_empty() {
         return Err(invalid_as(field, Invalid::Empty, "must not be empty"));
     }

@@ -131,6 +131,32 @@ fn every_bad_input_gets_a_specific_error_and_changes_nothing() {
         ("a control character in a name", record(&s, "styrelsebeslut", "2012-10-25", &board, &by_bell), 1, "U+0007"),
         ("a bidirectional control", record(&s, "styrelsebeslut", "2012-10-25", &board, &by_bidi), 1, "U+202E"),
         ("a 100 KB name", record(&s, "styrelsebeslut", "2012-10-25", &board, &by_long), 1, "the limit is 256"),
+        (
+            "an empty name, said by its option",
+            record(&s, "styrelsebeslut", "2012-10-25", &board, &["--by", " ", "--role", "registrator"]),
+            1,
+            "--by: must not be empty",
+        ),
+        (
+            "an empty reason, said by its option",
+            styrlogg(
+                &s,
+                &[
+                    "deadline",
+                    "harryda-2012",
+                    "styrelsebeslut",
+                    "--waive",
+                    "--reason",
+                    "",
+                    "--by",
+                    "A",
+                    "--role",
+                    "registrator",
+                ],
+            ),
+            1,
+            "--reason: must not be empty",
+        ),
         ("a 100 KB fact", record(&s, "styrelsebeslut", "2012-10-25", &long_fact, &BY), 1, "the limit is"),
         ("a 100 KB step name", record(&s, &long, "2012-10-25", &board, &BY), 1, "has no step"),
         (

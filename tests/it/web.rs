@@ -804,7 +804,10 @@ fn user_command_refuses_weak_passwords_and_never_prints_hashes() {
         let typo = styrlogg(&data, &[&["--users", users.to_str().unwrap()][..], args].concat());
         assert_eq!(typo.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&typo.stderr);
-        assert!(err.contains("is in no workflow definition") && err.contains("sekreterare"), "{args:?}: {err}");
+        assert!(
+            err.contains("is not a role of any workflow definition") && err.contains("sekreterare"),
+            "{args:?}: {err}"
+        );
     }
     assert_eq!(std::fs::read(&users).unwrap(), before, "the users file is untouched");
 }
