@@ -255,9 +255,12 @@ pub async fn instance(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
 ) -> Result<Response, WebError> {
     reader(&state, &headers)?;
-    let lang = super::lang_of(&headers, None);
+    // The timeline's texts: `?lang=`, else the cookie or Accept-Language,
+    // else Swedish, as the reports and the command line's audit trail.
+    let lang = super::lang_of(&headers, uri.query());
     let today = state.today();
     let out = state.live.read(|v| {
         let i = v.instances.iter().find(|(k, _)| k.as_str() == id)?;

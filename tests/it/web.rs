@@ -509,6 +509,11 @@ fn login_limits_sessions_and_forms() {
     let inst = s.request("GET", "/api/instances/ljl-2012-styrsystem", &[("authorization", &auth)], None);
     let last = inst.json()["timeline"]["entries"].as_array().unwrap().last().unwrap().to_string();
     assert!(last.contains(r#""Protokollet justeras\nnästa vecka""#), "{last}");
+    // The timeline's texts in English when the address asks for it.
+    let en = s.request("GET", "/api/instances/ljl-2012-styrsystem?lang=en", &[("authorization", &auth)], None);
+    let first = |r: &Resp| r.json()["timeline"]["entries"][0]["what"].as_str().unwrap().to_string();
+    assert!(first(&en).starts_with("Started"), "{}", first(&en));
+    assert!(first(&inst).starts_with("Startad"), "Swedish unless asked: {}", first(&inst));
     // The login form has its own CSRF token (a cookie and a field).
     let r = s.request(
         "POST",
