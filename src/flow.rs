@@ -80,7 +80,14 @@ pub fn known_role(cli: &Cli, role: &str) -> Result<()> {
 /// without reading it whole, and one that is not UTF-8, with its name.
 pub fn read_text(path: &Path, max: usize, what: &str) -> Result<String> {
     use std::io::Read;
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    // A file that is not there, or not to be read, is the user's to fix
+    // (exit 1); a read that fails on the way is the system's (exit 3).
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::IsADirectory => {
+            anyhow::Error::new(Refused(format!("cannot read {what} {}: {}", path.display(), e.kind())))
+        }
+        _ => anyhow::Error::new(e).context(format!("cannot read {what} {}", path.display())),
+    })?;
     let mut bytes = Vec::new();
     file.take(max as u64 + 1)
         .read_to_end(&mut bytes)

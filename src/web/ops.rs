@@ -355,7 +355,7 @@ fn actor(p: &Principal, role: &str) -> Result<Actor, WebError> {
     Ok(Actor::new(p.name.clone(), role))
 }
 
-fn may_record_for(p: &Principal, org: &str) -> Result<(), WebError> {
+pub fn may_record_for(p: &Principal, org: &str) -> Result<(), WebError> {
     if p.may_record_for(org) {
         return Ok(());
     }

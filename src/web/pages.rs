@@ -337,6 +337,8 @@ pub async fn instance(ctx: Ctx, State(state): State<Shared>, Path(id): Path<Stri
         return error_page(&ctx, &WebError::not_found(format!("{} {id}", ctx.t("Ingen instans", "No instance"))));
     };
     let title = format!("{} – {}", status.instance, status.organisation);
+    // The forms are offered only to those who may record for the instance's organisation.
+    let may_write = ctx.principal.as_ref().is_some_and(|p| p.may_record_for(&status.organisation));
     let body = html! {
         h1 { (title) }
         dl.facts {
@@ -347,7 +349,7 @@ pub async fn instance(ctx: Ctx, State(state): State<Shared>, Path(id): Path<Stri
         }
         @if signed_in {
             p.actions {
-                a.button href={ (instance_href(&id)) "/record" } { (ctx.t("Registrera ett steg", "Record a step")) }
+                @if may_write { a.button href={ (instance_href(&id)) "/record" } { (ctx.t("Registrera ett steg", "Record a step")) } }
                 " "
                 a href={ "/reports/audit?instance=" (enc(&id)) } { (ctx.t("Granskningsspår som rapport", "Audit trail as a report")) }
                 " "
@@ -383,7 +385,7 @@ pub async fn instance(ctx: Ctx, State(state): State<Shared>, Path(id): Path<Stri
                         td {
                             @if let Some(d) = s.deadline { @if s.state != StepState::Done {
                                 (d)
-                                @if signed_in {
+                                @if may_write {
                                     br;
                                     a href={ (instance_href(&id)) "/deadline?step=" (enc(&s.id)) } { (ctx.t("Förläng eller efterge", "Extend or waive")) }
                                 }
@@ -441,7 +443,7 @@ pub async fn instance(ctx: Ctx, State(state): State<Shared>, Path(id): Path<Stri
                         }
                     }
                     p.hash { (ctx.t("Händelse", "Event")) " " code { (e.event_id) } ", hash " code { (e.hash.get(..16).unwrap_or(&e.hash)) "…" } }
-                    @if signed_in && e.kind == "step_recorded" {
+                    @if may_write && e.kind == "step_recorded" {
                         p.actions { a href={ (instance_href(&id)) "/correct?event=" (e.event_id) } { (ctx.t("Rätta", "Correct")) " #" (e.position) } }
                     }
                 }
@@ -896,6 +898,9 @@ fn record_page(
     let Some((def, org)) = found else {
         return error_page(ctx, &WebError::not_found(format!("{} {id}", ctx.t("Ingen instans", "No instance"))));
     };
+    if let Err(e) = ops::may_record_for(p, &org) {
+        return error_page(ctx, &e);
+    }
     let today = state.today();
     let status_now = state.live.read(|v| {
         v.instances.iter().find(|(k, _)| k.as_str() == id).map(|(_, i)| InstanceStatus::of(&i.instance, today))
@@ -1072,6 +1077,9 @@ fn correct_page(
             )),
         );
     };
+    if let Err(e) = ops::may_record_for(p, &org) {
+        return error_page(ctx, &e);
+    }
     let step = entry.step.as_deref().and_then(|s| def.step(s));
     let step_name = step_title(ctx, step, entry.step.as_deref().unwrap_or_default());
     let title = format!("{}: {step_name}", ctx.t("Rätta", "Correct"));
@@ -1196,6 +1204,9 @@ fn deadline_page(
             )),
         );
     };
+    if let Err(e) = ops::may_record_for(p, &org) {
+        return error_page(ctx, &e);
+    }
     let s = def.step(step);
     let step_name = step_title(ctx, s, step);
     let title = format!("{}: {step_name}", ctx.t("Tidsfrist", "Deadline"));

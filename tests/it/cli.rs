@@ -200,6 +200,18 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
         assert_fails(&styrlogg(&target, &["import", f.to_str().unwrap()]), 1, needle);
         assert!(!target.exists(), "{what}: a refused import creates nothing");
     }
+    // A file that is not there is the user's to fix (1), for every command that reads one.
+    let missing = dir.path().join("no-such-file.toml");
+    let m = missing.to_str().unwrap();
+    for args in [
+        &["import", m][..],
+        &["load", m][..],
+        &["workflows", "check", m][..],
+        &["record", "x", "y", "--on", "2012-01-01", "--facts", m, "--by", "A", "--role", "registrator"][..],
+    ] {
+        assert_fails(&styrlogg(&target, args), 1, "no-such-file.toml");
+    }
+    assert!(!target.exists(), "nothing was made");
     assert_eq!(styrlogg(&store, &["export"]).stdout, before, "the source store is untouched");
 }
 

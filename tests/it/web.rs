@@ -1021,4 +1021,22 @@ fn corrections_and_deadline_changes_have_forms() {
     // Without a session the forms send to the login page.
     let r = s.request("GET", &format!("/instances/{id}/correct?event={event}"), &[], None);
     assert_eq!(r.status, 303, "{}", r.body);
+    // One who may record only for another organisation is offered no form here.
+    let users = s.users.to_str().unwrap().to_string();
+    add_user(
+        &s.data,
+        &["--users", &users, "user", "add", "tyreso", "--role", "sekreterare", "--org", "Tyresö kommun"],
+        PASSWORD,
+    );
+    let (other, _) = s.login("tyreso");
+    let page = s.request("GET", &format!("/instances/{id}"), &[("cookie", &other)], None);
+    assert_eq!(page.status, 200);
+    for link in ["/record\"", "/correct?event=", "/deadline?step="] {
+        assert!(!page.body.contains(&format!("/instances/{id}{link}")), "no {link} link: {}", page.body);
+    }
+    for path in [format!("/instances/{id}/record"), format!("/instances/{id}/correct?event={event}")] {
+        let r = s.request("GET", &path, &[("cookie", &other)], None);
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert!(r.body.contains("tyreso får bara registrera för: Tyresö kommun"), "{path}: {}", r.body);
+    }
 }
