@@ -17,7 +17,7 @@ mod trust_cmd;
 mod user_cmd;
 mod web;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use cli::{Cli, Command, Format};
 use engine::{
     import_chunks, AnyStore, AppendError, ChainVerifier, EmbeddedStore, EventStore, InstanceId, JetStreamOptions,
