@@ -501,10 +501,14 @@ impl Errors {
     }
 
     fn summary(&self, ctx: &Ctx, shown: &[String]) -> Markup {
+        self.summary_titled(shown, ctx.t("Det gick inte att spara", "Nothing was saved"))
+    }
+
+    fn summary_titled(&self, shown: &[String], title: &str) -> Markup {
         html! {
             @if !self.0.is_empty() {
                 div.error-summary role="alert" aria-labelledby="error-summary-title" tabindex="-1" id="error-summary" {
-                    h2 id="error-summary-title" { (ctx.t("Det gick inte att spara", "Nothing was saved")) }
+                    h2 id="error-summary-title" { (title) }
                     ul {
                         @for e in &self.0 {
                             li {
@@ -641,11 +645,16 @@ fn login_page(
         title,
         html! {
             h1 { (title) }
-            (errors.summary(ctx, &["login".to_string()]))
+            (errors.summary_titled(&["login".to_string()], ctx.t("Det gick inte att logga in", "Could not log in")))
             form method="post" action="/login" novalidate {
                 input type="hidden" name="csrf" value=(token);
                 input type="hidden" name="next" value=(next);
-                (text_input(&errors, "login", ctx.t("Användarnamn", "User name"), None, login, "text", true))
+                div class={ "field" @if errors.for_field("login").is_some() { " has-error" } } {
+                    label for=(field_id("login")) { (ctx.t("Användarnamn", "User name")) " " span.req { "*" } }
+                    (errors.message("login"))
+                    input type="text" id=(field_id("login")) name="login" value=(login) autocomplete="username"
+                        aria-describedby=[errors.described_by("login", false)] aria-invalid=[errors.invalid("login")] required;
+                }
                 div.field {
                     label for="f-password" { (ctx.t("Lösenord", "Password")) " " span.req { "*" } }
                     input type="password" id="f-password" name="password" autocomplete="current-password" required;
@@ -855,23 +864,23 @@ fn fact_field(ctx: &Ctx, errors: &Errors, spec: &FactSpec, values: &[&str]) -> M
             (errors.message(&field))
             @match (&spec.ty, spec.many) {
                 (FactType::Choice(options), false) => {
-                    select id=(id) name=(field) aria-describedby=[errors.described_by(&field, true)] aria-invalid=[errors.invalid(&field)] {
+                    select id=(id) name=(field) aria-describedby=[errors.described_by(&field, true)] aria-invalid=[errors.invalid(&field)] required[spec.required] {
                         option value="" { "–" }
                         @for o in options { option value=(o) selected[values.first() == Some(&o.as_str())] { (o) } }
                     }
                 }
                 (_, true) => {
-                    textarea id=(id) name=(field) rows="3" aria-describedby=[errors.described_by(&field, true)] aria-invalid=[errors.invalid(&field)] {
+                    textarea id=(id) name=(field) rows="3" aria-describedby=[errors.described_by(&field, true)] aria-invalid=[errors.invalid(&field)] required[spec.required] {
                         (values.join("\n"))
                     }
                 }
                 (FactType::Date, false) => {
                     input type="date" id=(id) name=(field) value=(values.first().copied().unwrap_or_default())
-                        aria-describedby=[errors.described_by(&field, true)] aria-invalid=[errors.invalid(&field)];
+                        aria-describedby=[errors.described_by(&field, true)] aria-invalid=[errors.invalid(&field)] required[spec.required];
                 }
                 _ => {
                     input type="text" id=(id) name=(field) value=(values.first().copied().unwrap_or_default())
-                        aria-describedby=[errors.described_by(&field, true)] aria-invalid=[errors.invalid(&field)];
+                        aria-describedby=[errors.described_by(&field, true)] aria-invalid=[errors.invalid(&field)] required[spec.required];
                 }
             }
         }

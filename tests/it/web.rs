@@ -470,6 +470,8 @@ fn login_limits_sessions_and_forms() {
     );
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains(r#"id="f-fact-protokoll-error""#), "{}", r.body);
+    let protokoll = r.body.split(r#"id="f-fact-protokoll""#).nth(1).unwrap().split('>').next().unwrap();
+    assert!(protokoll.contains("required"), "a required fact's field says so: {protokoll}");
     assert!(r.body.contains(r#"aria-invalid="true""#));
     // In the page's language: Swedish by default, the rule's code as it is.
     assert!(r.body.contains("den obligatoriska uppgiften &quot;protokoll&quot;"), "{}", r.body);
@@ -533,6 +535,8 @@ fn login_limits_sessions_and_forms() {
     );
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(r.body.contains("Fel användarnamn eller lösenord"), "{}", r.body);
+    assert!(r.body.contains("Det gick inte att logga in") && !r.body.contains("att spara"), "{}", r.body);
+    assert!(r.body.contains(r#"autocomplete="username""#), "{}", r.body);
     let r = s.request(
         "POST",
         "/login",
