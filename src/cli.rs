@@ -287,6 +287,10 @@ pub enum Command {
         /// Keep running as a service.
         #[arg(long, conflicts_with = "today")]
         watch: bool,
+        /// Show what a pass would send and record, and send and record nothing (any --today, also a
+        /// day to come).
+        #[arg(long, conflicts_with = "watch")]
+        dry_run: bool,
         /// Channels to send on; repeat for more. Default: log, email when [smtp] is configured, nats when [nats] is.
         #[arg(long = "channel", value_enum, value_name = "CHANNEL")]
         channels: Vec<ChannelArg>,
@@ -473,7 +477,7 @@ impl Command {
                 | Command::Record { .. }
                 | Command::Correct { .. }
                 | Command::Deadline { .. }
-                | Command::Remind { .. }
+                | Command::Remind { dry_run: false, .. }
                 | Command::Erase { .. }
                 | Command::Load { .. }
                 | Command::Key(_)

@@ -392,7 +392,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             reports::rebuild(&cli).await?
         }
-        Command::Remind { watch, channels } => remind_cmd::run(&cli, *watch, channels).await?,
+        Command::Remind { watch, dry_run, channels } => remind_cmd::run(&cli, *watch, *dry_run, channels).await?,
         Command::Start { workflow, instance, org, dnr, on, by } => {
             flow::start(&cli, workflow, instance, org, dnr.as_deref(), *on, by).await?
         }

@@ -899,6 +899,68 @@ impl Service {
         Ok(report)
     }
 
+    /// What a pass on `today` would do, without sending or recording
+    /// anything: a line per missed deadline it would record and per notice
+    /// it would send (or retry), with its channel, recipients and subject;
+    /// and the number of each. Notices already delivered, given up, or
+    /// missed too long ago to escalate are left out, as the pass leaves them.
+    pub async fn preview(
+        &mut self,
+        store: &impl EventStore,
+        today: Date,
+        now: Timestamp,
+    ) -> Result<(Vec<String>, usize, usize)> {
+        self.scheduler.sync(store).await?;
+        let mut instances: Vec<&Instance> = self.scheduler.instances.values().collect();
+        instances.sort_by(|a, b| a.id.cmp(&b.id));
+        let (mut lines, mut sends, mut missed) = (Vec::new(), 0, 0);
+        for inst in instances {
+            for due in reminders::due(inst, today) {
+                let key = due.key(inst);
+                if due.notice == Notice::Missed {
+                    if !inst.missed.iter().any(|(s, d)| *s == due.step && *d == due.deadline) {
+                        missed += 1;
+                        lines.push(format!(
+                            "would record: {} {}: the deadline {} was missed",
+                            inst.id, due.step, due.deadline
+                        ));
+                    }
+                    if (today - due.deadline).get_days() > self.config.remind.escalate_within_days as i32 {
+                        continue;
+                    }
+                }
+                let (subject, _) = text(inst, &due, today);
+                for ch in &self.channels {
+                    let what = match inst.notices.get(&(key.clone(), ch.name().to_string())) {
+                        None => "would send".to_string(),
+                        Some(s) => match &s.status {
+                            NoticeStatus::Delivered => continue,
+                            NoticeStatus::Failed(_) if reminders::given_up(s) => continue,
+                            NoticeStatus::Claimed => "in doubt, would not resend".to_string(),
+                            NoticeStatus::Failed(_) => match s.at.checked_add(backoff(s.attempt)) {
+                                Ok(at) if now < at => format!("would retry from {at}"),
+                                _ => "would retry".to_string(),
+                            },
+                        },
+                    };
+                    let to = ch.recipients(&self.config, &inst.organisation, &due.roles);
+                    if to.is_empty() {
+                        lines.push(format!(
+                            "no recipients by {} for {} ({}): {subject}",
+                            ch.name(),
+                            due.roles.join(", "),
+                            inst.organisation
+                        ));
+                        continue;
+                    }
+                    sends += usize::from(what != "in doubt, would not resend");
+                    lines.push(format!("{what} by {}: {subject} [to: {}]", ch.name(), to.join(", ")));
+                }
+            }
+        }
+        Ok((lines, sends, missed))
+    }
+
     /// Sends what is due for one instance; returns when it next needs a look.
     async fn attend(
         &self,

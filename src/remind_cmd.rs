@@ -63,12 +63,30 @@ pub(crate) async fn channels(cli: &Cli, config: &Config, asked: &[ChannelArg]) -
     Ok(out)
 }
 
-pub async fn run(cli: &Cli, watch: bool, asked: &[ChannelArg]) -> Result<()> {
+pub async fn run(cli: &Cli, watch: bool, dry_run: bool, asked: &[ChannelArg]) -> Result<()> {
     let config = config(cli)?;
     let channels = channels(cli, &config, asked).await?;
     let names: Vec<&str> = channels.iter().map(|c| c.name()).collect();
-    eprintln!("reminders by {} from {}", names.join(", "), crate::store_name(cli));
+    eprintln!("reminders by {}, for the log {}", names.join(", "), crate::store_name(cli));
     let mut service = Service::new(config, channels);
+    if dry_run {
+        use std::io::Write;
+        let store = open(cli, OpenMode::MustExist).await?;
+        let now = SystemClock.now();
+        let today = cli.today.unwrap_or_else(|| remind::swedish_today(now));
+        let (lines, sends, missed) = service.preview(&store, today, now).await?;
+        store.close()?;
+        let mut out = crate::output::stdout();
+        for l in &lines {
+            writeln!(out, "{l}")?;
+        }
+        writeln!(
+            out,
+            "dry run as of {today}: {sends} notice(s) would be sent and {missed} missed deadline(s) would be recorded; nothing was sent or recorded"
+        )?;
+        out.flush()?;
+        return Ok(());
+    }
     if watch {
         let shutdown = shutdown_signal()?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -854,6 +854,44 @@ async fn notices_on_nats_for_other_systems_and_the_watch_service_over_jetstream(
     assert!(child.wait().unwrap().success());
 }
 
+#[test]
+fn a_dry_run_shows_what_a_pass_would_do_and_does_nothing() {
+    use crate::cli::styrlogg;
+    let (inbox, port) = Inbox::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file(dir.path(), port);
+    let cfg = cfg.to_str().unwrap();
+    cli_start(&data, "tyreso-2012", "Tyresö kommun");
+    cli_start(&data, "nacka-2012", "Nacka kommun");
+    let export = || styrlogg(&data, &["export"]).stdout;
+    let before = export();
+    // A day to come is allowed: nothing is written.
+    let o = styrlogg(&data, &["remind", "--dry-run", "--today", "2099-01-01", "--config", cfg]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("nothing was sent or recorded"), "{}", text(&o));
+    let o = styrlogg(&data, &["remind", "--dry-run", "--today", "2012-02-05", "--config", cfg]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dry = text(&o);
+    assert!(dry.contains("would record: nacka-2012 intresseanmalan: the deadline 2012-01-31 was missed"), "{dry}");
+    assert!(dry.contains("no recipients by email for registrator, sekreterare, projektledare (Nacka kommun)"), "{dry}");
+    assert!(dry.contains("would send by email: Missad tidsfrist: Intresseanmälan till SKL skulle vara klart 2012-01-31 (Tyresö kommun, tyreso-2012) [to: "), "{dry}");
+    assert!(
+        dry.contains("dry run as of 2012-02-05: 3 notice(s) would be sent and 2 missed deadline(s) would be recorded"),
+        "{dry}"
+    );
+    assert_eq!(export(), before, "a dry run records nothing");
+    assert!(inbox.received().is_empty(), "and sends nothing");
+    // The pass itself does what the dry run said.
+    let o = styrlogg(&data, &["remind", "--today", "2012-02-05", "--config", cfg]);
+    assert!(text(&o).contains("3 notice(s) sent"), "{}", text(&o));
+    assert!(text(&o).contains("2 missed deadline(s) recorded"), "{}", text(&o));
+    assert_eq!(inbox.received().len(), 1, "Tyresö has e-mail recipients, Nacka none");
+    // Once sent, nothing is left to do.
+    let o = styrlogg(&data, &["remind", "--dry-run", "--today", "2012-02-05", "--config", cfg]);
+    assert!(text(&o).contains("0 notice(s) would be sent and 0 missed deadline(s)"), "{}", text(&o));
+}
+
 /// Starts the 2012-2014 network instance `id` for `org` from the command
 /// line, on 2012-01-10 (interest registration due 2012-01-31).
 fn cli_start(data: &std::path::Path, id: &str, org: &str) {
