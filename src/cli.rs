@@ -228,13 +228,14 @@ pub enum Command {
         by: By,
     },
     /// Extend or waive a step's pending deadline: give --extend-to DATE or --waive.
+    #[command(group(clap::ArgGroup::new("change").required(true).args(["extend_to", "waive"])))]
     Deadline {
         /// The instance's id.
         instance: String,
         /// The step whose pending deadline changes.
         step: String,
         /// The new last day (later than the pending one).
-        #[arg(long, value_name = "DATE", value_parser = parse_date, conflicts_with = "waive", required_unless_present = "waive")]
+        #[arg(long, value_name = "DATE", value_parser = parse_date, conflicts_with = "waive")]
         extend_to: Option<jiff::civil::Date>,
         /// The deadline no longer applies.
         #[arg(long)]

@@ -138,6 +138,15 @@ fn every_bad_input_gets_a_specific_error_and_changes_nothing() {
             "--by: must not be empty",
         ),
         (
+            "a deadline change that is neither an extension nor a waiver",
+            styrlogg(
+                &s,
+                &["deadline", "harryda-2012", "styrelsebeslut", "--reason", "x", "--by", "A", "--role", "registrator"],
+            ),
+            2,
+            "<--extend-to <DATE>|--waive>",
+        ),
+        (
             "an empty reason, said by its option",
             styrlogg(
                 &s,
