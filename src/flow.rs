@@ -355,7 +355,11 @@ pub async fn apply_start(
     today: Date,
 ) -> Result<Written> {
     if let Some(why) = unfit_for_a_new_instance(id) {
-        bail!(Refused(why.en));
+        // An instance the log already holds keeps its id: the same start
+        // again is a retry, another one is refused as it always was.
+        if id.is_system() || store.read_instance(id, 1).await?.is_empty() {
+            bail!(Refused(why.en));
+        }
     }
     let event = workflows::start(def, org, dnr, on, actor, today)?;
     let command_id = derived_command_id(id, &serde_json::to_string(&event)?);
@@ -494,7 +498,10 @@ pub async fn start(
     let def = resolve(cli, workflow)?;
     let id = instance_id(instance)?;
     option(engine::event::check_name("--org", org))?;
-    if let Some(why) = unfit_for_a_new_instance(&id) {
+    // Before a store is made; in a store, `apply_start` checks it (an
+    // instance the log already holds keeps its id).
+    let no_store = cli.nats.is_none() && !cli.data.join("STORE").exists();
+    if let Some(why) = unfit_for_a_new_instance(&id).filter(|_| no_store || id.is_system()) {
         bail!(Refused(why.en));
     }
     let today = today(cli);

@@ -60,10 +60,7 @@ pub fn check(cli: &Cli, today: jiff::civil::Date, name: &str, source: &str) -> R
         }
         definitions.push(match &c.what {
             What::Start { workflow, instance, .. } => {
-                let id = flow::instance_id(instance).with_context(|| format!("{at}; nothing was loaded"))?;
-                if let Some(why) = flow::unfit_for_a_new_instance(&id) {
-                    bail!(Refused(format!("{at}: {}; nothing was loaded", why.en)));
-                }
+                flow::instance_id(instance).with_context(|| format!("{at}; nothing was loaded"))?;
                 Some(flow::resolve(cli, workflow).with_context(|| format!("{at}; nothing was loaded"))?)
             }
             _ => None,
@@ -141,6 +138,17 @@ pub async fn check_against_log(store: Option<&AnyStore>, keys: &crate::personal:
             let at = format!("{}:{}: command {} ({})", file.name, c.line, c.index, c.what.describe());
             let (instance, step) = match &c.what {
                 What::Start { instance, .. } => {
+                    // A new instance's id must suit one; one the log holds keeps its own.
+                    let id = flow::instance_id(instance).with_context(|| format!("{at}; nothing was loaded"))?;
+                    if let Some(why) = flow::unfit_for_a_new_instance(&id) {
+                        let held = match store {
+                            Some(s) => !id.is_system() && !s.read_instance(&id, 1).await?.is_empty(),
+                            None => false,
+                        };
+                        if !held {
+                            bail!(Refused(format!("{at}: {}; nothing was loaded", why.en)));
+                        }
+                    }
                     let def = def.as_ref().expect("checked: every start has its definition");
                     workflows.entry(instance.clone()).or_insert_with(|| def.clone());
                     continue;

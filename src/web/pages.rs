@@ -1220,10 +1220,8 @@ fn deadline_page(
     let step_name = step_title(ctx, s, step);
     let title = format!("{}: {step_name}", ctx.t("Tidsfrist", "Deadline"));
     let shown: Vec<String> = ["extend_to", "waive", "reason", "role", "step"].iter().map(|s| s.to_string()).collect();
-    let mut may: Vec<String> = s.map(|s| s.recorded_by.clone()).unwrap_or_default();
-    if let Some(to) = s.and_then(|s| s.deadline.as_ref()).and_then(|d| d.escalate_to.clone()) {
-        may.push(to);
-    }
+    // Who may change it, as the rule decides.
+    let may: Vec<String> = s.map(|s| workflows::decide::deviation_roles(s).to_vec()).unwrap_or_default();
     let body = html! {
         p.crumbs { a href=(instance_href(id)) { (id) " – " (org) } }
         h1 { (title) }

@@ -803,3 +803,36 @@ fn a_signal_leaves_no_partial_output_file() {
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "earlier\n", "{args:?}");
     }
 }
+
+/// An instance the log already holds keeps its id, even one a new
+/// instance may no longer have (written before the rule, or imported):
+/// starting it again is refused as an existing instance, not for its id.
+#[tokio::test]
+async fn an_instance_in_the_log_keeps_an_id_new_ones_may_not_have() {
+    use engine::{Actor, AppendRequest, CommandId, EmbeddedStore, EventStore, ExpectedVersion, InstanceId, OpenMode};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let src = workflows::builtin::DEFINITIONS.iter().find(|(n, _)| n.starts_with("medborgardialog")).unwrap().1;
+    let def = workflows::Definition::parse(src).unwrap();
+    let day = jiff::civil::date(2026, 1, 15);
+    let store = EmbeddedStore::open(&data, OpenMode::CreateIfMissing, crate::support::clock()).unwrap();
+    let start = workflows::start(&def, "Tyresö kommun", None, day, Actor::new("Anna Ek", "handlaggare"), day).unwrap();
+    store
+        .append(AppendRequest {
+            instance: InstanceId::new("gammal/").unwrap(),
+            expected: ExpectedVersion::NoStream,
+            command_id: CommandId::new("imported-start").unwrap(),
+            events: vec![start],
+        })
+        .await
+        .unwrap();
+    store.close().unwrap();
+    let again = ["start", "medborgardialog", "--instance", "gammal/", "--org", "Tyresö kommun", "--on", "2026-01-15"];
+    let o = styrlogg(&data, &[&again[..], &["--by", "Anna Ek", "--role", "handlaggare"]].concat());
+    assert_fails(&o, 1, "instance gammal/ already exists");
+    let o = styrlogg(&data, &["status", "gammal/"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let new = ["start", "medborgardialog", "--instance", "ny/", "--org", "Tyresö kommun", "--on", "2026-01-15"];
+    let o = styrlogg(&data, &[&new[..], &["--by", "Anna Ek", "--role", "handlaggare"]].concat());
+    assert_fails(&o, 1, "may not start or end with /");
+}

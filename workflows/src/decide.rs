@@ -156,7 +156,9 @@ fn roles_list(roles: &[String]) -> String {
     roles.join(", ")
 }
 
-fn deviation_roles(step: &Step) -> &[String] {
+/// The roles that may record a step with a deviation, or change its
+/// deadline: `deviation_by`, or `recorded_by` when it names none.
+pub fn deviation_roles(step: &Step) -> &[String] {
     if step.deviation_by.is_empty() {
         &step.recorded_by
     } else {
