@@ -650,6 +650,41 @@ pub fn backoff(attempt: u32) -> SignedDuration {
     SignedDuration::from_secs(s)
 }
 
+/// What a pass does next with one notice on one channel, by what the log
+/// says of it: the one decision `attend` acts on and `preview` shows.
+#[derive(Clone, Copy)]
+enum Move {
+    /// Claim and send it, as this attempt.
+    Send { attempt: u32 },
+    /// Delivered already.
+    Done,
+    /// Claimed with no outcome recorded: never resent.
+    InDoubt,
+    /// Refused for good, or every attempt failed.
+    GivenUp,
+    /// Failed; the next attempt waits for its backoff.
+    WaitUntil(Timestamp),
+}
+
+fn next_move(inst: &Instance, key: &str, channel: &str, now: Timestamp) -> Move {
+    let Some(s) = inst.notices.get(&(key.to_string(), channel.to_string())) else {
+        return Move::Send { attempt: 1 };
+    };
+    match &s.status {
+        NoticeStatus::Delivered => Move::Done,
+        NoticeStatus::Claimed => Move::InDoubt,
+        NoticeStatus::Failed(_) if reminders::given_up(s) => Move::GivenUp,
+        NoticeStatus::Failed(_) => {
+            let retry_at = s.at.checked_add(backoff(s.attempt)).unwrap_or(s.at);
+            if now < retry_at {
+                Move::WaitUntil(retry_at)
+            } else {
+                Move::Send { attempt: s.attempt + 1 }
+            }
+        }
+    }
+}
+
 /// The notice's subject and body, in Swedish: instance, step, deadline,
 /// what is missing, and where to look. The subject names the organisation
 /// and the instance, so one organisation's notices for several instances
@@ -931,18 +966,7 @@ impl Service {
                 }
                 let (subject, _) = text(inst, &due, today);
                 for ch in &self.channels {
-                    let what = match inst.notices.get(&(key.clone(), ch.name().to_string())) {
-                        None => "would send".to_string(),
-                        Some(s) => match &s.status {
-                            NoticeStatus::Delivered => continue,
-                            NoticeStatus::Failed(_) if reminders::given_up(s) => continue,
-                            NoticeStatus::Claimed => "in doubt, would not resend".to_string(),
-                            NoticeStatus::Failed(_) => match s.at.checked_add(backoff(s.attempt)) {
-                                Ok(at) if now < at => format!("would retry from {at}"),
-                                _ => "would retry".to_string(),
-                            },
-                        },
-                    };
+                    // In the order `attend` asks: recipients, then the notice's state.
                     let to = ch.recipients(&self.config, &inst.organisation, &due.roles);
                     if to.is_empty() {
                         lines.push(format!(
@@ -953,7 +977,16 @@ impl Service {
                         ));
                         continue;
                     }
-                    sends += usize::from(what != "in doubt, would not resend");
+                    let next = next_move(inst, &key, ch.name(), now);
+                    let what = match next {
+                        Move::Send { attempt: 1 } => "would send".to_string(),
+                        Move::Send { attempt } => format!("would send again (attempt {attempt})"),
+                        Move::Done => continue,
+                        Move::GivenUp => "given up, would not send".to_string(),
+                        Move::InDoubt => "in doubt, would not resend".to_string(),
+                        Move::WaitUntil(at) => format!("would wait to retry until {at}"),
+                    };
+                    sends += usize::from(matches!(next, Move::Send { .. }));
                     lines.push(format!("{what} by {}: {subject} [to: {}]", ch.name(), to.join(", ")));
                 }
             }
@@ -1007,27 +1040,21 @@ impl Service {
                     self.warn_unaddressed(&inst.organisation, ch.name(), &due.roles, report);
                     continue;
                 }
-                let attempt = match inst.notices.get(&(key.clone(), ch.name().to_string())) {
-                    None => 1,
-                    Some(s) => match &s.status {
-                        NoticeStatus::Delivered => continue,
-                        NoticeStatus::Claimed => {
-                            push_once(&mut report.in_doubt, format!("{key} by {}", ch.name()));
-                            continue;
-                        }
-                        NoticeStatus::Failed(_) if reminders::given_up(s) => {
-                            push_once(&mut report.given_up, format!("{key} by {}", ch.name()));
-                            continue;
-                        }
-                        NoticeStatus::Failed(_) => {
-                            let retry_at = s.at.checked_add(backoff(s.attempt)).unwrap_or(s.at);
-                            if now < retry_at {
-                                consider(retry_at);
-                                continue;
-                            }
-                            s.attempt + 1
-                        }
-                    },
+                let attempt = match next_move(inst, &key, ch.name(), now) {
+                    Move::Send { attempt } => attempt,
+                    Move::Done => continue,
+                    Move::InDoubt => {
+                        push_once(&mut report.in_doubt, format!("{key} by {}", ch.name()));
+                        continue;
+                    }
+                    Move::GivenUp => {
+                        push_once(&mut report.given_up, format!("{key} by {}", ch.name()));
+                        continue;
+                    }
+                    Move::WaitUntil(retry_at) => {
+                        consider(retry_at);
+                        continue;
+                    }
                 };
                 if self.stopping() {
                     // Shutting down: claim nothing more; the next start

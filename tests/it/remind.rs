@@ -626,7 +626,11 @@ fn an_unreachable_smtp_server_is_recorded_retried_and_shown_in_status() {
         ),
         "{out}"
     );
-    // Within the backoff nothing is attempted again, and nothing failed.
+    // Within the backoff nothing is attempted again, and nothing failed;
+    // the dry run says so first, and counts nothing to send.
+    let o = styrlogg(&data, &["remind", "--dry-run", "--today", "2012-01-25", "--config", cfg]);
+    assert!(text(&o).contains("would wait to retry until"), "{}", text(&o));
+    assert!(text(&o).contains("0 notice(s) would be sent"), "{}", text(&o));
     let o = styrlogg(&data, &["remind", "--today", "2012-01-25", "--config", cfg]);
     assert!(text(&o).contains("0 notice(s) sent, 0 failed"), "{}", text(&o));
     assert!(o.status.success(), "{}", text(&o));
