@@ -481,7 +481,7 @@ impl Command {
                 | Command::Remind { dry_run: false, .. }
                 | Command::Erase { .. }
                 | Command::Load { .. }
-                | Command::Key(_)
+                | Command::Key(KeyCommand::Record { .. } | KeyCommand::Rotate { .. })
                 | Command::Serve(_)
         )
     }

@@ -55,13 +55,23 @@ pub async fn run(cli: &Cli) -> Result<()> {
         anyhow::bail!(crate::Refused(format!(
             "{} is not a store an earlier demo made ({}): the demo adds its histories only to a new directory or \
              to its own store, never to one in use, where they could not be taken out again; give --data a new \
-             directory{}",
+             directory{} (a store a demo kept before the mark existed: put an empty file named {DEMO_MARK} in it)",
             dir.display(),
             if dir.is_dir() { "it has no demo mark" } else { "it is no directory" },
             if cli.data_from_env { " (this one came from STYRLOGG_DATA)" } else { "" }
         )));
     }
     let keys_dir = crate::personal::key_dir(cli, &dir);
+    // The demo's people get keys too: never in a key store in use.
+    if let (Some(given), true) = (&cli.keys, fresh(&dir)) {
+        if !fresh(given) {
+            anyhow::bail!(crate::Refused(format!(
+                "--keys {} holds a key store, and the demo would add its people's keys to it; run the demo \
+                 without --keys (STYRLOGG_KEYS), or with a new directory",
+                given.display()
+            )));
+        }
+    }
     let guard = temporary.then(|| Removal(dir.clone(), if cli.keys.is_none() { keys_dir } else { None }));
     let mut out = String::new();
     let result = show(cli, &dir, temporary, &mut out).await;

@@ -78,16 +78,28 @@ pub fn known_role(cli: &Cli, role: &str) -> Result<()> {
 
 /// Reads a text file a user names, refusing one larger than `max` bytes
 /// without reading it whole, and one that is not UTF-8, with its name.
+/// Opens a file the user named to read: one that is not there, not
+/// readable, or a directory is the user's to fix (exit 1), saying which;
+/// any other failure is the system's (exit 3).
+pub fn open_input(path: &Path, what: &str) -> Result<std::fs::File> {
+    let shown = path.display();
+    if path.is_dir() {
+        bail!(Refused(format!("cannot read {what} {shown}: it is a directory; give a file")));
+    }
+    std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            anyhow::Error::new(Refused(format!("cannot read {what} {shown}: no such file")))
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            anyhow::Error::new(Refused(format!("cannot read {what} {shown}: not readable (permission denied)")))
+        }
+        _ => anyhow::Error::new(e).context(format!("cannot read {what} {shown}")),
+    })
+}
+
 pub fn read_text(path: &Path, max: usize, what: &str) -> Result<String> {
     use std::io::Read;
-    // A file that is not there, or not to be read, is the user's to fix
-    // (exit 1); a read that fails on the way is the system's (exit 3).
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::IsADirectory => {
-            anyhow::Error::new(Refused(format!("cannot read {what} {}: {}", path.display(), e.kind())))
-        }
-        _ => anyhow::Error::new(e).context(format!("cannot read {what} {}", path.display())),
-    })?;
+    let file = open_input(path, what)?;
     let mut bytes = Vec::new();
     file.take(max as u64 + 1)
         .read_to_end(&mut bytes)

@@ -561,13 +561,7 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
     let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        let f = std::fs::File::open(file).map_err(|e| match e.kind() {
-            // The user's to fix: exit 1.
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
-                anyhow::Error::new(Refused(format!("cannot open {}: {}", file.display(), e.kind())))
-            }
-            _ => anyhow::Error::new(e).context(format!("cannot open {}", file.display())),
-        })?;
+        let f = flow::open_input(file, "export")?;
         Box::new(std::io::BufReader::new(f))
     };
     let events = engine::export::read_export(reader).map_err(|e| {

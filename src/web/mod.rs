@@ -212,10 +212,10 @@ async fn page_errors_mw(State(state): State<Shared>, req: Request<Body>, next: N
     if path == "/api" || path.starts_with("/api/") || path == "/events" || path.starts_with("/static/") {
         return next.run(req).await;
     }
-    let (mut parts, body) = req.into_parts();
-    let Ok(ctx) = Ctx::from_request_parts(&mut parts, &state).await;
-    let method = parts.method.clone();
-    let res = next.run(Request::from_parts(parts, body)).await;
+    // What the error page needs, kept aside; who asks is looked up only
+    // if there is an error to show.
+    let (headers, uri, method) = (req.headers().clone(), req.uri().clone(), req.method().clone());
+    let res = next.run(req).await;
     let html = res
         .headers()
         .get(header::CONTENT_TYPE)
@@ -229,6 +229,12 @@ async fn page_errors_mw(State(state): State<Shared>, req: Request<Body>, next: N
     let text = match axum::body::to_bytes(res.into_body(), 64 * 1024).await {
         Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
         Err(_) => String::new(),
+    };
+    let ctx = Ctx {
+        lang: lang_of(&headers, uri.query()),
+        principal: state.auth.principal(&headers),
+        path: uri.path().to_string(),
+        query: uri.query().unwrap_or_default().to_string(),
     };
     let mut res = pages::framework_error(&ctx, status, &method, &text);
     if let Some(allow) = allow {

@@ -526,7 +526,24 @@ pub async fn deadline(
     let change = match (input.extend_to.as_deref().map(str::trim).filter(|s| !s.is_empty()), input.waive) {
         (Some(to), false) => DeadlineChange::Extended { to: date("extend_to", to)? },
         (None, true) => DeadlineChange::Waived,
-        _ => return Err(WebError::invalid("extend_to", "give either extend_to (a date) or waive: true")),
+        (Some(_), true) => {
+            return Err(WebError::invalid_said(
+                "extend_to",
+                said(
+                    "förläng till en dag eller efterge tidsfristen, inte båda",
+                    "extend to a day or waive the deadline, not both (extend_to or waive: true)",
+                ),
+            ))
+        }
+        (None, false) => {
+            return Err(WebError::invalid_said(
+                "extend_to",
+                said(
+                    "ange dagen tidsfristen förlängs till, eller efterge den",
+                    "give the day the deadline is extended to, or waive it (extend_to or waive: true)",
+                ),
+            ))
+        }
     };
     let today = state.today();
     let on = opt_date("on", &input.on, today)?;

@@ -160,7 +160,7 @@ pub fn framework_error(ctx: &Ctx, status: StatusCode, method: &axum::http::Metho
         ),
         s if s.is_client_error() => (
             "invalid-input",
-            format!("Adressen gick inte att läsa ({text})."),
+            "Adressen gick inte att läsa: kontrollera länken eller det som skrevs in i den.".to_string(),
             format!("The address could not be read ({text})."),
         ),
         s => (
@@ -1077,6 +1077,11 @@ fn correct_page(
         Some((iv.instance.definition.clone(), iv.instance.organisation.clone(), entry))
     });
     let Some((def, org, entry)) = found else {
+        // A refusal of a post whose event is no recorded step here is said
+        // as it is, not as a page that is not there.
+        if let Some(e) = errors.0.first() {
+            return error_page(ctx, e);
+        }
         return error_page(
             ctx,
             &WebError::not_found(format!(
@@ -1204,6 +1209,11 @@ fn deadline_page(
         Some((iv.instance.definition.clone(), iv.instance.organisation.clone(), pending))
     });
     let Some((def, org, pending)) = found else {
+        // A refusal of a post for a step with no pending deadline (`no-deadline`)
+        // is said as it is, not as a page that is not there.
+        if let Some(e) = errors.0.first() {
+            return error_page(ctx, e);
+        }
         return error_page(
             ctx,
             &WebError::not_found(format!(

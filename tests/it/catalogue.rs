@@ -86,7 +86,12 @@ fn every_bad_input_gets_a_specific_error_and_changes_nothing() {
         ("a date without dashes", record(&s, "styrelsebeslut", "20121025", &board, &BY), 2, "write YYYY-MM-DD"),
         ("a date with a time", record(&s, "styrelsebeslut", "2012-10-25T10:00", &board, &BY), 2, "write YYYY-MM-DD"),
         ("year 0", record(&s, "styrelsebeslut", "0000-10-25", &board, &BY), 2, "the year must be 1900 to 2100"),
-        ("30 February, said how", record(&s, "styrelsebeslut", "2012-02-30", &board, &BY), 2, "that month has 29 days"),
+        (
+            "30 February, said how",
+            record(&s, "styrelsebeslut", "2012-02-30", &board, &BY),
+            2,
+            "the day must be 01 to 29",
+        ),
         (
             "--today after the real date, for a command that records",
             record(&s, "styrelsebeslut", "2099-10-25", &board, &[&BY[..], &["--today", "2099-10-25"]].concat()),

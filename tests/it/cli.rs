@@ -59,6 +59,13 @@ fn demo_export_import_round_trip() {
     by_env.arg("demo").env("STYRLOGG_DATA", &in_use).env_remove("STYRLOGG_TODAY").env_remove("STYRLOGG_CONFIG");
     assert_fails(&by_env.output().unwrap(), 1, "(this one came from STYRLOGG_DATA)");
     assert_eq!(stdout(&styrlogg(&in_use, &["export"])), before, "the store in use is untouched");
+    // Nor into a key store in use: the demo's people would get keys there.
+    let keys = dir.path().join("keys-in-use");
+    std::fs::create_dir(&keys).unwrap();
+    std::fs::write(keys.join("a-key"), "").unwrap();
+    let new = dir.path().join("new-demo");
+    assert_fails(&styrlogg(&new, &["--keys", keys.to_str().unwrap(), "demo"]), 1, "holds a key store");
+    assert!(!new.exists(), "nothing was made");
     record_selection(&a);
     // Rebuilding the index says where the old one went.
     let rebuilt = styrlogg(&a, &["rebuild", "--index"]);
@@ -200,16 +207,20 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
         assert_fails(&styrlogg(&target, &["import", f.to_str().unwrap()]), 1, needle);
         assert!(!target.exists(), "{what}: a refused import creates nothing");
     }
-    // A file that is not there is the user's to fix (1), for every command that reads one.
+    // A file that is not there, or a directory, is the user's to fix (1), for every command that reads one.
     let missing = dir.path().join("no-such-file.toml");
-    let m = missing.to_str().unwrap();
-    for args in [
-        &["import", m][..],
-        &["load", m][..],
-        &["workflows", "check", m][..],
-        &["record", "x", "y", "--on", "2012-01-01", "--facts", m, "--by", "A", "--role", "registrator"][..],
-    ] {
-        assert_fails(&styrlogg(&target, args), 1, "no-such-file.toml");
+    let folder = dir.path().join("a-folder.toml");
+    std::fs::create_dir(&folder).unwrap();
+    for (path, says) in [(&missing, "no-such-file.toml: no such file"), (&folder, "a-folder.toml: it is a directory")] {
+        let m = path.to_str().unwrap();
+        for args in [
+            &["import", m][..],
+            &["load", m][..],
+            &["workflows", "check", m][..],
+            &["record", "x", "y", "--on", "2012-01-01", "--facts", m, "--by", "A", "--role", "registrator"][..],
+        ] {
+            assert_fails(&styrlogg(&target, args), 1, says);
+        }
     }
     assert!(!target.exists(), "nothing was made");
     assert_eq!(styrlogg(&store, &["export"]).stdout, before, "the source store is untouched");

@@ -1038,9 +1038,53 @@ fn corrections_and_deadline_changes_have_forms() {
     for link in ["/record\"", "/correct?event=", "/deadline?step="] {
         assert!(!page.body.contains(&format!("/instances/{id}{link}")), "no {link} link: {}", page.body);
     }
-    for path in [format!("/instances/{id}/record"), format!("/instances/{id}/correct?event={event}")] {
+    for path in [
+        format!("/instances/{id}/record"),
+        format!("/instances/{id}/correct?event={event}"),
+        format!("/instances/{id}/deadline?step=projektplan"),
+    ] {
         let r = s.request("GET", &path, &[("cookie", &other)], None);
         assert_eq!(r.status, 403, "{path}: {}", r.body);
         assert!(r.body.contains("tyreso får bara registrera för: Tyresö kommun"), "{path}: {}", r.body);
     }
+    let head = position();
+    let (_, other_csrf) = s.login("tyreso");
+    let as_other = [("cookie", other.as_str()), ("content-type", "application/x-www-form-urlencoded")];
+    let other_post = |path: String, body: String| s.request("POST", &path, &as_other, Some(&body));
+    let r = other_post(
+        format!("/instances/{id}/correct"),
+        format!("csrf={other_csrf}&event={event}&reason=Fel&date=2012-02-02&role=sekreterare"),
+    );
+    assert_eq!(r.status, 403, "a post by one who may not record here: {}", r.body);
+    let r = other_post(
+        format!("/instances/{id}/deadline"),
+        format!("csrf={other_csrf}&step=projektplan&waive=yes&reason=Fel&role=sekreterare"),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Without the form's CSRF token nothing is done.
+    let r =
+        post(&format!("/instances/{id}/correct"), format!("event={event}&reason=Fel&date=2012-02-02&role=sekreterare"));
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = post(
+        &format!("/instances/{id}/deadline"),
+        "csrf=wrong&step=projektplan&waive=yes&reason=Fel&role=sekreterare".to_string(),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    // A step with no pending deadline has no form, and a post for it is refused as such.
+    let r = s.request("GET", &format!("/instances/{id}/deadline?step=nosuchstep"), &[("cookie", &cookie)], None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = post(
+        &format!("/instances/{id}/deadline"),
+        format!("csrf={csrf}&step=intresseanmalan&waive=yes&reason=Fel&role=sekreterare"),
+    );
+    assert!(r.status >= 400 && !r.body.contains("Sidan finns inte"), "said as what it is: {} {}", r.status, r.body);
+    // The start of an instance is no recorded step: no correction form for it.
+    let start =
+        page.body.split(r#"id="e"#).nth(1).and_then(|e| e.split("<code>").nth(1)).and_then(|c| c.split('<').next());
+    let start = start.expect("the first event's id").to_string();
+    assert!(start.len() == 32 && start.bytes().all(|b| b.is_ascii_hexdigit()), "{start}");
+    assert!(page.body.contains("Instansen startades") || page.body.contains("Startad"), "the first event is the start");
+    let r = s.request("GET", &format!("/instances/{id}/correct?event={start}"), &[("cookie", &cookie)], None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(position(), head, "nothing refused was written");
 }

@@ -98,8 +98,8 @@ pub fn parse_date_said(s: &str) -> Result<Date, Bilingual> {
     let days = Date::new(year, month as i8, 1).expect("a real month").days_in_month();
     Date::new(year, month as i8, day).ok().filter(|_| day >= 1).ok_or_else(|| {
         said(
-            format!("{} är inte ett datum som finns: månaden har {days} dagar", quoted(s)),
-            format!("{} is not a real date: that month has {days} days", quoted(s)),
+            format!("{} är inte ett datum som finns: dagen ska vara 01 till {days}", quoted(s)),
+            format!("{} is not a real date: the day must be 01 to {days}", quoted(s)),
         )
     })
 }
