@@ -605,6 +605,17 @@ fn csrf_field(p: &Principal) -> Markup {
     html! { input type="hidden" name="csrf" value=(p.csrf().unwrap_or_default()); }
 }
 
+/// Who posts a form, and its fields, once the session and the form's CSRF
+/// token are checked; or the page that says why not.
+fn posted(ctx: &Ctx, f: Result<Form<FormFields>, FormRejection>) -> Result<(Principal, FormFields), Response> {
+    let Some(p) = ctx.principal.clone() else {
+        return Err(error_page(ctx, &WebError::unauthorized()));
+    };
+    let f = form_fields(f).map_err(|e| error_page(ctx, &e))?;
+    check_csrf(&p, &f).map_err(|e| error_page(ctx, &e))?;
+    Ok((p, f))
+}
+
 fn check_csrf(p: &Principal, f: &FormFields) -> Result<(), WebError> {
     if p.csrf_ok(get(f, "csrf")) {
         Ok(())
@@ -804,16 +815,10 @@ pub async fn start_form(ctx: Ctx, State(state): State<Shared>) -> Response {
 }
 
 pub async fn start(ctx: Ctx, State(state): State<Shared>, f: Result<Form<FormFields>, FormRejection>) -> Response {
-    let Some(p) = ctx.principal.clone() else {
-        return error_page(&ctx, &WebError::unauthorized());
+    let (p, f) = match posted(&ctx, f) {
+        Ok(posted) => posted,
+        Err(page) => return page,
     };
-    let f = match form_fields(f) {
-        Ok(f) => f,
-        Err(e) => return error_page(&ctx, &e),
-    };
-    if let Err(e) = check_csrf(&p, &f) {
-        return error_page(&ctx, &e);
-    }
     let input = ops::StartInput {
         workflow: get(&f, "workflow").unwrap_or_default().into(),
         instance: get(&f, "instance").unwrap_or_default().into(),
@@ -992,16 +997,10 @@ pub async fn record(
     Path(id): Path<String>,
     f: Result<Form<FormFields>, FormRejection>,
 ) -> Response {
-    let Some(p) = ctx.principal.clone() else {
-        return error_page(&ctx, &WebError::unauthorized());
+    let (p, f) = match posted(&ctx, f) {
+        Ok(posted) => posted,
+        Err(page) => return page,
     };
-    let f = match form_fields(f) {
-        Ok(f) => f,
-        Err(e) => return error_page(&ctx, &e),
-    };
-    if let Err(e) = check_csrf(&p, &f) {
-        return error_page(&ctx, &e);
-    }
     let input = ops::RecordInput {
         step: get(&f, "step").unwrap_or_default().into(),
         on: get(&f, "on").unwrap_or_default().into(),
@@ -1154,16 +1153,10 @@ pub async fn correct(
     Path(id): Path<String>,
     f: Result<Form<FormFields>, FormRejection>,
 ) -> Response {
-    let Some(p) = ctx.principal.clone() else {
-        return error_page(&ctx, &WebError::unauthorized());
+    let (p, f) = match posted(&ctx, f) {
+        Ok(posted) => posted,
+        Err(page) => return page,
     };
-    let f = match form_fields(f) {
-        Ok(f) => f,
-        Err(e) => return error_page(&ctx, &e),
-    };
-    if let Err(e) = check_csrf(&p, &f) {
-        return error_page(&ctx, &e);
-    }
     let event = get(&f, "event").unwrap_or_default().trim().to_string();
     // The event must be one of this instance's recorded steps: the page
     // shows it, and a form posted to one instance does not correct another.
@@ -1278,16 +1271,10 @@ pub async fn deadline(
     Path(id): Path<String>,
     f: Result<Form<FormFields>, FormRejection>,
 ) -> Response {
-    let Some(p) = ctx.principal.clone() else {
-        return error_page(&ctx, &WebError::unauthorized());
+    let (p, f) = match posted(&ctx, f) {
+        Ok(posted) => posted,
+        Err(page) => return page,
     };
-    let f = match form_fields(f) {
-        Ok(f) => f,
-        Err(e) => return error_page(&ctx, &e),
-    };
-    if let Err(e) = check_csrf(&p, &f) {
-        return error_page(&ctx, &e);
-    }
     let input = ops::DeadlineInput {
         step: get(&f, "step").unwrap_or_default().into(),
         extend_to: get(&f, "extend_to").map(String::from),
