@@ -1410,7 +1410,39 @@ pub async fn reports_index(ctx: Ctx, State(state): State<Shared>) -> Response {
     page(&ctx, StatusCode::OK, title, body)
 }
 
-fn download(kind: &str, format: &str, body: String) -> Response {
+/// A download's file name: the report, then what it covers (instance or
+/// organisation, year, the date it is as known on), so that several saved
+/// side by side keep apart: `styrlogg-annual-harryda-kommun-2012.md`.
+/// Letters are kept as ASCII (å ä ö as a a o), anything else is a dash.
+fn download_name(kind: &str, q: &ReportQuery, ext: &str) -> String {
+    let mut name = format!("styrlogg-{kind}");
+    let parts = [&q.instance, &q.org, &q.year, &q.as_of];
+    for part in parts.into_iter().flatten().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        let mut word = String::new();
+        for c in part.chars().flat_map(char::to_lowercase) {
+            let c = match c {
+                'å' | 'ä' | 'á' | 'à' => 'a',
+                'ö' | 'ø' | 'ó' => 'o',
+                'é' | 'è' => 'e',
+                'ü' => 'u',
+                c if c.is_ascii_alphanumeric() => c,
+                _ => '-',
+            };
+            if !(c == '-' && (word.is_empty() || word.ends_with('-'))) {
+                word.push(c);
+            }
+        }
+        let word: String = word.chars().take(60).collect();
+        let word = word.trim_end_matches('-');
+        if !word.is_empty() {
+            name.push('-');
+            name.push_str(&word);
+        }
+    }
+    format!("{name}.{ext}")
+}
+
+fn download(kind: &str, q: &ReportQuery, format: &str, body: String) -> Response {
     let (ty, ext) = match format {
         "html" => ("text/html; charset=utf-8", "html"),
         "md" => ("text/markdown; charset=utf-8", "md"),
@@ -1418,7 +1450,7 @@ fn download(kind: &str, format: &str, body: String) -> Response {
         "json" => ("application/json", "json"),
         _ => ("text/calendar; charset=utf-8", "ics"),
     };
-    let disposition = format!("attachment; filename=\"styrlogg-{kind}.{ext}\"");
+    let disposition = format!("attachment; filename=\"{}\"", download_name(kind, q, ext));
     (
         [
             (header::CONTENT_TYPE, ty.to_string()),
@@ -1461,7 +1493,7 @@ async fn report_page(ctx: Ctx, state: Shared, kind: &str, q: ReportQuery) -> Res
                 return error_page(&ctx, &e);
             }
         };
-        return download(kind, format, body);
+        return download(kind, &q, format, body);
     }
     let params: Vec<(String, String)> = form_urlencoded::parse(ctx.query.as_bytes())
         .filter(|(k, _)| k != "format" && k != "lang")

@@ -155,5 +155,5 @@ fn browser_scenario_with_accessibility_checks() {
         }
     }
     assert!(serious.is_empty(), "serious or critical accessibility violations:\n{}", serious.join("\n"));
-    assert_eq!(results["downloads"][0]["name"], "styrlogg-compliance.csv");
+    assert_eq!(results["downloads"][0]["name"], "styrlogg-compliance-webb-2012.csv");
 }

@@ -603,6 +603,11 @@ fn pages_public_view_reports_and_live_updates() {
     let md =
         s.request("GET", "/reports/annual?org=H%C3%A4rryda+kommun&year=2012&format=md", &[("cookie", &cookie)], None);
     assert!(md.body.starts_with("# "), "{}", md.body);
+    assert_eq!(
+        md.header("content-disposition"),
+        Some(r#"attachment; filename="styrlogg-annual-harryda-kommun-2012.md""#),
+        "a download's name says what it covers"
+    );
     let view = s.request("GET", "/reports/compliance?instance=harryda-2012", &[("cookie", &cookie)], None);
     assert_eq!(view.status, 200);
     assert!(view.body.contains("<table>") && view.body.contains("format=json"));
