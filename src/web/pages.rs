@@ -1436,7 +1436,7 @@ fn download_name(kind: &str, q: &ReportQuery, ext: &str) -> String {
         let word = word.trim_end_matches('-');
         if !word.is_empty() {
             name.push('-');
-            name.push_str(&word);
+            name.push_str(word);
         }
     }
     format!("{name}.{ext}")
