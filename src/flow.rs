@@ -63,21 +63,27 @@ pub fn definitions(cli: &Cli) -> Result<Vec<Definition>> {
 /// Refuses a role that no workflow definition has, for the log's own
 /// records (erasures, signing keys), which belong to no one workflow.
 pub fn known_role(cli: &Cli, role: &str) -> Result<()> {
-    let defs = definitions(cli)?;
-    if defs.iter().any(|d| d.has_role(role.trim())) {
-        return Ok(());
-    }
-    let roles: std::collections::BTreeSet<&str> =
-        defs.iter().flat_map(|d| d.roles.iter().map(|r| r.id.as_str())).collect();
-    bail!(Refused(format!(
-        "role {:?} is not a role of any workflow definition; the roles are: {}",
-        role.trim(),
-        roles.into_iter().collect::<Vec<_>>().join(", ")
-    )))
+    known_roles(cli, [role])
 }
 
-/// Reads a text file a user names, refusing one larger than `max` bytes
-/// without reading it whole, and one that is not UTF-8, with its name.
+/// [`known_role`] for several, reading the definitions once.
+pub fn known_roles<'a>(cli: &Cli, roles: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let defs = definitions(cli)?;
+    for role in roles {
+        if defs.iter().any(|d| d.has_role(role.trim())) {
+            continue;
+        }
+        let roles: std::collections::BTreeSet<&str> =
+            defs.iter().flat_map(|d| d.roles.iter().map(|r| r.id.as_str())).collect();
+        bail!(Refused(format!(
+            "role {:?} is not a role of any workflow definition; the roles are: {}",
+            role.trim(),
+            roles.into_iter().collect::<Vec<_>>().join(", ")
+        )))
+    }
+    Ok(())
+}
+
 /// Opens a file the user named to read: one that is not there, not
 /// readable, or a directory is the user's to fix (exit 1), saying which;
 /// any other failure is the system's (exit 3).
@@ -97,6 +103,8 @@ pub fn open_input(path: &Path, what: &str) -> Result<std::fs::File> {
     })
 }
 
+/// Reads a text file a user names, refusing one larger than `max` bytes
+/// without reading it whole, and one that is not UTF-8, with its name.
 pub fn read_text(path: &Path, max: usize, what: &str) -> Result<String> {
     use std::io::Read;
     let file = open_input(path, what)?;
@@ -209,7 +217,7 @@ fn derived_command_id(instance: &InstanceId, what: &str) -> CommandId {
 
 /// Folds an instance to decide on it, with its personal facts opened
 /// where their keys are here: decisions see plaintext.
-pub async fn load(store: &AnyStore, keys: &Keys, id: &InstanceId) -> Result<Instance> {
+async fn load(store: &AnyStore, keys: &Keys, id: &InstanceId) -> Result<Instance> {
     if id.is_system() {
         bail!(Refused(format!("{id} holds the log's own events (signing keys, erasures); it is no workflow instance")));
     }
@@ -366,12 +374,8 @@ pub async fn apply_start(
     actor: Actor,
     today: Date,
 ) -> Result<Written> {
-    if let Some(why) = unfit_for_a_new_instance(id) {
-        // An instance the log already holds keeps its id: the same start
-        // again is a retry, another one is refused as it always was.
-        if id.is_system() || store.read_instance(id, 1).await?.is_empty() {
-            bail!(Refused(why.en));
-        }
+    if let Some(why) = unfit_here(store, id).await? {
+        bail!(Refused(why.en));
     }
     let event = workflows::start(def, org, dnr, on, actor, today)?;
     let command_id = derived_command_id(id, &serde_json::to_string(&event)?);
@@ -391,8 +395,6 @@ pub async fn apply_start(
     }
 }
 
-/// Why an instance may not be started under `id`, one of the log's own
-/// ([`InstanceId::is_system`]).
 /// Why `id` may not name a new instance, if it may not: the log's own
 /// instance, or an id with `/` at either end, `//`, or a `.` or `..` part,
 /// which a path in a web address would not keep as it is (a proxy may
@@ -413,6 +415,15 @@ pub fn unfit_for_a_new_instance(id: &InstanceId) -> Option<workflows::Bilingual>
             format!("instance id {s:?} may not start or end with /, hold //, or have a part that is . or ..; choose another instance id"),
         )
     })
+}
+
+/// [`unfit_for_a_new_instance`], for a start in `store`: an instance the
+/// log already holds keeps its id (the same start again is a retry,
+/// another one is refused as existing), so only a new one is asked.
+pub async fn unfit_here(store: &impl engine::EventStore, id: &InstanceId) -> Result<Option<workflows::Bilingual>> {
+    let Some(why) = unfit_for_a_new_instance(id) else { return Ok(None) };
+    let held = !id.is_system() && !store.read_instance(id, 1).await?.is_empty();
+    Ok((!held).then_some(why))
 }
 
 /// `record`: a step happened on `on`.

@@ -131,8 +131,8 @@ pub async fn apply(store: &AnyStore, keys: &crate::personal::Keys, file: &Loaded
 /// started by an earlier command of the files or is in the log, and each
 /// step it names is one of that instance's workflow. (The rules that need
 /// the state each command leaves are the workflow's, applied in order.)
-pub async fn check_against_log(store: Option<&AnyStore>, keys: &crate::personal::Keys, files: &[Loaded]) -> Result<()> {
-    let mut workflows: HashMap<String, Definition> = HashMap::new();
+pub async fn check_against_log(store: Option<&AnyStore>, files: &[Loaded]) -> Result<()> {
+    let mut workflow_of: HashMap<String, Definition> = HashMap::new();
     for file in files {
         for (c, def) in file.scenario.commands.iter().zip(&file.definitions) {
             let at = format!("{}:{}: command {} ({})", file.name, c.line, c.index, c.what.describe());
@@ -140,34 +140,37 @@ pub async fn check_against_log(store: Option<&AnyStore>, keys: &crate::personal:
                 What::Start { instance, .. } => {
                     // A new instance's id must suit one; one the log holds keeps its own.
                     let id = flow::instance_id(instance).with_context(|| format!("{at}; nothing was loaded"))?;
-                    if let Some(why) = flow::unfit_for_a_new_instance(&id) {
-                        let held = match store {
-                            Some(s) => !id.is_system() && !s.read_instance(&id, 1).await?.is_empty(),
-                            None => false,
-                        };
-                        if !held {
-                            bail!(Refused(format!("{at}: {}; nothing was loaded", why.en)));
-                        }
+                    let unfit = match store {
+                        Some(s) => flow::unfit_here(s, &id).await?,
+                        None => flow::unfit_for_a_new_instance(&id),
+                    };
+                    if let Some(why) = unfit {
+                        bail!(Refused(format!("{at}: {}; nothing was loaded", why.en)));
                     }
                     let def = def.as_ref().expect("checked: every start has its definition");
-                    workflows.entry(instance.clone()).or_insert_with(|| def.clone());
+                    workflow_of.entry(instance.clone()).or_insert_with(|| def.clone());
                     continue;
                 }
                 What::Record { instance, step, .. } | What::Deadline { instance, step, .. } => (instance, step),
                 What::Correct { .. } => continue,
             };
-            if !workflows.contains_key(instance) {
+            if !workflow_of.contains_key(instance) {
                 let id = flow::instance_id(instance).with_context(|| format!("{at}; nothing was loaded"))?;
-                let store = match store {
-                    Some(s) if !s.read_instance(&id, 1).await?.is_empty() => s,
-                    _ => bail!(Refused(format!(
-                        "{at}: no instance {instance}: no command before it starts it, and the log has none; nothing was loaded"
-                    ))),
+                let events = match store {
+                    Some(s) => s.read_instance(&id, 1).await?,
+                    None => Vec::new(),
                 };
-                let inst = flow::load(store, keys, &id).await.with_context(|| format!("{at}; nothing was loaded"))?;
-                workflows.insert(instance.clone(), (*inst.definition).clone());
+                if events.is_empty() {
+                    bail!(Refused(format!(
+                        "{at}: no instance {instance}: no command before it starts it, and the log has none; nothing was loaded"
+                    )));
+                }
+                // Its start names the definition (and holds no personal facts).
+                let started = workflows::instance::Instance::fold(&events[..1])
+                    .map_err(|e| Refused(format!("{at}: {e}; nothing was loaded")))?;
+                workflow_of.insert(instance.clone(), (*started.definition).clone());
             }
-            let def = &workflows[instance];
+            let def = &workflow_of[instance];
             if def.step(step).is_none() {
                 bail!(Refused(format!(
                     "{at}: workflow {} has no step {step:?} (its steps: {}); nothing was loaded",
@@ -196,7 +199,7 @@ pub async fn run(cli: &Cli, files: &[std::path::PathBuf]) -> Result<()> {
         Err(e) => return Err(e),
     };
     let keys = crate::personal::Keys::for_cli(cli);
-    if let Err(e) = check_against_log(existing.as_ref(), &keys, &loaded).await {
+    if let Err(e) = check_against_log(existing.as_ref(), &loaded).await {
         if let Some(s) = existing {
             s.close()?;
         }

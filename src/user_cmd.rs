@@ -68,15 +68,13 @@ fn lock(path: &std::path::Path) -> Result<std::fs::File> {
 pub fn run(cli: &Cli, cmd: &UserCommand) -> Result<()> {
     let path = &cli.users;
     let load = || Users::load(path).map_err(|e| Refused(format!("{e:#}")));
-    // The password is asked before the file is locked (a prompt may wait),
-    // after the checks that would refuse it anyway.
     // A role no workflow has is a typo: the user could sign in and never
     // record anything.
     if let UserCommand::Add { roles, .. } | UserCommand::Token { roles, .. } = cmd {
-        for role in clean(roles) {
-            crate::flow::known_role(cli, &role)?;
-        }
+        crate::flow::known_roles(cli, clean(roles).iter().map(String::as_str))?;
     }
+    // The password is asked before the file is locked (a prompt may wait),
+    // after the checks that would refuse it anyway.
     let password = match cmd {
         UserCommand::Add { login, replace, .. } => {
             may_add(&load()?, login, *replace)?;

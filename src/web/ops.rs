@@ -396,12 +396,9 @@ pub async fn start(state: &AppState, p: &Principal, input: &StartInput) -> Resul
         )
     })?;
     let id = instance_id(&input.instance)?;
-    if let Some(why) = flow::unfit_for_a_new_instance(&id) {
-        // Refused by the flow too; here next to its field, in both
-        // languages. An instance the log holds keeps its id (a retry).
-        if !exists(state, &id).await {
-            return Err(WebError::invalid_said("instance", why));
-        }
+    // Refused by the flow too; here next to its field, in both languages.
+    if let Some(why) = flow::unfit_here(&state.store, &id).await.map_err(|e| WebError::from_anyhow(&e, "instance"))? {
+        return Err(WebError::invalid_said("instance", why));
     }
     let org = input.organisation.trim();
     if org.is_empty() {
