@@ -263,9 +263,9 @@ pub async fn instance(
     let lang = super::lang_of(&headers, uri.query());
     let today = state.today();
     let out = state.live.read(|v| {
-        let i = v.instances.iter().find(|(k, _)| k.as_str() == id)?;
+        let i = v.instances.get(id.as_str())?;
         Some(InstanceOut {
-            status: InstanceStatus::of(&i.1.instance, today),
+            status: InstanceStatus::of(&i.instance, today),
             timeline: audit::build(v, Some(&id), None, lang),
         })
     });

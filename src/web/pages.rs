@@ -322,8 +322,7 @@ pub async fn instance(ctx: Ctx, State(state): State<Shared>, Path(id): Path<Stri
         false => None,
     };
     let read = |v: &projections::LogView| {
-        let (_, iv) = v.instances.iter().find(|(k, _)| k.as_str() == id)?;
-        let inst = &iv.instance;
+        let inst = &v.instances.get(id.as_str())?.instance;
         let status = InstanceStatus::of(inst, today);
         let trail = audit::build(v, Some(&id), None, ctx.lang);
         let def = inst.definition.clone();
@@ -565,12 +564,28 @@ fn text_input(
     ty: &str,
     required: bool,
 ) -> Markup {
+    text_input_completed(errors, field, label, hint, value, ty, required, None)
+}
+
+/// [`text_input`] with the browser's `autocomplete` token (`username`).
+#[allow(clippy::too_many_arguments)]
+fn text_input_completed(
+    errors: &Errors,
+    field: &str,
+    label: &str,
+    hint: Option<&str>,
+    value: &str,
+    ty: &str,
+    required: bool,
+    autocomplete: Option<&str>,
+) -> Markup {
     html! {
         div class={ "field" @if errors.for_field(field).is_some() { " has-error" } } {
             label for=(field_id(field)) { (label) @if required { " " span.req { "*" } } }
             @if let Some(h) = hint { p.hint id={ (field_id(field)) "-hint" } { (h) } }
             (errors.message(field))
             input type=(ty) id=(field_id(field)) name=(field) value=(value)
+                autocomplete=[autocomplete]
                 aria-describedby=[errors.described_by(field, hint.is_some())]
                 aria-invalid=[errors.invalid(field)]
                 required[required];
@@ -660,12 +675,7 @@ fn login_page(
             form method="post" action="/login" novalidate {
                 input type="hidden" name="csrf" value=(token);
                 input type="hidden" name="next" value=(next);
-                div class={ "field" @if errors.for_field("login").is_some() { " has-error" } } {
-                    label for=(field_id("login")) { (ctx.t("Användarnamn", "User name")) " " span.req { "*" } }
-                    (errors.message("login"))
-                    input type="text" id=(field_id("login")) name="login" value=(login) autocomplete="username"
-                        aria-describedby=[errors.described_by("login", false)] aria-invalid=[errors.invalid("login")] required;
-                }
+                (text_input_completed(&errors, "login", ctx.t("Användarnamn", "User name"), None, login, "text", true, Some("username")))
                 div.field {
                     label for="f-password" { (ctx.t("Lösenord", "Password")) " " span.req { "*" } }
                     input type="password" id="f-password" name="password" autocomplete="current-password" required;
@@ -903,22 +913,19 @@ fn record_page(
     f: &FormFields,
     errors: Errors,
 ) -> Response {
+    let today = state.today();
     let found = state.live.read(|v| {
-        v.instances
-            .iter()
-            .find(|(k, _)| k.as_str() == id)
-            .map(|(_, i)| (i.instance.definition.clone(), i.instance.organisation.clone()))
+        v.instances.get(id).map(|i| {
+            let inst = &i.instance;
+            (inst.definition.clone(), inst.organisation.clone(), InstanceStatus::of(inst, today))
+        })
     });
-    let Some((def, org)) = found else {
+    let Some((def, org, status_now)) = found else {
         return error_page(ctx, &WebError::not_found(format!("{} {id}", ctx.t("Ingen instans", "No instance"))));
     };
     if let Err(e) = ops::may_record_for(p, &org) {
         return error_page(ctx, &e);
     }
-    let today = state.today();
-    let status_now = state.live.read(|v| {
-        v.instances.iter().find(|(k, _)| k.as_str() == id).map(|(_, i)| InstanceStatus::of(&i.instance, today))
-    });
     let chosen = step.and_then(|s| def.step(s));
     let title = match chosen {
         Some(s) => format!("{}: {}", ctx.t("Registrera", "Record"), ctx.lang.title(&s.title)),
@@ -938,7 +945,7 @@ fn record_page(
                 (errors.message("step"))
                 select id=(field_id("step")) name="step" aria-describedby=[errors.described_by("step", false)] aria-invalid=[errors.invalid("step")] {
                     @for s in &def.steps {
-                        @let st = status_now.as_ref().and_then(|x| x.steps.iter().find(|y| y.id == s.id));
+                        @let st = status_now.steps.iter().find(|y| y.id == s.id);
                         @let label = st.map(|x| state_label(ctx, &x.state, x.overdue).1).unwrap_or_default();
                         option value=(s.id) selected[Some(s.id.as_str()) == step] { (ctx.lang.title(&s.title)) " (" (s.id) ") – " (label) }
                     }
@@ -1070,7 +1077,7 @@ fn correct_page(
     // The original as the instance's page shows it, from the live view (no
     // personal facts: the form offers each fact to replace, not its value).
     let found = state.live.read(|v| {
-        let (_, iv) = v.instances.iter().find(|(k, _)| k.as_str() == id)?;
+        let iv = v.instances.get(id)?;
         let trail = audit::build(v, Some(id), None, ctx.lang);
         let entry = trail.entries.into_iter().find(|e| e.event_id == event && e.kind == "step_recorded")?;
         Some((iv.instance.definition.clone(), iv.instance.organisation.clone(), entry))
@@ -1196,7 +1203,7 @@ fn deadline_page(
 ) -> Response {
     let today = state.today();
     let found = state.live.read(|v| {
-        let (_, iv) = v.instances.iter().find(|(k, _)| k.as_str() == id)?;
+        let iv = v.instances.get(id)?;
         let st = InstanceStatus::of(&iv.instance, today);
         let pending = st.steps.iter().find(|s| s.id == step && s.state != StepState::Done)?.deadline?;
         Some((iv.instance.definition.clone(), iv.instance.organisation.clone(), pending))
