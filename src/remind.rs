@@ -666,6 +666,11 @@ enum Move {
     WaitUntil(Timestamp),
 }
 
+/// Whether the log records this missed deadline already.
+fn missed_recorded(inst: &Instance, due: &Due) -> bool {
+    inst.missed.iter().any(|(s, d)| *s == due.step && *d == due.deadline)
+}
+
 fn next_move(inst: &Instance, key: &str, channel: &str, now: Timestamp) -> Move {
     let Some(s) = inst.notices.get(&(key.to_string(), channel.to_string())) else {
         return Move::Send { attempt: 1 };
@@ -692,20 +697,14 @@ fn next_move(inst: &Instance, key: &str, channel: &str, now: Timestamp) -> Move 
 pub fn text(inst: &Instance, due: &Due, today: Date) -> (String, String) {
     let step = inst.definition.step(&due.step).expect("due notices name defined steps");
     let title = &step.title.sv;
+    let (deadline, whose) = (due.deadline, format!("({}, {})", inst.organisation, inst.id));
     let subject = match due.notice {
-        Notice::Reminder { .. } => match (due.deadline - today).get_days() {
-            0 => format!("Påminnelse: {title} senast i dag {} ({}, {})", due.deadline, inst.organisation, inst.id),
-            1 => format!("Påminnelse: {title} senast i morgon {} ({}, {})", due.deadline, inst.organisation, inst.id),
-            days => {
-                format!(
-                    "Påminnelse: {title} senast {} om {days} dagar ({}, {})",
-                    due.deadline, inst.organisation, inst.id
-                )
-            }
+        Notice::Reminder { .. } => match (deadline - today).get_days() {
+            0 => format!("Påminnelse: {title} senast i dag {deadline} {whose}"),
+            1 => format!("Påminnelse: {title} senast i morgon {deadline} {whose}"),
+            days => format!("Påminnelse: {title} senast {deadline} om {days} dagar {whose}"),
         },
-        Notice::Missed => {
-            format!("Missad tidsfrist: {title} skulle vara klart {} ({}, {})", due.deadline, inst.organisation, inst.id)
-        }
+        Notice::Missed => format!("Missad tidsfrist: {title} skulle vara klart {deadline} {whose}"),
     };
     let mut body = format!(
         "{subject}\n\nInstans: {} ({}, {} version {})\nSteg: {title} ({})\nSista dag: {}\n",
@@ -953,14 +952,14 @@ impl Service {
             for due in reminders::due(inst, today) {
                 let key = due.key(inst);
                 if due.notice == Notice::Missed {
-                    if !inst.missed.iter().any(|(s, d)| *s == due.step && *d == due.deadline) {
+                    if !missed_recorded(inst, &due) {
                         missed += 1;
                         lines.push(format!(
                             "would record: {} {}: the deadline {} was missed",
                             inst.id, due.step, due.deadline
                         ));
                     }
-                    if (today - due.deadline).get_days() > self.config.remind.escalate_within_days as i32 {
+                    if self.too_late_to_escalate(&due, today) {
                         continue;
                     }
                 }
@@ -994,6 +993,11 @@ impl Service {
         Ok((lines, sends, missed))
     }
 
+    /// A missed deadline longer ago than the configuration escalates.
+    fn too_late_to_escalate(&self, due: &Due, today: Date) -> bool {
+        (today - due.deadline).get_days() > self.config.remind.escalate_within_days as i32
+    }
+
     /// Sends what is due for one instance; returns when it next needs a look.
     async fn attend(
         &self,
@@ -1013,7 +1017,7 @@ impl Service {
         for due in reminders::due(inst, today) {
             let key = due.key(inst);
             if due.notice == Notice::Missed {
-                if !inst.missed.iter().any(|(s, d)| *s == due.step && *d == due.deadline)
+                if !missed_recorded(inst, &due)
                     && Self::append(
                         store,
                         &inst.id,
@@ -1025,8 +1029,7 @@ impl Service {
                 {
                     report.missed_recorded += 1;
                 }
-                let since = (today - due.deadline).get_days();
-                if since > self.config.remind.escalate_within_days as i32 {
+                if self.too_late_to_escalate(&due, today) {
                     // Counted once per deadline, however often the pass
                     // looks at the instance.
                     report.stale_missed.insert(format!("{}:{}:{}", inst.id, due.step, due.deadline));
