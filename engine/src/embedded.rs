@@ -42,7 +42,7 @@
 
 use crate::clock::Clock;
 use crate::codec;
-use crate::commit::{Checked, Staged, Stager};
+use crate::commit::{Checked, Stager};
 use crate::event::{CommandId, InstanceId, RecordedEvent};
 use crate::limits;
 use crate::records::RecordPage;
@@ -543,18 +543,17 @@ fn frame_hash(header_and_body: &[u8]) -> [u8; 32] {
     *blake3::Hasher::new_derive_key(FRAME_CONTEXT).update(header_and_body).finalize().as_bytes()
 }
 
-/// Encodes staged commands as one frame.
-fn encode_frame(staged: &[&Staged]) -> Vec<u8> {
-    let events: usize = staged.iter().map(|s| s.records.len()).sum();
-    let body: usize = staged.iter().flat_map(|s| s.records.iter()).map(|(_, b)| b.len() + 4).sum();
-    let first = staged[0].records[0].0.event.position;
+/// Encodes decided commands as one frame.
+fn encode_frame(commands: &[&write::Command]) -> Vec<u8> {
+    let events: usize = commands.iter().map(|c| c.events as usize).sum();
+    let body: usize = commands.iter().map(|c| c.body.len()).sum();
+    let first = commands[0].first_position;
     let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + body + FRAME_HASH_BYTES);
     out.extend_from_slice(&(body as u32).to_le_bytes());
     out.extend_from_slice(&(events as u32).to_le_bytes());
     out.extend_from_slice(&first.to_le_bytes());
-    for (_, bytes) in staged.iter().flat_map(|s| s.records.iter()) {
-        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(bytes);
+    for c in commands {
+        out.extend_from_slice(&c.body);
     }
     let hash = frame_hash(&out);
     out.extend_from_slice(&hash);

@@ -134,6 +134,7 @@ impl Decider {
         for s in &staged {
             self.versions.insert(s.outcome.instance.clone(), s.outcome.last_sequence);
         }
+        let staged = staged.into_iter().map(Command::of).collect();
         let decided = Decided { staged, pending, head: self.stager.head(), _room: room };
         writer.send(decided).map_err(|_| {
             // Decided, and never to be written: nothing may be decided on it.
@@ -249,7 +250,7 @@ impl Writer {
         if let Some(e) = self.poison.error() {
             return Landing { batch, durable: Err(e) };
         }
-        let staged: Vec<&Staged> = batch.iter().flat_map(|d| &d.staged).collect();
+        let staged: Vec<&Command> = batch.iter().flat_map(|d| &d.staged).collect();
         if staged.is_empty() {
             return Landing { batch, durable: Ok(None) };
         }
@@ -311,7 +312,7 @@ impl Writer {
     /// index entries they will have and the segments written to.
     fn write_frames(
         &mut self,
-        staged: &[&Staged],
+        staged: &[&Command],
         head: Head,
     ) -> Result<(super::behind::Job, Vec<Segment>), StoreError> {
         use std::os::unix::fs::FileExt;
@@ -334,7 +335,7 @@ impl Writer {
         let mut touched: Vec<Segment> = Vec::new();
         for f in frames {
             let bytes = encode_frame(f);
-            let first = f[0].records[0].0.event.position;
+            let first = f[0].first_position;
             let seg = self.segment_for(first, bytes.len() as u64)?;
             fault(&self.faults, "writing a frame")?;
             seg.file.write_all_at(&bytes, self.end).map_err(io)?;
@@ -343,7 +344,7 @@ impl Writer {
                 FrameLoc { segment: seg.first_position, offset: self.end, events: h.events, body_bytes: h.body_bytes };
             job.frames.push((first, loc));
             for s in f {
-                job.commands.push((command_hash(&s.records[0].0.event.command_id), s.outcome.clone()));
+                job.commands.push((s.command, s.outcome.clone()));
             }
             self.end += bytes.len() as u64;
             if touched.last().is_none_or(|t| t.first_position != seg.first_position) {
@@ -357,8 +358,8 @@ impl Writer {
 /// Splits staged commands into frames of whole commands, each with at most
 /// [`limits::FRAME_EVENTS_MAX`] events and [`limits::FRAME_BODY_BYTES_MAX`]
 /// body bytes (a single command always fits).
-fn frames_of<'a>(staged: &'a [&'a Staged]) -> Vec<&'a [&'a Staged]> {
-    let sizes = staged.iter().map(|s| (s.records.len(), s.records.iter().map(|(_, r)| r.len() + 4).sum()));
+fn frames_of<'a>(staged: &'a [&'a Command]) -> Vec<&'a [&'a Command]> {
+    let sizes = staged.iter().map(|s| (s.events as usize, s.body.len()));
     frame_ends(sizes, limits::FRAME_EVENTS_MAX, limits::FRAME_BODY_BYTES_MAX)
         .into_iter()
         .scan(0, |start, end| {
@@ -431,10 +432,36 @@ struct Landing {
     durable: Result<Option<super::behind::Job>, StoreError>,
 }
 
+/// A decided command as the writer needs it: its records laid out as in
+/// a frame's body, each record's length and then its bytes. The events
+/// themselves are dropped where they were made, in the caller's task, so
+/// the threads that write and answer only copy bytes and free a buffer.
+pub(super) struct Command {
+    pub first_position: u64,
+    pub events: u32,
+    /// The command id's [`command_hash`].
+    command: u64,
+    pub body: Vec<u8>,
+    outcome: AppendOutcome,
+}
+
+impl Command {
+    fn of(s: Staged) -> Command {
+        let first_position = s.outcome.first_position;
+        let command = command_hash(&s.records[0].0.event.command_id);
+        let mut body = Vec::with_capacity(s.records.iter().map(|(_, r)| r.len() + 4).sum());
+        for (_, r) in &s.records {
+            body.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            body.extend_from_slice(r);
+        }
+        Command { first_position, events: s.records.len() as u32, command, body, outcome: s.outcome }
+    }
+}
+
 /// A decided request, on its way to the writer.
 pub(super) struct Decided {
     /// What it writes: nothing for a duplicate or a refusal.
-    staged: Vec<Staged>,
+    staged: Vec<Command>,
     pending: Pending,
     /// The head after it.
     head: Head,
@@ -444,7 +471,7 @@ pub(super) struct Decided {
 
 impl Decided {
     fn events(&self) -> usize {
-        self.staged.iter().map(|s| s.records.len()).sum()
+        self.staged.iter().map(|s| s.events as usize).sum()
     }
 }
 
