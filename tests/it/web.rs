@@ -357,7 +357,13 @@ fn api_refuses_what_it_must_and_writes_nothing_then() {
     let sv = [eva[0], eva[1], ("accept-language", "sv-SE,sv;q=0.9,en;q=0.5")];
     let j = assert_error(&json_post(&s, steps, &sv, BOARD_INCOMPLETE), 422, "missing-fact");
     assert_eq!((&j["field"], &j["step"]), (&"fact.protokoll".into(), &"styrelsebeslut".into()), "{j}");
-    assert_eq!(j["message"], "den obligatoriska uppgiften \"protokoll\" saknas", "{j}");
+    // Every missing fact in one refusal; the field is the first of them.
+    assert_eq!(
+        j["message"],
+        "den obligatoriska uppgiften \"protokoll\" saknas; den obligatoriska uppgiften \"diarienummer\" saknas",
+        "{j}"
+    );
+    assert!(j["remedy"].as_str().unwrap().contains(". Ange uppgiften diarienummer: ett diarienummer"), "{j}");
     assert!(j["remedy"].as_str().unwrap().starts_with("Ange uppgiften protokoll: ORGAN|DATUM|§"), "{j}");
     let j = assert_error(&json_post(&s, &format!("{steps}?lang=sv"), &[], INTEREST), 401, "unauthorized");
     assert_eq!(j["message"], "logga in för att göra detta", "{j}");

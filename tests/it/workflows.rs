@@ -282,6 +282,20 @@ fn the_plan_needs_its_swot_and_its_predecessors() {
     let without_swot: Vec<(&str, &str)> = full.iter().filter(|(k, _)| *k != "swot").cloned().collect();
     let r = rejected(g.when(plan(&without_swot)), Rule::MissingFact, "\"swot\"");
     assert!(r.remedy.contains("Give the fact swot: TITLE|SHA256"), "{}", r.remedy);
+    assert!(!r.message.contains(';'), "one fact missing, one named: {}", r.message);
+    // Every missing fact is named in one refusal, about the first of them.
+    let only_plan: Vec<(&str, &str)> = full.iter().filter(|(k, _)| *k == "plan").cloned().collect();
+    let r = rejected(g.when(plan(&only_plan)), Rule::MissingFact, "\"swot\"");
+    for fact in ["swot", "nulagesanalys", "onskat_tillstand"] {
+        assert!(r.message.contains(&format!("{fact:?}")), "{fact} in {}", r.message);
+        assert!(r.remedy.contains(&format!("Give the fact {fact}:")), "{fact} in {}", r.remedy);
+        assert!(
+            r.sv.0.contains(&format!("{fact:?}")) && r.sv.1.contains(&format!("Ange uppgiften {fact}:")),
+            "{:?}",
+            r.sv
+        );
+    }
+    assert_eq!(r.fact.as_deref(), Some("swot"));
     rejected(g.when(plan(&[("plan", "Projektplan|not-a-hash"), ("swot", "x")])), Rule::IllTypedFact, "TITLE|SHA256");
     rejected(g.when(plan(&[("budget", "1")])), Rule::UnknownFact, "no fact \"budget\"");
     let mut twice = full.clone();

@@ -487,6 +487,26 @@ fn order_after_date_correction(
     Ok(())
 }
 
+/// The rejection to answer with, `first` of `violations`: when it is a
+/// missing fact, it names every missing fact, so a form or a command is
+/// put right in one go rather than one refusal per fact. It stays about
+/// the first one (the field a form shows it beside).
+fn with_the_missing_facts(first: &Rejection, violations: &[Rejection]) -> Rejection {
+    let missing: Vec<&Rejection> = violations.iter().filter(|r| r.rule == Rule::MissingFact).collect();
+    if first.rule != Rule::MissingFact || missing.len() < 2 {
+        return first.clone();
+    }
+    let join = |part: fn(&Rejection) -> &str| missing.iter().map(|r| part(r)).collect::<Vec<_>>().join("; ");
+    // Each remedy is a sentence of its own.
+    let join_sentences = |part: fn(&Rejection) -> &str| missing.iter().map(|r| part(r)).collect::<Vec<_>>().join(". ");
+    Rejection {
+        message: join(|r| &r.message),
+        remedy: join_sentences(|r| &r.remedy),
+        sv: Box::new((join(|r| &r.sv.0), join_sentences(|r| &r.sv.1))),
+        ..first.clone()
+    }
+}
+
 /// Content and order rules that a justified deviation may override.
 fn soft_violations(inst: &Instance, step: &Step, on: Date, facts: &[Fact]) -> Vec<Rejection> {
     let sid = Some(step.id.as_str());
@@ -747,7 +767,7 @@ pub fn decide(inst: &Instance, cmd: Command, today: Date) -> Result<Vec<NewEvent
             year_in_range(step, &facts)?;
             let violations = soft_violations(inst, step, occurred_on, &facts);
             match (&deviation, violations.first()) {
-                (None, Some(first)) => return Err(first.clone()),
+                (None, Some(first)) => return Err(with_the_missing_facts(first, &violations)),
                 (Some(why), _) => {
                     text_ok(sid, "deviation", why)?;
                     if !deviation_roles(step).iter().any(|r| *r == actor.role) {
