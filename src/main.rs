@@ -69,9 +69,11 @@ fn main() -> ExitCode {
     (cli.data_from_env, cli.today_from_env, cli.workflows_from_env) =
         (from_env("data"), from_env("today"), from_env("workflows"));
     init_tracing(cli.verbose);
-    if cli.nats.is_none() {
-        output::protect(&cli.data);
-    }
+    output::protect(output::Protected {
+        store: cli.nats.is_none().then(|| cli.data.clone()),
+        keys: personal::key_dir(&cli, &cli.data),
+        signing_key: trust_cmd::signing_key_path(&cli).ok(),
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -23,24 +23,56 @@ pub fn through_links(path: &Path) -> PathBuf {
     p
 }
 
-/// The store's directory, which no output may be written into.
-static STORE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+/// The places no output may be written into: the store's directory, the
+/// key store, the signing key file.
+static PROTECTED: std::sync::OnceLock<Protected> = std::sync::OnceLock::new();
 
-/// Refuses any `--output` inside `dir` (the embedded store's `--data`):
-/// a file written there could replace a segment or the marker.
-pub fn protect(dir: &Path) {
-    let _ = STORE_DIR.set(dir.to_path_buf());
+/// What [`protect`] keeps outputs away from.
+pub struct Protected {
+    /// The embedded store's `--data` (once it holds a store): a file
+    /// written there could replace a segment or the marker.
+    pub store: Option<PathBuf>,
+    /// The key store: a file written there could replace a person's key,
+    /// and with it every sealed fact of that person.
+    pub keys: Option<PathBuf>,
+    /// The signing key file, which nothing can make again.
+    pub signing_key: Option<PathBuf>,
 }
 
-fn inside_store(target: &Path) -> Option<&'static Path> {
-    let store = STORE_DIR.get().filter(|d| d.join("STORE").is_file())?;
-    let store_real = std::fs::canonicalize(store).ok()?;
+/// Refuses any `--output` into the protected places, from here on.
+pub fn protect(places: Protected) {
+    let _ = PROTECTED.set(places);
+}
+
+/// Why `target` may not be written, if it is in a protected place.
+fn protected(target: &Path, asked: &Path) -> Option<String> {
+    let places = PROTECTED.get()?;
+    let real = |p: &Path| std::fs::canonicalize(p).ok();
     let parent = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let parent_real = std::fs::canonicalize(parent).ok()?;
-    parent_real.starts_with(&store_real).then_some(store.as_path())
+    let parent_real = real(parent)?;
+    let within = |dir: &Path| real(dir).is_some_and(|d| parent_real.starts_with(d));
+    if let Some(store) = places.store.as_deref().filter(|d| d.join("STORE").is_file() && within(d)) {
+        return Some(format!(
+            "{} is inside the store's directory {}, where it could replace the store's own files; write it elsewhere",
+            asked.display(),
+            store.display()
+        ));
+    }
+    if let Some(keys) = places.keys.as_deref().filter(|d| d.is_dir() && within(d)) {
+        return Some(format!(
+            "{} is inside the key store {}, where it could replace the keys that open the people's personal data; write it elsewhere",
+            asked.display(),
+            keys.display()
+        ));
+    }
+    let key_file = places.signing_key.as_deref().and_then(real)?;
+    let target_real = parent_real.join(target.file_name()?);
+    (target_real == key_file).then(|| {
+        format!("{} is the log's signing key, which cannot be made again; write it elsewhere", asked.display())
+    })
 }
 
 /// The temporary files of `--output`s being written. A signal runs no
@@ -166,12 +198,8 @@ impl Output {
         if path.is_dir() {
             anyhow::bail!(crate::Refused(format!("{} is a directory; give --output a file name", asked.display())));
         }
-        if let Some(store) = inside_store(path) {
-            anyhow::bail!(crate::Refused(format!(
-                "{} is inside the store's directory {}, where it could replace the store's own files; write it elsewhere",
-                asked.display(),
-                store.display()
-            )));
+        if let Some(why) = protected(path, asked) {
+            anyhow::bail!(crate::Refused(why));
         }
         let existing = std::fs::metadata(path).ok();
         if existing.as_ref().is_some_and(|m| !m.is_file()) {

@@ -1232,7 +1232,9 @@ impl EmbeddedStore {
             .decider
             .lock()
             .map_err(|_| StoreError::Poisoned("a request panicked while it was decided".into()))?;
-        decider.decide(self, request, room)
+        let spent = decider.decide(self, request, room);
+        drop(decider);
+        spent.map(drop)
     }
 
     fn durable_position(&self) -> u64 {

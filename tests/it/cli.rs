@@ -728,6 +728,25 @@ fn output_files_follow_links_keep_permissions_and_stay_out_of_the_store() {
     }
     assert_eq!(std::fs::read(&segment).unwrap(), before);
     assert!(styrlogg(&data, &["verify"]).status.success());
+
+    // Nor into the key store, where a person's key could be replaced,
+    // nor over the signing key, wherever it is.
+    let keys = tmp.path().join("store.keys");
+    let person = std::fs::read_dir(keys.join("persons")).unwrap().next().unwrap().unwrap().path();
+    let key_before = std::fs::read(&person).unwrap();
+    for target in [person.clone(), keys.join("report.md")] {
+        let o = styrlogg(&data, &["deadlines", "-o", target.to_str().unwrap()]);
+        assert_fails(&o, 1, "inside the key store");
+    }
+    assert_eq!(std::fs::read(&person).unwrap(), key_before);
+    assert!(!keys.join("report.md").exists());
+    let signing = tmp.path().join("elsewhere.key");
+    let given = ["--signing-key", signing.to_str().unwrap()];
+    std::fs::write(&signing, b"a signing key, whatever its content").unwrap();
+    let signing_before = std::fs::read(&signing).unwrap();
+    let o = styrlogg(&data, &[&given[..], &["export", "-o", signing.to_str().unwrap()]].concat());
+    assert_fails(&o, 1, "the log's signing key");
+    assert_eq!(std::fs::read(&signing).unwrap(), signing_before);
 }
 
 /// A reader that goes away (`styrlogg log | head -1`) ends a command

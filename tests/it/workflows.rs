@@ -296,6 +296,10 @@ fn the_plan_needs_its_swot_and_its_predecessors() {
         );
     }
     assert_eq!(r.fact.as_deref(), Some("swot"));
+    assert!(r.message.find("\"swot\"") < r.message.find("\"onskat_tillstand\""), "in the definition's order");
+    // A problem found before the facts is what the refusal is about.
+    let r = rejected(early.when(plan(&only_plan)), Rule::MissingPrerequisite, "comes after projektledare_utsedd");
+    assert!(!r.message.contains("swot"), "{}", r.message);
     rejected(g.when(plan(&[("plan", "Projektplan|not-a-hash"), ("swot", "x")])), Rule::IllTypedFact, "TITLE|SHA256");
     rejected(g.when(plan(&[("budget", "1")])), Rule::UnknownFact, "no fact \"budget\"");
     let mut twice = full.clone();

@@ -99,7 +99,15 @@ impl Decider {
     /// ahead of it, and queues it for the writer. Its answer waits until
     /// it, and everything decided before it, is durable; only a request
     /// refused because writes are refused is answered at once.
-    pub fn decide(&mut self, store: &EmbeddedStore, r: Request, room: OwnedSemaphorePermit) -> Result<(), StoreError> {
+    ///
+    /// Returns the decided events, spent once queued as bytes, for the
+    /// caller to drop after it lets go of the lock.
+    pub fn decide(
+        &mut self,
+        store: &EmbeddedStore,
+        r: Request,
+        room: OwnedSemaphorePermit,
+    ) -> Result<Spent, StoreError> {
         let writer = self.writer.as_ref().ok_or(StoreError::Closed)?;
         let inner = &store.inner;
         if let Some(e) = inner.behind.failed() {
@@ -107,7 +115,7 @@ impl Decider {
         }
         if let Some(e) = inner.poison.error() {
             r.refuse(e);
-            return Ok(());
+            return Ok(Spent::default());
         }
         self.stager.stored_through(store.durable_position());
         let idx = WriterIndex { store, versions: &self.versions };
@@ -134,9 +142,10 @@ impl Decider {
         for s in &staged {
             self.versions.insert(s.outcome.instance.clone(), s.outcome.last_sequence);
         }
-        let staged = staged.into_iter().map(Command::of).collect();
+        let mut spent = Spent::default();
+        let staged = staged.into_iter().map(|s| Command::of(s, &mut spent)).collect();
         let decided = Decided { staged, pending, head: self.stager.head(), _room: room };
-        writer.send(decided).map_err(|_| {
+        writer.send(decided).map(|()| spent).map_err(|_| {
             // Decided, and never to be written: nothing may be decided on it.
             let e = StoreError::Io("the writer thread stopped".into());
             inner.poison.set(&e);
@@ -434,8 +443,9 @@ struct Landing {
 
 /// A decided command as the writer needs it: its records laid out as in
 /// a frame's body, each record's length and then its bytes. The events
-/// themselves are dropped where they were made, in the caller's task, so
-/// the threads that write and answer only copy bytes and free a buffer.
+/// themselves are dropped where they were made, in the caller's task
+/// (after the decider lock: [`Spent`]), so the threads that write and
+/// answer only copy bytes and free a buffer.
 pub(super) struct Command {
     pub first_position: u64,
     pub events: u32,
@@ -445,8 +455,13 @@ pub(super) struct Command {
     outcome: AppendOutcome,
 }
 
+/// Decided events whose bytes are queued: dropped by the caller outside
+/// the decider lock, so every other caller waits for less.
+#[derive(Default)]
+pub(super) struct Spent(Vec<Vec<(RecordedEvent, Vec<u8>)>>);
+
 impl Command {
-    fn of(s: Staged) -> Command {
+    fn of(s: Staged, spent: &mut Spent) -> Command {
         let first_position = s.outcome.first_position;
         let command = command_hash(&s.records[0].0.event.command_id);
         let mut body = Vec::with_capacity(s.records.iter().map(|(_, r)| r.len() + 4).sum());
@@ -454,7 +469,9 @@ impl Command {
             body.extend_from_slice(&(r.len() as u32).to_le_bytes());
             body.extend_from_slice(r);
         }
-        Command { first_position, events: s.records.len() as u32, command, body, outcome: s.outcome }
+        let events = s.records.len() as u32;
+        spent.0.push(s.records);
+        Command { first_position, events, command, body, outcome: s.outcome }
     }
 }
 
