@@ -50,10 +50,29 @@ fn available(cli: &Cli) -> Result<Vec<(String, String)>> {
 /// Every definition that parses, in the order of [`available`] (a later
 /// one with the same id replaces an earlier one); the others are warned of.
 pub fn definitions(cli: &Cli) -> Result<Vec<Definition>> {
+    Ok(parsed(cli, false)?.into_iter().map(|(_, d)| d).collect())
+}
+
+/// [`definitions`] for a command that starts instances (`serve`): a file
+/// in --workflows with errors is refused, not skipped, since skipping it
+/// would start its workflow from the built-in version, for good.
+pub fn definitions_to_start(cli: &Cli) -> Result<Vec<Definition>> {
+    Ok(parsed(cli, true)?.into_iter().map(|(_, d)| d).collect())
+}
+
+/// Every definition available, parsed, with its name; one with errors is
+/// refused when `strict`, and otherwise warned of and skipped.
+fn parsed(cli: &Cli, strict: bool) -> Result<Vec<(String, Definition)>> {
     let mut out = Vec::new();
     for (name, src) in available(cli)? {
         match Definition::parse(&src) {
-            Ok(d) => out.push(d),
+            Ok(d) => out.push((name, d)),
+            Err(p) if strict => bail!(Refused(format!(
+                "{name} has errors, and nothing is started while a file of --workflows does not parse (its \
+                 workflow would be started from the built-in version, and stay so): fix it, or move it out of \
+                 the directory; `styrlogg workflows check {name}` lists every problem:\n{}",
+                problems_text(&name, &src, &p)
+            ))),
             Err(p) => tracing::warn!("{name} has errors and is skipped:\n{}", problems_text(&name, &src, &p)),
         }
     }
@@ -135,15 +154,10 @@ pub fn resolve(cli: &Cli, workflow: &str) -> Result<Definition> {
     }
     let mut found = None;
     let mut ids = Vec::new();
-    for (name, src) in available(cli)? {
-        match Definition::parse(&src) {
-            Ok(d) => {
-                ids.push(d.id.clone());
-                if d.id == workflow {
-                    found = Some(d);
-                }
-            }
-            Err(p) => tracing::warn!("{name} has errors and is skipped:\n{}", problems_text(&name, &src, &p)),
+    for (_, d) in parsed(cli, true)? {
+        ids.push(d.id.clone());
+        if d.id == workflow {
+            found = Some(d);
         }
     }
     found.ok_or_else(|| {

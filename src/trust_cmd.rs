@@ -516,6 +516,15 @@ async fn record(cli: &Cli, store: &AnyStore, s: &Signer, reason: &str, by: &By) 
             current.to_vkey()
         )));
     }
+    if let Some((_, _, current)) = keys.last().filter(|(_, _, k)| k.name != v.name && *k != v) {
+        bail!(Refused(format!(
+            "this key is named {:?}, and the log's checkpoints are of {:?} (the name of the key it recorded last): \
+             a proof from a checkpoint of one name to a checkpoint of the other cannot be checked. Make the key \
+             with the log's name (`styrlogg key generate --name {}`); to rename the log on purpose, parting its \
+             checkpoints in two, use `styrlogg key rotate --name NAME`",
+            v.name, current.name, current.name
+        )));
+    }
     let o = record_key(cli, store, s, reason, by).await?;
     if o.deduplicated {
         println!("the key {} was already recorded at position {}", v.to_vkey(), o.last_position);

@@ -388,8 +388,8 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<()> {
         ));
     }
     let users = users::Users::load(&cli.users).map_err(|e| crate::Refused(format!("{e:#}")))?;
+    let definitions = crate::flow::definitions_to_start(cli)?;
     let store = crate::open(cli, OpenMode::CreateIfMissing).await?;
-    let definitions = crate::flow::definitions(cli)?;
     let live = live::Live::start(store.clone()).await.context("folding the log")?;
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;

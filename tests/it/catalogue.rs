@@ -58,6 +58,19 @@ fn every_bad_input_gets_a_specific_error_and_changes_nothing() {
     let long = "Ö".repeat(50_000);
     let huge_text = format!("behandling={}", "å".repeat(9_000));
     let organ_long = format!("organ={long}");
+    let broken_defs = dir.path().join("defs");
+    std::fs::create_dir(&broken_defs).unwrap();
+    let builtin = workflows::builtin::DEFINITIONS.iter().find(|(n, _)| n.starts_with("protokoll")).unwrap().1;
+    let broken = builtin.replacen("type = \"minutes\"", "type = \"protokoll\"", 1);
+    assert_ne!(broken, builtin);
+    std::fs::write(broken_defs.join("protokoll.toml"), broken).unwrap();
+    let broken_defs = broken_defs.to_str().unwrap();
+    let start_protokoll = [
+        &["--workflows", broken_defs, "start", "protokoll-laga-kraft", "--instance", "ks-2026-1"][..],
+        &["--org", "Härryda kommun", "--on", "2012-09-20"],
+        &BY,
+    ]
+    .concat();
     let many: Vec<String> = (0..70).map(|i| format!("medverkande=Person {i}|sekreterare|official")).collect();
     let mut many_facts: Vec<&str> = many.iter().map(String::as_str).collect();
     many_facts.extend(["organ=Kommunstyrelsen", "behandling=Beredning"]);
@@ -103,6 +116,25 @@ fn every_bad_input_gets_a_specific_error_and_changes_nothing() {
             styrlogg(&s, &["--workflows", "/no/such/dir", "status"]),
             1,
             "--workflows /no/such/dir: no such directory",
+        ),
+        (
+            "a definition in --workflows that does not parse, for a start",
+            styrlogg(&s, &start_protokoll),
+            1,
+            "has errors, and nothing is started while a file of --workflows does not parse",
+        ),
+        (
+            "a definition in --workflows that does not parse, for serve (a server would start instances)",
+            // Bounded: a server that started would otherwise run on.
+            Command::new("timeout")
+                .args(["60", env!("CARGO_BIN_EXE_styrlogg"), "--data"])
+                .arg(&s)
+                .args(["--workflows", broken_defs, "serve", "--addr", "127.0.0.1:0"])
+                .env_remove("STYRLOGG_TODAY")
+                .output()
+                .unwrap(),
+            1,
+            "has errors, and nothing is started while a file of --workflows does not parse",
         ),
         (
             "a minutes date that does not exist",

@@ -882,6 +882,16 @@ fn a_retired_key_is_neither_recorded_again_nor_used_for_checkpoints() {
     // The current key is recorded already: that is fine.
     let again = ok(styrlogg(&data, &with_by(&["key", "record", "--reason", "Igen"])));
     assert!(again.contains("already recorded"), "{again}");
+    // A key of another name would part the checkpoints in two: refused.
+    let other = dir.path().join("other.key");
+    let o = &["--signing-key", other.to_str().unwrap()];
+    ok(styrlogg(&data, &[&o[..], &["key", "generate", "--name", "other.se/x"]].concat()));
+    let refusal = styrlogg(&data, &with_by(&[&o[..], &["key", "record", "--reason", "Annat namn"]].concat()));
+    let e = err(&refusal);
+    refused(refusal, "this key is named \"other.se/x\"");
+    assert!(e.contains("key rotate --name"), "{e}");
+    let list = ok(styrlogg(&data, &["key", "list"]));
+    assert_eq!(list.lines().count(), 2, "nothing recorded: {list}");
 }
 
 #[test]
