@@ -85,6 +85,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         // Standard output's reader went away (`log | head`): nothing to say.
         Err(err) if output::ReaderGone::caused(&err) => ExitCode::from(141),
+        // Interrupted, and what was under way is finished and said.
+        Err(err) if err.chain().any(|c| c.is::<output::Interrupted>()) => ExitCode::from(130),
         Err(err) => {
             // Not `eprintln!`: a closed stderr must not turn an error's
             // status into a panic's.

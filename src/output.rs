@@ -148,6 +148,13 @@ impl ReaderGone {
     }
 }
 
+/// A command stopped by Ctrl-C or SIGTERM once it had put its work in
+/// order and said so: `main` ends it with status 130, as the shell reports
+/// a process Ctrl-C stopped, and no error line.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
+
 fn gone(e: std::io::Error) -> std::io::Error {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         std::io::Error::new(std::io::ErrorKind::BrokenPipe, ReaderGone)

@@ -489,7 +489,12 @@ impl Channel for EmailChannel {
                     self.timeout.as_secs()
                 )))
             }
-            Ok(Err(e)) => return Err(SendError::Failed(e.to_string())),
+            Ok(Err(e)) => {
+                return Err(SendError::Failed(format!(
+                    "cannot reach the SMTP server {}:{}: {e}; not sent",
+                    self.host, self.port
+                )))
+            }
             Ok(Ok(conn)) => conn,
         };
         let outcome = self.transact(&mut conn, &email, deadline).await;

@@ -113,11 +113,36 @@ pub async fn run(cli: &Cli, watch: bool, dry_run: bool, asked: &[ChannelArg]) ->
         }
         eprintln!("reminder service stopped");
     } else {
+        // Ctrl-C or SIGTERM during the pass lets the send in progress
+        // finish (within its channel's timeout) and record its outcome, as
+        // the service does: a notice cut off mid-send would stay in doubt
+        // and never be resent.
+        let shutdown = shutdown_signal()?;
+        let stop = service.stopper();
         let store = open(cli, OpenMode::MustExist).await?;
         let now = SystemClock.now();
         let today = cli.today.unwrap_or_else(|| remind::swedish_today(now));
-        let r = service.pass(&store, today, now).await?;
+        let (r, interrupted) = {
+            let pass = service.pass(&store, today, now);
+            tokio::pin!(pass, shutdown);
+            tokio::select! {
+                r = &mut pass => (r, false),
+                _ = &mut shutdown => {
+                    eprintln!("interrupted: finishing the notice being sent, and sending no more");
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    (pass.await, true)
+                }
+            }
+        };
         store.close()?;
+        let r = r?;
+        if interrupted {
+            eprintln!(
+                "stopped: {} notice(s) sent, {} failed; what was not reached is sent by the next run",
+                r.delivered, r.failed
+            );
+            return Err(anyhow::Error::new(crate::output::Interrupted));
+        }
         let mut line = format!("{} notice(s) sent, {} failed (retried on a later run)", r.delivered, r.failed);
         if r.refused > 0 {
             line.push_str(&format!(", {} refused for good (not retried)", r.refused));

@@ -171,7 +171,24 @@ fn write_output(output: Option<&Path>, text: &str) -> Result<()> {
 
 /// `styrlogg checkpoint`
 pub async fn checkpoint(cli: &Cli, output: Option<&Path>) -> Result<()> {
-    let signer = need_signer(cli)?;
+    let Some(signer) = signer(cli)? else {
+        // A key the log recorded is lost: a new one from `key generate`
+        // would be refused as not the log's current key.
+        let store = open(cli, OpenMode::MustExist).await?;
+        let keys = recorded_keys(&store).await;
+        store.close()?;
+        if let Some((at, _, last)) = keys?.last() {
+            bail!(Refused(format!(
+                "no signing key at {}, and the log recorded {} at position {at} as its key: restore that key's file \
+                 from its backup (or give it with --signing-key FILE), or replace the lost key with \
+                 `styrlogg key rotate`, which records a new one",
+                signing_key_path(cli)?.display(),
+                last.to_vkey()
+            )));
+        }
+        need_signer(cli)?;
+        unreachable!("need_signer refuses when there is no key");
+    };
     let store = open(cli, OpenMode::MustExist).await?;
     check_current_key(&store, &signer).await?;
     let head = store.head().await?;

@@ -1073,6 +1073,48 @@ fn a_server_silent_after_the_whole_message_leaves_the_notice_in_doubt() {
 }
 
 #[test]
+fn ctrl_c_during_a_send_of_one_run_finishes_it_and_the_notice_is_retried_not_in_doubt() {
+    use crate::cli::styrlogg;
+    let (port, accepted) = stalling_smtp(Stall::BeforeGreeting);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file_timeout(dir.path(), port, 3);
+    cli_start(&data, ID, "Tyresö kommun");
+    let child = crate::cli::command(&data, &["remind", "--today", "2012-01-25", "--config", cfg.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    accepted.recv_timeout(std::time::Duration::from_secs(30)).expect("the run connected to the SMTP server");
+    // The client waits for a greeting that never comes.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    assert!(text(&o).contains("interrupted: finishing the notice being sent"), "{}", text(&o));
+    assert!(!text(&o).contains("error:"), "an interruption is not an error: {}", text(&o));
+    let o = styrlogg(&data, &["status", ID, "--today", "2012-01-25"]);
+    let out = text(&o);
+    assert!(out.contains("by email: FAILED attempt 1, will be retried"), "{out}");
+    assert!(!out.contains("IN DOUBT"), "{out}");
+}
+
+#[test]
+fn an_smtp_server_nobody_listens_at_is_named_and_the_notice_retried() {
+    use crate::cli::styrlogg;
+    let port = crate::nats::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let cfg = config_file_timeout(dir.path(), port, 3);
+    cli_start(&data, ID, "Tyresö kommun");
+    let o = styrlogg(&data, &["remind", "--today", "2012-01-25", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains(&format!("cannot reach the SMTP server 127.0.0.1:{port}")), "{}", text(&o));
+    let out = text(&styrlogg(&data, &["status", ID, "--today", "2012-01-25"]));
+    assert!(out.contains("by email: FAILED attempt 1, will be retried"), "{out}");
+}
+
+#[test]
 fn sigterm_stops_the_watch_service_during_a_silent_smtp_server_within_timeout_s() {
     use crate::cli::styrlogg;
     let (port, accepted) = stalling_smtp(Stall::BeforeGreeting);

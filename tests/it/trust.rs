@@ -824,6 +824,12 @@ fn a_lost_key_is_replaced_with_key_rotate() {
     ok(styrlogg(&data, &["checkpoint", "-o", cp1.to_str().unwrap()]));
     let key_file = data.with_extension("keys").join("signing.key");
     std::fs::remove_file(&key_file).unwrap();
+    // `checkpoint` says what to do about it: not `key generate`, whose key
+    // the log would not take as its own.
+    let lost = styrlogg(&data, &["checkpoint"]);
+    let e = err(&lost);
+    refused(lost, &format!("the log recorded {old_vkey} at position 2 as its key"));
+    assert!(e.contains("key rotate") && !e.contains("key generate"), "{e}");
     let rotated = ok(styrlogg(&data, &with_by(&["key", "rotate", "--reason", "Nyckeln förlorad"])));
     assert!(rotated.contains("no old key file"), "{rotated}");
     let new_vkey = ok(styrlogg(&data, &["key", "public"])).trim().to_string();
