@@ -185,7 +185,21 @@ pub(crate) async fn open(cli: &Cli, mode: OpenMode) -> Result<AnyStore> {
             let opts = nats_options(cli, url);
             Ok(AnyStore::JetStream(JetStreamStore::open(opts, mode, Arc::new(SystemClock)).await?))
         }
-        None => Ok(AnyStore::Embedded(open_path(&cli.data, mode)?)),
+        None => {
+            let store = open_path(&cli.data, mode)?;
+            if let Some((position, reason)) = store.damage() {
+                // Reports may be answered from a projection checkpoint made
+                // before the damage, and read nothing that meets it: said
+                // here, so no command's answer looks like a sound log's.
+                eprintln!(
+                    "warning: the log of {} was found damaged at position {position} ({reason}); it takes no \
+                     more writes, and what is shown may rest on damaged events. `styrlogg verify` finds where; \
+                     README, \"Checking the record\", says what to do",
+                    cli.data.display()
+                );
+            }
+            Ok(AnyStore::Embedded(store))
+        }
     }
 }
 

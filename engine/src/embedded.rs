@@ -1176,6 +1176,13 @@ impl EmbeddedStore {
         Ok(report)
     }
 
+    /// Where the log was found damaged, by a read of this process or (its
+    /// `DAMAGED` mark) an earlier one, and why; none when it was not.
+    /// Writes are refused while it is.
+    pub fn damage(&self) -> Option<(u64, String)> {
+        self.inner.poison.damage()
+    }
+
     /// Events durable in the log that sled's index does not hold yet
     /// (the overlay answers for them meanwhile).
     pub fn index_backlog(&self) -> u64 {

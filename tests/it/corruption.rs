@@ -328,6 +328,16 @@ fn the_command_line_names_the_damage_and_the_remedy() {
     assert_eq!(o.status.code(), Some(1));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("FAILED") && out.contains("position 1"), "{out}");
+    // Found, it is marked, and every later command says so first, also one
+    // answered from a checkpoint that reads nothing of the damage.
+    for args in [&["status"][..], &["deadlines"], &["report", "dialogues"]] {
+        let o = crate::cli::styrlogg(&data, args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.starts_with("warning: the log of ") && err.contains("found damaged at position 1"),
+            "{args:?}: {err}"
+        );
+    }
     // The same damage at the end of the log: the store is not served.
     let data2 = tmp.path().join("store2");
     let o = crate::cli::styrlogg(&data2, &["demo"]);

@@ -66,6 +66,14 @@ impl Poison {
     pub fn is_damaged(&self) -> bool {
         matches!(self.0.get(), Some(StoreError::Corrupt { .. }))
     }
+
+    /// Where the log's frames were found damaged, and why.
+    pub fn damage(&self) -> Option<(u64, String)> {
+        match self.0.get() {
+            Some(StoreError::Corrupt { position, reason }) => Some((*position, reason.clone())),
+            _ => None,
+        }
+    }
 }
 
 /// A request as the store's caller hands it over.
