@@ -17,7 +17,7 @@ mod trust_cmd;
 mod user_cmd;
 mod web;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use cli::{Cli, Command, Format};
 use engine::{
     import_chunks, AnyStore, AppendError, ChainVerifier, EmbeddedStore, EventStore, InstanceId, JetStreamOptions,
@@ -186,6 +186,16 @@ pub(crate) async fn open(cli: &Cli, mode: OpenMode) -> Result<AnyStore> {
             Ok(AnyStore::JetStream(JetStreamStore::open(opts, mode, Arc::new(SystemClock)).await?))
         }
         None => {
+            let mark = cli.data.join(IMPORTING_MARK);
+            if mark.exists() {
+                let said = std::fs::read_to_string(&mark).unwrap_or_default();
+                bail!(Refused(format!(
+                    "{} holds an import that did not finish ({}): the log is only the first part of the export. \
+                     Remove the directory and import again",
+                    cli.data.display(),
+                    said.trim()
+                )));
+            }
             let store = open_path(&cli.data, mode)?;
             if let Some((position, reason)) = store.damage() {
                 // Reports may be answered from a projection checkpoint made
@@ -600,16 +610,46 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
         )));
     }
     let total = events.len();
+    // Until the last event is in, the store is marked: an import cut off
+    // (Ctrl-C, a full disk, a crash) leaves a log that is a true prefix of
+    // the export, whole and verifiable, and nothing may take it for the
+    // whole. `open` refuses a marked store.
+    let mark = cli.nats.is_none().then(|| cli.data.join(IMPORTING_MARK));
+    if let Some(mark) = &mark {
+        let said = format!("{total} events from {}, begun {}", file.display(), jiff::Timestamp::now());
+        write_synced(mark, &said).with_context(|| format!("cannot write {}", mark.display()))?;
+    }
     let mut done = 0;
+    let mut told = std::time::Instant::now();
     for chunk in import_chunks(events) {
         done += chunk.len();
         store.import(chunk).await?;
-        if total > 10_000 {
+        if total > 10_000 && (told.elapsed() >= std::time::Duration::from_secs(1) || done == total) {
             eprintln!("imported {done}/{total} events");
+            told = std::time::Instant::now();
         }
     }
     let head = store.head().await?;
-    println!("imported {total} events; head position {} hash {}", head.position, head.hash);
     store.close()?;
+    if let Some(mark) = &mark {
+        std::fs::remove_file(mark).with_context(|| format!("cannot remove {}", mark.display()))?;
+        std::fs::File::open(&cli.data).and_then(|d| d.sync_all()).context("syncing the store's directory")?;
+    }
+    println!("imported {total} events; head position {} hash {}", head.position, head.hash);
     Ok(())
+}
+
+/// The mark of an import under way in an embedded store's directory.
+const IMPORTING_MARK: &str = "IMPORTING";
+
+/// Writes `text` to a new file at `path`, durably (the file and its
+/// directory synced).
+fn write_synced(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
 }

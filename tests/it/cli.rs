@@ -34,6 +34,45 @@ fn assert_fails(o: &Output, code: i32, needle: &str) {
     assert!(err.contains(needle), "stderr {err:?} mentions {needle:?}");
 }
 
+/// An import cut off halfway leaves a log that is a true prefix of the
+/// export, whole and verifiable: the store is marked until the last event
+/// is in, and every command refuses it until it is imported again.
+#[test]
+fn an_import_cut_off_is_never_taken_for_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    let o = styrlogg(&source, &["stress", "--writers", "4", "--commands", "10000"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = dir.path().join("export.jsonl");
+    assert!(styrlogg(&source, &["export", "-o", file.to_str().unwrap()]).status.success());
+    let target = dir.path().join("target");
+    let mut child = command(&target, &["import", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mark = target.join("IMPORTING");
+    let started = std::time::Instant::now();
+    while !mark.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the import of 40 000 events ended before its mark was seen");
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "no mark within 2 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "interrupted: {status:?}");
+    for args in [&["verify"][..], &["status"], &["import", file.to_str().unwrap()]] {
+        assert_fails(&styrlogg(&target, args), 1, "holds an import that did not finish (40000 events from");
+    }
+    // Removed and imported again: the whole export.
+    std::fs::remove_dir_all(&target).unwrap();
+    let o = styrlogg(&target, &["import", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("imported 40000 events"), "{}", stdout(&o));
+    assert!(!mark.exists());
+    assert!(styrlogg(&target, &["verify"]).status.success());
+}
+
 #[test]
 fn demo_export_import_round_trip() {
     let dir = tempfile::tempdir().unwrap();
