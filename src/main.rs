@@ -196,7 +196,13 @@ pub(crate) async fn open(cli: &Cli, mode: OpenMode) -> Result<AnyStore> {
                     said.trim()
                 )));
             }
+            let new = mode == OpenMode::CreateIfMissing && !cli.data.join("STORE").exists();
             let store = open_path(&cli.data, mode)?;
+            if new {
+                // A misspelt --data makes a store of its own: said, so the
+                // record does not go on in the wrong place unnoticed.
+                eprintln!("made a new store at {}", cli.data.display());
+            }
             if let Some((position, reason)) = store.damage() {
                 // Reports may be answered from a projection checkpoint made
                 // before the damage, and read nothing that meets it: said

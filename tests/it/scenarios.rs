@@ -513,7 +513,9 @@ fn loading_stops_at_a_refused_command_and_keeps_what_came_before() {
         "{e}"
     );
     assert!(e.contains("the 2 command(s) before it are loaded and stay"), "{e}");
-    assert_eq!(e.lines().count(), 1, "one line: {e}");
+    // The store is new (a misspelt --data would make one too): said first.
+    assert_eq!(e.lines().next(), Some(format!("made a new store at {}", store.display()).as_str()), "{e}");
+    assert_eq!(e.lines().count(), 2, "the notice, and the error in one line: {e}");
     assert!(ok(styrlogg(&store, &["head"])).starts_with("position 2 "));
 
     // Fixed with a deviation, the file loads; what was there is recognised.
