@@ -607,6 +607,9 @@ pub struct PassReport {
     /// Notices given up (`KEY by CHANNEL`): every attempt failed, or the
     /// receiving end refused them for good.
     pub given_up: Vec<String>,
+    /// Notices that failed in an earlier pass and wait for their next
+    /// attempt (`KEY by CHANNEL, retried from TIME`).
+    pub waiting: Vec<String>,
     /// Recipients refused for good while the others got the notice
     /// (`KEY by CHANNEL: ADDRESS: REPLY`).
     pub refused_recipients: Vec<String>,
@@ -1061,6 +1064,8 @@ impl Service {
                     }
                     Move::WaitUntil(retry_at) => {
                         consider(retry_at);
+                        let at = Timestamp::from_second(retry_at.as_second()).unwrap_or(retry_at);
+                        push_once(&mut report.waiting, format!("{key} by {}, retried from {at}", ch.name()));
                         continue;
                     }
                 };

@@ -150,6 +150,9 @@ pub async fn run(cli: &Cli, watch: bool, dry_run: bool, asked: &[ChannelArg]) ->
         if r.in_doubt_now > 0 {
             line.push_str(&format!(", {} in doubt (not resent)", r.in_doubt_now));
         }
+        if !r.waiting.is_empty() {
+            line.push_str(&format!(", {} waiting to be retried", r.waiting.len()));
+        }
         line.push_str(&format!(", {} missed deadline(s) recorded", r.missed_recorded));
         if !r.stale_missed.is_empty() {
             line.push_str(&format!(", {} missed too long ago to escalate", r.stale_missed.len()));
@@ -157,6 +160,9 @@ pub async fn run(cli: &Cli, watch: bool, dry_run: bool, asked: &[ChannelArg]) ->
         println!("{line}");
         for d in &r.in_doubt {
             eprintln!("in doubt, not resent: {d} (its outcome was never recorded: it may or may not have gone out)");
+        }
+        for d in &r.waiting {
+            eprintln!("failed before, waiting to be retried: {d}");
         }
         for d in &r.given_up {
             eprintln!("gave up (refused for good, or every attempt failed): {d}");

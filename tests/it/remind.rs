@@ -1112,6 +1112,16 @@ fn an_smtp_server_nobody_listens_at_is_named_and_the_notice_retried() {
     assert!(text(&o).contains(&format!("cannot reach the SMTP server 127.0.0.1:{port}")), "{}", text(&o));
     let out = text(&styrlogg(&data, &["status", ID, "--today", "2012-01-25"]));
     assert!(out.contains("by email: FAILED attempt 1, will be retried"), "{out}");
+    // A run before the retry is due says it waits, rather than "0 failed"
+    // alone.
+    let o = styrlogg(&data, &["remind", "--today", "2012-01-25", "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("0 notice(s) sent, 0 failed (retried on a later run), 1 waiting to be retried"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("failed before, waiting to be retried: tyreso-2012:intresseanmalan:2012-01-31:reminder:7 by email, retried from 20"), "{}", text(&o));
 }
 
 #[test]
