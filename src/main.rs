@@ -616,6 +616,8 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
         )));
     }
     let total = events.len();
+    let keys = personal::Keys::for_cli(cli);
+    let keys_missing = personal::keys_missing_for(&keys, &events)?;
     // Until the last event is in, the store is marked: an import cut off
     // (Ctrl-C, a full disk, a crash) leaves a log that is a true prefix of
     // the export, whole and verifiable, and nothing may take it for the
@@ -642,6 +644,14 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
         std::fs::File::open(&cli.data).and_then(|d| d.sync_all()).context("syncing the store's directory")?;
     }
     println!("imported {total} events; head position {} hash {}", head.position, head.hash);
+    if keys_missing > 0 {
+        let here = keys.dir().map_or_else(|| "none is given (--keys DIR)".to_string(), |d| d.display().to_string());
+        eprintln!(
+            "note: {keys_missing} person(s) in this log have sealed personal data and no key in the key store \
+             here ({here}): bring the key store they were sealed with (copy it there, or give --keys DIR); until \
+             then their facts read as \"key missing\""
+        );
+    }
     Ok(())
 }
 

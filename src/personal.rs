@@ -79,6 +79,36 @@ impl Keys {
     }
 }
 
+/// The persons whose facts `events` hold sealed, not erased in them, for
+/// whom the key store has no key: after an import, their facts read as
+/// "key missing" until the key store they were sealed with is brought.
+pub fn keys_missing_for(keys: &Keys, events: &[engine::RecordedEvent]) -> Result<usize> {
+    let mut sealed = std::collections::BTreeSet::new();
+    let mut erased = std::collections::BTreeSet::new();
+    for e in events {
+        match &e.event.payload {
+            Payload::StepRecorded { facts, .. } | Payload::StepCorrected { facts, .. } => {
+                for f in facts {
+                    if let FactValue::Sealed { person, .. } = &f.value {
+                        sealed.insert(*person);
+                    }
+                }
+            }
+            Payload::PersonErased { person, .. } => {
+                erased.insert(*person);
+            }
+            _ => {}
+        }
+    }
+    let mut missing = 0;
+    for person in sealed.difference(&erased) {
+        if keys.with(false, |ks| Ok(ks.get(person).is_some()))? != Some(true) {
+            missing += 1;
+        }
+    }
+    Ok(missing)
+}
+
 /// The fact specs of the step an event's facts belong to.
 fn step_of<'a>(inst: &'a Instance, payload: &'a Payload) -> Option<&'a str> {
     match payload {

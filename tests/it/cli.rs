@@ -121,6 +121,17 @@ fn demo_export_import_round_trip() {
     let b = dir.path().join("b");
     let import = styrlogg(&b, &["import", file.to_str().unwrap()]);
     assert!(import.status.success(), "{}", stderr(&import));
+    // The demo's people have sealed facts, and b has no key store: said.
+    assert!(
+        stderr(&import).contains("person(s) in this log have sealed personal data and no key"),
+        "{}",
+        stderr(&import)
+    );
+    let with_keys = dir.path().join("c");
+    let keys = format!("{}", dir.path().join("a.keys").display());
+    let import = styrlogg(&with_keys, &["--keys", &keys, "import", file.to_str().unwrap()]);
+    assert!(import.status.success(), "{}", stderr(&import));
+    assert!(!stderr(&import).contains("no key"), "the key store they were sealed with: {}", stderr(&import));
     let verify = styrlogg(&b, &["verify"]);
     assert!(verify.status.success());
     assert!(stdout(&verify).starts_with("OK: 32 events in 7 instances"), "{}", stdout(&verify));
