@@ -288,13 +288,31 @@ fn nothing_there(said: Bilingual, cli_hint: &'static str) -> anyhow::Error {
 /// Refuses an organisation that no instance belongs to.
 fn known_org(v: &LogView, org: Option<&str>, note: &Bilingual) -> Result<()> {
     match org {
-        Some(o) if v.select(Some(o)).next().is_none() => Err(nothing_there(
-            said(
-                format!("ingen instans för organisationen {o:?}{}", note.sv),
-                format!("no instance for organisation {o:?}{}", note.en),
-            ),
-            "; `styrlogg status` lists the instances",
-        )),
+        Some(o) if v.select(Some(o)).next().is_none() => {
+            // The names in the log, so a name spelt otherwise ("Harryda
+            // kommun") is put right at once.
+            let orgs: std::collections::BTreeSet<&str> =
+                v.select(None).map(|i| i.instance.organisation.as_str()).collect();
+            const SHOWN: usize = 12;
+            let mut names: Vec<String> = orgs.iter().take(SHOWN).map(|n| format!("{n:?}")).collect();
+            if orgs.len() > SHOWN {
+                names.push(format!("… ({} in all)", orgs.len()));
+            }
+            let (known_sv, known_en) = match names.is_empty() {
+                true => (String::new(), String::new()),
+                false => {
+                    let list = names.join(", ");
+                    (format!("; organisationerna i loggen: {list}"), format!("; the organisations in the log: {list}"))
+                }
+            };
+            Err(nothing_there(
+                said(
+                    format!("ingen instans för organisationen {o:?}{}{known_sv}", note.sv),
+                    format!("no instance for organisation {o:?}{}{known_en}", note.en),
+                ),
+                "; `styrlogg status` lists the instances",
+            ))
+        }
         _ => Ok(()),
     }
 }

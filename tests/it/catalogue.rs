@@ -137,6 +137,12 @@ fn every_bad_input_gets_a_specific_error_and_changes_nothing() {
             "has errors, and nothing is started while a file of --workflows does not parse",
         ),
         (
+            "an organisation spelt otherwise than in the log",
+            styrlogg(&s, &["report", "annual", "--org", "Harryda kommun", "--year", "2012"]),
+            1,
+            "no instance for organisation \"Harryda kommun\"; the organisations in the log: \"Härryda kommun\"",
+        ),
+        (
             "a minutes date that does not exist",
             record(&s, "styrelsebeslut", "2012-10-25", &bad_minutes, &BY),
             1,
