@@ -149,7 +149,7 @@ pub struct By {
 pub enum WorkflowsCommand {
     /// Validate definition files; every problem is shown with its line and column.
     Check {
-        /// TOML definition files.
+        /// TOML definition files, or directories of them (every *.toml inside).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },

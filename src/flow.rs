@@ -167,9 +167,28 @@ pub fn resolve(cli: &Cli, workflow: &str) -> Result<Definition> {
 
 pub fn workflows(cli: &Cli, cmd: &WorkflowsCommand) -> Result<()> {
     match cmd {
-        WorkflowsCommand::Check { files } => {
+        WorkflowsCommand::Check { files: given } => {
+            // A directory stands for its definitions (*.toml), as with
+            // --workflows.
+            let mut files = Vec::new();
+            for f in given {
+                if !f.is_dir() {
+                    files.push(f.clone());
+                    continue;
+                }
+                let entries = std::fs::read_dir(f).with_context(|| format!("cannot read {}", f.display()))?;
+                let mut inside: Vec<_> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .collect();
+                if inside.is_empty() {
+                    bail!(Refused(format!("{} holds no workflow definitions (*.toml)", f.display())));
+                }
+                inside.sort();
+                files.extend(inside);
+            }
             let mut failed = 0;
-            for f in files {
+            for f in &files {
                 let name = f.display().to_string();
                 let src = read_text(f, engine::limits::DEFINITION_BYTES_MAX, "workflow definition")?;
                 match Definition::parse(&src) {

@@ -729,6 +729,21 @@ fn workflows_check_lists_every_problem_with_its_place() {
     assert!(err.contains(&format!("bad.toml:{}:", line_of("after = [\"checklistan\"]"))), "{err}");
     assert!(err.contains(&format!("bad.toml:{}:", line_of("\"kommunikator\""))), "{err}");
     assert!(err.contains("requires a fact of \"checklista\" but does not come after it"), "{err}");
+    // A directory is checked file by file: the bad one among the good.
+    let together = dir.path().join("together");
+    std::fs::create_dir(&together).unwrap();
+    std::fs::copy(&bad, together.join("bad.toml")).unwrap();
+    std::fs::copy(defs.join("medborgardialog.toml"), together.join("good.toml")).unwrap();
+    let out = styrlogg(dir.path(), &["workflows", "check", together.to_str().unwrap()]);
+    assert_fails(&out, 1, "1 of 2 definition file(s) have problems");
+    assert!(stdout(&out).contains("good.toml: ok: medborgardialog"), "{}", stdout(&out));
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_fails(
+        &styrlogg(dir.path(), &["workflows", "check", empty.to_str().unwrap()]),
+        1,
+        "holds no workflow definitions",
+    );
 }
 
 /// `--output` writes through a symbolic link to its target, into a FIFO or
