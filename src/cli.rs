@@ -384,6 +384,9 @@ pub enum Command {
         /// The decision that allows it (a gallringsbeslut, a case number).
         #[arg(long, value_name = "DECISION")]
         decision: String,
+        /// Say who would be erased and which facts would go and stay; erase and record nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         by: By,
     },
@@ -479,7 +482,7 @@ impl Command {
                 | Command::Correct { .. }
                 | Command::Deadline { .. }
                 | Command::Remind { dry_run: false, .. }
-                | Command::Erase { .. }
+                | Command::Erase { dry_run: false, .. }
                 | Command::Load { .. }
                 | Command::Key(KeyCommand::Record { .. } | KeyCommand::Rotate { .. })
                 | Command::Serve(_)

@@ -373,8 +373,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             trust_cmd::check_proof(proof, checkpoint, old_checkpoint.as_deref(), key)?
         }
         Command::Key(cmd) => trust_cmd::key(&cli, cmd).await?,
-        Command::Erase { person, org, reason, decision, by } => {
-            personal::erase(&cli, person, org.as_deref(), reason, decision, by).await?
+        Command::Erase { person, org, reason, decision, dry_run, by } => {
+            personal::erase(&cli, person, org.as_deref(), reason, decision, *dry_run, by).await?
         }
         Command::Persons { org } => personal::persons(&cli, org.as_deref()).await?,
         Command::Head => {

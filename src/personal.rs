@@ -371,7 +371,15 @@ fn list(items: &[String]) -> String {
 }
 
 /// `styrlogg erase PERSON`: records the erasure, then destroys the key.
-pub async fn erase(cli: &Cli, who: &str, org: Option<&str>, reason: &str, decision: &str, by: &By) -> Result<()> {
+pub async fn erase(
+    cli: &Cli,
+    who: &str,
+    org: Option<&str>,
+    reason: &str,
+    decision: &str,
+    dry_run: bool,
+    by: &By,
+) -> Result<()> {
     crate::flow::option(engine::event::check_reason("--reason", reason))?;
     crate::flow::option(engine::event::check_name("--decision", decision))?;
     crate::flow::known_role(cli, &by.role)?;
@@ -444,6 +452,26 @@ pub async fn erase(cli: &Cli, who: &str, org: Option<&str>, reason: &str, decisi
         }
     };
     let t = traces(&store, Some(&key.person), &key.organisation, key.name.as_deref()).await?;
+    if dry_run {
+        store.close()?;
+        let who_text = key.name.as_deref().unwrap_or("(no name)");
+        println!(
+            "would erase person {} ({who_text}, {}): {} sealed fact(s) would be removed{}",
+            key.person,
+            key.organisation,
+            t.sealed.len(),
+            if t.sealed.is_empty() { String::new() } else { format!(": {}", list(&t.sealed)) }
+        );
+        if !t.kept.is_empty() {
+            println!(
+                "would stay as public records (arkivlagen): {} fact(s) naming {who_text}: {}",
+                t.kept.len(),
+                list(&t.kept)
+            );
+        }
+        println!("dry run: nothing was erased or recorded");
+        return Ok(());
+    }
     let command_id = CommandId::new(format!("erase-{}", key.person.to_hex())).expect("valid id");
     let event = NewEvent {
         occurred_on: crate::flow::today(cli),

@@ -470,6 +470,22 @@ fn erasing_a_person_leaves_no_trace_while_verify_passes() {
         "role \"anything-goes\" is not a role of any workflow definition",
     );
 
+    // A dry run says what would go, and changes nothing.
+    let head = ok(styrlogg(&data, &["head"]));
+    let keys_before = files_containing(&keys, b"Anita");
+    let preview = ok(styrlogg(
+        &data,
+        &with_by(&["erase", "Anita Brynje", "--reason", "Gallring", "--decision", "KS 2014/12 § 4", "--dry-run"]),
+    ));
+    assert!(
+        preview.contains("would erase person ") && preview.contains("3 sealed fact(s) would be removed: "),
+        "{preview}"
+    );
+    assert!(preview.contains("dry run: nothing was erased or recorded"), "{preview}");
+    assert_eq!(ok(styrlogg(&data, &["head"])), head, "nothing recorded");
+    assert_eq!(files_containing(&keys, b"Anita"), keys_before, "the key is still there");
+    assert!(!keys_before.is_empty());
+
     let erased = ok(styrlogg(
         &data,
         &with_by(&["erase", "Anita Brynje", "--reason", "Gallring efter två år", "--decision", "KS 2014/12 § 4"]),
