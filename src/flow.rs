@@ -68,9 +68,10 @@ fn parsed(cli: &Cli, strict: bool) -> Result<Vec<(String, Definition)>> {
         match Definition::parse(&src) {
             Ok(d) => out.push((name, d)),
             Err(p) if strict => bail!(Refused(format!(
-                "{name} has errors, and nothing is started while a file of --workflows does not parse (its \
-                 workflow would be started from the built-in version, and stay so): fix it, or move it out of \
-                 the directory; `styrlogg workflows check {name}` lists every problem:\n{}",
+                "{name} has errors, and no workflow is started or shown while a file of --workflows does not \
+                 parse (its workflow would be taken from the built-in version, and an instance started so would \
+                 stay so): fix it, or move it out of the directory; `styrlogg workflows check {name}` lists every \
+                 problem:\n{}",
                 problems_text(&name, &src, &p)
             ))),
             Err(p) => tracing::warn!("{name} has errors and is skipped:\n{}", problems_text(&name, &src, &p)),

@@ -86,7 +86,10 @@ fn main() -> ExitCode {
         // Standard output's reader went away (`log | head`): nothing to say.
         Err(err) if output::ReaderGone::caused(&err) => ExitCode::from(141),
         // Interrupted, and what was under way is finished and said.
-        Err(err) if err.chain().any(|c| c.is::<output::Interrupted>()) => ExitCode::from(130),
+        Err(err) if err.chain().any(|c| c.is::<output::Interrupted>()) => {
+            let code = err.chain().find_map(|c| c.downcast_ref::<output::Interrupted>()).map_or(130, |i| i.0);
+            ExitCode::from(code)
+        }
         Err(err) => {
             // Not `eprintln!`: a closed stderr must not turn an error's
             // status into a panic's.
@@ -186,16 +189,6 @@ pub(crate) async fn open(cli: &Cli, mode: OpenMode) -> Result<AnyStore> {
             Ok(AnyStore::JetStream(JetStreamStore::open(opts, mode, Arc::new(SystemClock)).await?))
         }
         None => {
-            let mark = cli.data.join(IMPORTING_MARK);
-            if mark.exists() {
-                let said = std::fs::read_to_string(&mark).unwrap_or_default();
-                bail!(Refused(format!(
-                    "{} holds an import that did not finish ({}): the log is only the first part of the export. \
-                     Remove the directory and import again",
-                    cli.data.display(),
-                    said.trim()
-                )));
-            }
             let new = mode == OpenMode::CreateIfMissing && !cli.data.join("STORE").exists();
             let store = open_path(&cli.data, mode)?;
             if new {
@@ -223,6 +216,7 @@ pub(crate) async fn open(cli: &Cli, mode: OpenMode) -> Result<AnyStore> {
 /// another holds it briefly (a reminder pass, another command), wait for it
 /// for up to [`store_lock_wait`] before giving up with a clear error.
 pub(crate) fn open_path(data: &std::path::Path, mode: OpenMode) -> Result<EmbeddedStore> {
+    import_finished(data)?;
     let started = std::time::Instant::now();
     let wait = store_lock_wait();
     let mut told = false;
@@ -399,7 +393,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             tracing::info!(events = n, "exported");
             store.close()?;
         }
-        Command::Export { output, salvage: true } => return export_salvaged(&cli, output.as_deref()),
+        Command::Export { output, salvage: true } => {
+            if cli.nats.is_none() {
+                import_finished(&cli.data)?;
+            }
+            return export_salvaged(&cli, output.as_deref());
+        }
         Command::Import { file } => import(&cli, file).await?,
         Command::Demo => demo::run(&cli).await?,
         Command::Load { files } => load::run(&cli, files).await?,
@@ -412,6 +411,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 if cli.nats.is_some() {
                     bail!(Refused("--index is for the embedded store; a JetStream log has no local index".into()));
                 }
+                import_finished(&cli.data)?;
                 let rebuilt = engine::EmbeddedStore::rebuild_index(&cli.data)?;
                 let head = rebuilt.head;
                 println!(
@@ -617,7 +617,12 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
     }
     let total = events.len();
     let keys = personal::Keys::for_cli(cli);
-    let keys_missing = personal::keys_missing_for(&keys, &events)?;
+    // Only for a note at the end: a key store that cannot be read stops
+    // nothing here, and says so.
+    let keys_missing = personal::keys_missing_for(&keys, &events).unwrap_or_else(|e| {
+        eprintln!("note: cannot look in the key store for the persons in this log: {e:#}");
+        0
+    });
     // Until the last event is in, the store is marked: an import cut off
     // (Ctrl-C, a full disk, a crash) leaves a log that is a true prefix of
     // the export, whole and verifiable, and nothing may take it for the
@@ -657,6 +662,23 @@ async fn import(cli: &Cli, file: &std::path::Path) -> Result<()> {
 
 /// The mark of an import under way in an embedded store's directory.
 const IMPORTING_MARK: &str = "IMPORTING";
+
+/// Refuses the store at `data` while it holds an import that did not
+/// finish: its log is a true prefix of the export, and nothing may take it
+/// for the whole (no report, no reminder, no salvage, no rebuild).
+fn import_finished(data: &std::path::Path) -> Result<()> {
+    let mark = data.join(IMPORTING_MARK);
+    if !mark.exists() {
+        return Ok(());
+    }
+    let said = std::fs::read_to_string(&mark).unwrap_or_default();
+    bail!(Refused(format!(
+        "{} holds an import that did not finish ({}): its log is only the first part of the export, and it is \
+         not used. Remove the directory and import the export again",
+        data.display(),
+        said.trim()
+    )))
+}
 
 /// Writes `text` to a new file at `path`, durably (the file and its
 /// directory synced).

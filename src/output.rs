@@ -68,7 +68,14 @@ fn protected(target: &Path, asked: &Path) -> Option<String> {
             keys.display()
         ));
     }
-    let key_file = places.signing_key.as_deref().and_then(real)?;
+    // By its directory, made real, and its name: a key file that is gone
+    // (to be restored from a backup) is protected too.
+    let key = places.signing_key.as_deref()?;
+    let key_dir = match key.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let key_file = real(key_dir)?.join(key.file_name()?);
     let target_real = parent_real.join(target.file_name()?);
     (target_real == key_file).then(|| {
         format!("{} is the log's signing key, which cannot be made again; write it elsewhere", asked.display())
@@ -148,12 +155,13 @@ impl ReaderGone {
     }
 }
 
-/// A command stopped by Ctrl-C or SIGTERM once it had put its work in
-/// order and said so: `main` ends it with status 130, as the shell reports
-/// a process Ctrl-C stopped, and no error line.
+/// A command stopped by a signal once it had put its work in order and
+/// said so: `main` ends it with this status (130 for Ctrl-C, 143 for
+/// SIGTERM, 129 for SIGHUP, as a shell reports a process the signal
+/// stopped), and no error line.
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted")]
-pub struct Interrupted;
+pub struct Interrupted(pub u8);
 
 fn gone(e: std::io::Error) -> std::io::Error {
     if e.kind() == std::io::ErrorKind::BrokenPipe {

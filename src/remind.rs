@@ -610,6 +610,9 @@ pub struct PassReport {
     /// Notices that failed in an earlier pass and wait for their next
     /// attempt (`KEY by CHANNEL, retried from TIME`).
     pub waiting: Vec<String>,
+    /// Notices claimed in this pass (`KEY by CHANNEL`): one that fails
+    /// here is counted failed, not waiting too.
+    tried: BTreeSet<String>,
     /// Recipients refused for good while the others got the notice
     /// (`KEY by CHANNEL: ADDRESS: REPLY`).
     pub refused_recipients: Vec<String>,
@@ -1064,6 +1067,9 @@ impl Service {
                     }
                     Move::WaitUntil(retry_at) => {
                         consider(retry_at);
+                        if report.tried.contains(&format!("{key} by {}", ch.name())) {
+                            continue;
+                        }
                         let at = Timestamp::from_second(retry_at.as_second()).unwrap_or(retry_at);
                         push_once(&mut report.waiting, format!("{key} by {}, retried from {at}", ch.name()));
                         continue;
@@ -1088,6 +1094,7 @@ impl Service {
                 if !Self::append(store, &inst.id, command.clone(), today, claim).await? {
                     continue; // another sender owns this attempt
                 }
+                report.tried.insert(format!("{key} by {channel}"));
                 let msg = Message {
                     key: key.clone(),
                     instance: inst.id.to_string(),

@@ -113,65 +113,46 @@ pub async fn run(cli: &Cli, watch: bool, dry_run: bool, asked: &[ChannelArg]) ->
         }
         eprintln!("reminder service stopped");
     } else {
-        // Ctrl-C or SIGTERM during the pass lets the send in progress
-        // finish (within its channel's timeout) and record its outcome, as
-        // the service does: a notice cut off mid-send would stay in doubt
-        // and never be resent.
-        let shutdown = shutdown_signal()?;
-        let stop = service.stopper();
+        // Ctrl-C, SIGTERM or SIGHUP during the pass lets the send in
+        // progress finish (within its channel's timeout) and record its
+        // outcome, as the service does: a notice cut off mid-send would
+        // stay in doubt and never be resent. The handlers are installed
+        // once the store is open (a wait for it ends at the first Ctrl-C,
+        // with nothing claimed); a second signal stops at once.
         let store = open(cli, OpenMode::MustExist).await?;
+        let mut signals = Signals::install()?;
+        let stop = service.stopper();
         let now = SystemClock.now();
         let today = cli.today.unwrap_or_else(|| remind::swedish_today(now));
         let (r, interrupted) = {
             let pass = service.pass(&store, today, now);
-            tokio::pin!(pass, shutdown);
+            tokio::pin!(pass);
             tokio::select! {
-                r = &mut pass => (r, false),
-                _ = &mut shutdown => {
-                    eprintln!("interrupted: finishing the notice being sent, and sending no more");
+                r = &mut pass => (r, None),
+                code = signals.next() => {
+                    eprintln!(
+                        "interrupted: finishing the notice being sent (at most its channel's timeout), and sending \
+                         no more; interrupt again to stop at once"
+                    );
                     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                    (pass.await, true)
+                    tokio::select! {
+                        r = &mut pass => (r, Some(code)),
+                        again = signals.next() => {
+                            eprintln!(
+                                "stopped at once: a notice being sent may stay in doubt (`styrlogg status` shows it)"
+                            );
+                            std::process::exit(i32::from(again));
+                        }
+                    }
                 }
             }
         };
         store.close()?;
         let r = r?;
-        if interrupted {
-            eprintln!(
-                "stopped: {} notice(s) sent, {} failed; what was not reached is sent by the next run",
-                r.delivered, r.failed
-            );
-            return Err(anyhow::Error::new(crate::output::Interrupted));
-        }
-        let mut line = format!("{} notice(s) sent, {} failed (retried on a later run)", r.delivered, r.failed);
-        if r.refused > 0 {
-            line.push_str(&format!(", {} refused for good (not retried)", r.refused));
-        }
-        if r.in_doubt_now > 0 {
-            line.push_str(&format!(", {} in doubt (not resent)", r.in_doubt_now));
-        }
-        if !r.waiting.is_empty() {
-            line.push_str(&format!(", {} waiting to be retried", r.waiting.len()));
-        }
-        line.push_str(&format!(", {} missed deadline(s) recorded", r.missed_recorded));
-        if !r.stale_missed.is_empty() {
-            line.push_str(&format!(", {} missed too long ago to escalate", r.stale_missed.len()));
-        }
-        println!("{line}");
-        for d in &r.in_doubt {
-            eprintln!("in doubt, not resent: {d} (its outcome was never recorded: it may or may not have gone out)");
-        }
-        for d in &r.waiting {
-            eprintln!("failed before, waiting to be retried: {d}");
-        }
-        for d in &r.given_up {
-            eprintln!("gave up (refused for good, or every attempt failed): {d}");
-        }
-        for d in &r.refused_recipients {
-            eprintln!("recipient refused for good, the others got the notice: {d}");
-        }
-        for d in &r.unaddressed {
-            eprintln!("warning: {d}");
+        say_pass(&r);
+        if let Some(code) = interrupted {
+            eprintln!("stopped: what this run did not reach is sent by the next run");
+            return Err(anyhow::Error::new(crate::output::Interrupted(code)));
         }
         if r.not_sent() > 0 {
             // Exit 3 so that cron and monitoring notice; the failed ones are
@@ -184,6 +165,69 @@ pub async fn run(cli: &Cli, watch: bool, dry_run: bool, asked: &[ChannelArg]) ->
         }
     }
     Ok(())
+}
+
+/// Prints what a one-shot pass did: one line on standard output, then a
+/// line on standard error for each notice that needs a look.
+fn say_pass(r: &remind::PassReport) {
+    let mut line = format!("{} notice(s) sent, {} failed (retried on a later run)", r.delivered, r.failed);
+    if r.refused > 0 {
+        line.push_str(&format!(", {} refused for good (not retried)", r.refused));
+    }
+    if r.in_doubt_now > 0 {
+        line.push_str(&format!(", {} in doubt (not resent)", r.in_doubt_now));
+    }
+    if !r.waiting.is_empty() {
+        line.push_str(&format!(", {} waiting to be retried", r.waiting.len()));
+    }
+    line.push_str(&format!(", {} missed deadline(s) recorded", r.missed_recorded));
+    if !r.stale_missed.is_empty() {
+        line.push_str(&format!(", {} missed too long ago to escalate", r.stale_missed.len()));
+    }
+    println!("{line}");
+    for d in &r.in_doubt {
+        eprintln!("in doubt, not resent: {d} (its outcome was never recorded: it may or may not have gone out)");
+    }
+    for d in &r.waiting {
+        eprintln!("failed before, waiting to be retried: {d}");
+    }
+    for d in &r.given_up {
+        eprintln!("gave up (refused for good, or every attempt failed): {d}");
+    }
+    for d in &r.refused_recipients {
+        eprintln!("recipient refused for good, the others got the notice: {d}");
+    }
+    for d in &r.unaddressed {
+        eprintln!("warning: {d}");
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, caught from [`Signals::install`] on.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// The next signal, as the exit status a shell gives a process it
+    /// stopped: 130, 143 or 129.
+    async fn next(&mut self) -> u8 {
+        tokio::select! {
+            _ = self.interrupt.recv() => 130,
+            _ = self.terminate.recv() => 143,
+            _ = self.hangup.recv() => 129,
+        }
+    }
 }
 
 /// Installs the handlers for Ctrl-C (SIGINT) and SIGTERM at once, so a

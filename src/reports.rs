@@ -291,8 +291,13 @@ fn known_org(v: &LogView, org: Option<&str>, note: &Bilingual) -> Result<()> {
         Some(o) if v.select(Some(o)).next().is_none() => {
             // The names in the log, so a name spelt otherwise ("Harryda
             // kommun") is put right at once.
-            let orgs: std::collections::BTreeSet<&str> =
-                v.select(None).map(|i| i.instance.organisation.as_str()).collect();
+            // One name per organisation, however its instances spell it.
+            let mut orgs: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
+            for i in v.select(None) {
+                let name = i.instance.organisation.as_str();
+                orgs.entry(workflows::organisation_name(name).to_lowercase()).or_insert(name);
+            }
+            let orgs: std::collections::BTreeSet<&str> = orgs.into_values().collect();
             const SHOWN: usize = 12;
             let mut names: Vec<String> = orgs.iter().take(SHOWN).map(|n| format!("{n:?}")).collect();
             if orgs.len() > SHOWN {

@@ -171,23 +171,29 @@ fn write_output(output: Option<&Path>, text: &str) -> Result<()> {
 
 /// `styrlogg checkpoint`
 pub async fn checkpoint(cli: &Cli, output: Option<&Path>) -> Result<()> {
-    let Some(signer) = signer(cli)? else {
-        // A key the log recorded is lost: a new one from `key generate`
-        // would be refused as not the log's current key.
-        let store = open(cli, OpenMode::MustExist).await?;
-        let keys = recorded_keys(&store).await;
-        store.close()?;
-        if let Some((at, _, last)) = keys?.last() {
-            bail!(Refused(format!(
-                "no signing key at {}, and the log recorded {} at position {at} as its key: restore that key's file \
-                 from its backup (or give it with --signing-key FILE), or replace the lost key with \
-                 `styrlogg key rotate`, which records a new one",
-                signing_key_path(cli)?.display(),
-                last.to_vkey()
-            )));
+    let signer = match signer(cli)? {
+        Some(s) => s,
+        None => {
+            // A key the log recorded is lost: a new one from `key generate`
+            // would be refused as not the log's current key.
+            // (No store, or one that does not open: the missing key is
+            // what to say first.)
+            if let Ok(store) = open(cli, OpenMode::MustExist).await {
+                let keys = recorded_keys(&store).await;
+                store.close()?;
+                if let Some((at, _, last)) = keys?.last() {
+                    bail!(Refused(format!(
+                        "no signing key at {}, and the log recorded {} at position {at} as its key: restore that \
+                         key's file from its backup (or give it with --signing-key FILE), or replace the lost key \
+                         with `styrlogg key rotate`, which records a new one",
+                        signing_key_path(cli)?.display(),
+                        last.to_vkey()
+                    )));
+                }
+            }
+            // None recorded: make one (or it has just been made).
+            need_signer(cli)?
         }
-        need_signer(cli)?;
-        unreachable!("need_signer refuses when there is no key");
     };
     let store = open(cli, OpenMode::MustExist).await?;
     check_current_key(&store, &signer).await?;
@@ -533,7 +539,7 @@ async fn record(cli: &Cli, store: &AnyStore, s: &Signer, reason: &str, by: &By) 
             current.to_vkey()
         )));
     }
-    if let Some((_, _, current)) = keys.last().filter(|(_, _, k)| k.name != v.name && *k != v) {
+    if let Some((_, _, current)) = keys.last().filter(|(_, _, k)| k.name != v.name) {
         bail!(Refused(format!(
             "this key is named {:?}, and the log's checkpoints are of {:?} (the name of the key it recorded last): \
              a proof from a checkpoint of one name to a checkpoint of the other cannot be checked. Make the key \

@@ -121,7 +121,7 @@ fn every_bad_input_gets_a_specific_error_and_changes_nothing() {
             "a definition in --workflows that does not parse, for a start",
             styrlogg(&s, &start_protokoll),
             1,
-            "has errors, and nothing is started while a file of --workflows does not parse",
+            "has errors, and no workflow is started or shown while a file of --workflows does not",
         ),
         (
             "a definition in --workflows that does not parse, for serve (a server would start instances)",
@@ -134,7 +134,7 @@ fn every_bad_input_gets_a_specific_error_and_changes_nothing() {
                 .output()
                 .unwrap(),
             1,
-            "has errors, and nothing is started while a file of --workflows does not parse",
+            "has errors, and no workflow is started or shown while a file of --workflows does not",
         ),
         (
             "an organisation spelt otherwise than in the log",

@@ -1075,28 +1075,31 @@ fn a_server_silent_after_the_whole_message_leaves_the_notice_in_doubt() {
 #[test]
 fn ctrl_c_during_a_send_of_one_run_finishes_it_and_the_notice_is_retried_not_in_doubt() {
     use crate::cli::styrlogg;
-    let (port, accepted) = stalling_smtp(Stall::BeforeGreeting);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("store");
-    let cfg = config_file_timeout(dir.path(), port, 3);
-    cli_start(&data, ID, "Tyresö kommun");
-    let child = crate::cli::command(&data, &["remind", "--today", "2012-01-25", "--config", cfg.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    accepted.recv_timeout(std::time::Duration::from_secs(30)).expect("the run connected to the SMTP server");
-    // The client waits for a greeting that never comes.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
-    assert!(text(&o).contains("interrupted: finishing the notice being sent"), "{}", text(&o));
-    assert!(!text(&o).contains("error:"), "an interruption is not an error: {}", text(&o));
-    let o = styrlogg(&data, &["status", ID, "--today", "2012-01-25"]);
-    let out = text(&o);
-    assert!(out.contains("by email: FAILED attempt 1, will be retried"), "{out}");
-    assert!(!out.contains("IN DOUBT"), "{out}");
+    for (signal, status) in [("-INT", 130), ("-TERM", 143)] {
+        let (port, accepted) = stalling_smtp(Stall::BeforeGreeting);
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("store");
+        let cfg = config_file_timeout(dir.path(), port, 3);
+        cli_start(&data, ID, "Tyresö kommun");
+        let child = crate::cli::command(&data, &["remind", "--today", "2012-01-25", "--config", cfg.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        accepted.recv_timeout(std::time::Duration::from_secs(30)).expect("the run connected to the SMTP server");
+        // The client waits for a greeting that never comes.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(status), "{signal}: {}", text(&o));
+        assert!(text(&o).contains("interrupted: finishing the notice being sent"), "{}", text(&o));
+        assert!(text(&o).contains("notice(s) sent, 1 failed"), "what it did is said: {}", text(&o));
+        assert!(!text(&o).contains("error:"), "an interruption is not an error: {}", text(&o));
+        let o = styrlogg(&data, &["status", ID, "--today", "2012-01-25"]);
+        let out = text(&o);
+        assert!(out.contains("by email: FAILED attempt 1, will be retried"), "{signal}: {out}");
+        assert!(!out.contains("IN DOUBT"), "{signal}: {out}");
+    }
 }
 
 #[test]
@@ -1110,6 +1113,8 @@ fn an_smtp_server_nobody_listens_at_is_named_and_the_notice_retried() {
     let o = styrlogg(&data, &["remind", "--today", "2012-01-25", "--config", cfg.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains(&format!("cannot reach the SMTP server 127.0.0.1:{port}")), "{}", text(&o));
+    assert!(text(&o).contains("1 failed (retried on a later run), 0 missed"), "{}", text(&o));
+    assert!(!text(&o).contains("waiting"), "failed in this run, not waiting as well: {}", text(&o));
     let out = text(&styrlogg(&data, &["status", ID, "--today", "2012-01-25"]));
     assert!(out.contains("by email: FAILED attempt 1, will be retried"), "{out}");
     // A run before the retry is due says it waits, rather than "0 failed"
