@@ -486,10 +486,19 @@ pub(crate) async fn verify(store: &impl EventStore) -> Result<std::result::Resul
     if let Some(p) = problem {
         return Ok(Err(p));
     }
+    // The log's own records (signing keys, erasures) are kept as an
+    // instance of their own: counted apart, so the count is that of the
+    // workflow instances, as `rebuild` and `status` give it.
+    let own = verifier.saw(&engine::InstanceId::system());
     let report = verifier.finish();
+    let instances = report.instances - u64::from(own);
     Ok(Ok(format!(
-        "OK: {} events in {} instances, chain intact; head position {} hash {}",
-        report.events, report.instances, head.position, report.head_hash
+        "OK: {} events in {instances} instance{}{}, chain intact; head position {} hash {}",
+        report.events,
+        if instances == 1 { "" } else { "s" },
+        if own { " and the log's own records" } else { "" },
+        head.position,
+        report.head_hash
     )))
 }
 

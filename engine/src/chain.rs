@@ -94,6 +94,11 @@ impl ChainVerifier {
         self.position
     }
 
+    /// Whether an event of `instance` was checked.
+    pub fn saw(&self, instance: &InstanceId) -> bool {
+        self.sequences.contains_key(instance)
+    }
+
     pub fn head(&self) -> Hash {
         self.head
     }

@@ -392,6 +392,12 @@ fn rotating_the_key_is_recorded_and_old_checkpoints_stay_checkable() {
     ok(styrlogg(&data, &["checkpoint", "-o", cp1.to_str().unwrap()]));
     let rotated = ok(styrlogg(&data, &with_by(&["key", "rotate", "--reason", "Årligt nyckelbyte"])));
     assert!(rotated.contains("rotated: the new key"), "{rotated}");
+    // verify counts the workflow instances, as rebuild does, and names the
+    // log's own records (the keys) apart.
+    let verified = ok(styrlogg(&data, &["verify"]));
+    assert!(verified.starts_with("OK: 4 events in 1 instance and the log's own records, chain intact"), "{verified}");
+    let rebuilt = ok(styrlogg(&data, &["rebuild"]));
+    assert!(rebuilt.contains(": 1 instances,") || rebuilt.contains(": 1 instance,"), "{rebuilt}");
     let new_vkey = ok(styrlogg(&data, &["key", "public"])).trim().to_string();
     assert_ne!(new_vkey, old_vkey);
     // The old key is kept next to the new one, as the README says.
