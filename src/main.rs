@@ -420,8 +420,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     head.position,
                     head.hash
                 );
-                if let Some(old) = rebuilt.kept {
+                if let Some(old) = &rebuilt.kept {
                     println!("the old index is kept as {}; nothing reads it, and it may be removed", old.display());
+                }
+                // Those of earlier rebuilds are still there too: said, so
+                // they do not pile up unnoticed.
+                let mut earlier: Vec<std::path::PathBuf> = std::fs::read_dir(&cli.data)
+                    .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                    .unwrap_or_default();
+                earlier.retain(|p| {
+                    p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("index.old-"))
+                        && p.file_name() != rebuilt.kept.as_ref().and_then(|k| k.file_name())
+                });
+                earlier.sort();
+                if !earlier.is_empty() {
+                    let names: Vec<String> = earlier.iter().map(|p| p.display().to_string()).collect();
+                    println!(
+                        "{} older index(es) kept by earlier rebuilds, which nothing reads either: {}",
+                        earlier.len(),
+                        names.join(", ")
+                    );
                 }
             }
             reports::rebuild(&cli).await?

@@ -118,6 +118,11 @@ fn demo_export_import_round_trip() {
     assert!(rebuilt.status.success(), "{}", stderr(&rebuilt));
     let old = a.join("index.old-");
     assert!(stdout(&rebuilt).contains(&format!("the old index is kept as {}", old.display())), "{}", stdout(&rebuilt));
+    assert!(!stdout(&rebuilt).contains("older index"), "{}", stdout(&rebuilt));
+    // Again: the first one kept is named, so they do not pile up unnoticed.
+    let again = styrlogg(&a, &["rebuild", "--index"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("1 older index(es) kept by earlier rebuilds"), "{}", stdout(&again));
 
     let export = styrlogg(&a, &["export"]);
     assert!(export.status.success());
