@@ -734,8 +734,27 @@ pub async fn deadline(
     };
     let store = open(cli, OpenMode::MustExist).await?;
     let today = today(cli);
+    // Which deadline it changes, said with it: a step due once a year has
+    // one a year, and the change is of the one pending.
+    let pending =
+        |inst: &Instance| inst.definition.step(step).and_then(|s| inst.pending_deadline(s)).map(|p| p.last_day);
+    let before = load(&store, &Keys::new(None), &id).await.ok().as_ref().and_then(pending);
     let w = apply_deadline(&store, &id, step, change, reason, on.unwrap_or(today), actor(by)?, today).await?;
-    report(&w, &format!("deadline change for {step} of {id}"));
+    let after = load(&store, &Keys::new(None), &id).await.ok().as_ref().and_then(pending);
+    let what = match (w.outcome.deduplicated, before, change) {
+        (false, Some(d), DeadlineChange::Waived) => format!("the deadline {d} of {step} of {id}, waived,"),
+        (false, Some(d), DeadlineChange::Extended { to }) => {
+            format!("the deadline {d} of {step} of {id}, extended to {to},")
+        }
+        _ => format!("deadline change for {step} of {id}"),
+    };
+    report(&w, &what);
+    if !w.outcome.deduplicated && matches!(change, DeadlineChange::Waived) {
+        match after {
+            Some(next) => println!("the next deadline of {step} is {next}"),
+            None => println!("{step} has no further deadline"),
+        }
+    }
     store.close()?;
     Ok(())
 }
@@ -813,6 +832,9 @@ fn status_text(s: &InstanceStatus) -> String {
             if d.corrections > 0 {
                 let _ = write!(line, ", corrected {} time(s)", d.corrections);
             }
+        }
+        for y in &step.waived_years {
+            let _ = write!(line, "\n        deadline for {y} waived");
         }
         if let Some(deadline) = step.deadline {
             if step.state != StepState::Done {

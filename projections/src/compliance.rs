@@ -64,6 +64,9 @@ pub struct Obligation {
     pub verdict: Verdict,
     pub deadline: Option<Date>,
     pub evidence: Vec<Evidence>,
+    /// The years whose deadline was waived, where the step is due once a
+    /// year: no recording was needed for them.
+    pub waived_years: Vec<i16>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -147,6 +150,7 @@ pub fn build(view: &LogView, instance: &str, today: Date, lang: Lang) -> Option<
                 verdict,
                 deadline,
                 evidence,
+                waived_years: inst.years_waived(step),
             }
         })
         .collect();
@@ -210,6 +214,10 @@ pub fn document(c: &Compliance, view: &LogView, lang: Lang) -> Document {
                     parts.join(", ")
                 })
                 .collect();
+            let mut evidence = evidence;
+            evidence.extend(
+                o.waived_years.iter().map(|y| format!("{y}: {}", lang.t("tidsfristen efterskänkt", "deadline waived"))),
+            );
             vec![
                 o.title.clone(),
                 o.verdict.text(lang).to_string(),

@@ -380,6 +380,9 @@ pub async fn instance(ctx: Ctx, State(state): State<Shared>, Path(id): Path<Stri
                                     @if d.corrections > 0 { " " span.badge.corrected { (ctx.t("Rättad", "Corrected")) " " (d.corrections) } }
                                 }
                             }
+                            @for y in &s.waived_years {
+                                div { (y) ": " (ctx.t("tidsfristen efterskänkt", "deadline waived")) }
+                            }
                         }
                         td {
                             @if let Some(d) = s.deadline { @if s.state != StepState::Done {

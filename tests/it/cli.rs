@@ -656,11 +656,18 @@ fn an_extended_deadline_keeps_its_calendar_uid() {
         ics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {ics}")).to_string()
     };
     let before = stdout(&styrlogg(&s, &["deadlines", "--format", "ics", "--today", "2024-03-20"]));
-    run(&["deadline", "p", "justerat", "--extend-to", "2024-04-12", "--reason", "Ordföranden sjuk"]);
+    let said = run(&["deadline", "p", "justerat", "--extend-to", "2024-04-12", "--reason", "Ordföranden sjuk"]);
+    assert!(
+        said.starts_with("the deadline 2024-04-02 of justerat of p, extended to 2024-04-12, recorded at"),
+        "{said}"
+    );
     let after = stdout(&styrlogg(&s, &["deadlines", "--format", "ics", "--today", "2024-03-20"]));
     assert_eq!(field(&before, "UID:"), field(&after, "UID:"));
     assert_ne!(field(&before, "DTSTART"), field(&after, "DTSTART"));
     assert!(field(&after, "DTSTART").ends_with("20240412"), "{after}");
+    let said = run(&["deadline", "p", "justerat", "--waive", "--reason", "Protokollet justeras inte"]);
+    assert!(said.starts_with("the deadline 2024-04-12 of justerat of p, waived, recorded at"), "{said}");
+    assert!(said.contains("justerat has no further deadline"), "{said}");
 }
 
 #[test]

@@ -594,7 +594,11 @@ role = "projektledare"
     let status = json(&store, &["status", "t", "--format", "json", "--today", "2012-10-20"]);
     let step = |id: &str| status["steps"].as_array().unwrap().iter().find(|x| x["id"] == id).unwrap().clone();
     assert_eq!(step("projektplan")["deadline"], "2012-11-15", "extended");
-    assert!(step("uppfoljning_budget")["deadline"].is_null(), "waived");
+    // The 2012 deadline waived, and only that one: 2013's is pending.
+    assert_eq!(step("uppfoljning_budget")["deadline"], "2013-11-30", "the next year's");
+    assert_eq!(step("uppfoljning_budget")["waived_years"], serde_json::json!([2012]));
+    let shown = ok(styrlogg(&store, &["status", "t", "--today", "2012-10-20"]));
+    assert!(shown.contains("deadline for 2012 waived"), "{shown}");
     let log = ok(styrlogg(&store, &["log", "--instance", "t"]));
     assert!(log.contains("protokoll: Kommunstyrelsen 2012-09-04 § 8"), "{log}");
 

@@ -693,6 +693,28 @@ fn yearly_follow_ups_are_due_each_year() {
     let g =
         g.and("uppfoljning_budget", date(2012, 11, 20), "projektledare", &[("budgetdokument", &doc("Budget 2013"))]);
     assert_eq!(g.instance().next_deadline(budget), Some(date(2013, 11, 30)));
+    // Waiving is of one year's deadline: 2014's is pending next, not none
+    // for good, and the next recording is 2014's.
+    let waive = Command::ChangeDeadline {
+        step: "uppfoljning_budget".into(),
+        on: date(2013, 10, 1),
+        actor: Actor::new("P", "projektledare"),
+        change: DeadlineChange::Waived,
+        reason: "Budgeten 2014 följs upp i årsberättelsen".into(),
+    };
+    let mut w = Given { events: g.events.clone() };
+    for e in w.when(waive).unwrap() {
+        w.push(e);
+    }
+    assert_eq!(w.instance().next_deadline(budget), Some(date(2014, 11, 30)));
+    assert_eq!(w.instance().years_waived(budget), vec![2013]);
+    let status = workflows::status::InstanceStatus::of(&w.instance(), date(2014, 12, 5));
+    let s = status.steps.iter().find(|s| s.id == "uppfoljning_budget").unwrap();
+    assert!(s.overdue && s.deadline == Some(date(2014, 11, 30)), "2014's is overdue in December 2014: {s:?}");
+    let w =
+        w.and("uppfoljning_budget", date(2014, 11, 20), "projektledare", &[("budgetdokument", &doc("Budget 2015"))]);
+    assert_eq!(w.instance().years_answered(budget), vec![2012, 2014], "the next recording answers 2014");
+    assert_eq!(w.instance().next_deadline(budget), None, "the rule's years are done");
     let report = inst.definition.step("uppfoljning_arsberattelse").unwrap();
     assert_eq!(inst.next_deadline(report), Some(date(2013, 4, 30)), "the annual report for 2012 is due in April 2013");
 }

@@ -325,14 +325,20 @@ impl Instance {
     /// year answers that year's, and only those that name none fill the
     /// years left, in order. So a year skipped stays open after a later
     /// year is recorded.
+    ///
+    /// A yearly deadline that was waived needs no recording: it is passed
+    /// over as if answered, so the next year's becomes the pending one
+    /// (a waiver is of one year's deadline, not of the step for good), and
+    /// a recording that names no year fills the next year still open.
     fn slots(&self, step: &Step) -> (Vec<usize>, usize) {
         let count = self.occurrences_of(&step.id).count();
-        if year_rule(step).is_none() {
+        if !matches!(step.deadline.as_ref().map(|d| &d.rule), Some(DeadlineRule::Yearly { .. })) {
             return ((0..count).collect(), count);
         }
         let stated: Vec<Option<usize>> =
             self.occurrences_of(&step.id).map(|o| stated_year(step, &o.facts).and_then(Result::ok)).collect();
         let mut taken: std::collections::BTreeSet<usize> = stated.iter().flatten().copied().collect();
+        taken.extend(self.waived_years(step));
         let mut free = 0;
         let mut slots = Vec::with_capacity(count);
         for s in stated {
@@ -349,6 +355,30 @@ impl Instance {
             pending += 1;
         }
         (slots, pending)
+    }
+
+    /// The yearly deadlines of `step` that were waived, as indexes from the
+    /// rule's first year: a waiver is of the deadline pending when it was
+    /// made.
+    fn waived_years(&self, step: &Step) -> impl Iterator<Item = usize> + '_ {
+        let id = step.id.clone();
+        self.deadline_changes
+            .iter()
+            .filter(move |(s, change, _)| *s == id && matches!(change, DeadlineChange::Waived))
+            .map(|(_, _, at)| *at)
+    }
+
+    /// The years whose deadline of `step` was waived, where the step is due
+    /// once a year.
+    pub fn years_waived(&self, step: &Step) -> Vec<i16> {
+        let Some(DeadlineRule::Yearly { from_year, .. }) = step.deadline.as_ref().map(|d| &d.rule) else {
+            return Vec::new();
+        };
+        let mut years: Vec<i16> =
+            self.waived_years(step).map(|at| from_year.saturating_add(i16::try_from(at).unwrap_or(i16::MAX))).collect();
+        years.sort();
+        years.dedup();
+        years
     }
 
     /// After a step's date was corrected: whether each occurrence of it,

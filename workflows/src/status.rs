@@ -38,6 +38,9 @@ pub struct StepStatus {
     pub deadline: Option<Date>,
     pub overdue: bool,
     pub escalate_to: Option<String>,
+    /// The years whose deadline was waived, where the step is due once a
+    /// year.
+    pub waived_years: Vec<i16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,6 +117,7 @@ impl InstanceStatus {
                     done,
                     deadline,
                     escalate_to: step.deadline.as_ref().and_then(|d| d.escalate_to.clone()),
+                    waived_years: inst.years_waived(step),
                 }
             })
             .collect();
