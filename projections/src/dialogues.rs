@@ -78,7 +78,6 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
             }
         };
         let used = of_kind(&[StepKind::ResultUsedInDecision]);
-        let decisions: Vec<String> = used.iter().map(|o| decision_text(o)).collect();
         let results: Vec<String> = of_kind(&[StepKind::ResultsCompiled])
             .iter()
             .flat_map(|o| o.facts.iter().map(|f| view.fact_text(inst, Some(&o.step), f, lang)))
@@ -106,7 +105,13 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
                 method: fact(view, inst, &held, "metod", lang).or_else(|| fact(view, inst, &all, "metod", lang)),
                 participants: fact(view, inst, &held, "deltagare_antal", lang),
                 results: results.clone(),
-                decisions: decisions.clone(),
+                // A decision before the first dialogue was held cannot
+                // have used its results.
+                decisions: used
+                    .iter()
+                    .filter(|d| held.iter().map(|h| h.occurred_on).min().is_none_or(|first| d.occurred_on >= first))
+                    .map(|d| decision_text(d))
+                    .collect(),
                 feedback: (!feedback.is_empty())
                     .then(|| fact(view, inst, &feedback, "hur", lang).unwrap_or_else(|| lang.t("ja", "yes").into())),
                 evaluation: (!evaluation.is_empty()).then(|| {
@@ -119,9 +124,12 @@ pub fn build(view: &LogView, org: Option<&str>, lang: Lang) -> Register {
             for h in &held {
                 let one = [*h];
                 let sector = fact(view, inst, &one, "sektor", lang);
-                // A decision naming a sector belongs to that sector's dialogues.
+                // A decision naming a sector belongs to that sector's
+                // dialogues, and one made before a dialogue was held did not
+                // use it.
                 let decisions: Vec<String> = used
                     .iter()
+                    .filter(|d| d.occurred_on >= h.occurred_on)
                     .filter(|d| match (fact(view, inst, &[**d], "sektor", lang), &sector) {
                         (Some(a), Some(b)) => a.to_lowercase() == b.to_lowercase(),
                         _ => true,

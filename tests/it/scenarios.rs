@@ -645,3 +645,46 @@ fn demo_loads_everything_shows_the_flags_and_cleans_up() {
     assert!(!Path::new(store).exists(), "the temporary store is removed");
     assert!(text.contains("Removed the temporary store"));
 }
+
+/// The dialogue register links a decision only to the dialogues held on or
+/// before its day: a decision cannot have used a dialogue held after it.
+#[test]
+fn a_decision_is_linked_only_to_the_dialogues_held_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let doc = |t: &str| format!("{t}|{}", "ab".repeat(32));
+    let cmd = |what: &str, on: &str, role: &str, facts: &[(&str, String)]| {
+        let facts: Vec<String> = facts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let facts: Vec<String> = facts.iter().map(|f| format!("{f:?}")).collect();
+        format!(
+            "[[command]]\nrecord = \"{what}\"\ninstance = \"h\"\non = {on}\nrole = \"{role}\"\nfacts = [{}]\n\n",
+            facts.join(", ")
+        )
+    };
+    let mut text = format!(
+        "{HEADER}\n[[command]]\nstart = \"harryda-medborgardialog\"\ninstance = \"h\"\norg = \"Härryda kommun\"\non = 2013-01-10\nrole = \"sekreterare\"\n\n"
+    );
+    text += &cmd("principer", "2013-01-10", "sekreterare", &[("principer", doc("Principer"))]);
+    text += &cmd("checklista", "2013-01-20", "kanslichef", &[("checklista", doc("Checklista"))]);
+    let sector = [("sektor", "Samhällsbyggnad".to_string())];
+    let pss = [&sector[..], &[("fraga", "Torget".into()), ("paverkbar", "ja".into())]].concat();
+    text += &cmd("checklista_pss", "2013-02-01", "kanslichef", &pss);
+    let dialog = [&sector[..], &[("fraga", "Torget".into())]].concat();
+    text += &cmd("dialog", "2013-03-01", "kanslichef", &dialog);
+    let decision = [
+        &sector[..],
+        &[("protokoll", "Kommunstyrelsen|2013-04-02|§ 40".into()), ("diarienummer", "KS 2013/40".into())],
+    ]
+    .concat();
+    text += &cmd("underlag_ks", "2013-04-02", "sekreterare", &decision);
+    text += &cmd("dialog", "2013-05-22", "kanslichef", &dialog);
+    let file = write(dir.path(), "s.toml", &text);
+    ok(styrlogg(&store, &["load", file.to_str().unwrap()]));
+    let register = json(&store, &["report", "dialogues", "--format", "json"]);
+    let dialogues = register["dialogues"].as_array().unwrap();
+    let on = |day: &str| dialogues.iter().find(|d| d["dates"][0] == day).unwrap_or_else(|| panic!("{register}"));
+    let decisions = |day: &str| on(day)["decisions"].as_array().unwrap().clone();
+    assert_eq!(decisions("2013-03-01").len(), 1, "held before the decision: {register}");
+    assert!(decisions("2013-03-01")[0].as_str().unwrap().contains("2013-04-02"), "{register}");
+    assert!(decisions("2013-05-22").is_empty(), "held after the decision: {register}");
+}
