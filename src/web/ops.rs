@@ -483,13 +483,42 @@ pub async fn record(state: &AppState, p: &Principal, id: &str, input: &RecordInp
     Ok(done(state, w).await)
 }
 
-pub async fn correct(state: &AppState, p: &Principal, input: &CorrectInput) -> Result<WriteResult, WebError> {
-    let event = EventId::from_hex(input.event.trim()).map_err(|_| {
-        WebError::invalid_said(
+/// The event a user names: its whole id (32 hex digits) or its first 8 or
+/// more hex digits, as the pages, the reports and the command line show
+/// it; within `instance` when one is given.
+pub fn event_named(v: &projections::LogView, text: &str, instance: Option<&str>) -> Result<EventId, WebError> {
+    let hex = text.trim().to_ascii_lowercase();
+    if hex.len() < 8 || hex.len() > 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(WebError::invalid_said(
             "event",
-            said("det är inget händelse-id (32 hexsiffror)", "not an event id (32 hex digits)"),
-        )
-    })?;
+            said(
+                "det är inget händelse-id: 32 hexsiffror, eller de 8 eller fler första av dem",
+                "not an event id: 32 hex digits, or the first 8 or more of them",
+            ),
+        ));
+    }
+    let mut found = v
+        .instances
+        .values()
+        .filter(|iv| instance.is_none_or(|i| iv.instance.id.as_str() == i))
+        .flat_map(|iv| iv.events.iter())
+        .map(|e| e.event.event_id)
+        .filter(|id| id.to_hex().starts_with(&hex));
+    match (found.next(), found.next()) {
+        (Some(id), None) => Ok(id),
+        (None, _) => Err(WebError::not_found(format!("no event {hex} in the log"))),
+        (Some(_), Some(_)) => Err(WebError::invalid_said(
+            "event",
+            said(
+                format!("flera händelser har ett id som börjar med {hex}: ange fler siffror"),
+                format!("more than one event id starts with {hex}: give more of its digits"),
+            ),
+        )),
+    }
+}
+
+pub async fn correct(state: &AppState, p: &Principal, input: &CorrectInput) -> Result<WriteResult, WebError> {
+    let event = state.live.read(|v| event_named(v, &input.event, None))?;
     let org = state
         .live
         .read(|v| v.event(&event).map(|e| v.instances[&e.event.instance].instance.organisation.clone()))

@@ -1153,7 +1153,9 @@ pub async fn correct_form(
     Query(q): Query<CorrectQuery>,
 ) -> Response {
     let Some(p) = ctx.principal.clone() else { return login_redirect(&ctx) };
+    // The short id the pages and reports show names the event too.
     let event = q.event.unwrap_or_default();
+    let event = state.live.read(|v| ops::event_named(v, &event, Some(&id))).map_or(event, |e| e.to_hex());
     correct_page(&ctx, &state, &p, &id, event.trim(), StatusCode::OK, &Vec::new(), Errors(Vec::new()))
 }
 
@@ -1170,15 +1172,9 @@ pub async fn correct(
     let event = get(&f, "event").unwrap_or_default().trim().to_string();
     // The event must be one of this instance's recorded steps: the page
     // shows it, and a form posted to one instance does not correct another.
-    let ours = state.live.read(|v| {
-        engine::EventId::from_hex(&event)
-            .ok()
-            .and_then(|e| v.event(&e))
-            .is_some_and(|e| e.event.instance.as_str() == id)
-    });
-    if !ours {
+    let Ok(event) = state.live.read(|v| ops::event_named(v, &event, Some(&id))).map(|e| e.to_hex()) else {
         return correct_page(&ctx, &state, &p, &id, &event, StatusCode::NOT_FOUND, &f, Errors(Vec::new()));
-    }
+    };
     let input = ops::CorrectInput {
         event: event.clone(),
         reason: get(&f, "reason").unwrap_or_default().into(),

@@ -418,7 +418,18 @@ fn api_refuses_what_it_must_and_writes_nothing_then() {
     assert!(j["message"].as_str().unwrap().contains("in the log"), "{j}");
     let j = assert_error(&correct(entries[0]["event_id"].as_str().unwrap()), 422, "unknown-event");
     assert_eq!(j["field"], "event");
+    // Too short, or not hex: said as such, about the field.
+    for bad in ["1b13", "not-an-id-at-all"] {
+        let j = assert_error(&correct(bad), 400, "invalid-input");
+        assert!(j["message"].as_str().unwrap().contains("the first 8 or more"), "{j}");
+    }
     assert_eq!(s.head(), head);
+    // The short id the pages and reports show names the event, as on the
+    // command line.
+    let short = &event[..12];
+    let r = correct(short);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_ne!(s.head(), head, "the correction of {short} is written");
 }
 
 #[test]
@@ -991,6 +1002,15 @@ fn corrections_and_deadline_changes_have_forms() {
     let f = s.request("GET", &format!("/instances/{id}/correct?event={event}"), &[("cookie", &cookie)], None);
     assert_eq!(f.status, 200, "{}", f.body);
     assert!(f.body.contains("<h1>Rätta: ") && f.body.contains("originalet står kvar i loggen"), "{}", f.body);
+    // The short id the reports print opens the same form.
+    let short =
+        s.request("GET", &format!("/instances/{id}/correct?event={}", &event[..12]), &[("cookie", &cookie)], None);
+    assert_eq!(short.status, 200, "{}", short.body);
+    assert!(
+        short.body.contains(&format!(r#"name="event" value="{event}""#)),
+        "the whole id in the form: {}",
+        short.body
+    );
     let role = selected(&f.body, "role");
     let position = || serde_json::from_str::<serde_json::Value>(&s.head()).unwrap()["position"].as_u64().unwrap();
     let head = position();
