@@ -491,6 +491,17 @@ async fn instance_of(store: &AnyStore, event: EventId) -> Result<InstanceId> {
         let Some(last) = page.last() else { break };
         next = last.event.position + 1;
         if let Some(e) = page.into_iter().find(|e| e.event.event_id == event) {
+            if let Payload::StepCorrected { corrects, .. } = &e.event.payload {
+                // Corrections are of the recorded step; they apply in
+                // order, so a later one puts an earlier one right.
+                bail!(Refused(format!(
+                    "event {} (#{}) is itself a correction, of event {}: correct that one instead; its \
+                     corrections apply in order, so a new one replaces what an earlier one said",
+                    &event.to_hex()[..12],
+                    e.event.position,
+                    corrects.to_hex()
+                )));
+            }
             return Ok(e.event.instance);
         }
     }

@@ -489,6 +489,9 @@ fn start_record_status_and_rejections() {
     assert_fails(&by("9999"), 1, "the log has no event at position 9999");
     assert_fails(&by("1b13"), 1, "give its id (32 hex digits, or its first 8 or more) or its position");
     assert_fails(&by("00000000"), 1, "no event id in the log starts with 00000000");
+    // A correction is not corrected itself: the message names the original.
+    let head: u64 = stdout(&run(&["head"])).split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_fails(&by(&format!("#{head}")), 1, &format!("is itself a correction, of event {board_event}"));
     assert_eq!(run(&["export"]).stdout, before, "refused corrections write nothing");
 }
 
