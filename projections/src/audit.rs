@@ -60,12 +60,13 @@ pub fn build(view: &LogView, instance: Option<&str>, org: Option<&str>, lang: La
         let b = &e.event;
         let inst = &view.instances[&b.instance].instance;
         let (step, what, facts, deviation, days_late, corrects) = match &b.payload {
-            Payload::InstanceStarted { workflow, organisation, definition_hash, .. } => (
+            Payload::InstanceStarted { workflow, organisation, definition_hash, case_number, .. } => (
                 None,
                 format!(
-                    "{} {workflow} v{} ({organisation}), {} {}",
+                    "{} {workflow} v{} ({organisation}{}), {} {}",
                     lang.t("Startad:", "Started:"),
                     inst.definition.version,
+                    case_number.as_ref().map(|c| format!(", Dnr {c}")).unwrap_or_default(),
                     lang.t("definition", "definition"),
                     &definition_hash.to_hex()[..16]
                 ),
