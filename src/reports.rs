@@ -138,6 +138,15 @@ async fn fold_open(
     need_events: bool,
     kind: Kind,
 ) -> Result<(LogView, engine::AnyStore)> {
+    if let Some(day) = as_of.filter(|d| *d > crate::flow::real_today()) {
+        // "As known on" a day that has not come would print that date on
+        // a report of today's record.
+        anyhow::bail!(crate::Refused(format!(
+            "--as-of {day} is after today ({}): the record as known on a later day is not known yet; leave \
+             --as-of out for the record as it is now",
+            crate::flow::real_today()
+        )));
+    }
     let store = open(cli, OpenMode::MustExist).await?;
     let checkpointed = as_of.is_none() && !need_events;
     let mut view = match (checkpointed, need_events) {

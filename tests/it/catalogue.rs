@@ -137,6 +137,12 @@ fn every_bad_input_gets_a_specific_error_and_changes_nothing() {
             "has errors, and no workflow is started or shown while a file of --workflows does not",
         ),
         (
+            "--as-of a day that has not come",
+            styrlogg(&s, &["report", "annual", "--org", "Härryda kommun", "--year", "2012", "--as-of", "2099-01-01"]),
+            1,
+            "--as-of 2099-01-01 is after today",
+        ),
+        (
             "an organisation spelt otherwise than in the log",
             styrlogg(&s, &["report", "annual", "--org", "Harryda kommun", "--year", "2012"]),
             1,

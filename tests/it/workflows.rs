@@ -917,3 +917,20 @@ fn a_year_fact_must_be_a_text_fact_of_its_step() {
         );
     }
 }
+
+/// A choice is taken whatever its case, and kept as the definition spells
+/// it; anything else is refused with the options.
+#[test]
+fn a_choice_is_taken_in_any_case_and_kept_as_defined() {
+    let def = Definition::parse(source("medborgardialog")).unwrap();
+    let spec = def.steps.iter().flat_map(|s| s.facts.iter()).find(|f| f.name == "trappsteg").unwrap();
+    for typed in ["konsultation", "Konsultation", "KONSULTATION"] {
+        assert_eq!(
+            workflows::facts::parse(spec, typed).unwrap(),
+            engine::FactValue::Choice("konsultation".into()),
+            "{typed}"
+        );
+    }
+    let e = workflows::facts::parse(spec, "konsult").unwrap_err();
+    assert!(e.en.contains("one of: information, konsultation"), "{e:?}");
+}

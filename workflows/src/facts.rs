@@ -151,10 +151,16 @@ pub fn parse(spec: &FactSpec, raw: &str) -> Result<FactValue, Bilingual> {
         }
         FactType::Text => FactValue::Text(raw.into()),
         FactType::Choice(options) => {
-            if !options.iter().any(|o| o == raw_t) {
+            // Case aside ("Konsultation" for "konsultation"), kept as the
+            // definition spells it.
+            let Some(option) = options
+                .iter()
+                .find(|o| *o == raw_t)
+                .or_else(|| options.iter().find(|o| o.to_lowercase() == raw_t.to_lowercase()))
+            else {
                 return Err(bad());
-            }
-            FactValue::Choice(raw_t.into())
+            };
+            FactValue::Choice(option.as_str().into())
         }
         FactType::Email => {
             let (whose, raw_t) = whose(raw_t);
