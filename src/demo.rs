@@ -146,8 +146,7 @@ async fn show(cli: &Cli, dir: &Path, temporary: bool, o: &mut String) -> Result<
         // Before anything is written: a store without it is never written
         // to by a later demo.
         let mark = dir.join(DEMO_MARK);
-        std::fs::write(&mark, "made by styrlogg demo: the built-in scenarios, for trying styrlogg out\n")
-            .and_then(|()| std::fs::File::open(&mark)?.sync_all())
+        crate::write_synced(&mark, "made by styrlogg demo: the built-in scenarios, for trying styrlogg out\n")
             .with_context(|| format!("cannot mark {} as the demo's store", dir.display()))?;
     }
     let keys = crate::personal::Keys::new(crate::personal::key_dir(cli, dir));

@@ -674,12 +674,21 @@ pub async fn correct(
     Ok(())
 }
 
+/// An event id, or its start, as a user gives it: 8 to 32 hex digits, in
+/// lower case; none for anything else. The command line and the web take
+/// events so (the pages and the audit trail show ids shortened).
+pub fn event_id_start(given: &str) -> Option<String> {
+    let hex = given.trim().to_ascii_lowercase();
+    ((8..=32).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
 /// The event `given` names: its id (32 hex digits), the start of its id
 /// (at least 8, as the web and the audit trail may show it shortened),
 /// or its position in the log (`#17` as `log` shows it, or `17`; eight
 /// digits or more without `#` are the start of an id). `correct` and
 /// `prove` take events so.
 pub async fn find_event(store: &impl engine::EventStore, given: &str) -> Result<RecordedEvent> {
+    // (The web finds events by id in its live view: `web::ops::event_named`.)
     let g = given.trim();
     let (position, marked) = match g.strip_prefix('#') {
         Some(p) => (p, true),
@@ -696,14 +705,13 @@ pub async fn find_event(store: &impl engine::EventStore, given: &str) -> Result<
             Refused(format!("the log has no event at position {position} (see `styrlogg log`)")).into()
         });
     }
-    let hex = g.to_ascii_lowercase();
-    if !(8..=32).contains(&hex.len()) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let Some(hex) = event_id_start(g) else {
         bail!(Refused(format!(
             "{} is not an event: give its id (32 hex digits, or its first 8 or more) or its position in the log \
              (#17), as `styrlogg log` shows them",
             workflows::facts::quoted(given)
         )));
-    }
+    };
     let mut found: Vec<RecordedEvent> = Vec::new();
     let mut next = 1;
     loop {

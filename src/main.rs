@@ -708,8 +708,8 @@ fn import_finished(data: &std::path::Path) -> Result<()> {
 }
 
 /// Writes `text` to a new file at `path`, durably (the file and its
-/// directory synced).
-fn write_synced(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+/// directory synced): the store's marks (`IMPORTING`, `DEMO`).
+pub(crate) fn write_synced(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let mut f = std::fs::File::create(path)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;

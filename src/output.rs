@@ -44,15 +44,19 @@ pub fn protect(places: Protected) {
     let _ = PROTECTED.set(places);
 }
 
+/// The directory a file name is in (`.` for a bare name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// Why `target` may not be written, if it is in a protected place.
 fn protected(target: &Path, asked: &Path) -> Option<String> {
     let places = PROTECTED.get()?;
     let real = |p: &Path| std::fs::canonicalize(p).ok();
-    let parent = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let parent_real = real(parent)?;
+    let parent_real = real(dir_of(target))?;
     let within = |dir: &Path| real(dir).is_some_and(|d| parent_real.starts_with(d));
     if let Some(store) = places.store.as_deref().filter(|d| d.join("STORE").is_file() && within(d)) {
         return Some(format!(
@@ -71,11 +75,7 @@ fn protected(target: &Path, asked: &Path) -> Option<String> {
     // By its directory, made real, and its name: a key file that is gone
     // (to be restored from a backup) is protected too.
     let key = places.signing_key.as_deref()?;
-    let key_dir = match key.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let key_file = real(key_dir)?.join(key.file_name()?);
+    let key_file = real(dir_of(key))?.join(key.file_name()?);
     let target_real = parent_real.join(target.file_name()?);
     (target_real == key_file).then(|| {
         format!("{} is the log's signing key, which cannot be made again; write it elsewhere", asked.display())
@@ -224,10 +224,7 @@ impl Output {
                 .with_context(|| format!("cannot write {}", asked.display()))?;
             return Ok(Output::Special { file: BufWriter::new(file), path: path.clone() });
         }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = dir_of(path);
         // Created as `File::create` would (0666 less the umask), not 0600.
         use std::os::unix::fs::PermissionsExt;
         // The signals are caught before the file exists, and it is made

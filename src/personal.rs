@@ -79,6 +79,18 @@ impl Keys {
     }
 }
 
+/// The person of each sealed fact an event holds.
+fn sealed_in(e: &engine::RecordedEvent) -> impl Iterator<Item = PersonId> + '_ {
+    let facts = match &e.event.payload {
+        Payload::StepRecorded { facts, .. } | Payload::StepCorrected { facts, .. } => facts.as_slice(),
+        _ => &[],
+    };
+    facts.iter().filter_map(|f| match &f.value {
+        FactValue::Sealed { person, .. } => Some(*person),
+        _ => None,
+    })
+}
+
 /// The persons whose facts `events` hold sealed, not erased in them, for
 /// whom the key store has no key: after an import, their facts read as
 /// "key missing" until the key store they were sealed with is brought.
@@ -86,18 +98,9 @@ pub fn keys_missing_for(keys: &Keys, events: &[engine::RecordedEvent]) -> Result
     let mut sealed = std::collections::BTreeSet::new();
     let mut erased = std::collections::BTreeSet::new();
     for e in events {
-        match &e.event.payload {
-            Payload::StepRecorded { facts, .. } | Payload::StepCorrected { facts, .. } => {
-                for f in facts {
-                    if let FactValue::Sealed { person, .. } = &f.value {
-                        sealed.insert(*person);
-                    }
-                }
-            }
-            Payload::PersonErased { person, .. } => {
-                erased.insert(*person);
-            }
-            _ => {}
+        sealed.extend(sealed_in(e));
+        if let Payload::PersonErased { person, .. } = &e.event.payload {
+            erased.insert(*person);
         }
     }
     let mut missing = 0;
@@ -527,12 +530,8 @@ pub async fn persons(cli: &Cli, org: Option<&str>) -> Result<()> {
         let Some(last) = page.last() else { break };
         next = last.event.position + 1;
         for e in &page {
-            if let Payload::StepRecorded { facts, .. } | Payload::StepCorrected { facts, .. } = &e.event.payload {
-                for f in facts {
-                    if let FactValue::Sealed { person, .. } = &f.value {
-                        *counts.entry(*person).or_default() += 1;
-                    }
-                }
+            for person in sealed_in(e) {
+                *counts.entry(person).or_default() += 1;
             }
         }
     }

@@ -487,8 +487,7 @@ pub async fn record(state: &AppState, p: &Principal, id: &str, input: &RecordInp
 /// more hex digits, as the pages, the reports and the command line show
 /// it; within `instance` when one is given.
 pub fn event_named(v: &projections::LogView, text: &str, instance: Option<&str>) -> Result<EventId, WebError> {
-    let hex = text.trim().to_ascii_lowercase();
-    if hex.len() < 8 || hex.len() > 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let Some(hex) = flow::event_id_start(text) else {
         return Err(WebError::invalid_said(
             "event",
             said(
@@ -496,7 +495,7 @@ pub fn event_named(v: &projections::LogView, text: &str, instance: Option<&str>)
                 "not an event id: 32 hex digits, or the first 8 or more of them",
             ),
         ));
-    }
+    };
     let mut found = v
         .instances
         .values()

@@ -1066,6 +1066,29 @@ fn form_facts(f: &FormFields) -> Vec<(String, String)> {
     facts
 }
 
+/// What a correction or deadline form is about (its instance's definition
+/// and organisation, and `T`), once found and the user may record for the
+/// organisation; otherwise the page that says why. A post refused because
+/// its target is none (an event that is no recorded step here, a step with
+/// no pending deadline) is said as the refusal it is, not as a page that
+/// is not there; a form asked for such a target is `missing`, not found.
+fn form_target<T>(
+    ctx: &Ctx,
+    p: &Principal,
+    found: Option<(std::sync::Arc<workflows::Definition>, String, T)>,
+    errors: &Errors,
+    missing: impl FnOnce() -> String,
+) -> Result<(std::sync::Arc<workflows::Definition>, String, T), Response> {
+    let Some((def, org, target)) = found else {
+        return Err(match errors.0.first() {
+            Some(e) => error_page(ctx, e),
+            None => error_page(ctx, &WebError::not_found(missing())),
+        });
+    };
+    ops::may_record_for(p, &org).map_err(|e| error_page(ctx, &e))?;
+    Ok((def, org, target))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn correct_page(
     ctx: &Ctx,
@@ -1085,24 +1108,12 @@ fn correct_page(
         let entry = trail.entries.into_iter().find(|e| e.event_id == event && e.kind == "step_recorded")?;
         Some((iv.instance.definition.clone(), iv.instance.organisation.clone(), entry))
     });
-    let Some((def, org, entry)) = found else {
-        // A refusal of a post whose event is no recorded step here is said
-        // as it is, not as a page that is not there.
-        if let Some(e) = errors.0.first() {
-            return error_page(ctx, e);
-        }
-        return error_page(
-            ctx,
-            &WebError::not_found(format!(
-                "{} {event} {} {id}",
-                ctx.t("Inget registrerat steg", "No recorded step"),
-                ctx.t("i", "in")
-            )),
-        );
+    let missing =
+        || format!("{} {event} {} {id}", ctx.t("Inget registrerat steg", "No recorded step"), ctx.t("i", "in"));
+    let (def, org, entry) = match form_target(ctx, p, found, &errors, missing) {
+        Ok(found) => found,
+        Err(page) => return page,
     };
-    if let Err(e) = ops::may_record_for(p, &org) {
-        return error_page(ctx, &e);
-    }
     let step = entry.step.as_deref().and_then(|s| def.step(s));
     let step_name = step_title(ctx, step, entry.step.as_deref().unwrap_or_default());
     let title = format!("{}: {step_name}", ctx.t("Rätta", "Correct"));
@@ -1207,24 +1218,14 @@ fn deadline_page(
         let pending = st.steps.iter().find(|s| s.id == step && s.state != StepState::Done)?.deadline?;
         Some((iv.instance.definition.clone(), iv.instance.organisation.clone(), pending))
     });
-    let Some((def, org, pending)) = found else {
-        // A refusal of a post for a step with no pending deadline (`no-deadline`)
-        // is said as it is, not as a page that is not there.
-        if let Some(e) = errors.0.first() {
-            return error_page(ctx, e);
-        }
-        return error_page(
-            ctx,
-            &WebError::not_found(format!(
-                "{} {step:?} {} {id}",
-                ctx.t("Ingen väntande tidsfrist för steget", "No pending deadline for step"),
-                ctx.t("i", "in")
-            )),
-        );
+    let missing = || {
+        let none = ctx.t("Ingen väntande tidsfrist för steget", "No pending deadline for step");
+        format!("{none} {step:?} {} {id}", ctx.t("i", "in"))
     };
-    if let Err(e) = ops::may_record_for(p, &org) {
-        return error_page(ctx, &e);
-    }
+    let (def, org, pending) = match form_target(ctx, p, found, &errors, missing) {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
     let s = def.step(step);
     let step_name = step_title(ctx, s, step);
     let title = format!("{}: {step_name}", ctx.t("Tidsfrist", "Deadline"));

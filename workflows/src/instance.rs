@@ -315,7 +315,7 @@ impl Instance {
             return Vec::new();
         };
         let (slots, _) = self.slots(step);
-        slots.iter().map(|s| from_year.saturating_add(i16::try_from(*s).unwrap_or(i16::MAX))).collect()
+        slots.iter().map(|s| year_of(*from_year, *s)).collect()
     }
 
     /// Which of `step`'s deadlines each of its occurrences answers (in the
@@ -338,7 +338,7 @@ impl Instance {
         let stated: Vec<Option<usize>> =
             self.occurrences_of(&step.id).map(|o| stated_year(step, &o.facts).and_then(Result::ok)).collect();
         let mut taken: std::collections::BTreeSet<usize> = stated.iter().flatten().copied().collect();
-        taken.extend(self.waived_years(step));
+        taken.extend(self.waived_slots(step));
         let mut free = 0;
         let mut slots = Vec::with_capacity(count);
         for s in stated {
@@ -360,7 +360,7 @@ impl Instance {
     /// The yearly deadlines of `step` that were waived, as indexes from the
     /// rule's first year: a waiver is of the deadline pending when it was
     /// made.
-    fn waived_years(&self, step: &Step) -> impl Iterator<Item = usize> + '_ {
+    fn waived_slots(&self, step: &Step) -> impl Iterator<Item = usize> + '_ {
         let id = step.id.clone();
         self.deadline_changes
             .iter()
@@ -374,8 +374,7 @@ impl Instance {
         let Some(DeadlineRule::Yearly { from_year, .. }) = step.deadline.as_ref().map(|d| &d.rule) else {
             return Vec::new();
         };
-        let mut years: Vec<i16> =
-            self.waived_years(step).map(|at| from_year.saturating_add(i16::try_from(at).unwrap_or(i16::MAX))).collect();
+        let mut years: Vec<i16> = self.waived_slots(step).map(|at| year_of(*from_year, at)).collect();
         years.sort();
         years.dedup();
         years
@@ -447,6 +446,11 @@ impl Instance {
         }
         Some(PendingDeadline { base, last_day: last, moved_to_weekday: moved && !extended, extended })
     }
+}
+
+/// The year of a yearly deadline's `slot`, counted from its first year.
+fn year_of(from_year: i16, slot: usize) -> i16 {
+    from_year.saturating_add(i16::try_from(slot).unwrap_or(i16::MAX))
 }
 
 /// The fact a step's yearly deadline reads a recording's year from, with
